@@ -9,9 +9,21 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # The sub-options of every endpoint (server, source, target). Kept in step with
-    # plugins/module_utils/_connection.py ENDPOINT_OPTIONS.
-    _SUBOPTIONS = r'''
+    # One endpoint (server, source, target) is declared in plugins/module_utils/_connection.py
+    # (ENDPOINT_OPTIONS) and documented here.  ansible-test wants every fragment to be a plain string,
+    # so the sub-options appear once per fragment: in DOCUMENTATION under server, and in SOURCE_TARGET
+    # under source (target reuses them through a YAML anchor).  tests/integration/test_collection.py
+    # checks that both copies are identical and match ENDPOINT_OPTIONS.
+
+    # Modules with one server: extends_documentation_fragment: kvtools.migration.endpoint
+    DOCUMENTATION = r'''
+options:
+  server:
+    description:
+      - The server to connect to.
+    type: dict
+    required: true
+    suboptions:
       url:
         description:
           - A connection URL, C(redis://[user[:password]@]host[:port][/db]); C(rediss://) and C(valkeys://)
@@ -22,12 +34,12 @@ class ModuleDocFragment(object):
       host:
         description:
           - Host name or address of the server.
-          - Defaults to C(localhost) when O(url) does not give one.
+          - Defaults to C(localhost) when C(url) does not give one.
         type: str
       port:
         description:
-          - TCP port of the server (the TLS port when O(tls=true)).
-          - Defaults to C(6379) when O(url) does not give one.
+          - TCP port of the server (the TLS port when C(tls=true)).
+          - Defaults to C(6379) when C(url) does not give one.
         type: int
       username:
         description:
@@ -35,19 +47,19 @@ class ModuleDocFragment(object):
         type: str
       password:
         description:
-          - Password of O(username), or the C(requirepass) password when O(username) is unset.
+          - Password of C(username), or the C(requirepass) password when C(username) is unset.
           - Never logged, never passed on a command line, never returned.
         type: str
       db:
         description:
           - Logical database index.
-          - Defaults to C(0) when O(url) does not give one.
+          - Defaults to C(0) when C(url) does not give one.
           - Modules that work on several databases use it only to connect; see their own options.
         type: int
       tls:
         description:
           - Connect with TLS.
-          - Defaults to V(false), or V(true) when O(url) uses C(rediss://) or C(valkeys://).
+          - Defaults to V(false), or V(true) when C(url) uses C(rediss://) or C(valkeys://).
         type: bool
       ca_cert:
         description:
@@ -57,15 +69,15 @@ class ModuleDocFragment(object):
       client_cert:
         description:
           - Path of a PEM client certificate, for servers started with C(tls-auth-clients yes).
-          - Requires O(client_key).
+          - Requires C(client_key).
         type: path
       client_key:
         description:
-          - Path of the PEM private key of O(client_cert).
+          - Path of the PEM private key of C(client_cert).
         type: path
       server_name:
         description:
-          - Name sent as TLS SNI and checked against the server certificate, when it differs from O(host)
+          - Name sent as TLS SNI and checked against the server certificate, when it differs from C(host)
             (for example when connecting through an address or a tunnel).
         type: str
       validate_certs:
@@ -83,16 +95,6 @@ class ModuleDocFragment(object):
           - Seconds to wait for any one reply. Raise it for very large keys.
         type: float
         default: 60.0
-'''
-
-    DOCUMENTATION = r'''
-options:
-  server:
-    description:
-      - The server to connect to.
-    type: dict
-    required: true
-    suboptions:''' + _SUBOPTIONS + r'''
 requirements:
   - redis (redis-py) >= 5.0 on the host that runs the module
 notes:
@@ -100,6 +102,7 @@ notes:
   - Errors name the endpoint as C(host:port) and say what to fix; they never contain a password.
 '''
 
+    # Modules with two servers: extends_documentation_fragment: kvtools.migration.endpoint.source_target
     SOURCE_TARGET = r'''
 options:
   source:
@@ -107,13 +110,84 @@ options:
       - The server to read from. Nothing is ever written to it.
     type: dict
     required: true
-    suboptions:''' + _SUBOPTIONS + r'''
+    suboptions: &endpoint_suboptions
+      url:
+        description:
+          - A connection URL, C(redis://[user[:password]@]host[:port][/db]); C(rediss://) and C(valkeys://)
+            switch TLS on, C(valkey://) is the same as C(redis://), C(unix:///path/to/socket?db=N) uses a unix socket.
+          - The URL gives defaults; the other sub-options, when set, win over its parts.
+          - Treated as a secret (it may hold a password) and never shown in output.
+        type: str
+      host:
+        description:
+          - Host name or address of the server.
+          - Defaults to C(localhost) when C(url) does not give one.
+        type: str
+      port:
+        description:
+          - TCP port of the server (the TLS port when C(tls=true)).
+          - Defaults to C(6379) when C(url) does not give one.
+        type: int
+      username:
+        description:
+          - ACL user name (Redis/Valkey 6 and later). Leave it unset for password-only auth (C(requirepass)).
+        type: str
+      password:
+        description:
+          - Password of C(username), or the C(requirepass) password when C(username) is unset.
+          - Never logged, never passed on a command line, never returned.
+        type: str
+      db:
+        description:
+          - Logical database index.
+          - Defaults to C(0) when C(url) does not give one.
+          - Modules that work on several databases use it only to connect; see their own options.
+        type: int
+      tls:
+        description:
+          - Connect with TLS.
+          - Defaults to V(false), or V(true) when C(url) uses C(rediss://) or C(valkeys://).
+        type: bool
+      ca_cert:
+        description:
+          - Path of a PEM file with the CA certificate(s) that signed the server certificate.
+          - Without it the system trust store is used.
+        type: path
+      client_cert:
+        description:
+          - Path of a PEM client certificate, for servers started with C(tls-auth-clients yes).
+          - Requires C(client_key).
+        type: path
+      client_key:
+        description:
+          - Path of the PEM private key of C(client_cert).
+        type: path
+      server_name:
+        description:
+          - Name sent as TLS SNI and checked against the server certificate, when it differs from C(host)
+            (for example when connecting through an address or a tunnel).
+        type: str
+      validate_certs:
+        description:
+          - Verify the server certificate and its name. Only switch this off for tests.
+        type: bool
+        default: true
+      connect_timeout:
+        description:
+          - Seconds to wait for the TCP connection and TLS handshake.
+        type: float
+        default: 10.0
+      socket_timeout:
+        description:
+          - Seconds to wait for any one reply. Raise it for very large keys.
+        type: float
+        default: 60.0
   target:
     description:
       - The server to write to.
     type: dict
     required: true
-    suboptions:''' + _SUBOPTIONS + r'''
+    suboptions: *endpoint_suboptions
 requirements:
   - redis (redis-py) >= 5.0 on the host that runs the module
 notes:

@@ -19,10 +19,8 @@ import socket
 import ssl
 
 try:
-    import redis
     from redis import exceptions as rexc
 except ImportError:  # pragma: no cover - the module reports missing_required_lib
-    redis = None
     rexc = None
 
 MASK = '********'

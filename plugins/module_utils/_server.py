@@ -159,7 +159,7 @@ class Server:
         client = self.endpoint.client(db=db, check=False)
         try:
             cursor = 0
-            for _ in range(50):
+            for _page in range(50):
                 cursor, keys = client.scan(cursor=cursor, count=100)
                 for key in keys:
                     payload = client.dump(key)

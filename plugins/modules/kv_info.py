@@ -20,7 +20,7 @@ description:
   - Never writes to the server. The RDB version is read from the DUMP payload of an existing key;
     on an empty server it comes from a table of known versions (RV(rdb_version_source) says which).
 author:
-  - kvtools.migration contributors
+  - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint
 options:
@@ -37,6 +37,7 @@ attributes:
     description: The module never changes anything; check mode runs it as usual.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no difference to show.
 '''
 
 EXAMPLES = r'''
