@@ -102,7 +102,11 @@ def _supported_kwargs(kwargs):
         params = inspect.signature(redis.Redis.__init__).parameters
     except (TypeError, ValueError):  # pragma: no cover
         return kwargs
-    return dict((k, v) for k, v in kwargs.items() if k in params)
+    out = dict((k, v) for k, v in kwargs.items() if k in params)
+    if 'driver_info' in out:  # newer redis-py: lib_name/lib_version are deprecated in its favour
+        out.pop('lib_name', None)
+        out.pop('lib_version', None)
+    return out
 
 
 class Endpoint:
@@ -268,7 +272,7 @@ class Endpoint:
                 client.ping()
             except Exception as exc:  # classified, secret-free
                 client.close()
-                raise classify(exc, self._with_db(db), 'connecting to %s' % self.label)
+                raise classify(exc, self._with_db(db), 'connecting to %s' % self.label, connecting=True)
         return client
 
     def _with_db(self, db):

@@ -128,11 +128,12 @@ def _root_causes(exc):
     return seen
 
 
-def classify(exc, endpoint, action=None):
+def classify(exc, endpoint, action=None, connecting=False):
     """Turn any exception raised while talking to ``endpoint`` into a :class:`KVError`.
 
     ``endpoint`` is an :class:`~._connection.Endpoint` (for its address, user, TLS settings
-    and secrets).  ``action`` is a short phrase such as ``"RESTORE into db 3"``.
+    and secrets).  ``action`` is a short phrase such as ``"RESTORE into db 3"``.  ``connecting``
+    says the error came while opening the connection (where a closed socket hints at TLS).
     """
     if isinstance(exc, KVError):
         return exc
@@ -208,9 +209,13 @@ def classify(exc, endpoint, action=None):
                     return err('unreachable', 'cannot resolve the host name %r: check host' % endpoint.host)
                 if isinstance(cause, FileNotFoundError) or 'No such file or directory' in str(cause):
                     return err('refused', 'no unix socket at this path: check url')
-            if not endpoint.tls and ('closed by server' in raw or 'reset by peer' in raw):
+            closed = 'closed by server' in raw or 'reset by peer' in raw or 'Broken pipe' in raw
+            if closed and connecting and not endpoint.tls:
                 return err('tls', 'the server closed the connection: it probably requires TLS. '
                            'Set tls=true (or use a rediss:// url)')
+            if closed:
+                return err('unreachable', 'the connection was lost: the server closed it (did it stop or '
+                           'restart?). Rerun with the same checkpoint to resume')
             return err('unreachable', 'cannot connect: %s' % raw)
         if isinstance(exc, rexc.ResponseError):
             kind = reply_kind(raw)

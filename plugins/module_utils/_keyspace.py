@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Keyspace walking and the per-db result shape every module returns.
+
+* :func:`scan_batches` is the one SCAN loop of the collection (never KEYS): it yields
+  ``(cursor_after, keys)`` so a caller can checkpoint exactly where a batch ends.
+* :func:`select_dbs` and :func:`db_mapping` turn the ``dbs`` / ``db_map`` options into pairs.
+* :func:`db_result` / :func:`totals` build the per-db counts that roles and reports read.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+
+# The counters of the per-db result, in display order.
+#   keys       keys the SCAN of the source returned (after ``match``)
+#   copied     keys written to the target (including replaced and fallback keys)
+#   identical  keys already on the target with the same value and expiry (not written)
+#   conflicts  keys already on the target with a different value or expiry
+#   replaced   conflicts overwritten (on_conflict=replace)
+#   skipped    conflicts left as they were (on_conflict=skip)
+#   expired    keys that expired between SCAN and read (not a failure)
+#   fallback   keys copied type-aware with commands instead of RESTORE
+#   failed     keys that could not be copied (see the result's failures list)
+#   bytes      DUMP payload bytes read from the source
+COUNTERS = ('keys', 'copied', 'identical', 'conflicts', 'replaced', 'skipped', 'expired', 'fallback',
+            'failed', 'bytes')
+
+
+def db_result(db, target_db=None, **extra):
+    """A fresh per-db result: ``{'db': 0, 'target_db': 0, 'keys': 0, 'copied': 0, ...}``."""
+    result = dict(db=int(db), target_db=int(db if target_db is None else target_db))
+    for name in COUNTERS:
+        result[name] = 0
+    result.update(extra)
+    return result
+
+
+def add_counts(into, other):
+    for name in COUNTERS:
+        into[name] = into.get(name, 0) + other.get(name, 0)
+    return into
+
+
+def totals(db_results):
+    """The sum of the counters over every db."""
+    out = dict((name, 0) for name in COUNTERS)
+    for entry in db_results:
+        add_counts(out, entry)
+    return out
+
+
+def db_mapping(db_map):
+    """Normalise ``db_map`` (keys may be strings from YAML) to ``{int: int}``."""
+    out = {}
+    for key, value in (db_map or {}).items():
+        try:
+            out[int(key)] = int(value)
+        except (TypeError, ValueError):
+            raise KVError('db_map must map db numbers to db numbers, got %r: %r' % (key, value), kind='config')
+    return out
+
+
+def select_dbs(keyspace, dbs=None, db_map=None):
+    """``[(source_db, target_db), ...]``: the requested dbs, or every non-empty source db."""
+    mapping = db_mapping(db_map)
+    chosen = sorted(set(int(d) for d in dbs)) if dbs else sorted(keyspace)
+    pairs = [(db, mapping.get(db, db)) for db in chosen]
+    targets = [t for _s, t in pairs]
+    if len(set(targets)) != len(targets):
+        raise KVError('db_map sends two source dbs into the same target db: %r' % pairs, kind='config')
+    return pairs
+
+
+def scan_batches(client, match=None, count=1000, cursor=0, scan_type=None):
+    """Yield ``(cursor_after, [key, ...])`` for one db, resuming from ``cursor``.
+
+    Keys are bytes.  A batch may be empty (SCAN can return no keys with a non-zero cursor);
+    it is still yielded, so the caller's checkpoint advances.  Ends after cursor 0.
+    """
+    kwargs = dict(count=count)
+    if match:
+        kwargs['match'] = match if isinstance(match, bytes) else match.encode('utf-8')
+    if scan_type:
+        kwargs['_type'] = scan_type
+    cursor = int(cursor)
+    while True:
+        cursor, keys = client.scan(cursor=cursor, **kwargs)
+        cursor = int(cursor)
+        yield cursor, keys
+        if cursor == 0:
+            return
+
+
+def sample_key(key, limit=80):
+    """A printable, unambiguous form of a key name for reports (never a value)."""
+    text = repr(bytes(key))[2:-1]
+    return text if len(text) <= limit else text[:limit] + '...'

@@ -1,0 +1,232 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: kv_dump_restore
+short_description: Copy the keys of a Redis or Valkey server to another one, client-side
+version_added: 0.1.0
+description:
+  - Reads the source with C(SCAN), C(DUMP) and C(PEXPIRETIME) (C(PTTL) before Redis 7.0) and writes the
+    target with C(RESTORE), pipelined in batches. Works wherever the machine running the module reaches
+    both servers - TLS on one side only, different CAs, a source paused with C(CLIENT PAUSE WRITE).
+  - Nothing is ever written to the source.
+  - Keys and values are bytes end to end; any key name (newlines, quotes, non-UTF-8, the empty name) is copied.
+  - Expiry is kept as an absolute time (C(RESTORE ... ABSTTL)) when the source has C(PEXPIRETIME), as a
+    relative TTL otherwise. Keys that expire during the copy are counted as expired, not failed.
+  - When the target refuses the source's DUMP payloads (a newer RDB version, Redis 7.4+ to Valkey, Valkey 9 to
+    Redis), keys are copied type-aware with ordinary commands instead (strings, hashes, lists, sets, sorted
+    sets, streams with their consumer groups), see O(payload).
+  - A key already on the target with the same value and expiry is counted as identical and not written, so a
+    second run writes nothing and reports C(changed=false).
+author:
+  - kvtools.migration contributors
+extends_documentation_fragment:
+  - kvtools.migration.endpoint.SOURCE_TARGET
+options:
+  dbs:
+    description:
+      - Source databases to copy. Default - every non-empty database of the source.
+    type: list
+    elements: int
+  db_map:
+    description:
+      - Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number.
+    type: dict
+  match:
+    description:
+      - Copy only keys whose name matches this glob (C(SCAN MATCH) syntax).
+    type: str
+  on_conflict:
+    description:
+      - What to do with keys that already exist on the target with a different value or expiry.
+      - V(fail) stops before anything is written (to any database) and lists the differing keys.
+      - V(skip) leaves them as they are; V(replace) overwrites them.
+      - Keys identical on both sides are never a conflict.
+    type: str
+    choices: [fail, skip, replace]
+    default: fail
+  payload:
+    description:
+      - V(restore) copies with C(DUMP)/C(RESTORE) only and fails before writing when the target cannot accept the
+        source's payload version.
+      - V(commands) copies every key type-aware with ordinary commands (slower; for downgrades).
+      - V(auto) uses C(RESTORE) where the target accepts the payloads and falls back to commands per key where it
+        refuses them.
+    type: str
+    choices: [auto, restore, commands]
+    default: auto
+  batch_size:
+    description:
+      - Keys per C(SCAN) batch, and the most keys pipelined at once. Large values are sent in smaller steps
+        so a worker holds about 16 MiB of payloads at a time.
+    type: int
+    default: 1000
+  workers:
+    description:
+      - Batches copied in parallel, each worker with its own connections.
+    type: int
+    default: 2
+  chunk_size:
+    description:
+      - Elements per command when big collections are copied with commands.
+    type: int
+    default: 1000
+  checkpoint:
+    description:
+      - Path of a file recording, per database, where the copy has got to. A rerun with the same file resumes
+        there instead of starting over. It is removed when the copy completes.
+      - When the target restarted in between, every database is checked again from the start, but keys already
+        there and identical are not copied again.
+    type: path
+  report:
+    description:
+      - Path of a JSON file to write the result to (also when the copy fails part way), mode 0600.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads both sides and returns the plan (per database - keys to copy, identical keys, conflicts,
+      estimated bytes, payload path) without writing anything.
+  diff_mode:
+    support: full
+    description: Returns the key counts of each target database before and after; never key names or values.
+notes:
+  - Cluster mode is not supported yet.
+  - Consumer groups of streams are copied with their last-delivered ids; their pending entries lists are not.
+seealso:
+  - module: kvtools.migration.kv_info
+'''
+
+EXAMPLES = r'''
+- name: Copy every database of the old instance to the new one
+  kvtools.migration.kv_dump_restore:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    checkpoint: /var/tmp/kv-migration.ckpt
+    report: /var/tmp/kv-migration.json
+  register: copy
+
+- name: Copy db 1 into db 4, overwriting what differs
+  kvtools.migration.kv_dump_restore:
+    source:
+      url: "redis://old.internal:6379"
+      username: migrator
+      password: "{{ vault_old_password }}"
+    target:
+      url: "rediss://new.internal:6380"
+      username: migrator
+      password: "{{ vault_new_password }}"
+      ca_cert: /etc/ssl/certs/platform-ca.pem
+    dbs: [1]
+    db_map: {1: 4}
+    on_conflict: replace
+
+- name: Nothing may have failed
+  ansible.builtin.assert:
+    that: copy.totals.failed == 0
+'''
+
+RETURN = r'''
+dbs:
+  description:
+    - One entry per copied database with the counters C(keys) (scanned), C(copied), C(identical), C(conflicts),
+      C(replaced), C(skipped), C(expired), C(fallback), C(failed), C(bytes) and the C(payload_path) used.
+    - In check mode the counters say what a real run would do.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"db": 0, "target_db": 0, "keys": 1000, "copied": 990, "identical": 10, "conflicts": 0, "replaced": 0,
+            "skipped": 0, "expired": 0, "fallback": 0, "failed": 0, "bytes": 123456, "payload_path": "restore"}]
+totals:
+  description: The same counters summed over every database.
+  returned: always
+  type: dict
+failures:
+  description: Up to 100 keys that failed, conflicted or lost a detail, as C({db, key, reason}). Key names are
+    shown escaped; values never.
+  returned: always
+  type: list
+  elements: dict
+payload_path:
+  description: C(restore), C(restore+fallback) or C(commands).
+  returned: success
+  type: str
+source:
+  description: Engine, version, RDB version and address of the source.
+  returned: success
+  type: dict
+target:
+  description: Engine, version, RDB version and address of the target.
+  returned: success
+  type: dict
+bytes:
+  description: DUMP payload bytes read from the source.
+  returned: always
+  type: int
+seconds:
+  description: Duration of the run.
+  returned: always
+  type: float
+keys_per_second:
+  description: Keys scanned per second.
+  returned: always
+  type: float
+resumed:
+  description: Whether the run continued from a checkpoint.
+  returned: always
+  type: bool
+'''
+
+from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
+from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+
+
+def main():
+    module = KVModule(
+        argument_spec=dict(
+            dbs=dict(type='list', elements='int'),
+            db_map=dict(type='dict'),
+            match=dict(type='str'),
+            on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
+            payload=dict(type='str', choices=['auto', 'restore', 'commands'], default='auto'),
+            batch_size=dict(type='int', default=1000),
+            workers=dict(type='int', default=2),
+            chunk_size=dict(type='int', default=1000),
+            checkpoint=dict(type='path'),
+            report=dict(type='path'),
+        ),
+        endpoints=('source', 'target'),
+    )
+    source = module.endpoint('source')
+    target = module.endpoint('target')
+    p = module.params
+
+    def run():
+        options = CopyOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
+                              payload=p['payload'], batch_size=p['batch_size'], workers=p['workers'],
+                              checkpoint=p['checkpoint'], report=p['report'], chunk_size=p['chunk_size'],
+                              check_mode=module.check_mode)
+        engine = DumpRestore(source, target, options, warn=module.warn)
+        result = engine.run()
+        result.pop('warnings_list', None)
+        if module._diff:
+            before = dict((str(k), v) for k, v in sorted(result['target_keys_before'].items()))
+            after = dict(before)
+            for entry in result['dbs']:
+                t = str(entry['target_db'])
+                after[t] = after.get(t, 0) + entry['copied'] - entry['replaced']
+            result['diff'] = dict(before={'keys_per_db': before}, after={'keys_per_db': after})
+        return result
+
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,311 @@
+"""kv_dump_restore against real servers.
+
+The main paths run through ansible-playbook as users run them; the engine-level tests call
+plugins/module_utils/_copy.py directly (same code, no Ansible start-up per case).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from tests.conftest import assert_no_secret
+from tests.support import compare, data
+
+
+def copy(source, target, **options):
+    """Run the engine: ``source``/``target`` are test Servers or endpoint dicts."""
+    src = source if isinstance(source, dict) else source.endpoint()
+    tgt = target if isinstance(target, dict) else target.endpoint()
+    return DumpRestore(Endpoint(src, 'source'), Endpoint(tgt, 'target'), CopyOptions(**options)).run()
+
+
+def load_dbs(server, dbs, big=0):
+    for db in dbs:
+        data.load_all_types(server.admin(db), prefix=b'db%d:' % db, big=big)
+
+
+# --- through ansible-playbook: the main path ---------------------------------------------------
+
+def test_all_types_16_dbs_tls_target_check_then_copy_then_idempotent(redis70, valkey80_tls, run_module):
+    """Redis 7.0 plain -> Valkey 8.0 TLS-only: check mode, real run, second run."""
+    load_dbs(redis70, range(16))
+    args = {'source': redis70.endpoint(), 'target': valkey80_tls.endpoint()}
+    writes = compare.source_writes(redis70)
+
+    plan = run_module('kv_dump_restore', args, check=True, diff=True)
+    assert not plan.get('failed'), plan.get('msg')
+    assert plan['changed'] is True
+    assert valkey80_tls.admin().dbsize() == 0 and all(valkey80_tls.admin(d).dbsize() == 0 for d in range(16))
+    assert len(plan['dbs']) == 16
+    per_db = len(data.AWKWARD_KEYS) + 6
+    assert all(d['copied'] == per_db and d['keys'] == per_db and d['bytes'] > 0 for d in plan['dbs'])
+    assert plan['payload_path'] == 'restore'
+    assert plan['diff']['after']['keys_per_db']['15'] == per_db
+
+    first = run_module('kv_dump_restore', args, diff=True)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True
+    assert first['totals']['copied'] == 16 * per_db and first['totals']['failed'] == 0
+    # check mode promised exactly what the real run did
+    assert [d['copied'] for d in plan['dbs']] == [d['copied'] for d in first['dbs']]
+    compare.assert_same(redis70, valkey80_tls, [(d, d) for d in range(16)])
+
+    second = run_module('kv_dump_restore', args)
+    assert second['changed'] is False
+    assert second['totals']['copied'] == 0 and second['totals']['identical'] == 16 * per_db
+    assert compare.source_writes(redis70) == writes, 'the source was written to'
+    for result in (plan, first, second):
+        assert_no_secret(result)
+        assert_no_secret(result['_output'])
+
+
+def test_redis62_password_to_valkey_acl_user_with_db_map(redis62, valkey9, run_module, tmp_path):
+    """Password-only Redis 6.2 (PTTL, no PEXPIRETIME) -> Valkey 9 ACL user, db 1 -> 3, db 5 -> 7."""
+    load_dbs(redis62, [0, 1, 5])
+    report = tmp_path / 'report.json'
+    result = run_module('kv_dump_restore', {
+        'source': redis62.endpoint(), 'target': valkey9.endpoint('migrator'),
+        'dbs': [1, 5], 'db_map': {'1': 3, '5': 7}, 'report': str(report)})
+    assert not result.get('failed'), result.get('msg')
+    assert [(d['db'], d['target_db']) for d in result['dbs']] == [(1, 3), (5, 7)]
+    assert result['source']['rdb_version'] == 9 and result['target']['engine'] == 'valkey'
+    compare.assert_same(redis62, valkey9, [(1, 3), (5, 7)])
+    assert valkey9.admin(0).dbsize() == 0 and valkey9.admin(1).dbsize() == 0
+    saved = json.loads(report.read_text())
+    assert saved['totals'] == result['totals']
+    assert oct(os.stat(str(report)).st_mode & 0o777) == '0o600'
+    assert_no_secret(report.read_text())
+
+
+def test_valkey9_to_redis70_downgrade_through_fallback(valkey9, redis70, run_module):
+    load_dbs(valkey9, [0, 2], big=3000)
+    args = {'source': valkey9.endpoint(), 'target': redis70.endpoint()}
+    refused = run_module('kv_dump_restore', dict(args, payload='restore'))
+    assert refused['failed'] and refused['error'] == 'payload'
+    assert 'RDB version 80' in refused['msg'] and 'payload=auto' in refused['msg']
+    assert redis70.admin().dbsize() == 0, 'payload=restore must fail before writing'
+
+    result = run_module('kv_dump_restore', args)
+    assert not result.get('failed'), result.get('msg')
+    assert result['payload_path'] == 'commands'
+    assert result['totals']['fallback'] == result['totals']['copied'] == result['totals']['keys']
+    compare.assert_same(valkey9, redis70, [(0, 0), (2, 2)])
+    # the consumer groups came with their last-delivered ids
+    groups = {g['name']: g['last-delivered-id'] for g in redis70.admin(0).xinfo_groups(b'db0:stream')}
+    assert groups == {b'grp': b'2-5', b'grp2': b'0-0'}
+    again = run_module('kv_dump_restore', args)
+    assert again['changed'] is False and again['totals']['identical'] == result['totals']['copied']
+
+
+# --- engine level -------------------------------------------------------------------------------
+
+def test_conflict_policies(redis70, valkey80):
+    load_dbs(redis70, [0, 1])
+    valkey80.admin(0).set(b'db0:with space', b'different')       # a conflict in db 0
+    data.load_all_types(valkey80.admin(1), prefix=b'db1:')        # db 1 identical, but ...
+    valkey80.admin(1).delete(b'db1:hash')
+    valkey80.admin(1).set(b'db1:hash', b'other type')             # ... one key of another type
+
+    with pytest.raises(KVError) as info:
+        copy(redis70, valkey80)
+    assert info.value.kind == 'conflict'
+    assert 'db 0: 1' in str(info.value) and 'db 1: 1' in str(info.value) and 'Nothing was written' in str(info.value)
+    assert valkey80.admin(0).dbsize() == 1, 'on_conflict=fail wrote something'
+
+    skipped = copy(redis70, valkey80, on_conflict='skip')
+    assert skipped['totals']['conflicts'] == 2 and skipped['totals']['skipped'] == 2
+    assert valkey80.admin(0).get(b'db0:with space') == b'different'
+    db1 = skipped['dbs'][1]
+    assert db1['identical'] == db1['keys'] - 1 and db1['copied'] == 0
+
+    replaced = copy(redis70, valkey80, on_conflict='replace')
+    assert replaced['totals']['replaced'] == 2 and replaced['totals']['copied'] == 2
+    compare.assert_same(redis70, valkey80, [(0, 0), (1, 1)])
+    assert copy(redis70, valkey80, on_conflict='replace')['changed'] is False
+
+
+def test_check_mode_writes_nothing_and_matches_real_run(redis70, valkey80):
+    load_dbs(redis70, [0, 3])
+    valkey80.admin(3).set(b'db3:list', b'conflict')
+    plan = copy(redis70, valkey80, on_conflict='replace', check_mode=True)
+    assert valkey80.admin(0).dbsize() == 0 and valkey80.admin(3).dbsize() == 1
+    real = copy(redis70, valkey80, on_conflict='replace')
+    for p, r in zip(plan['dbs'], real['dbs']):
+        for field in ('keys', 'copied', 'identical', 'conflicts', 'replaced', 'bytes'):
+            assert p[field] == r[field], field
+
+
+def test_match_and_expired_keys(redis70, valkey80):
+    a = redis70.admin()
+    for i in range(200):
+        a.set(b'user:%d' % i, b'x')
+        a.set(b'other:%d' % i, b'y')
+    a.set(b'user:gone', b'z', px=1)
+    time.sleep(0.05)
+    result = copy(redis70, valkey80, match='user:*')
+    assert valkey80.admin().dbsize() == 200
+    assert result['totals']['copied'] == 200 and result['totals']['failed'] == 0
+
+
+def test_ttl_kept_within_a_second(redis70, valkey80):
+    a = redis70.admin()
+    for i in range(2000):
+        a.set(b'k%d' % i, b'v', px=50000 + i)
+    copy(redis70, valkey80, batch_size=100)
+    t = valkey80.admin()
+    for i in range(0, 2000, 97):
+        assert abs(a.pexpiretime(b'k%d' % i) - t.pexpiretime(b'k%d' % i)) <= 1000
+
+
+def test_many_keys_workers_and_batches(redis70, valkey80):
+    a = redis70.admin()
+    pipe = a.pipeline(transaction=False)
+    for i in range(30000):
+        pipe.set(b'key:%d' % i, b'%d' % i)
+    pipe.execute()
+    result = copy(redis70, valkey80, workers=3, batch_size=500)
+    assert result['totals']['copied'] == 30000 and valkey80.admin().dbsize() == 30000
+
+
+# --- resume ---------------------------------------------------------------------------------------
+
+def _fill(server, n, db=0):
+    pipe = server.admin(db).pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(b'r:%d' % i, b'v' * 200)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+
+
+def _wait_for(predicate, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_resume_after_target_killed(redis70, server_factory, tmp_path):
+    _fill(redis70, 60000)
+    target = server_factory('valkey80', extra=['appendonly yes', 'appendfsync always'])
+    ckpt = str(tmp_path / 'copy.ckpt')
+    errors = []
+
+    def run():
+        try:
+            copy(redis70, target, checkpoint=ckpt, batch_size=200, workers=1)
+        except KVError as exc:
+            errors.append(exc)
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert _wait_for(lambda: os.path.exists(ckpt) and target.admin().dbsize() > 10000)
+    target.kill()
+    thread.join(60)
+    assert errors and errors[0].kind in ('unreachable', 'refused', 'timeout', 'io'), errors
+    assert errors[0].partial['totals']['copied'] > 0
+    assert json.load(open(ckpt))['dbs']['0']['cursor'] != 0
+    target.start(target.port)  # reloads its AOF
+    survived = target.admin().dbsize()
+    assert 0 < survived < 60000
+    result = copy(redis70, target, checkpoint=ckpt, batch_size=200)
+    assert result['resumed'] is True
+    assert result['totals']['copied'] == 60000 - survived
+    assert not os.path.exists(ckpt), 'a completed job removes its checkpoint'
+    compare.assert_same(redis70, target, [(0, 0)])
+
+
+def test_resume_after_copier_killed(redis70, valkey80, tmp_path):
+    _fill(redis70, 60000)
+    ckpt = str(tmp_path / 'copy.ckpt')
+    script = (
+        'import sys; sys.path[:0] = %r\n'
+        'from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint\n'
+        'from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore\n'
+        'DumpRestore(Endpoint(%r), Endpoint(%r), CopyOptions(checkpoint=%r, batch_size=100, workers=1)).run()\n'
+        % (sys.path[:3], redis70.endpoint(), valkey80.endpoint(), ckpt))
+    proc = subprocess.Popen([sys.executable, '-c', script])
+    try:
+        assert _wait_for(lambda: os.path.exists(ckpt) and valkey80.admin().dbsize() > 15000)
+    finally:
+        proc.kill()
+        proc.wait()
+    done_before = valkey80.admin().dbsize()
+    assert done_before < 60000
+    result = copy(redis70, valkey80, checkpoint=ckpt, batch_size=100)
+    assert result['resumed'] is True
+    # only the batches after the checkpoint were scanned again; at most one batch was in flight
+    assert result['totals']['keys'] < 60000 - done_before + 500
+    compare.assert_same(redis70, valkey80, [(0, 0)])
+
+
+# --- clear errors -------------------------------------------------------------------------------------
+
+def test_wrong_source_password(redis70, valkey80, run_module):
+    result = run_module('kv_dump_restore', {'source': redis70.endpoint(password='Not-The-Pass-1'),
+                                            'target': valkey80.endpoint()})
+    assert result['failed'] and result['error'] == 'auth' and '127.0.0.1:%d' % redis70.port in result['msg']
+    assert 'Not-The-Pass-1' not in result['_output']
+
+
+def test_target_unreachable(redis70, run_module):
+    data.load_all_types(redis70.admin())
+    result = run_module('kv_dump_restore', {'source': redis70.endpoint(),
+                                            'target': {'host': '127.0.0.1', 'port': 1, 'password': 'Tgt-Pass-1'}})
+    assert result['failed'] and result['error'] == 'refused' and '127.0.0.1:1' in result['msg']
+    assert 'Tgt-Pass-1' not in result['_output']
+
+
+def test_target_user_without_restore(redis70, valkey80, run_module):
+    data.load_all_types(redis70.admin())
+    result = run_module('kv_dump_restore', {'source': redis70.endpoint(), 'target': valkey80.endpoint('reader')})
+    assert result['failed'] and result['error'] == 'noperm', result['msg']
+    assert "'restore'" in result['msg'] and 'ACL SETUSER reader +restore' in result['msg']
+    assert valkey80.admin().dbsize() == 0
+
+
+def test_target_out_of_memory_reports_what_was_copied(redis70, server_factory, run_module):
+    target = server_factory('valkey80', maxmemory='4mb')
+    pipe = redis70.admin().pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(b'big:%d' % i, os.urandom(4096))
+    pipe.execute()
+    result = run_module('kv_dump_restore', {'source': redis70.endpoint(), 'target': target.endpoint()})
+    assert result['failed'] and result['error'] == 'oom', result['msg']
+    assert 'maxmemory' in result['msg']
+    assert result['totals']['copied'] > 0 and result['totals']['copied'] == target.admin().dbsize()
+
+
+def test_redis74_to_valkey8_through_fallback(redis74, valkey80, run_module):
+    load_dbs(redis74, [0, 4], big=2000)
+    result = run_module('kv_dump_restore', {'source': redis74.endpoint(), 'target': valkey80.endpoint()})
+    assert not result.get('failed'), result.get('msg')
+    assert result['source']['rdb_version'] == 12 and result['payload_path'] == 'commands'
+    assert result['totals']['failed'] == 0
+    compare.assert_same(redis74, valkey80, [(0, 0), (4, 4)])
+
+
+def test_redis74_hash_field_ttls_to_valkey9(redis74, valkey9):
+    """Hashes with per-field TTLs never cross by RESTORE (Bad data format): the fallback keeps them."""
+    a = redis74.admin()
+    a.hset(b'fields', mapping={b'a': b'1', b'b': b'2', b'c': b'3'})
+    a.execute_command('HPEXPIRE', b'fields', 600000, 'FIELDS', 2, b'a', b'b')
+    a.set(b'plain', b'v')
+    result = copy(redis74, valkey9)
+    assert result['totals']['copied'] == 2 and result['totals']['failed'] == 0
+    assert result['totals']['fallback'] >= 1
+    t = valkey9.admin()
+    assert t.hgetall(b'fields') == {b'a': b'1', b'b': b'2', b'c': b'3'}
+    src_ttl = a.execute_command('HPEXPIRETIME', b'fields', 'FIELDS', 3, b'a', b'b', b'c')
+    tgt_ttl = t.execute_command('HPEXPIRETIME', b'fields', 'FIELDS', 3, b'a', b'b', b'c')
+    assert tgt_ttl[2] == -1 and src_ttl[2] == -1
+    assert all(abs(x - y) <= 1000 for x, y in zip(src_ttl[:2], tgt_ttl[:2]))
