@@ -47,7 +47,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._payload import 
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import (
     TypedCopier, UncopyableKey, values_equal)
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
+    ReplyError, Wire, pack_key_commands, pack_restores)
 
 MAX_FAILURES_LISTED = 100
 TTL_TOLERANCE_MS = 1000
@@ -458,12 +459,8 @@ class _Worker:
         return ep.error(exc, action, db=self.s_db if side == 'source' else self.t_db)
 
     def _read_source(self, keys):
-        cmds = []
-        for key in keys:
-            cmds.append((b'DUMP', key))
-            cmds.append((self.expiry_cmd, key))
         try:
-            replies = self.src.call(cmds)
+            replies = self.src.call_packed(pack_key_commands((b'DUMP', self.expiry_cmd), keys), 2 * len(keys))
         except Exception as exc:
             raise self._fail(exc, 'source', 'reading db %d' % self.s_db)
         now = _now_ms()
@@ -493,12 +490,9 @@ class _Worker:
 
     def _target_state(self, items):
         """For each item: None (absent) or (payload, expire_at) of the target's key."""
-        cmds = []
-        for key, _p, _e, _r in items:
-            cmds.append((b'DUMP', key))
-            cmds.append((self.tgt_expiry_cmd, key))
+        keys = [item[0] for item in items]
         try:
-            replies = self.tgt.call(cmds)
+            replies = self.tgt.call_packed(pack_key_commands((b'DUMP', self.tgt_expiry_cmd), keys), 2 * len(keys))
         except Exception as exc:
             raise self._fail(exc, 'target', 'reading db %d' % self.t_db)
         now = _now_ms()
@@ -579,19 +573,19 @@ class _Worker:
     def _restore(self, items, replace_keys, counts, failures):
         if not items:
             return
-        cmds = []
+        entries = []
+        absolute = self.expiry_cmd == b'PEXPIRETIME'
         for key, payload, expire_at, raw in items:
+            replace = key in replace_keys
             if expire_at is None:
-                cmd = [b'RESTORE', key, b'0', payload]
-            elif self.expiry_cmd == b'PEXPIRETIME':
-                cmd = [b'RESTORE', key, expire_at, payload, b'ABSTTL']
+                entry = (key, 0, payload, (b'REPLACE',) if replace else ())
+            elif absolute:
+                entry = (key, expire_at, payload, (b'ABSTTL', b'REPLACE') if replace else (b'ABSTTL',))
             else:
-                cmd = [b'RESTORE', key, int(raw), payload]
-            if key in replace_keys:
-                cmd.append(b'REPLACE')
-            cmds.append(cmd)
+                entry = (key, int(raw), payload, (b'REPLACE',) if replace else ())
+            entries.append(entry)
         try:
-            replies = self.tgt.call(cmds)
+            replies = self.tgt.call_packed(pack_restores(entries), len(entries))
         except Exception as exc:
             raise self._fail(exc, 'target', 'RESTORE into db %d' % self.t_db)
         fallback = []

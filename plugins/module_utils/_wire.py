@@ -61,6 +61,30 @@ def pack(commands):
     return b''.join(out)
 
 
+def pack_key_commands(names, keys):
+    """Pack ``NAME key`` for every name in ``names`` (e.g. DUMP, PEXPIRETIME), for every key.
+
+    One formatting operation per key: this is the hot path of the source side.
+    """
+    fmt = b''.join(b'*2\r\n$%d\r\n%s\r\n$%%d\r\n%%s\r\n' % (len(n), n) for n in names)
+    count = len(names)
+    return b''.join([fmt % ((len(k), k) * count) for k in keys])
+
+
+_FLAGS = {(): b'', (b'ABSTTL',): b'$6\r\nABSTTL\r\n', (b'REPLACE',): b'$7\r\nREPLACE\r\n',
+          (b'ABSTTL', b'REPLACE'): b'$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n'}
+
+
+def pack_restores(entries):
+    """Pack ``RESTORE key ttl payload [ABSTTL] [REPLACE]`` for ``(key, ttl, payload, flags)`` entries."""
+    fmt = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
+    out = []
+    for key, ttl, payload, flags in entries:
+        ttl = b'%d' % ttl
+        out.append(fmt % (4 + len(flags), len(key), key, len(ttl), ttl, len(payload), payload, _FLAGS[flags]))
+    return b''.join(out)
+
+
 class Wire:
     """Pipelined raw commands over a dedicated connection of a redis-py client."""
 
@@ -82,9 +106,16 @@ class Wire:
         self.send(commands)
         return self.recv(len(commands))
 
-    def send(self, commands):
+    def call_packed(self, data, count):
+        """Send an already packed buffer of ``count`` commands and return their replies."""
+        if not count:
+            return []
+        self.send(data, packed=True)
+        return self.recv(count)
+
+    def send(self, commands, packed=False):
         try:
-            self.sock.sendall(pack(commands))
+            self.sock.sendall(commands if packed else pack(commands))
         except socket.timeout as exc:
             raise rexc.TimeoutError('Timeout writing to socket: %s' % exc)
         except OSError as exc:
