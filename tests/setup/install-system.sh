@@ -8,6 +8,7 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v make >/dev/null || need+=(make)
 command -v git >/dev/null || need+=(git)
+command -v shellcheck >/dev/null || need+=(shellcheck)  # ansible-test sanity checks the shell scripts with it
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 backports=/etc/apt/sources.list.d/kvtools-backports.sources
@@ -41,14 +42,19 @@ if [ ${#need[@]} -gt 0 ] || [ ! -x /usr/bin/valkey-server ]; then
   fi
 fi
 
-# The packages start system services on the default port; the tests run their own instances.
+# The packages may start system services on the default port; the tests run their own instances.
+# Stop those services by the PID in their pidfile (never by process name).
 for svc in redis-server valkey-server; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
-done
-for bin in /usr/bin/redis-server /usr/bin/valkey-server; do
-  pkill -x -f "$bin 127.0.0.1:6379" 2>/dev/null || true
+  pidfile=/run/${svc%-server}/$svc.pid
+  if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$svc" ]; then
+      kill "$pid" || true
+    fi
+  fi
 done
 /usr/bin/redis-server --version
 /usr/bin/valkey-server --version

@@ -1,0 +1,81 @@
+# kvtools.migration - set-up, tests, demo and packaging.  `make help` lists the targets.
+#
+# The two commands a new machine needs (Debian bookworm, as root):
+#   make demo    install everything, start a local source and target, run playbooks/migrate.yml
+#   make test    install everything, then unit + integration tests, ansible-test sanity, ansible-lint
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV ?= $(ROOT)/.venv
+BUILD := $(ROOT)/.build
+PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?= -n 2
+# Directories ansible-lint checks once they hold any YAML.
+LINT_DIRS := playbooks roles
+
+.PHONY: help setup test pytest sanity lint build demo clean distclean
+
+help:
+	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
+	@echo 'make test       setup, then pytest (unit + integration, $(PYTEST_ARGS)), sanity and lint'
+	@echo 'make pytest     unit + integration tests against real servers'
+	@echo 'make sanity     ansible-test sanity on the git-tracked files (no ignore file)'
+	@echo 'make lint       ansible-lint, production profile, on $(LINT_DIRS)'
+	@echo 'make build      ansible-galaxy collection build into .build/'
+	@echo 'make demo       setup, then start a local Redis source and a TLS Valkey target and run playbooks/migrate.yml'
+	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
+	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
+
+setup:
+	bash tests/setup/install-system.sh
+	bash tests/setup/install-python.sh
+
+# Single targets set the venv up when it is missing; `make setup` refreshes it.
+$(PYTHON):
+	bash tests/setup/install-python.sh
+
+# Every step runs even when an earlier one fails, so one run shows every problem; the exit status
+# is non-zero when any step failed.  The last line is pytest's own summary line.
+test: setup
+	@failed=""; rm -f $(BUILD)/pytest.log; \
+	$(MAKE) --no-print-directory pytest || failed="$$failed pytest"; \
+	$(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
+	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
+	echo; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; else echo "make test: pytest, sanity and lint passed"; fi; \
+	tail -n 1 $(BUILD)/pytest.log 2>/dev/null || true; \
+	[ -z "$$failed" ]
+
+pytest: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) -m pytest $(PYTEST_ARGS) 2>&1 | tee $(BUILD)/pytest.log
+
+sanity: | $(PYTHON)
+	bash tests/setup/sanity.sh
+
+lint: | $(PYTHON)
+	@dirs=""; \
+	for d in $(LINT_DIRS); do \
+	  if [ -n "$$(find $$d \( -name '*.yml' -o -name '*.yaml' \) -print -quit 2>/dev/null)" ]; then dirs="$$dirs $$d"; fi; \
+	done; \
+	if [ -z "$$dirs" ]; then echo "lint: nothing to lint in $(LINT_DIRS)"; exit 0; fi; \
+	collections=$$($(PYTHON) -c 'import sys; sys.path.insert(0, "."); from tests.support.ansible import ensure_collection_path; print(ensure_collection_path())'); \
+	echo "ansible-lint (production profile):$$dirs"; \
+	PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$collections" $(VENV)/bin/ansible-lint --nocolor $$dirs
+
+build: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD) .
+
+demo: setup
+	$(PYTHON) tests/support/demo.py
+
+clean:
+	rm -rf $(BUILD) .pytest_cache tests/output .cache
+	find . -path ./.venv -prune -o -path ./.servers -prune -o -name __pycache__ -type d -print0 | xargs -0 -r rm -rf
+
+distclean: clean
+	rm -rf $(VENV) .servers
