@@ -86,7 +86,7 @@ class CopyOptions:
     """The options of kv_dump_restore, with their defaults."""
 
     def __init__(self, dbs=None, db_map=None, match=None, on_conflict='fail', payload='auto', batch_size=1000,
-                 workers=2, checkpoint=None, report=None, chunk_size=1000, check_mode=False):
+                 workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False):
         self.dbs = dbs
         self.db_map = db_map
         self.match = match
@@ -211,6 +211,7 @@ class DumpRestore:
                 raise KVError('target db %d does not exist on %s (databases = %d): change db_map'
                               % (t, self.target_ep.address, databases), kind='db')
         self.states = [_DbState(s, t, path) for s, t in pairs]
+        self._check_room()
         self._ckpt_lock = threading.Lock()
         previous = self._load_checkpoint(pairs)
         tgt_run_id = self.tgt.info.get('run_id')
@@ -279,6 +280,19 @@ class DumpRestore:
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
         self._write_report(result)
         return result
+
+    def _check_room(self):
+        """Warn early when the target's maxmemory looks too small for the source's data."""
+        tgt_mem, src_mem = self.tgt.memory, self.src.memory
+        if not tgt_mem['maxmemory']:
+            return
+        room = tgt_mem['maxmemory'] - tgt_mem['used_memory']
+        need = src_mem['used_memory'] - int(self.src.info.get('used_memory_startup', 0) or 0)
+        if need > room:
+            self._warn('the target %s may be too small: the source holds about %d MiB of data, the target has about '
+                       '%d MiB left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'
+                       % (self.target_ep.address, need // 2 ** 20, max(room, 0) // 2 ** 20,
+                          tgt_mem['maxmemory_policy']))
 
     def _warn(self, msg):
         self.warnings.append(msg)
@@ -444,48 +458,68 @@ class _Worker:
             client.close()
 
     def process(self, keys):
-        i = 0
-        while i < len(keys):
-            part = keys[i:i + self.chunk]
-            i += len(part)
-            size = self._process_part(part)
+        """Copy one SCAN batch.  The source read of the next part is sent before the current
+        part is written, so source and target work at the same time."""
+        position = [0]
+
+        def send_next():
+            start = position[0]
+            if start >= len(keys):
+                return None
+            part = keys[start:start + self.chunk]
+            position[0] = start + len(part)
+            self._send_read(part)
+            return part
+
+        pending = send_next()
+        while pending is not None:
+            items, expired, size = self._recv_read(pending)
             # keep the bytes held per step near BATCH_BYTES, whatever the value sizes are
-            avg = max(1, size // max(1, len(part)))
+            avg = max(1, size // max(1, len(pending)))
             self.chunk = max(1, min(self.max_chunk, BATCH_BYTES // avg))
+            following = send_next()
+            self._handle_part(pending, items, expired, size)
+            pending = following
 
     # -- steps ---------------------------------------------------------------------------------
     def _fail(self, exc, side, action):
         ep = self.run.source_ep if side == 'source' else self.run.target_ep
         return ep.error(exc, action, db=self.s_db if side == 'source' else self.t_db)
 
-    def _read_source(self, keys):
+    def _send_read(self, keys):
         try:
-            replies = self.src.call_packed(pack_key_commands((b'DUMP', self.expiry_cmd), keys), 2 * len(keys))
+            self.src.send(pack_key_commands((b'DUMP', self.expiry_cmd), keys), packed=True)
         except Exception as exc:
             raise self._fail(exc, 'source', 'reading db %d' % self.s_db)
+
+    def _recv_read(self, keys):
+        """Replies to :meth:`_send_read` -> (items, expired count, payload bytes).
+
+        An item is ``(key, payload, expire_at_ms or None, raw expiry reply)``.
+        """
+        try:
+            replies = self.src.recv(2 * len(keys))
+        except Exception as exc:
+            raise self._fail(exc, 'source', 'reading db %d' % self.s_db)
+        errors = [r for r in replies if r.__class__ is ReplyError]
+        if errors:
+            raise self._fail(errors[0], 'source', 'DUMP in db %d' % self.s_db)
+        dumps = replies[0::2]
+        exps = replies[1::2]
         now = _now_ms()
-        items = []
-        expired = 0
-        size = 0
-        for n, key in enumerate(keys):
-            payload, exp = replies[2 * n], replies[2 * n + 1]
-            for reply in (payload, exp):
-                if isinstance(reply, ReplyError):
-                    raise self._fail(reply, 'source', 'DUMP in db %d' % self.s_db)
-            if payload is None or exp == -2:
-                expired += 1
-                continue
-            if exp == -1:
-                expire_at = None
-            elif self.expiry_cmd == b'PEXPIRETIME':
-                expire_at = int(exp)
-            else:
-                expire_at = now + int(exp)
-            if expire_at is not None and expire_at <= now:
-                expired += 1
-                continue
-            size += len(payload)
-            items.append((key, payload, expire_at, exp))
+        if self.expiry_cmd == b'PEXPIRETIME':
+            items = [(k, p, None if e == -1 else e, e) for k, p, e in zip(keys, dumps, exps)]
+        else:
+            items = [(k, p, None if e == -1 else now + e, e) for k, p, e in zip(keys, dumps, exps)]
+        if None in dumps or -2 in exps or any(it[2] is not None and it[2] <= now for it in items):
+            # gone since SCAN, or expiring right now: counted as expired, never as failed
+            kept = [it for it in items if it[1] is not None and it[3] != -2
+                    and (it[2] is None or it[2] > now)]
+            expired = len(items) - len(kept)
+            items = kept
+        else:
+            expired = 0
+        size = sum(len(it[1]) for it in items) if expired else sum(map(len, dumps))
         return items, expired, size
 
     def _target_state(self, items):
@@ -528,10 +562,9 @@ class _Worker:
         except Exception as exc:
             raise self._fail(exc, 'target', 'comparing a key in db %d' % self.t_db)
 
-    def _process_part(self, keys):
+    def _handle_part(self, keys, items, expired, size):
         counts = dict(keys=len(keys))
         failures = []
-        items, expired, size = self._read_source(keys)
         counts['expired'] = expired
         counts['bytes'] = size
         replace_keys = set()
@@ -573,21 +606,16 @@ class _Worker:
     def _restore(self, items, replace_keys, counts, failures):
         if not items:
             return
-        entries = []
         absolute = self.expiry_cmd == b'PEXPIRETIME'
-        for key, payload, expire_at, raw in items:
-            replace = key in replace_keys
-            if expire_at is None:
-                entry = (key, 0, payload, (b'REPLACE',) if replace else ())
-            elif absolute:
-                entry = (key, expire_at, payload, (b'ABSTTL', b'REPLACE') if replace else (b'ABSTTL',))
-            else:
-                entry = (key, int(raw), payload, (b'REPLACE',) if replace else ())
-            entries.append(entry)
         try:
-            replies = self.tgt.call_packed(pack_restores(entries), len(entries))
+            replies = self.tgt.call_packed(pack_restores(items, absolute, replace_keys), len(items))
         except Exception as exc:
             raise self._fail(exc, 'target', 'RESTORE into db %d' % self.t_db)
+        if replies.count(b'OK') == len(replies):  # the usual case: every key written
+            counts['copied'] = counts.get('copied', 0) + len(replies)
+            if replace_keys:
+                counts['replaced'] = counts.get('replaced', 0) + sum(1 for it in items if it[0] in replace_keys)
+            return
         fallback = []
         busy = []
         fatal = None

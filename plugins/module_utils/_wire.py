@@ -71,17 +71,27 @@ def pack_key_commands(names, keys):
     return b''.join([fmt % ((len(k), k) * count) for k in keys])
 
 
-_FLAGS = {(): b'', (b'ABSTTL',): b'$6\r\nABSTTL\r\n', (b'REPLACE',): b'$7\r\nREPLACE\r\n',
-          (b'ABSTTL', b'REPLACE'): b'$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n'}
+def pack_restores(items, absolute, replace_keys=()):
+    """Pack ``RESTORE key ttl payload [ABSTTL] [REPLACE]`` for copy items.
 
-
-def pack_restores(entries):
-    """Pack ``RESTORE key ttl payload [ABSTTL] [REPLACE]`` for ``(key, ttl, payload, flags)`` entries."""
-    fmt = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
+    ``items`` are ``(key, payload, expire_at_ms or None, raw relative ttl)``; with ``absolute`` the
+    expiry is sent as an absolute time (ABSTTL), else the raw relative TTL is used.
+    """
+    plain = b'*4\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$1\r\n0\r\n$%d\r\n%s\r\n'
+    if not replace_keys and not any(item[2] is not None for item in items):
+        return b''.join([plain % (len(k), k, len(p), p) for k, p, _e, _r in items])
+    fmt = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s%s'
     out = []
-    for key, ttl, payload, flags in entries:
-        ttl = b'%d' % ttl
-        out.append(fmt % (4 + len(flags), len(key), key, len(ttl), ttl, len(payload), payload, _FLAGS[flags]))
+    for key, payload, expire_at, raw in items:
+        replace = b'$7\r\nREPLACE\r\n' if key in replace_keys else b''
+        if expire_at is None:
+            ttl, flag = b'0', b''
+        elif absolute:
+            ttl, flag = b'%d' % expire_at, b'$6\r\nABSTTL\r\n'
+        else:
+            ttl, flag = b'%d' % raw, b''
+        argc = 4 + (1 if flag else 0) + (1 if replace else 0)
+        out.append(fmt % (argc, len(key), key, len(ttl), ttl, len(payload), payload, flag, replace))
     return b''.join(out)
 
 

@@ -70,9 +70,11 @@ options:
     default: 1000
   workers:
     description:
-      - Batches copied in parallel, each worker with its own connections.
+      - Batches copied in parallel, each worker with its own connections. Each worker also overlaps its
+        reads from the source with its writes to the target.
+      - 3 was the fastest on a 2-core machine running source, target and copier (see the benchmarks).
     type: int
-    default: 2
+    default: 3
   chunk_size:
     description:
       - Elements per command when big collections are copied with commands.
@@ -197,7 +199,7 @@ def main():
             on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
             payload=dict(type='str', choices=['auto', 'restore', 'commands'], default='auto'),
             batch_size=dict(type='int', default=1000),
-            workers=dict(type='int', default=2),
+            workers=dict(type='int', default=3),
             chunk_size=dict(type='int', default=1000),
             checkpoint=dict(type='path'),
             report=dict(type='path'),

@@ -184,7 +184,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--datasets', default='small,mixed,big')
     parser.add_argument('--scale', type=float, default=1.0, help='multiply every dataset size')
-    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--workers', type=int, default=3)
     parser.add_argument('--batch-size', type=int, default=1000)
     parser.add_argument('--out')
     args = parser.parse_args()
