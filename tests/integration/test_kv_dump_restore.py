@@ -309,3 +309,16 @@ def test_redis74_hash_field_ttls_to_valkey9(redis74, valkey9):
     tgt_ttl = t.execute_command('HPEXPIRETIME', b'fields', 'FIELDS', 3, b'a', b'b', b'c')
     assert tgt_ttl[2] == -1 and src_ttl[2] == -1
     assert all(abs(x - y) <= 1000 for x, y in zip(src_ttl[:2], tgt_ttl[:2]))
+
+
+def test_source_under_client_pause_write(redis70, valkey80):
+    """The isolation step pauses writers on the source; the copy only reads, so it goes through."""
+    load_dbs(redis70, [0])
+    admin = redis70.admin()
+    admin.execute_command('CLIENT', 'PAUSE', 60000, 'WRITE')
+    try:
+        result = copy(redis70, valkey80)
+    finally:
+        admin.execute_command('CLIENT', 'UNPAUSE')
+    assert result['totals']['copied'] == result['totals']['keys'] > 0
+    compare.assert_same(redis70, valkey80, [(0, 0)])
