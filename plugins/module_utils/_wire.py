@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, kvtools.migration contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Raw pipelining on one authenticated connection, for the copy paths' hot loops.
@@ -54,7 +54,7 @@ def pack(commands):
     for command in commands:
         append(b'*%d\r\n' % len(command))
         for arg in command:
-            arg = arg if type(arg) is bytes else _arg(arg)
+            arg = arg if isinstance(arg, bytes) else _arg(arg)
             append(b'$%d\r\n' % len(arg))
             append(arg)
             append(b'\r\n')
@@ -134,7 +134,7 @@ class Wire:
     def recv(self, count):
         out = []
         if self.reader is None:
-            for _ in range(count):
+            for dummy in range(count):
                 try:
                     out.append(self.conn.read_response(disable_decoding=True))
                 except rexc.ResponseError as exc:

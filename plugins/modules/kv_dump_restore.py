@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, kvtools.migration contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
@@ -26,7 +26,7 @@ description:
   - A key already on the target with the same value and expiry is counted as identical and not written, so a
     second run writes nothing and reports C(changed=false).
 author:
-  - kvtools.migration contributors
+  - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
 options:
@@ -37,7 +37,7 @@ options:
     elements: int
   db_map:
     description:
-      - Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number.
+      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
     type: dict
   match:
     description:

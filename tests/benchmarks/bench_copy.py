@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark kv_dump_restore against the runbook's xargs+MIGRATE pipeline and a full sync.
 
     make bench                       # every dataset at full size
@@ -162,9 +162,9 @@ def bench(name, loader, src, tgt, workers, batch_size):
     row = dict(dataset=name, keys=keys, source_mib=round(used / 2 ** 20))
     copier = run_copier(src, tgt, dict(workers=workers, batch_size=batch_size))
     assert target_keys(tgt, dbs) == keys, 'copier left keys behind'
+    copier_mb_s = copier['totals']['bytes'] / 1e6 / copier['wall']
     row.update(copier_s=round(copier['wall'], 2), copier_keys_s=round(keys / copier['wall']),
-               copier_peak_mib=round(copier['peak_rss_mib']), copier_mb_s=round(copier['totals']['bytes'] / 1e6
-                                                                                  / copier['wall'], 1))
+               copier_peak_mib=round(copier['peak_rss_mib']), copier_mb_s=round(copier_mb_s, 1))
     print('[%s] copier %.2fs' % (name, copier['wall']), flush=True)
     flush(tgt)
     xargs = run_xargs(src, tgt, dbs)

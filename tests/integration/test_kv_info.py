@@ -3,8 +3,6 @@
 import socket
 import threading
 
-import pytest
-
 from tests.conftest import assert_no_secret
 from tests.support.servers import PASSWORDS
 

@@ -57,8 +57,12 @@ def ansible_playbook(playbook, extra_vars=None, check=False, diff=False, invento
     if diff:
         cmd.append('--diff')
     cmd += list(args)
-    return subprocess.run(cmd, env=ansible_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=timeout)
+    try:
+        return subprocess.run(cmd, env=ansible_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=timeout, check=False)
+    finally:
+        if extra_vars:
+            os.unlink(path)
 
 
 def run_module(module, args, check=False, diff=False, workdir=None):

@@ -149,8 +149,8 @@ class Server:
         last = None
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError('%s exited at start: %s %s' % (self.name, self.proc.stderr.read().decode(),
-                                                                 self.log_tail()))
+                raise RuntimeError('%s exited at start: %s %s'
+                                   % (self.name, self.proc.stderr.read().decode(), self.log_tail()))
             try:
                 self.admin().ping()
                 return self
