@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles
 
-.PHONY: help setup test pytest sanity lint build demo clean distclean
+.PHONY: help setup test pytest sanity lint build demo bench clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -26,6 +26,7 @@ help:
 	@echo 'make lint       ansible-lint, production profile, on $(LINT_DIRS)'
 	@echo 'make build      ansible-galaxy collection build into .build/'
 	@echo 'make demo       setup, then start a local Redis source and a TLS Valkey target and run playbooks/migrate.yml'
+	@echo 'make bench      benchmark the copy against xargs+MIGRATE and a full sync (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
 
@@ -72,6 +73,12 @@ build: | $(PYTHON)
 
 demo: setup
 	$(PYTHON) tests/support/demo.py
+
+# Several minutes at full size; numbers are measurements, not pass/fail.  Results also in .build/bench.json.
+BENCH_ARGS ?=
+bench: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/benchmarks/bench_copy.py --out $(BUILD)/bench.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output .cache

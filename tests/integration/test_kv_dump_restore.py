@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from ansible_collections.kvtools.migration.plugins.module_utils import _wire
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
@@ -173,6 +174,21 @@ def test_many_keys_workers_and_batches(redis70, valkey80):
     pipe.execute()
     result = copy(redis70, valkey80, workers=3, batch_size=500)
     assert result['totals']['copied'] == 30000 and valkey80.admin().dbsize() == 30000
+
+
+@pytest.mark.parametrize('parser', ['hiredis', 'python'])
+def test_reply_parsers_give_the_same_copy(parser, redis70, valkey80, monkeypatch):
+    """The wire layer reads replies with hiredis when installed, else with redis-py's own parser."""
+    if parser == 'hiredis' and not _wire.HAS_HIREDIS:
+        pytest.skip('hiredis is not installed')
+    monkeypatch.setattr(_wire, 'HAS_HIREDIS', parser == 'hiredis')
+    load_dbs(redis70, [0, 3], big=3000)
+    valkey80.admin(0).set(b'db0:list', b'a string where the source has a list')
+    result = copy(redis70, valkey80, on_conflict='replace', batch_size=50)
+    assert result['totals']['failed'] == 0 and result['totals']['replaced'] == 1
+    compare.assert_same(redis70, valkey80, [(0, 0), (3, 3)])
+    again = copy(redis70, valkey80)
+    assert again['totals']['copied'] == 0 and again['totals']['identical'] == result['totals']['keys']
 
 
 # --- resume ---------------------------------------------------------------------------------------

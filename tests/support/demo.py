@@ -11,8 +11,10 @@
 3. loads sample data into dbs 0, 1 and 5 of the source: every type, keys with TTLs and keys with
    awkward names (newline, space, quotes, tab, ``*``, bytes that are not UTF-8, the empty name);
 4. writes the endpoints ``kv_source`` and ``kv_target`` to a private JSON file and runs
-   ``ansible-playbook playbooks/migrate.yml -e @that-file``;
-5. prints the keys per db on both sides, checks that no password reached the output, and stops
+   ``ansible-playbook playbooks/migrate.yml -e @that-file`` three times: with ``--check`` (the plan;
+   the target must stay empty), for real, and again (the second run must report no change);
+5. compares every key, value and expiry of source and target (independently of the collection),
+   prints the keys per db on both sides, checks that no password reached the output, and stops
    the servers (also when anything fails or the run is interrupted).
 
 Arguments after ``--`` go to ansible-playbook, e.g. ``python tests/support/demo.py -- -v``.
@@ -26,6 +28,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,6 +40,7 @@ sys.path.insert(0, ROOT)
 
 from tests.support import ansible as kv_ansible  # noqa: E402  pylint: disable=wrong-import-position
 from tests.support import certs as kv_certs  # noqa: E402  pylint: disable=wrong-import-position
+from tests.support import compare as kv_compare  # noqa: E402  pylint: disable=wrong-import-position
 from tests.support import servers as kv_servers  # noqa: E402  pylint: disable=wrong-import-position
 
 DEMO_DIR = os.path.join(ROOT, '.build', 'demo')
@@ -200,19 +204,38 @@ def main(argv=None):
         with os.fdopen(fd, 'w') as fh:
             json.dump(endpoints, fh)
 
-        say()
-        status, output = run_playbook(vars_file, collections, env, opts.playbook_args)
+        outputs = []
+        for step, args in (('dry run', ['--check']), ('migration', []), ('second run', [])):
+            say()
+            say('== %s' % step)
+            status, output = run_playbook(vars_file, collections, env, args + opts.playbook_args)
+            outputs.append(output)
+            if status != 0:
+                say('demo: FAILED - ansible-playbook (%s) exited with status %d' % (step, status))
+                return status
+            if step == 'dry run' and keys_per_db(target):
+                say('demo: FAILED - the dry run wrote to the target')
+                return 1
+            if step == 'second run' and not re.search(r'\bchanged=0\b', output):
+                say('demo: FAILED - the second run reported a change')
+                return 1
         say()
         print_counts(source, target)
 
-        leaked = [user for user, pw in kv_servers.PASSWORDS.items() if pw in output]
+        leaked = [user for user, pw in kv_servers.PASSWORDS.items() if any(pw in out for out in outputs)]
         if leaked:
             say('demo: FAILED - the password of %s appeared in the playbook output' % ', '.join(leaked))
             return 1
-        if status != 0:
-            say('demo: FAILED - ansible-playbook exited with status %d' % status)
-            return status
-        say('demo: passed (no password in the output)')
+        diffs = []
+        for db in sorted(loaded):
+            diffs += ['db%d: %s' % (db, d) for d in kv_compare.differences(source.admin(db), target.admin(db))]
+        if diffs:
+            say('demo: FAILED - source and target differ:')
+            for line in diffs[:20]:
+                say('  ' + line)
+            return 1
+        say('demo: passed - every key, value and TTL of the source is on the target, the dry run wrote nothing,')
+        say('      the second run changed nothing, and no password appeared in the output')
         return 0
     finally:
         for server in started:
