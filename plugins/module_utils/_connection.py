@@ -251,6 +251,7 @@ class Endpoint:
             from redis.retry import Retry
             from redis.backoff import NoBackoff
             kwargs['retry'] = Retry(NoBackoff(), 0)
+            kwargs.pop('retry_on_timeout')  # deprecated in redis-py 6+; the Retry above already says "never"
         except ImportError:  # pragma: no cover
             pass
         kwargs = _supported_kwargs(kwargs)

@@ -159,7 +159,7 @@ def classify(exc, endpoint, action=None, connecting=False):
         if 'CERTIFICATE_VERIFY_FAILED' in text or 'certificate verify failed' in text:
             return err('tls', 'TLS certificate verification failed: %s. Give the CA that signed the server '
                        'certificate as ca_cert, set server_name to a name the certificate holds, or (tests only) '
-                       'set validate_certs=false' % text)
+                       'set validate_certs=false' % text.strip().rstrip('.'))
         if isinstance(cause, ssl.SSLError) or 'SSL' in text:
             if 'WRONG_VERSION_NUMBER' in text or 'wrong version number' in text or 'record layer failure' in text:
                 return err('tls', 'TLS handshake failed: the server does not speak TLS on this port. '
@@ -168,6 +168,9 @@ def classify(exc, endpoint, action=None, connecting=False):
                     or 'HANDSHAKE_FAILURE' in text:
                 return err('tls', 'TLS handshake failed: the server requires a client certificate. '
                            'Give client_cert and client_key')
+            if 'EOF occurred in violation of protocol' in text or 'UNEXPECTED_EOF' in text:
+                return err('tls', 'TLS handshake failed: the server closed the connection during the handshake. '
+                           'It most likely requires a client certificate: give client_cert and client_key')
             if isinstance(cause, ssl.SSLError):
                 return err('tls', 'TLS handshake failed: %s' % _short(cause))
     if rexc is not None:
@@ -227,4 +230,4 @@ def classify(exc, endpoint, action=None, connecting=False):
 
 def _short(exc):
     text = getattr(exc, 'verify_message', None) or getattr(exc, 'reason', None) or str(exc)
-    return str(text).strip()
+    return str(text).strip().rstrip('.')
