@@ -95,6 +95,19 @@ options:
           - Seconds to wait for any one reply. Raise it for very large keys.
         type: float
         default: 60.0
+      migrate_host:
+        description:
+          - Only for the target of M(kvtools.migration.kv_migrate) - the host name or address the source server
+            uses to reach this server, when it differs from C(host) (for example the backend address of a
+            service whose C(host) is an exposed frontend). Other modules ignore it.
+          - Defaults to C(host).
+        type: str
+      migrate_port:
+        description:
+          - Only for the target of M(kvtools.migration.kv_migrate) - the port the source server uses to reach
+            this server. Other modules ignore it.
+          - Defaults to C(port).
+        type: int
 requirements:
   - redis (redis-py) >= 5.0 on the host that runs the module
 notes:
@@ -182,6 +195,19 @@ options:
           - Seconds to wait for any one reply. Raise it for very large keys.
         type: float
         default: 60.0
+      migrate_host:
+        description:
+          - Only for the target of M(kvtools.migration.kv_migrate) - the host name or address the source server
+            uses to reach this server, when it differs from C(host) (for example the backend address of a
+            service whose C(host) is an exposed frontend). Other modules ignore it.
+          - Defaults to C(host).
+        type: str
+      migrate_port:
+        description:
+          - Only for the target of M(kvtools.migration.kv_migrate) - the port the source server uses to reach
+            this server. Other modules ignore it.
+          - Defaults to C(port).
+        type: int
   target:
     description:
       - The server to write to.

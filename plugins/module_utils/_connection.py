@@ -64,6 +64,8 @@ ENDPOINT_OPTIONS = dict(
     validate_certs=dict(type='bool', default=True),
     connect_timeout=dict(type='float', default=DEFAULT_CONNECT_TIMEOUT),
     socket_timeout=dict(type='float', default=DEFAULT_SOCKET_TIMEOUT),
+    migrate_host=dict(type='str'),
+    migrate_port=dict(type='int'),
 )
 
 
@@ -143,6 +145,9 @@ class Endpoint:
         self.validate_certs = params.get('validate_certs', True) is not False
         self.connect_timeout = float(params.get('connect_timeout') or DEFAULT_CONNECT_TIMEOUT)
         self.socket_timeout = float(params.get('socket_timeout') or DEFAULT_SOCKET_TIMEOUT)
+        # The address another server (the source of a MIGRATE) uses to reach this one.
+        self.migrate_host = params.get('migrate_host') or self.host
+        self.migrate_port = int(params.get('migrate_port') or self.port)
         if self.unix_socket and self.tls:
             raise KVError('%s: TLS over a unix socket is not supported; use a TCP url' % label, kind='config')
         if self.db < 0:

@@ -124,6 +124,8 @@ class DumpRestore:
     """One kv_dump_restore run.  ``run()`` returns the result dict or raises KVError (with
     ``.partial`` holding the counts reached)."""
 
+    name = 'kv_dump_restore'
+
     def __init__(self, source, target, options, warn=None):
         self.source_ep = source
         self.target_ep = target
@@ -141,8 +143,8 @@ class DumpRestore:
         self.tgt = connect_server(self.target_ep)
         for server, label in ((self.src, 'source'), (self.tgt, 'target')):
             if server.cluster_enabled:
-                raise KVError('%s %s runs in cluster mode, which kv_dump_restore does not support yet'
-                              % (label, server.endpoint.address), kind='config')
+                raise KVError('%s %s runs in cluster mode, which %s does not support yet'
+                              % (label, server.endpoint.address, self.name), kind='config')
         if self.tgt.role not in ('master', 'primary'):
             raise KVError('target %s is a replica (read-only): give its primary' % self.target_ep.address,
                           kind='readonly')
@@ -368,7 +370,7 @@ class DumpRestore:
         batches = scan_batches(src_client, match=self.opts.match, count=self.opts.batch_size, cursor=cursor)
         try:
             if workers == 1:
-                worker = _Worker(self, s_db, t_db, ctx)
+                worker = self.worker_class(self, s_db, t_db, ctx)
                 try:
                     for seq, (cursor_after, keys) in enumerate(batches):
                         worker.process(keys)
@@ -390,7 +392,7 @@ class DumpRestore:
 
         def loop():
             try:
-                worker = _Worker(self, s_db, t_db, ctx)
+                worker = self.worker_class(self, s_db, t_db, ctx)
             except Exception as exc:
                 errors.append(exc)
                 worker = None
@@ -588,6 +590,7 @@ class _Worker:
                     failures.append(dict(db=self.s_db, key=sample_key(item[0]), reason='conflict'))
             items = todo
         if self.plan:
+            self._plan_writes(items, replace_keys)
             counts['copied'] = len(items)
             counts['replaced'] = len(replace_keys)
             if self.path == 'commands':
@@ -602,6 +605,9 @@ class _Worker:
         finally:
             self.state.add(counts, failures)
         return size
+
+    def _plan_writes(self, items, replace_keys):
+        """Check mode: called with what a real run would write (subclasses count their calls)."""
 
     def _restore(self, items, replace_keys, counts, failures):
         if not items:
@@ -690,3 +696,6 @@ class _Worker:
                 counts['expired'] = counts.get('expired', 0) + 1
             else:  # busykey
                 self._resolve_busy([(key, _payload, expire_at, _raw)], counts, failures)
+
+
+DumpRestore.worker_class = _Worker

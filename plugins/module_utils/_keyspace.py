@@ -55,6 +55,16 @@ def totals(db_results):
     return out
 
 
+def target_keys_diff(result):
+    """Diff mode of the copying modules: keys per target db before and after (never names or values)."""
+    before = dict((str(k), v) for k, v in sorted(result.get('target_keys_before', {}).items()))
+    after = dict(before)
+    for entry in result.get('dbs', []):
+        t = str(entry['target_db'])
+        after[t] = after.get(t, 0) + entry['copied'] - entry['replaced']
+    return dict(before={'keys_per_db': before}, after={'keys_per_db': after})
+
+
 def db_mapping(db_map):
     """Normalise ``db_map`` (keys may be strings from YAML) to ``{int: int}``."""
     out = {}

@@ -187,6 +187,7 @@ resumed:
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import target_keys_diff
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
 
 
@@ -219,12 +220,7 @@ def main():
         result = engine.run()
         result.pop('warnings_list', None)
         if module._diff:
-            before = dict((str(k), v) for k, v in sorted(result['target_keys_before'].items()))
-            after = dict(before)
-            for entry in result['dbs']:
-                t = str(entry['target_db'])
-                after[t] = after.get(t, 0) + entry['copied'] - entry['replaced']
-            result['diff'] = dict(before={'keys_per_db': before}, after={'keys_per_db': after})
+            result['diff'] = target_keys_diff(result)
         return result
 
     module.run(run)

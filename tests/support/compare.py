@@ -69,3 +69,14 @@ def source_writes(server):
     """A counter that moves whenever the server's data is written (for never-touch-the-source checks)."""
     info = server.admin().info('persistence')
     return info['rdb_changes_since_last_save']
+
+
+def snapshot(server, dbs=range(16)):
+    """``{db: {key: (DUMP payload, has TTL)}}`` of the non-empty dbs: equal before and after = untouched."""
+    out = {}
+    for db in dbs:
+        client = server.admin(db)
+        keys = _scan_all(client)
+        if keys:
+            out[db] = dict((key, (client.dump(key), client.pttl(key) > 0)) for key in keys)
+    return out

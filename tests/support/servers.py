@@ -40,7 +40,7 @@ PASSWORDS = {
 
 ACL_RULES = {
     'admin': 'on >{pw} ~* &* +@all',
-    'migrator': ('on >{pw} ~* &* +@all -@dangerous +restore +migrate +info +config|get +sync +psync '
+    'migrator': ('on >{pw} ~* &* +@all -@dangerous +restore +restore-asking +migrate +info +config|get +sync +psync '
                  '+replconf +client|pause +client|unpause +client|list +acl|whoami +acl|dryrun +acl|getuser '
                  '+dump +keys'),
     'restorer': 'on >{pw} ~* +select +restore +ping +info +exists +type +pttl +dump +scan +dbsize +hello',

@@ -1,0 +1,227 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: kv_migrate
+short_description: Copy the keys of a Redis or Valkey server to another one with server-side MIGRATE
+version_added: 0.1.0
+description:
+  - Walks the source with C(SCAN) and sends each batch as one C(MIGRATE host port "" db timeout COPY [REPLACE]
+    [AUTH pw | AUTH2 user pw] KEYS ...). The source server itself connects to the target and transfers the keys;
+    no value passes through the machine running the module.
+  - C(COPY) is always sent, so the source keeps every key whatever happens. Nothing else is written to the source.
+  - Key names are bytes end to end; any name (newlines, quotes, non-UTF-8, the empty name) is migrated.
+  - The source's main thread is blocked while one C(MIGRATE) runs. Calls are therefore bounded by O(batch_size)
+    keys and about O(batch_bytes) bytes. Key sizes come from C(MEMORY USAGE); on sources whose average key is
+    small (a whole batch of average keys fits into O(batch_bytes)) sizes are not asked key by key, which would
+    cost about a quarter of the throughput, unless a call turns out slow because of many big keys. A single key
+    bigger than O(batch_bytes) goes alone; nothing can split it.
+  - A target database that already holds keys is compared first (C(DUMP) and expiry on both sides). Keys that
+    are identical are counted and not sent again, so a second run writes nothing and reports C(changed=false).
+  - MIGRATE needs a network path from the source server to the target. Where there is none (TLS on one side
+    only, a target only this machine can reach) or where the target refuses the source's payload version (a
+    downgrade, Redis 7.4 to Valkey), use M(kvtools.migration.kv_dump_restore) instead; this module says so
+    before anything is copied when it can tell, and on the first batch otherwise.
+author:
+  - kvtools.migration contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - kvtools.migration.endpoint.SOURCE_TARGET
+options:
+  dbs:
+    description:
+      - Source databases to migrate. Default - every non-empty database of the source.
+    type: list
+    elements: int
+  db_map:
+    description:
+      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
+    type: dict
+  match:
+    description:
+      - Migrate only keys whose name matches this glob (C(SCAN MATCH) syntax).
+    type: str
+  on_conflict:
+    description:
+      - What to do with keys that already exist on the target with a different value or expiry.
+      - V(fail) stops before anything is written (to any database) and lists the differing keys.
+      - V(skip) leaves them as they are; V(replace) overwrites them (C(MIGRATE ... REPLACE), for those keys only).
+      - Keys identical on both sides are never a conflict.
+    type: str
+    choices: [fail, skip, replace]
+    default: fail
+  batch_size:
+    description:
+      - Keys per C(SCAN) batch and the most keys in one C(MIGRATE) call.
+    type: int
+    default: 5000
+  batch_bytes:
+    description:
+      - About the most bytes (as C(MEMORY USAGE) estimates them) in one C(MIGRATE) call, so that the source is not
+        blocked for long. 16 MiB take about 0.1 to 0.2 seconds to send on a LAN.
+    type: int
+    default: 16777216
+  timeout:
+    description:
+      - C(MIGRATE)'s own timeout in milliseconds - the longest the source waits for any one read or write on its
+        connection to the target, not the total time of a call.
+      - Keep the source's O(source.socket_timeout) (seconds) well above it.
+    type: int
+    default: 5000
+  workers:
+    description:
+      - Batches handled in parallel, each worker with its own connections. The source runs one C(MIGRATE) at a
+        time; the workers overlap the scanning, the comparisons and the network.
+    type: int
+    default: 3
+  report:
+    description:
+      - Path of a JSON file to write the result to (also when the run fails part way), mode 0600.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads both sides and returns the plan (per database - keys to migrate, identical keys, conflicts,
+      estimated bytes, and the number of MIGRATE calls in RV(batches)) without writing anything.
+  diff_mode:
+    support: full
+    description: Returns the key counts of each target database before and after; never key names or values.
+notes:
+  - The target's credentials travel inside the C(MIGRATE) command to the source server, which logs in to the target
+    with them (C(AUTH2) for an ACL user, C(AUTH) for a password-only server). Redis and Valkey hide them in
+    C(SLOWLOG) and C(MONITOR).
+  - ACL permissions - the source user needs C(+scan +migrate +memory|usage +dump +info) (C(MIGRATE) is in
+    C(@dangerous)); the target user C(+restore) (in C(@dangerous) too) plus what M(kvtools.migration.kv_info) reads.
+  - C(MIGRATE) is a write command for the source's bookkeeping; under C(CLIENT PAUSE WRITE) it waits until the
+    pause ends. Use M(kvtools.migration.kv_dump_restore) to copy from a paused source.
+  - Cluster mode is not supported yet.
+seealso:
+  - module: kvtools.migration.kv_dump_restore
+  - module: kvtools.migration.kv_info
+'''
+
+EXAMPLES = r'''
+- name: Migrate every database of the old instance to the new one
+  kvtools.migration.kv_migrate:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    report: /var/tmp/kv-migrate.json
+  register: migrated
+
+- name: The source reaches the target through its backend address, not the frontend this machine uses
+  kvtools.migration.kv_migrate:
+    source:
+      host: redis-old.internal
+      username: migrator
+      password: "{{ vault_old_password }}"
+    target:
+      host: redis-new.public.example.com
+      port: 6379
+      username: migrator
+      password: "{{ vault_new_password }}"
+      migrate_host: 10.20.0.15
+      migrate_port: 6379
+
+- name: Nothing may have failed
+  ansible.builtin.assert:
+    that: migrated.totals.failed == 0
+'''
+
+RETURN = r'''
+dbs:
+  description:
+    - One entry per migrated database with the counters C(keys) (scanned), C(copied), C(identical), C(conflicts),
+      C(replaced), C(skipped), C(expired) (gone before they could be sent, or C(NOKEY)), C(fallback) (always 0),
+      C(failed), C(bytes) (estimated), the C(payload_path) (C(migrate)) and C(batches) (MIGRATE calls).
+    - In check mode the counters say what a real run would do.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"db": 0, "target_db": 0, "keys": 1000, "copied": 990, "identical": 10, "conflicts": 0, "replaced": 0,
+            "skipped": 0, "expired": 0, "fallback": 0, "failed": 0, "bytes": 123456, "payload_path": "migrate",
+            "batches": 1}]
+totals:
+  description: The same counters summed over every database.
+  returned: always
+  type: dict
+failures:
+  description: Up to 100 keys that failed or conflicted, as C({db, key, reason}). Key names are shown escaped;
+    values never.
+  returned: always
+  type: list
+  elements: dict
+batches:
+  description: MIGRATE calls sent (in check mode - that a real run would send).
+  returned: always
+  type: int
+migrate_address:
+  description: The C(host:port) the source was told to migrate to (O(target.migrate_host), O(target.migrate_port)).
+  returned: always
+  type: str
+source:
+  description: Engine, version, RDB version and address of the source.
+  returned: success
+  type: dict
+target:
+  description: Engine, version, RDB version and address of the target.
+  returned: success
+  type: dict
+bytes:
+  description: Estimated bytes of the keys migrated (C(MEMORY USAGE) where asked, else C(DUMP) sizes where compared).
+  returned: always
+  type: int
+seconds:
+  description: Duration of the run.
+  returned: always
+  type: float
+keys_per_second:
+  description: Keys scanned per second.
+  returned: always
+  type: float
+'''
+
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import target_keys_diff
+from ansible_collections.kvtools.migration.plugins.module_utils._migrate import Migrate, MigrateOptions
+from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+
+
+def main():
+    module = KVModule(
+        argument_spec=dict(
+            dbs=dict(type='list', elements='int'),
+            db_map=dict(type='dict'),
+            match=dict(type='str'),
+            on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
+            batch_size=dict(type='int', default=5000),
+            batch_bytes=dict(type='int', default=16777216),
+            timeout=dict(type='int', default=5000),
+            workers=dict(type='int', default=3),
+            report=dict(type='path'),
+        ),
+        endpoints=('source', 'target'),
+    )
+    source = module.endpoint('source')
+    target = module.endpoint('target')
+    p = module.params
+
+    def run():
+        options = MigrateOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
+                                 batch_size=p['batch_size'], batch_bytes=p['batch_bytes'], timeout=p['timeout'],
+                                 workers=p['workers'], report=p['report'], check_mode=module.check_mode)
+        result = Migrate(source, target, options, warn=module.warn).run()
+        result.pop('warnings_list', None)
+        if module._diff:
+            result['diff'] = target_keys_diff(result)
+        return result
+
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()
