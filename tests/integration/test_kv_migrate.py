@@ -16,6 +16,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._migrate import 
     Migrate, MigrateOptions, _MigrateWorker)
 from tests.conftest import assert_no_secret
 from tests.support import compare, data
+from tests.support.servers import PASSWORDS
 
 
 def migrate(source, target, **options):
@@ -105,10 +106,20 @@ def test_newer_source_to_redis62_is_refused_before_copying(redis70, redis62):
 def test_acl_user_target_valkey9(redis70, valkey9):
     """Valkey 9 target with an ACL user: MIGRATE ... AUTH2 user pw.  Redis 7.0 payloads are older: accepted."""
     n = load_dbs(redis70, [1], big=2000)
-    with Untouched(redis70):
-        result = migrate(redis70, valkey9)
+    admin = redis70.admin()
+    admin.config_set('slowlog-log-slower-than', 0)
+    admin.slowlog_reset()
+    try:
+        with Untouched(redis70):
+            result = migrate(redis70, valkey9)
+        logged = [e['command'] for e in admin.slowlog_get(128) if e['command'].startswith(b'MIGRATE')]
+    finally:
+        admin.config_set('slowlog-log-slower-than', 10000)
     assert result['totals']['copied'] == n and result['totals']['failed'] == 0
     compare.assert_same(redis70, valkey9, [(1, 1)])
+    # the target's credentials travel inside MIGRATE; the source must not keep them in its slow log
+    assert logged and all(b'AUTH2 (redacted) (redacted)' in cmd for cmd in logged), logged
+    assert not any(PASSWORDS['migrator'].encode() in cmd for cmd in logged)
 
 
 def test_conflicts_fail_skip_replace(redis70, valkey80):
