@@ -166,10 +166,11 @@ def test_nokey_reply_counts_the_batch_as_expired(redis70, valkey80):
     state.result, state.lock = db_result(0, 0, payload_path='migrate'), threading.Lock()
     worker = _MigrateWorker(run, 0, 0, dict(plan=False, check_existing=False, state=state))
     try:
-        counts = {}
-        assert worker._migrate([b'gone:1', b'gone\n2'], False, counts, []) == 'nokey'
-        assert counts == {'expired': 2}
-        assert worker._migrate([b'present', b'gone:3'], False, counts, []) == 'ok'
+        with Untouched(redis70, dbs=[0]):
+            counts = {}
+            assert worker._migrate([b'gone:1', b'gone\n2'], False, counts, []) == 'nokey'
+            assert counts == {'expired': 2}
+            assert worker._migrate([b'present', b'gone:3'], False, counts, []) == 'ok'
     finally:
         worker.close()
     assert valkey80.admin().get(b'present') == b'x'
@@ -269,7 +270,8 @@ def test_many_keys_several_workers(redis70, valkey80):
     for i in range(30000):
         pipe.set(b'key:%d' % i, b'%d' % i)
     pipe.execute()
-    result = migrate(redis70, valkey80, batch_size=1000, workers=3)
+    with Untouched(redis70, dbs=[]):
+        result = migrate(redis70, valkey80, batch_size=1000, workers=3)
     assert result['totals']['copied'] == 30000 == valkey80.admin().dbsize()
     assert result['changed']
 
