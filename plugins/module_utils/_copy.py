@@ -86,7 +86,7 @@ class CopyOptions:
     """The options of kv_dump_restore, with their defaults."""
 
     def __init__(self, dbs=None, db_map=None, match=None, on_conflict='fail', payload='auto', batch_size=1000,
-                 workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False):
+                 workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False, progress=None):
         self.dbs = dbs
         self.db_map = db_map
         self.match = match
@@ -98,6 +98,7 @@ class CopyOptions:
         self.report = report
         self.chunk_size = max(1, int(chunk_size))
         self.check_mode = check_mode
+        self.progress = progress
         if on_conflict not in ('fail', 'skip', 'replace'):
             raise KVError('on_conflict must be fail, skip or replace', kind='config')
         if payload not in ('auto', 'restore', 'commands'):
@@ -107,10 +108,11 @@ class CopyOptions:
 class _DbState:
     """Counters and failures of one db, shared by its workers."""
 
-    def __init__(self, src_db, tgt_db, path):
+    def __init__(self, src_db, tgt_db, path, on_change=None):
         self.result = db_result(src_db, tgt_db, payload_path=path)
         self.failures = []
         self.lock = threading.Lock()
+        self.on_change = on_change
 
     def add(self, counts, failures=()):
         with self.lock:
@@ -118,6 +120,50 @@ class _DbState:
             room = MAX_FAILURES_LISTED - len(self.failures)
             if room > 0:
                 self.failures.extend(list(failures)[:room])
+        if self.on_change:
+            self.on_change()
+
+
+class Progress:
+    """A small JSON file, rewritten atomically at most every ``interval`` seconds, that says how far a
+    copy has got: per db the source keys (from INFO keyspace at the start) and the keys done, with the
+    overall rate and the time left.  Roles poll it to show progress of a long copy."""
+
+    FORMAT = 1
+
+    def __init__(self, path, totals, interval=1.0):
+        self.path = path
+        self.totals = totals
+        self.interval = interval
+        self.started = time.time()
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def update(self, states, phase, force=False):
+        now = time.time()
+        if not force and now - self.last < self.interval:
+            return
+        with self.lock:
+            if not force and now - self.last < self.interval:
+                return
+            self.last = now
+            dbs = []
+            for state in states:
+                entry = state.result
+                dbs.append(dict(db=entry['db'], target_db=entry['target_db'],
+                                total=self.totals.get(entry['db'], 0), done=entry['keys'],
+                                copied=entry['copied'], identical=entry['identical'], expired=entry['expired'],
+                                failed=entry['failed']))
+            done = sum(d['done'] for d in dbs)
+            total = max(sum(d['total'] for d in dbs), done)
+            elapsed = max(now - self.started, 1e-6)
+            rate = done / elapsed
+            eta = round((total - done) / rate, 1) if rate > 0 and phase == 'copying' else None
+            data = dict(format=self.FORMAT, phase=phase, pid=os.getpid(), started=round(self.started, 3),
+                        updated=round(now, 3), elapsed=round(elapsed, 1), done=done, total=total,
+                        percent=round(100.0 * done / total, 1) if total else 100.0,
+                        keys_per_second=round(rate, 1), eta_seconds=eta, dbs=dbs)
+            atomic_write(self.path, json.dumps(data, sort_keys=True))
 
 
 class DumpRestore:
@@ -212,7 +258,12 @@ class DumpRestore:
             if databases is not None and t >= databases:
                 raise KVError('target db %d does not exist on %s (databases = %d): change db_map'
                               % (t, self.target_ep.address, databases), kind='db')
-        self.states = [_DbState(s, t, path) for s, t in pairs]
+        self.progress = None
+        if self.opts.progress and not self.opts.check_mode:
+            keyspace = self.src.keyspace()
+            self.progress = Progress(self.opts.progress, dict((s, keyspace.get(s, {}).get('keys', 0)) for s, _t in pairs))
+        self.phase = 'planning'
+        self.states = [_DbState(s, t, path, on_change=self._tick) for s, t in pairs]
         self._check_room()
         self._ckpt_lock = threading.Lock()
         previous = self._load_checkpoint(pairs)
@@ -255,6 +306,7 @@ class DumpRestore:
                 err.partial = self._result(started, resumed, partial=True)
                 raise err
             if not self.opts.check_mode:
+                self.phase = 'copying'
                 for state in self.states:
                     key = str(state.result['db'])
                     done = self._ckpt['dbs'].get(key, {})
@@ -271,17 +323,24 @@ class DumpRestore:
             if not hasattr(exc, 'partial'):
                 exc.partial = self._result(started, resumed, partial=True)
             self._write_report(exc.partial)
+            self._tick('failed')
             raise
         except Exception as exc:
             err = self.target_ep.error(exc, 'copying')
             err.partial = self._result(started, resumed, partial=True)
             self._write_report(err.partial)
+            self._tick('failed')
             raise err
+        self._tick('done')
         result = self._result(started, resumed)
         if self.opts.checkpoint and not self.opts.check_mode and os.path.exists(self.opts.checkpoint):
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
         self._write_report(result)
         return result
+
+    def _tick(self, final=None):
+        if self.progress is not None:
+            self.progress.update(self.states, final or self.phase, force=final is not None)
 
     def _check_room(self):
         """Warn early when the target's maxmemory looks too small for the source's data."""

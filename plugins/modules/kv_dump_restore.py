@@ -91,6 +91,13 @@ options:
     description:
       - Path of a JSON file to write the result to (also when the copy fails part way), mode 0600.
     type: path
+  progress:
+    description:
+      - Path of a JSON file the run rewrites (atomically, about once a second) with how far it has got - per
+        database the source keys and the keys done, the overall keys per second and the estimated time left -
+        and finally C(phase=done) or C(phase=failed). Meant for polling a run started with C(async); the
+        C(kvtools.migration.migrate) role uses it to show progress. Not written in check mode.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -204,6 +211,7 @@ def main():
             chunk_size=dict(type='int', default=1000),
             checkpoint=dict(type='path'),
             report=dict(type='path'),
+            progress=dict(type='path'),
         ),
         endpoints=('source', 'target'),
     )
@@ -214,7 +222,7 @@ def main():
     def run():
         options = CopyOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
                               payload=p['payload'], batch_size=p['batch_size'], workers=p['workers'],
-                              checkpoint=p['checkpoint'], report=p['report'], chunk_size=p['chunk_size'],
+                              checkpoint=p['checkpoint'], report=p['report'], progress=p['progress'], chunk_size=p['chunk_size'],
                               check_mode=module.check_mode)
         engine = DumpRestore(source, target, options, warn=module.warn)
         result = engine.run()

@@ -84,6 +84,13 @@ options:
     description:
       - Path of a JSON file to write the result to (also when the run fails part way), mode 0600.
     type: path
+  progress:
+    description:
+      - Path of a JSON file the run rewrites (atomically, about once a second) with how far it has got - per
+        database the source keys and the keys done, the overall keys per second and the estimated time left -
+        and finally C(phase=done) or C(phase=failed). Meant for polling a run started with C(async); the
+        C(kvtools.migration.migrate) role uses it to show progress. Not written in check mode.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -203,6 +210,7 @@ def main():
             timeout=dict(type='int', default=5000),
             workers=dict(type='int', default=3),
             report=dict(type='path'),
+            progress=dict(type='path'),
         ),
         endpoints=('source', 'target'),
     )
@@ -213,7 +221,8 @@ def main():
     def run():
         options = MigrateOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
                                  batch_size=p['batch_size'], batch_bytes=p['batch_bytes'], timeout=p['timeout'],
-                                 workers=p['workers'], report=p['report'], check_mode=module.check_mode)
+                                 workers=p['workers'], report=p['report'], progress=p['progress'],
+                                 check_mode=module.check_mode)
         result = Migrate(source, target, options, warn=module.warn).run()
         result.pop('warnings_list', None)
         if module._diff:

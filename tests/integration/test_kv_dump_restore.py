@@ -338,3 +338,45 @@ def test_source_under_client_pause_write(redis70, valkey80):
         admin.execute_command('CLIENT', 'UNPAUSE')
     assert result['totals']['copied'] == result['totals']['keys'] > 0
     compare.assert_same(redis70, valkey80, [(0, 0)])
+
+
+def test_progress_file_follows_the_copy(redis70, valkey80, tmp_path):
+    """The progress file is rewritten during the copy and ends with phase=done and every key counted."""
+    for db in (0, 2):
+        a = redis70.admin(db)
+        pipe = a.pipeline(transaction=False)
+        for i in range(20000):
+            pipe.set(b'key:%d' % i, b'x' * 50)
+        pipe.execute()
+    path = str(tmp_path / 'progress.json')
+    seen = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            if os.path.exists(path):
+                with open(path) as fh:
+                    seen.append(json.load(fh))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        copy(redis70, valkey80, progress=path, batch_size=200, workers=1)
+    finally:
+        stop.set()
+        watcher.join()
+    with open(path) as fh:
+        final = json.load(fh)
+    assert final['phase'] == 'done' and final['done'] == final['total'] == 40000 and final['percent'] == 100.0
+    assert [(d['db'], d['total'], d['done']) for d in final['dbs']] == [(0, 20000, 20000), (2, 20000, 20000)]
+    assert oct(os.stat(path).st_mode & 0o777) == '0o600'
+    running = [s for s in seen if s['phase'] == 'copying']
+    assert running and any(0 < s['done'] < 40000 for s in running), [s['done'] for s in seen]
+
+
+def test_no_progress_file_in_check_mode(redis70, valkey80, tmp_path):
+    redis70.admin().set(b'k', b'v')
+    path = tmp_path / 'progress.json'
+    copy(redis70, valkey80, progress=str(path), check_mode=True)
+    assert not path.exists()

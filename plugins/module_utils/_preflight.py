@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Preflight: read both servers, find what would stop a migration, choose the copy method, plan.
+
+Everything here only reads.  :func:`preflight` returns a dict with the facts of both sides, the
+list of ``problems`` (each one a sentence that says what to do), the chosen ``method`` with the
+reasons, the per-db plan and an estimate of the duration.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import select_dbs
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+
+# Rates used for the estimate: kv_dump_restore measured on a 2-core machine with source, target and
+# copier on it (tests/benchmarks/bench_copy.py); real networks are usually slower per byte.
+EST_KEYS_PER_SECOND = 100000.0
+EST_BYTES_PER_SECOND = 50 * 1000 * 1000.0
+METHODS = ('auto', 'migrate', 'dump_restore')
+
+
+def _facts(server):
+    facts = server.facts(with_permissions=True)
+    facts['address'] = server.endpoint.address
+    facts['tls_cluster'] = server.config_get('tls-cluster')
+    facts['used_memory_dataset'] = max(0, facts['used_memory'] - int(server.info.get('used_memory_startup', 0) or 0))
+    return facts
+
+
+def choose_method(src, tgt, accepts, wanted='auto', isolation='none', source_ep=None, target_ep=None):
+    """``(method, reasons, migrate_possible)``: 'migrate' or 'dump_restore' and why."""
+    blockers = []
+    if accepts is False:
+        blockers.append('the target refuses the source\'s DUMP payloads (RDB %s -> %s): only the type-aware copy of '
+                        'kv_dump_restore works' % (src['rdb_version'], tgt['rdb_version']))
+    if target_ep is not None and target_ep.unix_socket:
+        blockers.append('the target is a unix socket, which the source server cannot reach')
+    if target_ep is not None and target_ep.tls and (src.get('tls_cluster') or 'no') != 'yes':
+        blockers.append('the target uses TLS but the source does not open TLS connections for MIGRATE '
+                        '(tls-cluster is %s)' % (src.get('tls_cluster') or 'not available'))
+    if target_ep is not None and not target_ep.tls and src.get('tls_cluster') == 'yes':
+        blockers.append('the source opens TLS connections for MIGRATE (tls-cluster yes) but the target is plain TCP')
+    if isolation == 'pause':
+        blockers.append('the source is isolated with CLIENT PAUSE WRITE, under which MIGRATE (a write) would wait')
+    if src.get('commands', {}).get('migrate') == 'no':
+        blockers.append('the source user may not run MIGRATE')
+    major = int(str(src['version']).split('.')[0] or 0) if str(src['version']).split('.')[0].isdigit() else 0
+    if target_ep is not None and target_ep.username and src['engine'] == 'redis' and major < 6:
+        blockers.append('the source is older than 6.0 and cannot send AUTH2 for the target\'s ACL user')
+    if wanted == 'dump_restore':
+        return 'dump_restore', ['chosen: method is dump_restore'], not blockers
+    if wanted == 'migrate':
+        if blockers:
+            raise KVError('method=migrate cannot work here: %s. Use method=auto or dump_restore' % '; '.join(blockers),
+                          kind='config')
+        return 'migrate', ['chosen: method is migrate'], True
+    if blockers:
+        return 'dump_restore', blockers, False
+    return 'migrate', ['the source can send its keys itself (same payload format, same transport); if it cannot reach '
+                       'the target, the first MIGRATE fails before anything is copied and the copy falls back to '
+                       'kv_dump_restore'], True
+
+
+def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolation='none',
+              allow_nonempty_target=False):
+    if method not in METHODS:
+        raise KVError('method must be one of %s' % ', '.join(METHODS), kind='config')
+    src_server = connect_server(source_ep)
+    try:
+        tgt_server = connect_server(target_ep)
+    except KVError:
+        src_server.client.close()
+        raise
+    try:
+        src, tgt = _facts(src_server), _facts(tgt_server)
+    finally:
+        src_server.client.close()
+        tgt_server.client.close()
+    problems = []
+    warnings = []
+    if (source_ep.host, source_ep.port, source_ep.unix_socket) == (target_ep.host, target_ep.port, target_ep.unix_socket):
+        problems.append('source and target are the same server (%s): give a different target' % source_ep.address)
+    for side, facts in (('source', src), ('target', tgt)):
+        if facts['cluster_enabled']:
+            problems.append('the %s %s runs in cluster mode, which the collection does not support yet'
+                            % (side, facts['address']))
+    if tgt['role'] not in ('master', 'primary'):
+        problems.append('the target %s is a replica (read-only): give its primary' % tgt['address'])
+    if src['role'] not in ('master', 'primary'):
+        warnings.append('the source %s is a replica: make sure it is in sync with its primary' % src['address'])
+    keyspace = dict((d['db'], d) for d in src['dbs'])
+    pairs = select_dbs(keyspace, dbs, db_map)
+    target_keys = dict((d['db'], d['keys']) for d in tgt['dbs'])
+    plan = []
+    for s_db, t_db in pairs:
+        plan.append(dict(db=s_db, target_db=t_db, keys=keyspace.get(s_db, {}).get('keys', 0),
+                         expires=keyspace.get(s_db, {}).get('expires', 0), target_keys=target_keys.get(t_db, 0)))
+        if tgt['databases'] is not None and t_db >= tgt['databases']:
+            problems.append('target db %d does not exist on %s (databases = %d): change db_map or raise "databases"'
+                            % (t_db, tgt['address'], tgt['databases']))
+    busy = [p for p in plan if p['target_keys']]
+    if busy and not allow_nonempty_target:
+        problems.append('the target is not empty (%s): empty it, or set allow_nonempty_target to copy next to what is '
+                        'there (identical keys are skipped, differing keys stop the copy unless on_conflict says '
+                        'otherwise)' % ', '.join('db %d: %d keys' % (p['target_db'], p['target_keys']) for p in busy))
+    need = src['used_memory_dataset']
+    room = None
+    if tgt['maxmemory']:
+        room = tgt['maxmemory'] - tgt['used_memory']
+        if need > room:
+            problems.append('the target is too small: the source holds about %d MiB of data, the target has %d MiB '
+                            'left under maxmemory. Choose a larger target or raise its maxmemory'
+                            % (need // 2 ** 20, max(room, 0) // 2 ** 20))
+    accepts = target_accepts(tgt['engine'], tgt['rdb_version'], src['rdb_version'],
+                             (tgt.get('rdb_version_check') or {}).get('value'))
+    chosen, reasons, migrate_possible = choose_method(src, tgt, accepts, method, isolation, source_ep, target_ep)
+    for side, facts, needed in (('source', src, ('scan', 'dump')), ('target', tgt, ('restore',))):
+        refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
+        if refused:
+            problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(refused)))
+    keys = sum(p['keys'] for p in plan)
+    estimate = round(keys / EST_KEYS_PER_SECOND + need / EST_BYTES_PER_SECOND, 1)
+    lines = ['%s %s %s -> %s %s %s' % (src['address'], src['engine'], src['version'], tgt['address'], tgt['engine'],
+                                       tgt['version']),
+             'method: %s (%s)' % (chosen, '; '.join(reasons)),
+             'payloads: RDB %s -> %s, target accepts them: %s' % (src['rdb_version'], tgt['rdb_version'],
+                                                                  {True: 'yes', False: 'no', None: 'unknown'}[accepts])]
+    for p in plan:
+        lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d' % (p['db'], p['target_db'], p['keys'],
+                                                                                 p['expires'], p['target_keys']))
+    lines.append('about %d MiB of data, estimated %.0f s' % (need // 2 ** 20, estimate))
+    return dict(changed=False, source=src, target=tgt, dbs=plan, method=chosen, method_reasons=reasons,
+                migrate_possible=migrate_possible, payload=dict(source_rdb=src['rdb_version'],
+                                                                target_rdb=tgt['rdb_version'], accepts=accepts),
+                memory=dict(source_data=need, target_maxmemory=tgt['maxmemory'], target_free=room),
+                target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
+                problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems)

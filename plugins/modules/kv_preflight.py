@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: kv_preflight
+short_description: Check that a Redis or Valkey migration can work, choose the copy method and plan it
+version_added: 0.1.0
+description:
+  - Reads the source and the target (the facts of M(kvtools.migration.kv_info) for both) and finds what would stop a
+    migration - a target that is not empty, too small under its C(maxmemory), a replica, in cluster mode, missing
+    databases, users without the permissions a copy needs.
+  - Decides whether the target accepts the source's DUMP payloads and chooses the copy method - C(migrate)
+    (M(kvtools.migration.kv_migrate)) where the payloads are accepted, the transports match (a TLS target needs
+    C(tls-cluster yes) on the source) and the source is not paused, else C(dump_restore)
+    (M(kvtools.migration.kv_dump_restore)).
+  - Returns the plan per database and an estimate of the duration. Never writes to either server.
+author:
+  - kvtools.migration contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - kvtools.migration.endpoint.SOURCE_TARGET
+options:
+  dbs:
+    description:
+      - Source databases to migrate. Default - every non-empty database of the source.
+    type: list
+    elements: int
+  db_map:
+    description:
+      - "Map of source database to target database, for example C({0: 0, 1: 4})."
+    type: dict
+  method:
+    description:
+      - V(auto) chooses as described above; V(migrate) and V(dump_restore) force a method (V(migrate) fails here when
+        it cannot work).
+    type: str
+    choices: [auto, migrate, dump_restore]
+    default: auto
+  isolation:
+    description:
+      - How the source is isolated during the copy. V(pause) (C(CLIENT PAUSE WRITE)) rules out MIGRATE.
+    type: str
+    choices: [none, pause, acl, cf]
+    default: none
+  allow_nonempty_target:
+    description:
+      - Accept a target that already holds keys. Identical keys are then skipped by the copy and differing keys are
+        handled by its C(on_conflict).
+    type: bool
+    default: false
+  fail_on_problems:
+    description:
+      - Fail when RV(problems) is not empty. With V(false) the problems are only returned.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; check mode runs it as usual.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+seealso:
+  - module: kvtools.migration.kv_info
+  - module: kvtools.migration.kv_migrate
+  - module: kvtools.migration.kv_dump_restore
+'''
+
+EXAMPLES = r'''
+- name: Check the migration and choose the method
+  kvtools.migration.kv_preflight:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+  register: preflight
+
+- name: Show the plan
+  ansible.builtin.debug:
+    msg: "{{ preflight.plan }}"
+'''
+
+RETURN = r'''
+ok:
+  description: Whether no problem was found.
+  returned: always
+  type: bool
+problems:
+  description: What stops the migration, one sentence each with what to do.
+  returned: always
+  type: list
+  elements: str
+method:
+  description: The chosen copy method, C(migrate) or C(dump_restore).
+  returned: success
+  type: str
+method_reasons:
+  description: Why this method (for C(dump_restore) chosen by V(auto) - everything that rules MIGRATE out).
+  returned: success
+  type: list
+  elements: str
+migrate_possible:
+  description: Whether MIGRATE can work as far as can be told without trying.
+  returned: success
+  type: bool
+dbs:
+  description: The plan per database - C(db), C(target_db), C(keys), C(expires), C(target_keys).
+  returned: success
+  type: list
+  elements: dict
+keys:
+  description: Keys to copy in total.
+  returned: success
+  type: int
+target_empty:
+  description: Whether the target holds no key at all.
+  returned: success
+  type: bool
+payload:
+  description: C(source_rdb), C(target_rdb) and C(accepts) (true, false, or null when only RESTORE can tell).
+  returned: success
+  type: dict
+memory:
+  description: C(source_data) (used_memory minus startup), C(target_maxmemory) and C(target_free) (null without a limit).
+  returned: success
+  type: dict
+estimate_seconds:
+  description: A rough duration of the copy, from the keys and bytes and the rates measured in the project's benchmark.
+  returned: success
+  type: float
+plan:
+  description: The plan as lines of text for an operator.
+  returned: success
+  type: list
+  elements: str
+source:
+  description: The facts of the source, as M(kvtools.migration.kv_info) returns them, plus C(address) and C(tls_cluster).
+  returned: success
+  type: dict
+target:
+  description: The facts of the target, like RV(source).
+  returned: success
+  type: dict
+preflight_warnings:
+  description: Things worth knowing that do not stop the migration.
+  returned: success
+  type: list
+  elements: str
+'''
+
+from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+from ansible_collections.kvtools.migration.plugins.module_utils._preflight import preflight
+
+
+def main():
+    module = KVModule(
+        argument_spec=dict(
+            dbs=dict(type='list', elements='int'),
+            db_map=dict(type='dict'),
+            method=dict(type='str', choices=['auto', 'migrate', 'dump_restore'], default='auto'),
+            isolation=dict(type='str', choices=['none', 'pause', 'acl', 'cf'], default='none'),
+            allow_nonempty_target=dict(type='bool', default=False),
+            fail_on_problems=dict(type='bool', default=True),
+        ),
+        endpoints=('source', 'target'),
+    )
+    source = module.endpoint('source')
+    target = module.endpoint('target')
+    p = module.params
+
+    def run():
+        result = preflight(source, target, dbs=p['dbs'], db_map=p['db_map'], method=p['method'],
+                           isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'])
+        for warning in result['preflight_warnings']:
+            module.warn(warning)
+        if result['problems'] and p['fail_on_problems']:
+            module.fail_json(msg='preflight found %d problem(s): %s' % (len(result['problems']),
+                                                                         ' '.join(result['problems'])), **result)
+        return result
+
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()
