@@ -51,7 +51,8 @@ def choose_method(src, tgt, accepts, wanted='auto', isolation='none', source_ep=
         blockers.append('the source is isolated with CLIENT PAUSE WRITE, under which MIGRATE (a write) would wait')
     if src.get('commands', {}).get('migrate') == 'no':
         blockers.append('the source user may not run MIGRATE')
-    major = int(str(src['version']).split('.')[0] or 0) if str(src['version']).split('.')[0].isdigit() else 0
+    first = str(src['version']).split('.', 1)[0]
+    major = int(first) if first.isdigit() else 0
     if target_ep is not None and target_ep.username and src['engine'] == 'redis' and major < 6:
         blockers.append('the source is older than 6.0 and cannot send AUTH2 for the target\'s ACL user')
     if wanted == 'dump_restore':

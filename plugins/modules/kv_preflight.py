@@ -178,8 +178,8 @@ def main():
         for warning in result['preflight_warnings']:
             module.warn(warning)
         if result['problems'] and p['fail_on_problems']:
-            module.fail_json(msg='preflight found %d problem(s): %s' % (len(result['problems']),
-                                                                         ' '.join(result['problems'])), **result)
+            msg = 'preflight found %d problem(s): %s' % (len(result['problems']), ' '.join(result['problems']))
+            module.fail_json(msg=msg, **result)
         return result
 
     module.run(run)
