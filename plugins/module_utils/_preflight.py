@@ -15,15 +15,54 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import select_dbs
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key, scan_batches, select_dbs
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._typed import values_equal
 
 # Rates used for the estimate: kv_dump_restore measured on a 2-core machine with source, target and
 # copier on it (tests/benchmarks/bench_copy.py); real networks are usually slower per byte.
 EST_KEYS_PER_SECOND = 100000.0
 EST_BYTES_PER_SECOND = 50 * 1000 * 1000.0
 METHODS = ('auto', 'migrate', 'dump_restore')
+SAMPLE_KEYS = 200
+
+
+def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
+    """Up to ``limit`` keys of the target db (from its first SCAN batches) that the source db does not hold
+    with the same value: empty when the target looks like an earlier copy of this source."""
+    src, tgt = source_ep.client(db=s_db), target_ep.client(db=t_db)
+    try:
+        keys = []
+        for dummy, batch in scan_batches(tgt, count=limit):
+            keys.extend(batch)
+            if len(keys) >= limit:
+                break
+        keys = keys[:limit]
+        if not keys:
+            return []
+        pipe = src.pipeline(transaction=False)
+        for key in keys:
+            pipe.dump(key)
+        src_dumps = pipe.execute()
+        pipe = tgt.pipeline(transaction=False)
+        for key in keys:
+            pipe.dump(key)
+        tgt_dumps = pipe.execute()
+        out = []
+        for key, a, b in zip(keys, src_dumps, tgt_dumps):
+            if b is None:
+                continue  # gone meanwhile
+            if a is None or (a[:-10] != b[:-10] and not values_equal(src, tgt, key)):
+                out.append(key)
+        return out
+    except KVError:
+        raise
+    except Exception as exc:
+        raise target_ep.error(exc, 'comparing keys of the target with the source', db=t_db)
+    finally:
+        src.close()
+        tgt.close()
 
 
 def _facts(server):
@@ -107,10 +146,24 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
             problems.append('target db %d does not exist on %s (databases = %d): change db_map or raise "databases"'
                             % (t_db, tgt['address'], tgt['databases']))
     busy = [p for p in plan if p['target_keys']]
-    if busy and not allow_nonempty_target:
-        problems.append('the target is not empty (%s): empty it, or set allow_nonempty_target to copy next to what is '
-                        'there (identical keys are skipped, differing keys stop the copy unless on_conflict says '
-                        'otherwise)' % ', '.join('db %d: %d keys' % (p['target_db'], p['target_keys']) for p in busy))
+    foreign = []
+    for entry in busy:
+        # A target that holds an earlier copy of this source (a rerun, a resumed run) is fine; keys of anything
+        # else are not.  Judged on a sample: the first keys SCAN returns on the target.
+        entry['target_sample_foreign'] = [sample_key(k) for k in foreign_keys(source_ep, target_ep, entry['db'],
+                                                                              entry['target_db'])]
+        if entry['target_sample_foreign']:
+            foreign.append(entry)
+    if foreign and not allow_nonempty_target:
+        problems.append('the target holds keys that are not (or not equal) on the source (%s; for example %s): '
+                        'empty the target, or set allow_nonempty_target to copy next to them (identical keys are '
+                        'skipped, differing keys stop the copy unless on_conflict says otherwise)'
+                        % (', '.join('db %d: %d keys' % (p['target_db'], p['target_keys']) for p in foreign),
+                           ', '.join(repr(k) for k in foreign[0]['target_sample_foreign'][:3])))
+    elif busy and not foreign:
+        warnings.append('the target already holds keys identical to the source\'s (%s): an earlier copy; the copy '
+                        'skips identical keys' % ', '.join('db %d: %d keys' % (p['target_db'], p['target_keys'])
+                                                           for p in busy))
     need = src['used_memory_dataset']
     room = None
     if tgt['maxmemory']:

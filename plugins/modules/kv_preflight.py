@@ -14,8 +14,12 @@ short_description: Check that a Redis or Valkey migration can work, choose the c
 version_added: 0.1.0
 description:
   - Reads the source and the target (the facts of M(kvtools.migration.kv_info) for both) and finds what would stop a
-    migration - a target that is not empty, too small under its C(maxmemory), a replica, in cluster mode, missing
+    migration - a target that holds other data, too small under its C(maxmemory), a replica, in cluster mode, missing
     databases, users without the permissions a copy needs.
+  - A target database that holds keys is judged on a sample (the first 200 keys C(SCAN) returns there) - when every
+    sampled key is on the source with the same value, the target holds an earlier copy of this source (a rerun, an
+    interrupted run) and that is no problem; otherwise it holds other data and that is a problem unless
+    O(allow_nonempty_target) is set.
   - Decides whether the target accepts the source's DUMP payloads and chooses the copy method - C(migrate)
     (M(kvtools.migration.kv_migrate)) where the payloads are accepted, the transports match (a TLS target needs
     C(tls-cluster yes) on the source) and the source is not paused, else C(dump_restore)
@@ -50,8 +54,8 @@ options:
     default: none
   allow_nonempty_target:
     description:
-      - Accept a target that already holds keys. Identical keys are then skipped by the copy and differing keys are
-        handled by its C(on_conflict).
+      - Accept a target that already holds keys other than an earlier copy of this source. Identical keys are then
+        skipped by the copy and differing keys are handled by its C(on_conflict).
     type: bool
     default: false
   fail_on_problems:
@@ -108,7 +112,8 @@ migrate_possible:
   returned: success
   type: bool
 dbs:
-  description: The plan per database - C(db), C(target_db), C(keys), C(expires), C(target_keys).
+  description: The plan per database - C(db), C(target_db), C(keys), C(expires), C(target_keys), and for target
+    databases that hold keys C(target_sample_foreign) (sampled target keys the source does not hold identically).
   returned: success
   type: list
   elements: dict

@@ -51,7 +51,9 @@ def test_nonempty_target_is_a_problem_unless_allowed(redis70, valkey80, run_modu
     valkey80.admin(0).set(b'already', b'here')
     args = {'source': redis70.endpoint(), 'target': valkey80.endpoint()}
     result = run_module('kv_preflight', args)
-    assert result['failed'] and 'the target is not empty (db 0: 1 keys)' in result['msg'], result['msg']
+    assert result['failed'] and 'the target holds keys that are not (or not equal) on the source (db 0: 1 keys; for ' \
+        'example' in result['msg'], result['msg']
+    assert "example 'already'" in result['msg'], result['msg']
     assert result['problems'] and not result['ok']
     allowed = run_module('kv_preflight', dict(args, allow_nonempty_target=True))
     assert not allowed.get('failed') and allowed['ok']
@@ -79,3 +81,18 @@ def test_missing_target_db_and_user_without_restore(redis70, valkey80, run_modul
     result = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint('reader'),
                                          'fail_on_problems': False})
     assert result['problems'] == ['the target user may not run restore: grant it with ACL SETUSER'], result['problems']
+
+
+def test_earlier_copy_on_the_target_is_not_a_problem(redis70, valkey80, run_module):
+    """A rerun finds its own earlier copy on the target: no problem, a warning."""
+    _load(redis70, [0])
+    a, t = redis70.admin(), valkey80.admin()
+    for key in list(a.scan_iter(count=100))[:5]:
+        t.restore(key, 0, a.dump(key))
+    result = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint()})
+    assert not result.get('failed') and result['ok'], result.get('msg')
+    assert result['dbs'][0]['target_keys'] == 5 and result['dbs'][0]['target_sample_foreign'] == []
+    t.set(b'db0:hash', b'changed on the target')
+    result = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint(),
+                                         'fail_on_problems': False})
+    assert not result['ok'] and result['dbs'][0]['target_sample_foreign'] == ['db0:hash']

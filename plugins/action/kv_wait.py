@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Wait for an async copy and print its progress while waiting (see plugins/modules/kv_wait.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import time
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+# Keys of async_status's own that are not part of the copy's result.
+ASYNC_KEYS = ('ansible_job_id', 'started', 'finished', 'results_file', 'erased', 'stdout', 'stderr',
+              'stdout_lines', 'stderr_lines')
+
+
+def progress_line(data):
+    """One line for an operator from the progress file the copy engines keep."""
+    parts = []
+    for entry in data.get('dbs', []):
+        parts.append('db%d %d/%d' % (entry['db'], entry['done'], entry['total']))
+    eta = data.get('eta_seconds')
+    text = '%s %s%% (%d of %d keys), %d keys/s' % (data.get('phase', '?'), data.get('percent', 0), data.get('done', 0),
+                                                    data.get('total', 0), data.get('keys_per_second', 0))
+    if eta is not None:
+        text += ', about %ds left' % eta
+    if parts:
+        text += ' - ' + ', '.join(parts)
+    return text
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(('jid', 'progress', 'interval', 'timeout', 'label'))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = self._task.args
+        jid = args.get('jid')
+        if not jid:
+            raise AnsibleActionFail('jid is required: the ansible_job_id of the task started with async')
+        progress = args.get('progress')
+        try:
+            interval = max(0.2, float(args.get('interval', 10)))
+            timeout = float(args.get('timeout', 0) or 0)
+        except (TypeError, ValueError):
+            raise AnsibleActionFail('interval and timeout must be numbers of seconds')
+        label = args.get('label') or self._task.get_name()
+        host = task_vars.get('inventory_hostname', '?') if task_vars else '?'
+        # where the async wrapper keeps job files: the same lookup as ansible.builtin.async_status
+        async_dir = self.get_shell_option('async_dir', default='~/.ansible_async')
+        started = time.time()
+        last_line = None
+        while True:
+            status = self._execute_module(module_name='ansible.builtin.async_status',
+                                          module_args=dict(jid=jid, _async_dir=async_dir), task_vars=task_vars)
+            if status.get('finished'):
+                break
+            if status.get('failed') and 'started' not in status:
+                status.pop('finished', None)
+                result.update(status)
+                return result
+            if progress:
+                line = self._progress(progress, task_vars)
+                if line and line != last_line:
+                    display.display('%s: %s: %s' % (host, label, line))
+                    last_line = line
+            if timeout and time.time() - started > timeout:
+                result.update(failed=True, msg='%s did not finish within %d seconds (job %s still runs; its progress '
+                                               'is in %s)' % (label, timeout, jid, progress or 'no progress file'))
+                return result
+            time.sleep(interval)
+        self._execute_module(module_name='ansible.builtin.async_status',
+                             module_args=dict(jid=jid, mode='cleanup', _async_dir=async_dir), task_vars=task_vars)
+        for key in ASYNC_KEYS:
+            status.pop(key, None)
+        result.update(status)
+        return result
+
+    def _progress(self, path, task_vars):
+        reply = self._execute_module(module_name='ansible.builtin.slurp', module_args=dict(src=path),
+                                     task_vars=task_vars)
+        if reply.get('failed') or 'content' not in reply:
+            return None
+        try:
+            return progress_line(json.loads(to_text(base64.b64decode(reply['content']))))
+        except (ValueError, TypeError, KeyError):
+            return None
