@@ -31,8 +31,9 @@ def progress_line(data):
     for entry in data.get('dbs', []):
         parts.append('db%d %d/%d' % (entry['db'], entry['done'], entry['total']))
     eta = data.get('eta_seconds')
-    text = '%s %s%% (%d of %d keys), %d keys/s' % (data.get('phase', '?'), data.get('percent', 0), data.get('done', 0),
-                                                    data.get('total', 0), data.get('keys_per_second', 0))
+    values = (data.get('phase', '?'), data.get('percent', 0), data.get('done', 0), data.get('total', 0),
+              data.get('keys_per_second', 0))
+    text = '%s %s%% (%d of %d keys), %d keys/s' % values
     if eta is not None:
         text += ', about %ds left' % eta
     if parts:

@@ -24,8 +24,9 @@ def write_inventory(tmp_path, pairs, **common):
     hosts = {}
     for host, (source, target) in pairs.items():
         hosts[host] = dict(kv_source=source, kv_target=target)
-    inventory = {'all': {'hosts': hosts, 'vars': dict(dict(kv_work_dir=str(tmp_path / 'work'),
-                                                          kv_report_dir=str(tmp_path / 'reports')), **common)}}
+    common_vars = dict(kv_work_dir=str(tmp_path / 'work'), kv_report_dir=str(tmp_path / 'reports'))
+    common_vars.update(common)
+    inventory = {'all': {'hosts': hosts, 'vars': common_vars}}
     (tmp_path / 'work').mkdir(exist_ok=True)
     path = tmp_path / 'inventory.yml'
     path.write_text(yaml.safe_dump(inventory))
