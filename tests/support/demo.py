@@ -198,6 +198,8 @@ def main(argv=None):
                 'password': kv_servers.PASSWORDS['migrator'],
                 'ca_cert': certs['ca_cert'],
             },
+            'kv_report_dir': os.path.join(DEMO_DIR, 'reports'),
+            'kv_work_dir': work,
         }
         vars_file = os.path.join(work, 'endpoints.json')
         fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -236,6 +238,7 @@ def main(argv=None):
             return 1
         say('demo: passed - every key, value and TTL of the source is on the target, the dry run wrote nothing,')
         say('      the second run changed nothing, and no password appeared in the output')
+        say('      report: %s' % os.path.relpath(os.path.join(DEMO_DIR, 'reports', 'localhost.md'), ROOT))
         return 0
     finally:
         for server in started:
