@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles
 
-.PHONY: help setup test pytest sanity lint build demo bench clean distclean
+.PHONY: help setup test pytest sanity lint build docs demo bench bench-verify clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -25,8 +25,10 @@ help:
 	@echo 'make sanity     ansible-test sanity on the git-tracked files (no ignore file)'
 	@echo 'make lint       ansible-lint, production profile, on $(LINT_DIRS)'
 	@echo 'make build      ansible-galaxy collection build into .build/'
+	@echo 'make docs       regenerate docs/reference/ (modules and roles) from their documentation'
 	@echo 'make demo       setup, then start a local Redis source and a TLS Valkey target and run playbooks/migrate.yml'
 	@echo 'make bench      benchmark the copy against xargs+MIGRATE and a full sync (BENCH_ARGS=--scale 0.1 for a quick run)'
+	@echo 'make bench-verify  benchmark kv_verify against KEYS + sort + diff (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
 
@@ -71,6 +73,9 @@ build: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD) .
 
+docs: | $(PYTHON)
+	$(PYTHON) tests/support/gen_docs.py
+
 demo: setup
 	$(PYTHON) tests/support/demo.py
 
@@ -79,6 +84,11 @@ BENCH_ARGS ?=
 bench: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(PYTHON) tests/benchmarks/bench_copy.py --out $(BUILD)/bench.json $(BENCH_ARGS)
+
+# About a minute at full size (1,000,000 keys).  Results also in .build/bench-verify.json.
+bench-verify: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/benchmarks/bench_verify.py --out $(BUILD)/bench-verify.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output .cache
