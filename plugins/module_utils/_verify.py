@@ -1,0 +1,963 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The verification engine of kv_verify: does the target hold exactly what the source holds?
+
+The flow of :meth:`Verifier.run`:
+
+1. connect both sides, read their facts and their write counters (INFO persistence and stats);
+2. choose the db pairs (every db non-empty on either side unless ``dbs`` is given, ``db_map`` applied);
+3. per db, walk the source in SCAN batches (never KEYS).  Worker threads, each with its own
+   connections, pipeline ``DUMP`` + ``PEXPIRETIME`` (``PTTL`` before 7.0) for the batch's keys on the
+   source and on the target at the same time and compare ``payload[:-10]`` (the serialized value
+   without the RDB version and CRC footer).  Only keys whose payloads differ (other encodings or RDB
+   formats, e.g. Redis 7.0 against Valkey 9) are compared type-aware with
+   :func:`~._typed.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
+   ``TYPE`` replaces ``DUMP``;
+4. keys extra on the target: when every source key was found on the target, nothing was written on
+   either side and both DBSIZEs equal the number of keys found, the key sets are equal; otherwise the
+   target is walked with SCAN and ``EXISTS`` is pipelined on the source;
+5. read the write counters again: a source (or target) that changed meanwhile is reported, because a
+   diff taken while data moves is not the truth about the copy.
+
+Memory stays bounded: one SCAN batch per worker, read in parts of about :data:`PART_BYTES` of
+payloads per side.  Nothing is written to either server.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import random
+import re
+import socket
+import threading
+import time
+
+try:
+    import queue
+except ImportError:  # pragma: no cover
+    import Queue as queue
+
+try:
+    from redis import exceptions as rexc
+except ImportError:  # pragma: no cover - the module reports missing_required_lib
+    rexc = None
+
+from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
+    db_mapping, db_result, sample_key, scan_batches, select_dbs, totals)
+from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_key_commands
+
+VALUES_MODES = ('none', 'sample', 'full')
+DEFAULT_WORKERS = 2          # fastest on the 2-core benchmark machine (source, target and verifier)
+DEFAULT_BATCH = 1000         # SCAN COUNT
+DEFAULT_MAX_REPORTED = 100
+PART_BYTES = 8 * 1024 * 1024  # payload bytes read per side and step, per worker
+FIRST_PART = 64               # keys read before the average payload size is known
+EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates once
+
+# The verify counters of each db entry (next to the collection's common COUNTERS).
+#   source_keys / source_expires / target_keys / target_expires   INFO keyspace at the start
+#   missing        source keys absent on the target
+#   extra          target keys absent on the source
+#   type_differs   keys on both sides with different types
+#   value_differs  keys on both sides, same type, different value
+#   ttl_differs    keys whose expiry differs by more than ttl_tolerance (or exists on one side only)
+VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
+                 'type_differs', 'value_differs', 'ttl_differs')
+DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs')
+EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
+                     ttl_differs='TTL of')
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'replace')
+    return str(value)
+
+
+def _plural(count, one, many=None):
+    return '%d %s' % (count, one if count == 1 else (many or one + 's'))
+
+
+def _seconds(ms):
+    return '%.1f s' % (ms / 1000.0)
+
+
+class VerifyOptions:
+    """The options of kv_verify, with their defaults (``workers`` and ``batch_size`` are internal)."""
+
+    def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2,
+                 memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
+                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH):
+        if values not in VALUES_MODES:
+            raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
+        try:
+            sample_rate = float(sample_rate)
+            ttl_tolerance = float(ttl_tolerance)
+            memory_tolerance = None if memory_tolerance is None else float(memory_tolerance)
+        except (TypeError, ValueError):
+            raise KVError('sample_rate, ttl_tolerance and memory_tolerance must be numbers', kind='config')
+        if not 0 < sample_rate <= 1:
+            raise KVError('sample_rate must be greater than 0 and at most 1, got %s' % sample_rate, kind='config')
+        if ttl_tolerance < 0:
+            raise KVError('ttl_tolerance must not be negative, got %s' % ttl_tolerance, kind='config')
+        if memory_tolerance is not None and memory_tolerance < 0:
+            raise KVError('memory_tolerance must not be negative, got %s' % memory_tolerance, kind='config')
+        self.dbs = dbs
+        self.db_map = db_map
+        self.match = match
+        self.values = values
+        self.sample_rate = sample_rate
+        self.ttl_tolerance = ttl_tolerance
+        self.ttl_tolerance_ms = int(round(ttl_tolerance * 1000))
+        self.memory_tolerance = memory_tolerance
+        self.fail_on_mismatch = bool(fail_on_mismatch)
+        self.max_reported = max(0, int(max_reported))
+        self.report = report
+        self.check_mode = check_mode
+        self.workers = max(1, int(workers))
+        self.batch_size = max(1, int(batch_size))
+
+
+# -- write counters ---------------------------------------------------------------------------------
+
+def read_counters(server):
+    """The counters that move when a server's data changes: writes (``rdb_changes_since_last_save``,
+    reset by a save, so the save time comes along), and keys expired or evicted."""
+    client = server.client
+    try:
+        info = dict(client.info('persistence'))
+        info.update(client.info('stats'))
+    except Exception as exc:
+        raise server.endpoint.error(exc, 'reading INFO persistence and stats')
+    return dict(changes=int(info.get('rdb_changes_since_last_save', 0) or 0),
+                last_save=int(info.get('rdb_last_save_time', 0) or 0),
+                expired=int(info.get('expired_keys', 0) or 0),
+                evicted=int(info.get('evicted_keys', 0) or 0))
+
+
+def counter_delta(before, after):
+    """``{'writes': n, 'expiries': m, 'changed': bool}`` between two :func:`read_counters` readings.
+
+    A save in between resets the write counter: then the writes since the save are a lower bound.
+    """
+    if after['last_save'] == before['last_save'] and after['changes'] >= before['changes']:
+        writes = after['changes'] - before['changes']
+    else:
+        writes = after['changes']
+    expiries = max(0, after['expired'] - before['expired']) + max(0, after['evicted'] - before['evicted'])
+    return dict(writes=writes, expiries=expiries, changed=bool(writes or expiries))
+
+
+# -- per-key comparison (pure logic, unit-tested) --------------------------------------------------------
+
+def expire_at(reply, absolute, now_ms):
+    """An expiry reply -> ``(present, expire_at_ms or None)``; ``absolute`` for PEXPIRETIME, else PTTL."""
+    reply = int(reply)
+    if reply == -2:
+        return False, None
+    if reply < 0:
+        return True, None
+    return True, (reply if absolute else now_ms + reply)
+
+
+def ttl_difference(src_at, tgt_at, tolerance_ms, now_ms):
+    """None when the expiries agree, else a short description (never a value)."""
+    if src_at is None and tgt_at is None:
+        return None
+    if tgt_at is None:
+        return 'expires in %s on the source, no TTL on the target' % _seconds(max(0, src_at - now_ms))
+    if src_at is None:
+        return 'no TTL on the source, expires in %s on the target' % _seconds(max(0, tgt_at - now_ms))
+    delta = tgt_at - src_at
+    if abs(delta) > tolerance_ms:
+        return 'expires %s %s on the target than on the source (tolerance %s)' % (
+            _seconds(abs(delta)), 'later' if delta > 0 else 'earlier', _seconds(tolerance_ms))
+    return None
+
+
+def pack_mget(keys):
+    """RESP for ``MGET key...`` with one formatting operation per key (the hot path of strings)."""
+    return b'*%d\r\n$4\r\nMGET\r\n' % (len(keys) + 1) + b''.join([b'$%d\r\n%s\r\n' % (len(k), k) for k in keys])
+
+
+def pack_expiry_mget(command, keys):
+    """RESP for ``<command> key`` for every key (PEXPIRETIME), then ``MGET key...``: one format per key."""
+    args = [b'$%d\r\n%s\r\n' % (len(k), k) for k in keys]
+    each = b'*2\r\n$%d\r\n%s\r\n' % (len(command), command)
+    return each + each.join(args) + b'*%d\r\n$4\r\nMGET\r\n' % (len(keys) + 1) + b''.join(args)
+
+
+def read_lines(sock, count):
+    """Read ``count`` one-line replies (integers or errors) raw from ``sock``.
+
+    Returns ``(lines, rest)``: the lines without their CRLF, and the bytes received after them (the start
+    of the following replies, for the connection's parser).  A one-line reply holds no CRLF, so the
+    first ``count`` CRLFs of the stream end exactly these replies.
+    """
+    buf = bytearray()
+    found = 0
+    while found < count:
+        try:
+            data = sock.recv(1 << 20)
+        except socket.timeout as exc:
+            raise rexc.TimeoutError('Timeout reading from socket: %s' % exc)
+        except OSError as exc:
+            raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
+        if not data:
+            raise rexc.ConnectionError('Connection closed by server.')
+        start = max(0, len(buf) - 1)  # a CRLF may straddle two reads
+        buf += data
+        found += buf.count(b'\r\n', start)
+    parts = bytes(buf).split(b'\r\n', count)
+    return parts[:count], parts[count]
+
+
+def parse_lines(lines):
+    """One-line replies from :func:`read_lines` -> ints (``:n``) or ReplyError objects (``-ERR ...``)."""
+    return [int(line[1:]) if line[:1] == b':' else ReplyError(line[1:].decode('utf-8', 'replace'))
+            for line in lines]
+
+
+def _size(values):
+    """Bytes held by a list of replies (nil and error replies count nothing)."""
+    try:
+        return sum(map(len, values))
+    except TypeError:
+        return sum(len(v) for v in values if v.__class__ is bytes)
+
+
+def strip_footer(payload):
+    """A DUMP payload without its 2-byte RDB version and 8-byte CRC64."""
+    return payload[:-10]
+
+
+class _DbState:
+    """Counters and differences of one db pair, shared by its workers."""
+
+    def __init__(self, src_db, tgt_db, run):
+        self.run = run
+        extra = dict((name, 0) for name in VERIFY_FIELDS)
+        self.result = db_result(src_db, tgt_db, **extra)
+        self.found = 0
+        self.lock = threading.Lock()
+
+    def add(self, counts, differences, found):
+        with self.lock:
+            for name, value in counts.items():
+                self.result[name] = self.result.get(name, 0) + value
+            self.found += found
+        self.run.add_differences(differences)
+
+
+class Verifier:
+    """One kv_verify run.  ``run()`` returns the result dict or raises KVError."""
+
+    def __init__(self, source, target, options, warn=None):
+        self.source_ep = source
+        self.target_ep = target
+        self.opts = options
+        self.warn = warn or (lambda msg: None)
+        self.warnings = []
+        self.differences = []
+        self.diff_lock = threading.Lock()
+        self.states = []
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _connect(self):
+        self.src = connect_server(self.source_ep)
+        self.tgt = connect_server(self.target_ep)
+        for server, label in ((self.src, 'source'), (self.tgt, 'target')):
+            if server.cluster_enabled:
+                raise KVError('%s %s runs in cluster mode, which kv_verify does not support yet'
+                              % (label, server.endpoint.address), kind='config')
+        self.src_absolute = self.src.capabilities['pexpiretime']
+        self.tgt_absolute = self.tgt.capabilities['pexpiretime']
+
+    def _pairs(self):
+        """The (source db, target db) pairs to compare; default every db non-empty on either side."""
+        src_space = self.src.keyspace()
+        tgt_space = self.tgt.keyspace()
+        mapping = db_mapping(self.opts.db_map)
+        if self.opts.dbs:
+            pairs = select_dbs(src_space, self.opts.dbs, self.opts.db_map)
+        else:
+            inverse = dict((t, s) for s, t in mapping.items())
+            wanted = set(src_space)
+            for t_db in tgt_space:
+                if t_db in inverse:
+                    wanted.add(inverse[t_db])
+                elif t_db not in mapping:
+                    wanted.add(t_db)
+                else:
+                    self._warn('target db %d holds %d keys but no source db maps to it (db_map sends source db %d '
+                               'to db %d): it was not compared' % (t_db, tgt_space[t_db]['keys'], t_db, mapping[t_db]))
+            pairs = select_dbs(src_space, sorted(wanted), self.opts.db_map) if wanted else []
+        for label, server, index in (('source', self.src, 0), ('target', self.tgt, 1)):
+            databases = server.databases
+            for pair in pairs:
+                if databases is not None and pair[index] >= databases:
+                    raise KVError('%s db %d does not exist on %s (databases = %d): change dbs or db_map'
+                                  % (label, pair[index], server.endpoint.address, databases), kind='db')
+        return pairs, src_space, tgt_space
+
+    def _warn(self, msg):
+        self.warnings.append(msg)
+        self.warn(msg)
+
+    def add_differences(self, differences):
+        if not differences:
+            return
+        with self.diff_lock:
+            room = self.opts.max_reported - len(self.differences)
+            if room > 0:
+                self.differences.extend(differences[:room])
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self):
+        started = time.time()
+        try:
+            self._connect()
+            self.src_start = read_counters(self.src)
+            self.tgt_start = read_counters(self.tgt)
+            pairs, src_space, tgt_space = self._pairs()
+            for s_db, t_db in pairs:
+                state = _DbState(s_db, t_db, self)
+                for name, space, db in (('source', src_space, s_db), ('target', tgt_space, t_db)):
+                    info = space.get(db, {})
+                    state.result[name + '_keys'] = info.get('keys', 0)
+                    state.result[name + '_expires'] = info.get('expires', 0)
+                self.states.append(state)
+                self._verify_db(state)
+            self.src_end = read_counters(self.src)
+            self.tgt_end = read_counters(self.tgt)
+            result = self._result(started)
+        finally:
+            for server in (getattr(self, 'src', None), getattr(self, 'tgt', None)):
+                if server is not None:
+                    server.client.close()
+        self._write_report(result)
+        return result
+
+    def _dbsize(self, endpoint, db):
+        client = endpoint.client(db=db)
+        try:
+            return int(client.dbsize())
+        except Exception as exc:
+            raise endpoint.error(exc, 'DBSIZE', db=db)
+        finally:
+            client.close()
+
+    def _verify_db(self, state):
+        s_db, t_db = state.result['db'], state.result['target_db']
+        src_size = self._dbsize(self.source_ep, s_db)
+        tgt_size = self._dbsize(self.target_ep, t_db)
+        src_counters = read_counters(self.src)
+        tgt_counters = read_counters(self.tgt)
+        self._source_pass(state)
+        unchanged = not counter_delta(src_counters, read_counters(self.src))['changed'] \
+            and not counter_delta(tgt_counters, read_counters(self.tgt))['changed']
+        if not self.opts.match and unchanged and state.result['missing'] == 0 \
+                and src_size == tgt_size == state.found \
+                and self._dbsize(self.source_ep, s_db) == src_size and self._dbsize(self.target_ep, t_db) == tgt_size:
+            # Every source key is on the target, nothing changed, and the target holds exactly as many keys as
+            # were found (SCAN duplicates would make found exceed the source's DBSIZE): no key can be extra.
+            state.result['extra_check'] = 'dbsize'
+            return
+        state.result['extra_check'] = 'scan'
+        self._extra_pass(state)
+
+    def _source_pass(self, state):
+        s_db = state.result['db']
+        src_client = self.source_ep.client(db=s_db)
+        batches = scan_batches(src_client, match=self.opts.match, count=self.opts.batch_size)
+        try:
+            workers = self.opts.workers
+            if workers == 1:
+                checker = _Checker(self, state)
+                try:
+                    for dummy, keys in batches:
+                        checker.process(keys)
+                finally:
+                    checker.close()
+            else:
+                self._run_parallel(batches, workers, state)
+        except KVError:
+            raise
+        except Exception as exc:
+            raise self.source_ep.error(exc, 'scanning db %d' % s_db, db=s_db)
+        finally:
+            src_client.close()
+
+    def _run_parallel(self, batches, workers, state):
+        jobs = queue.Queue(maxsize=workers * 2)
+        errors = []
+
+        def loop():
+            checker = None
+            try:
+                checker = _Checker(self, state)
+            except Exception as exc:
+                errors.append(exc)
+            try:
+                while True:
+                    job = jobs.get()
+                    if job is None:
+                        return
+                    if errors or checker is None:
+                        continue
+                    try:
+                        checker.process(job)
+                    except Exception as exc:
+                        errors.append(exc)
+            finally:
+                if checker is not None:
+                    checker.close()
+
+        threads = [threading.Thread(target=loop, name='kv-verify-%d' % i) for i in range(workers)]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        try:
+            for dummy, keys in batches:
+                if errors:
+                    break
+                if keys:
+                    jobs.put(keys)
+        finally:
+            for dummy in threads:
+                jobs.put(None)
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+
+    def _extra_pass(self, state):
+        """Walk the target and ask the source whether each key exists there."""
+        s_db, t_db = state.result['db'], state.result['target_db']
+        tgt_client = self.target_ep.client(db=t_db)
+        src_client = self.source_ep.client(db=s_db)
+        wire = None
+        seen = set()
+        extra = 0
+        try:
+            wire = Wire(src_client)
+            for dummy, keys in scan_batches(tgt_client, match=self.opts.match, count=self.opts.batch_size):
+                if not keys:
+                    continue
+                try:
+                    replies = wire.call_packed(pack_key_commands((b'EXISTS',), keys), len(keys))
+                except Exception as exc:
+                    raise self.source_ep.error(exc, 'EXISTS in db %d' % s_db, db=s_db)
+                differences = []
+                for key, reply in zip(keys, replies):
+                    if isinstance(reply, ReplyError):
+                        raise self.source_ep.error(reply, 'EXISTS in db %d' % s_db, db=s_db)
+                    if reply:
+                        continue
+                    if key in seen:
+                        continue  # a SCAN duplicate
+                    if len(seen) < EXTRA_DEDUP_LIMIT:
+                        seen.add(key)
+                    extra += 1
+                    differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='extra',
+                                            detail='on the target only'))
+                self.add_differences(differences)
+        except KVError:
+            raise
+        except Exception as exc:
+            raise self.target_ep.error(exc, 'scanning db %d' % t_db, db=t_db)
+        finally:
+            if wire is not None:
+                wire.close()
+            src_client.close()
+            tgt_client.close()
+        with state.lock:
+            state.result['extra'] += extra
+
+    # -- the result ----------------------------------------------------------------------------
+    def _memory(self):
+        out = {}
+        for label, server in (('source', self.src), ('target', self.tgt)):
+            try:
+                info = server.client.info('memory')
+            except Exception as exc:
+                raise server.endpoint.error(exc, 'reading INFO memory')
+            out[label + '_used_memory'] = int(info.get('used_memory', 0) or 0)
+        ratio = out['target_used_memory'] / float(out['source_used_memory']) if out['source_used_memory'] else None
+        out['ratio'] = None if ratio is None else round(ratio, 3)
+        out['tolerance'] = self.opts.memory_tolerance
+        if self.opts.memory_tolerance is None or ratio is None:
+            out['within_tolerance'] = None
+        else:
+            out['within_tolerance'] = abs(ratio - 1) <= self.opts.memory_tolerance
+        return out
+
+    def _result(self, started):
+        dbs = [st.result for st in self.states]
+        total = totals(dbs)
+        for name in VERIFY_FIELDS:
+            total[name] = sum(d.get(name, 0) for d in dbs)
+        differing = sum(total[k] for k in DIFF_KINDS)
+        memory = self._memory()
+        src_change = counter_delta(self.src_start, self.src_end)
+        tgt_change = counter_delta(self.tgt_start, self.tgt_end)
+        memory_ok = memory['within_tolerance'] is not False
+        consistent = differing == 0 and memory_ok
+        seconds = max(time.time() - started, 1e-6)
+        order = dict((kind, n) for n, kind in enumerate(DIFF_KINDS))
+        differences = sorted(self.differences, key=lambda d: (d['db'], order.get(d['kind'], 9), d['key']))
+        result = dict(
+            changed=False,
+            consistent=consistent,
+            dbs=dbs,
+            totals=total,
+            differences=differences,
+            memory=memory,
+            source_changed=src_change['changed'],
+            source_changes=dict(writes=src_change['writes'], expiries=src_change['expiries']),
+            target_changed=tgt_change['changed'],
+            target_changes=dict(writes=tgt_change['writes'], expiries=tgt_change['expiries']),
+            values=self.opts.values,
+            sample_rate=self.opts.sample_rate if self.opts.values == 'sample' else None,
+            ttl_tolerance=self.opts.ttl_tolerance,
+            seconds=round(seconds, 3),
+            keys_per_second=round(total['keys'] / seconds, 1),
+            source=self._describe(self.src),
+            target=self._describe(self.tgt),
+        )
+        if src_change['changed']:
+            self._warn(self._change_text('source', src_change) + ': differences found while data moves may come '
+                       'from those changes rather than from the copy. Stop the writers (CLIENT PAUSE WRITE, or unbind '
+                       'the applications) and verify again')
+        if tgt_change['changed']:
+            self._warn(self._change_text('target', tgt_change) + ': is something else writing to it?')
+        result['summary'] = self._summary(result, differing, memory, src_change)
+        result['warnings_list'] = list(self.warnings)
+        return result
+
+    @staticmethod
+    def _change_text(label, change):
+        parts = []
+        if change['writes']:
+            parts.append(_plural(change['writes'], 'write'))
+        if change['expiries']:
+            parts.append(_plural(change['expiries'], 'key expiry', 'key expiries') + ' or evictions')
+        return 'the %s changed during the verification (%s counted in INFO persistence and stats)' % (
+            label, ' and '.join(parts))
+
+    @staticmethod
+    def _describe(server):
+        return dict(address=server.endpoint.address, engine=server.engine, version=server.version_string,
+                    tls=server.endpoint.tls)
+
+    def _summary(self, result, differing, memory, src_change):
+        src, tgt = result['source'], result['target']
+        total = result['totals']
+        pairs = ', '.join('%d' % d['db'] if d['db'] == d['target_db'] else '%d -> %d' % (d['db'], d['target_db'])
+                          for d in result['dbs'])
+        what = {'full': 'values', 'sample': 'values (a %g%% sample)' % (self.opts.sample_rate * 100),
+                'none': 'no values'}[self.opts.values]
+        head = 'Target %s (%s %s) against source %s (%s %s), %s (%s)' % (
+            tgt['address'], tgt['engine'], tgt['version'], src['address'], src['engine'], src['version'],
+            _plural(len(result['dbs']), 'db') if result['dbs'] else 'no non-empty db on either side',
+            ('db ' if len(result['dbs']) == 1 else 'dbs ') + pairs if result['dbs'] else 'nothing to compare')
+        if result['consistent']:
+            text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
+                    'types, %s and TTLs (within %g s) match.' % (
+                        head, _plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
+            if src_change['changed']:
+                text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
+                    self._change_text('source', src_change))
+            return text
+        parts = []
+        labels = (('missing', 'key missing on the target', 'keys missing on the target'),
+                  ('extra', 'extra key on the target', 'extra keys on the target'),
+                  ('type_differs', 'key of another type', 'keys of another type'),
+                  ('value_differs', 'value differs', 'values differ'),
+                  ('ttl_differs', 'TTL differs', 'TTLs differ'))
+        for name, one, many in labels:
+            if total[name]:
+                parts.append(_plural(total[name], one, many))
+        text = '%s: NOT consistent' % head
+        if parts:
+            examples = ', '.join('%s "%s" in db %d' % (EXAMPLE_WORDS[d['kind']], d['key'], d['db'])
+                                 for d in result['differences'][:3])
+            example = ' (for example: %s)' % examples if examples else ''
+            text += ' - %s out of %s checked%s.' % (', '.join(parts), _plural(total['keys'], 'source key'), example)
+        else:
+            text += '.'
+        if memory['within_tolerance'] is False:
+            text += ' used_memory of the target is %.1f MiB, %.2f times the source\'s %.1f MiB, outside ' \
+                    'memory_tolerance %g.' % (memory['target_used_memory'] / 2.0 ** 20, memory['ratio'],
+                                              memory['source_used_memory'] / 2.0 ** 20, memory['tolerance'])
+        if src_change['changed']:
+            text += ' Careful: %s, so these differences may come from those changes rather than from the copy: ' \
+                    'stop the writers (CLIENT PAUSE WRITE, or unbind the applications) and verify again.' % (
+                        self._change_text('source', src_change))
+        elif parts:
+            differing = total['type_differs'] + total['value_differs'] + total['ttl_differs']
+            which = ' and '.join(w for w, n in (('missing', total['missing']), ('differing', differing)) if n)
+            steps = []
+            if which:
+                steps.append('copy the %s keys again (kvtools.migration.kv_dump_restore%s)' % (
+                    which, ' with on_conflict: replace' if differing else ''))
+            if total['extra']:
+                steps.append('remove the extra keys from the target or find out who wrote them')
+            text += ' Next: %s, then run kv_verify again; the differences list names up to %d keys.' % (
+                ', '.join(steps), self.opts.max_reported)
+        return text
+
+    def _write_report(self, result):
+        path = self.opts.report
+        if not path or self.opts.check_mode:
+            return
+        data = dict(result)
+        data.pop('warnings_list', None)
+        data['warnings'] = list(self.warnings)
+        if path.endswith('.md'):
+            atomic_write(path, render_markdown(data))
+        else:
+            atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + '\n')
+
+
+class _Checker:
+    """Compares SCAN batches of one db pair with its own source and target connections."""
+
+    def __init__(self, run, state):
+        self.run = run
+        self.state = state
+        self.opts = run.opts
+        self.s_db = state.result['db']
+        self.t_db = state.result['target_db']
+        self.src_client = None
+        self.tgt_client = None
+        self.src = self.tgt = None
+        try:
+            self.src_client = run.source_ep.client(db=self.s_db)
+            self.tgt_client = run.target_ep.client(db=self.t_db)
+            self.src = Wire(self.src_client)
+            self.tgt = Wire(self.tgt_client)
+        except Exception:
+            self.close()
+            raise
+        self.src_absolute = run.src_absolute
+        self.tgt_absolute = run.tgt_absolute
+        self.src_exp = b'PEXPIRETIME' if self.src_absolute else b'PTTL'
+        self.tgt_exp = b'PEXPIRETIME' if self.tgt_absolute else b'PTTL'
+        self.tolerance = self.opts.ttl_tolerance_ms
+        self.chunk = min(FIRST_PART, self.opts.batch_size)
+        self.max_chunk = self.opts.batch_size
+        self.random = random.Random()
+        self.mget_allowed = True
+        self.mget = True
+        # PEXPIRETIME on both sides and the hiredis parser: expiry replies are compared as raw lines
+        self.raw_lines = self.src_absolute and self.tgt_absolute and self.src.reader is not None \
+            and self.tgt.reader is not None
+
+    def close(self):
+        for wire in (self.src, self.tgt):
+            if wire is not None:
+                wire.close()
+        for client in (self.src_client, self.tgt_client):
+            if client is not None:
+                client.close()
+
+    def _fail(self, exc, side, action):
+        if isinstance(exc, KVError):
+            return exc
+        if side == 'source':
+            return self.run.source_ep.error(exc, '%s in db %d' % (action, self.s_db), db=self.s_db)
+        return self.run.target_ep.error(exc, '%s in db %d' % (action, self.t_db), db=self.t_db)
+
+    def process(self, keys):
+        """Compare one SCAN batch, in parts that hold about PART_BYTES of values per side."""
+        mode = self.opts.values
+        if mode == 'full':
+            valued, others = keys, []
+        elif mode == 'none':
+            valued, others = [], keys
+        else:
+            rate = self.opts.sample_rate
+            rnd = self.random.random
+            valued, others = [], []
+            for key in keys:
+                (valued if rnd() < rate else others).append(key)
+        if others:  # TYPE replies are small: one step
+            self._read([], others, mget=False)
+        start = 0
+        while start < len(valued):
+            part = valued[start:start + self.chunk]
+            start += len(part)
+            size = self._read(part, [], mget=self.mget)
+            avg = max(1, size // max(1, 2 * len(part)))
+            self.chunk = max(1, min(self.max_chunk, PART_BYTES // avg))
+
+    def _exchange(self, src_buf, tgt_buf, count, lines=0):
+        """Send both buffers, then read both sides' replies: the two servers work at the same time.
+
+        With ``lines`` the first replies are that many one-line replies (the expiry integers) read as raw
+        lines (see :func:`read_lines`), then ``count`` replies parsed as usual.  Returns per side
+        ``(lines or None, replies, time in ms)``.
+        """
+        for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
+            try:
+                wire.send(buf, packed=True)
+            except Exception as exc:
+                raise self._fail(exc, side, 'reading')
+        out = []
+        for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
+            try:
+                raw = None
+                if lines:
+                    raw, rest = read_lines(wire.sock, lines)
+                    if rest:
+                        wire.reader.feed(rest)
+                out.append((raw, wire.recv(count), _now_ms()))
+            except Exception as exc:
+                raise self._fail(exc, side, 'reading')
+        return out
+
+    def _read(self, valued, others, mget, adapt=True):
+        """Read and compare ``valued`` keys (their values and expiries) and ``others`` (type and expiry).
+
+        With ``mget`` the values come from one MGET per side (strings: cheaper on both servers than a DUMP
+        per key, and compared byte for byte); keys that are no string on either side are read again with
+        DUMP.  Otherwise DUMP + expiry per valued key, TYPE + expiry per other key.  Returns the value bytes
+        read on both sides.  With ``adapt`` a part read with DUMP that holds mostly strings switches the
+        next parts to MGET.
+        """
+        n_v = len(valued)
+        s_lines = t_lines = None
+        if mget and self.raw_lines:
+            # expiry integers first, read as raw lines: equal lines on both sides need no parsing at all
+            src_buf = tgt_buf = pack_expiry_mget(self.src_exp, valued)
+            (s_lines, s_replies, s_now), (t_lines, t_replies, t_now) = self._exchange(src_buf, tgt_buf, 1, n_v)
+        elif mget:
+            head = pack_mget(valued)
+            src_buf = head + pack_key_commands((self.src_exp,), valued)
+            tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
+            (dummy, s_replies, s_now), (dummy, t_replies, t_now) = self._exchange(src_buf, tgt_buf, 1 + n_v)
+        else:
+            src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + \
+                pack_key_commands((b'TYPE', self.src_exp), others)
+            tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
+                pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
+            count = 2 * (n_v + len(others))
+            (dummy, s_replies, s_now), (dummy, t_replies, t_now) = self._exchange(src_buf, tgt_buf, count)
+        if mget:
+            s_vals, t_vals = s_replies[0], t_replies[0]
+            for vals, side in ((s_vals, 'source'), (t_vals, 'target')):
+                if isinstance(vals, ReplyError):
+                    if reply_kind(vals) not in ('noperm', 'unknown_command'):
+                        raise self._fail(vals, side, 'MGET')
+                    self.mget = self.mget_allowed = False  # a user without MGET: DUMP does it all
+                    return self._read(valued, others, mget=False)
+            if s_lines is not None:
+                if s_lines == t_lines and None not in s_vals and s_vals == t_vals:
+                    self.state.add(dict(keys=n_v, identical=n_v), (), n_v)
+                    return _size(s_vals) + _size(t_vals)
+                s_exps, t_exps = parse_lines(s_lines), parse_lines(t_lines)
+            else:
+                s_exps, t_exps = s_replies[1:], t_replies[1:]
+        else:
+            s_vals, s_exps, t_vals, t_exps = s_replies[0::2], s_replies[1::2], t_replies[0::2], t_replies[1::2]
+        size = _size(s_vals[:n_v]) + _size(t_vals[:n_v])
+        # The usual case: every key on both sides, same expiry, same value.
+        if not others and self.src_absolute and self.tgt_absolute and s_exps == t_exps:
+            if mget:
+                same = None not in s_vals and s_vals == t_vals
+            else:
+                try:
+                    same = [p[:-10] for p in s_vals] == [p[:-10] for p in t_vals]
+                except TypeError:  # a nil (key gone) or an error reply
+                    same = False
+            if same:
+                self.state.add(dict(keys=n_v, identical=n_v), (), n_v)
+                return size
+        if not mget:
+            self._compare_each(valued + others, n_v, s_vals, s_exps, t_vals, t_exps, s_now, t_now, raw=False)
+            if adapt and n_v >= 16:  # mostly strings after all: MGET them from the next part on
+                strings = sum(1 for p in s_vals[:n_v] if p.__class__ is bytes and p[:1] == b'\x00')
+                self.mget = self.mget_allowed and strings * 2 > n_v
+            return size
+        both = [i for i in range(n_v) if s_vals[i] is not None and t_vals[i] is not None]
+        if len(both) < n_v:
+            rest = [valued[i] for i in range(n_v) if s_vals[i] is None or t_vals[i] is None]
+            if len(rest) * 2 > n_v:
+                self.mget = False  # mostly other types: DUMP them from the next part on
+            size += self._read(rest, [], mget=False, adapt=False)
+        if both:
+            pick = both if len(both) < n_v else range(n_v)
+            self._compare_each([valued[i] for i in pick], len(both), [s_vals[i] for i in pick],
+                               [s_exps[i] for i in pick], [t_vals[i] for i in pick], [t_exps[i] for i in pick],
+                               s_now, t_now, raw=True)
+        return size
+
+    def _compare_each(self, keys, n_valued, s_vals, s_exps, t_vals, t_exps, s_now, t_now, raw):
+        """Key by key.  The first ``n_valued`` keys come with values: whole string values (``raw``, from
+        MGET) or DUMP payloads; the others with their TYPE."""
+        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing',
+                                             'type_differs', 'value_differs', 'ttl_differs'))
+        differences = []
+        found = 0
+        slow = []  # (key, ttl detail) of keys whose payloads differ: compared type-aware below
+        s_db, t_db = self.s_db, self.t_db
+        for i, key in enumerate(keys):
+            s_val, s_exp, t_val, t_exp = s_vals[i], s_exps[i], t_vals[i], t_exps[i]
+            for reply in (s_val, s_exp):
+                if isinstance(reply, ReplyError):
+                    raise self._fail(reply, 'source', 'reading')
+            for reply in (t_val, t_exp):
+                if isinstance(reply, ReplyError):
+                    raise self._fail(reply, 'target', 'reading')
+            valued = i < n_valued
+            s_present, s_at = expire_at(s_exp, self.src_absolute, s_now)
+            t_present, t_at = expire_at(t_exp, self.tgt_absolute, t_now)
+            if valued:
+                s_present = s_present and s_val is not None
+                t_present = t_present and t_val is not None
+            else:
+                s_present = s_present and _text(s_val) != 'none'
+                t_present = t_present and _text(t_val) != 'none'
+            if not s_present:
+                counts['expired'] += 1  # gone from the source since SCAN
+                continue
+            if not t_present and s_at is not None and s_at - s_now <= self.tolerance:
+                counts['expired'] += 1  # expiring now: the target dropped it a moment earlier
+                continue
+            counts['keys'] += 1
+            if not t_present:
+                counts['missing'] += 1
+                differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='missing',
+                                        detail='on the source, not on the target'))
+                continue
+            found += 1
+            ttl = ttl_difference(s_at, t_at, self.tolerance, s_now)
+            kinds = []
+            if valued and raw:
+                if s_val != t_val:
+                    kinds.append(('value_differs', 'string values differ'))
+            elif valued:
+                if s_val[:-10] != t_val[:-10]:
+                    slow.append((key, ttl))
+                    continue
+            elif _text(s_val) != _text(t_val):
+                kinds.append(('type_differs', '%s on the source, %s on the target' % (_text(s_val), _text(t_val))))
+            if ttl:
+                kinds.append(('ttl_differs', ttl))
+            self._count(counts, differences, key, kinds)
+        for key, ttl in slow:
+            self._compare_typed(counts, differences, key, ttl)
+        self.state.add(counts, differences, found)
+
+    def _count(self, counts, differences, key, kinds):
+        if not kinds:
+            counts['identical'] += 1
+            return
+        counts['conflicts'] += 1
+        for kind, detail in kinds:
+            counts[kind] += 1
+            differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=kind,
+                                    detail=detail))
+
+    def _compare_typed(self, counts, differences, key, ttl):
+        """Payloads differ: other encodings or RDB formats can still hold the same value."""
+        try:
+            s_type = key_type(self.src_client, key)
+        except Exception as exc:
+            raise self._fail(exc, 'source', 'TYPE')
+        try:
+            t_type = key_type(self.tgt_client, key)
+        except Exception as exc:
+            raise self._fail(exc, 'target', 'TYPE')
+        kinds = []
+        if s_type != t_type:
+            kinds.append(('type_differs', '%s on the source, %s on the target' % (s_type, t_type)))
+        else:
+            try:
+                equal = values_equal(self.src_client, self.tgt_client, key)
+            except Exception as exc:
+                raise self._fail(exc, 'target', 'comparing a %s' % s_type)
+            if not equal:
+                kinds.append(('value_differs', '%s values differ' % s_type))
+        if ttl:
+            kinds.append(('ttl_differs', ttl))
+        self._count(counts, differences, key, kinds)
+
+
+# -- the Markdown report ----------------------------------------------------------------------------
+
+def _md_cell(value):
+    """Plain text for a Markdown table cell: one line, Markdown's special characters escaped."""
+    text = '' if value is None else str(value)
+    return re.sub(r'([\\`*_\[\]<>|#])', r'\\\1', text.replace('\n', ' '))
+
+
+def _md_row(*cells):
+    return '| ' + ' | '.join(_md_cell(c) for c in cells) + ' |'
+
+
+def _md_code(text):
+    """A key name as a Markdown code span (shown literally), safe inside a table cell."""
+    text = str(text)
+    if not text:
+        return '*(the empty name)*'
+    ticks = max([len(run) for run in re.findall('`+', text)] or [0])
+    fence = '`' * (ticks + 1)
+    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
+    return fence + pad + text.replace('|', '\\|') + pad + fence
+
+
+def render_markdown(result):
+    """The report as Markdown: summary, per-db table, differences, memory, warnings (never values)."""
+    src, tgt = result.get('source', {}), result.get('target', {})
+    lines = ['# kv_verify report', '',
+             '**%s**' % ('Consistent' if result.get('consistent') else 'NOT consistent'), '',
+             _md_cell(result.get('summary')), '',
+             '| | address | engine | version |', '|---|---|---|---|',
+             _md_row('source', src.get('address'), src.get('engine'), src.get('version')),
+             _md_row('target', tgt.get('address'), tgt.get('engine'), tgt.get('version')),
+             '',
+             'Values compared: %s. TTL tolerance: %g s. Duration: %.1f s.' % (
+                 result.get('values'), result.get('ttl_tolerance') or 0, result.get('seconds') or 0),
+             '', '## Databases', '']
+    cols = ('db', 'target_db', 'source_keys', 'target_keys', 'keys', 'identical', 'conflicts', 'missing', 'extra',
+            'type_differs', 'value_differs', 'ttl_differs', 'expired', 'source_expires', 'target_expires')
+    lines.append('| ' + ' | '.join(cols) + ' |')
+    lines.append('|' + '---|' * len(cols))
+    for entry in result.get('dbs', []):
+        lines.append('| ' + ' | '.join(_md_cell(entry.get(c, '')) for c in cols) + ' |')
+    total = result.get('totals', {})
+    lines.append('| **total** | | ' + ' | '.join(_md_cell(total.get(c, '')) for c in cols[2:]) + ' |')
+    lines += ['', '## Differences', '']
+    diffs = result.get('differences') or []
+    if diffs:
+        lines += ['Key names are escaped (Python byte-string notation); values are never shown.', '',
+                  '| db | target db | kind | key | detail |', '|---|---|---|---|---|']
+        for d in diffs:
+            lines.append('| %s | %s | %s | %s | %s |' % (
+                d.get('db'), d.get('target_db'), d.get('kind'), _md_code(d.get('key')), _md_cell(d.get('detail'))))
+    else:
+        lines.append('None.')
+    mem = result.get('memory', {})
+    lines += ['', '## Memory', '',
+              '| source used_memory | target used_memory | ratio | tolerance | within |', '|---|---|---|---|---|',
+              _md_row(mem.get('source_used_memory'), mem.get('target_used_memory'), mem.get('ratio'),
+                      mem.get('tolerance'), mem.get('within_tolerance'))]
+    warnings = result.get('warnings') or []
+    if warnings:
+        lines += ['', '## Warnings', ''] + ['- %s' % _md_cell(w) for w in warnings]
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: kv_verify
+short_description: Prove that a Redis or Valkey target holds exactly what the source holds
+version_added: 0.1.0
+description:
+  - Compares a source and a target server database by database - the key and expiring-key counts, the key sets in
+    both directions (keys missing on the target, keys extra on the target), the types, the values and the TTLs - and
+    says precisely which keys differ.
+  - Walks the source with C(SCAN), never C(KEYS), and pipelines C(DUMP) and C(PEXPIRETIME) (C(PTTL) before 7.0) on
+    both sides for each batch. Serialized values that are byte for byte the same (the RDB version footer aside) are
+    equal; where they differ, because the two servers encode or serialize the value differently (for example Redis
+    7.0 against Valkey 9), the values are read and compared type-aware, sorted-set scores as numbers.
+  - Keys extra on the target are found without a second walk when every source key was found on the target and both
+    sides hold exactly that many keys with nothing written meanwhile; otherwise the target is walked with C(SCAN)
+    and each key is looked up on the source with C(EXISTS).
+  - Memory stays bounded whatever the size of the keyspace - one batch of keys per worker at a time.
+  - Keys and values are bytes end to end; any key name is handled. Differing keys are listed with non-printable bytes
+    escaped; values are never returned.
+  - Notices a source that changes during the verification (its write, expiry and eviction counters in C(INFO)
+    move) and says so in the result and the summary rather than presenting the differences as the truth about the copy.
+  - Nothing is written to either server. The task never reports a change.
+author:
+  - kvtools.migration contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - kvtools.migration.endpoint.SOURCE_TARGET
+options:
+  dbs:
+    description:
+      - Source databases to compare.
+      - Default - every database that holds keys on the source or on the target (through O(db_map)).
+    type: list
+    elements: int
+  db_map:
+    description:
+      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
+    type: dict
+  match:
+    description:
+      - Compare only keys whose name matches this glob (C(SCAN MATCH) syntax), in both directions.
+    type: str
+  values:
+    description:
+      - V(full) compares the value of every key.
+      - V(sample) compares the values of a random share O(sample_rate) of the keys; key sets, types and TTLs are
+        still compared for every key.
+      - V(none) compares key sets, types and TTLs only.
+    type: str
+    choices: [none, sample, full]
+    default: full
+  sample_rate:
+    description:
+      - Share of the keys whose values are compared with O(values=sample), greater than 0 and at most 1.
+    type: float
+    default: 0.1
+  ttl_tolerance:
+    description:
+      - Seconds two expiry times may differ by and still count as the same TTL.
+      - A key with a TTL on one side and none on the other always differs.
+    type: float
+    default: 2
+  memory_tolerance:
+    description:
+      - "When set, C(used_memory) of the target must lie within this share of the source's: the check fails when
+        C(|target / source - 1|) is greater than this value (V(0.5) allows half as much up to one and a half times as
+        much)."
+      - C(used_memory) of both sides is reported always; it is not checked unless this is set, because the engines
+        and versions account memory differently.
+    type: float
+  fail_on_mismatch:
+    description:
+      - Fail the task, with the summary as message, when the target is not consistent with the source. The report
+        fields are returned either way.
+    type: bool
+    default: true
+  max_reported:
+    description:
+      - How many differing keys to list in RV(differences) (the counts are always complete).
+    type: int
+    default: 100
+  report:
+    description:
+      - Path of a file to write the result to, mode 0600, through a temporary file and a rename.
+      - Markdown when the name ends in C(.md), JSON otherwise.
+      - Not written in check mode.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: The verification only reads; check mode returns the same result as a real run (without writing the
+      O(report) file).
+  diff_mode:
+    support: none
+    description: The result already lists what differs (RV(differences)); there is no before and after.
+notes:
+  - Cluster mode is not supported yet.
+  - The comparison of a server whose data changes meanwhile is not meaningful. Stop the writers first (C(CLIENT PAUSE
+    WRITE) or unbind the applications); RV(source_changed) says when the source changed anyway. Keys expiring also move
+    the counters.
+  - The user on each side needs C(SCAN), C(DUMP), C(TYPE), C(EXISTS), C(PEXPIRETIME) or C(PTTL), C(DBSIZE) and C(INFO);
+    a read-only user (C(+@read +scan +dump +info)) is enough.
+  - Consumer groups of streams are compared by name and last-delivered id.
+seealso:
+  - module: kvtools.migration.kv_dump_restore
+  - module: kvtools.migration.kv_info
+'''
+
+EXAMPLES = r'''
+- name: Verify the copy, every value and TTL
+  kvtools.migration.kv_verify:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    report: /var/tmp/kv-verify.md
+
+- name: Quick check of a huge keyspace - key sets, types and TTLs, values of 1 key in 100
+  kvtools.migration.kv_verify:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    values: sample
+    sample_rate: 0.01
+    fail_on_mismatch: false
+  register: verify
+
+- name: Show what differs
+  ansible.builtin.debug:
+    msg: "{{ verify.summary }}"
+  when: not verify.consistent
+
+- name: Source db 1 was copied into db 4; TTLs may differ by 5 seconds, memory by 30 %
+  kvtools.migration.kv_verify:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    dbs: [1]
+    db_map: {1: 4}
+    ttl_tolerance: 5
+    memory_tolerance: 0.3
+'''
+
+RETURN = r'''
+consistent:
+  description: Whether the target holds exactly the keys, types, compared values and TTLs of the source (and, with
+    O(memory_tolerance), a C(used_memory) within the tolerance).
+  returned: always
+  type: bool
+  sample: true
+summary:
+  description: One paragraph for a person - what was compared, what differs with examples, and what to do next. It is
+    also the failure message.
+  returned: always
+  type: str
+dbs:
+  description:
+    - One entry per compared database pair.
+    - The collection's common counters - C(keys) (source keys checked), C(identical) (keys equal on both sides),
+      C(conflicts) (keys on both sides that differ in type, value or TTL), C(expired) (keys that expired on the source
+      between C(SCAN) and the read, or were expiring right then), and C(copied), C(replaced), C(skipped),
+      C(fallback), C(failed), C(bytes) (always 0 here).
+    - The verify counters - C(source_keys), C(source_expires), C(target_keys), C(target_expires) (C(INFO keyspace) at
+      the start), C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs).
+    - C(extra_check) says how extra keys were looked for - C(dbsize) (the counts prove there are none) or C(scan).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"db": 0, "target_db": 0, "keys": 1000, "identical": 998, "conflicts": 1, "missing": 1, "extra": 0,
+            "type_differs": 0, "value_differs": 1, "ttl_differs": 0, "source_keys": 1000, "target_keys": 999,
+            "source_expires": 100, "target_expires": 100, "expired": 0, "extra_check": "scan", "copied": 0,
+            "replaced": 0, "skipped": 0, "fallback": 0, "failed": 0, "bytes": 0}]
+totals:
+  description: The counters of RV(dbs) summed over every database.
+  returned: always
+  type: dict
+differences:
+  description: Up to O(max_reported) differing keys as C({db, target_db, key, kind, detail}). C(kind) is one of
+    C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs). Key names are shown escaped
+    (Python byte-string notation); values never.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"db": 0, "target_db": 0, "key": "user:\\xff42", "kind": "ttl_differs",
+            "detail": "expires in 3600.0 s on the source, no TTL on the target"}]
+memory:
+  description: C(source_used_memory) and C(target_used_memory) in bytes, their C(ratio) (target / source), the
+    C(tolerance) and C(within_tolerance) (null when no tolerance is set).
+  returned: always
+  type: dict
+source_changed:
+  description: Whether the source's data changed during the verification (writes, key expiries or evictions counted
+    by C(INFO persistence) and C(INFO stats)). Differences found while it changes may come from those changes.
+  returned: always
+  type: bool
+source_changes:
+  description: The C(writes) and C(expiries) (expired or evicted keys) the source counted during the verification.
+  returned: always
+  type: dict
+target_changed:
+  description: Whether the target's data changed during the verification.
+  returned: always
+  type: bool
+target_changes:
+  description: The C(writes) and C(expiries) the target counted during the verification.
+  returned: always
+  type: dict
+source:
+  description: Address, engine, version and TLS use of the source.
+  returned: success
+  type: dict
+target:
+  description: Address, engine, version and TLS use of the target.
+  returned: success
+  type: dict
+values:
+  description: The O(values) mode used.
+  returned: always
+  type: str
+seconds:
+  description: Duration of the verification.
+  returned: always
+  type: float
+keys_per_second:
+  description: Source keys checked per second.
+  returned: always
+  type: float
+'''
+
+from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import (
+    DEFAULT_MAX_REPORTED, Verifier, VerifyOptions)
+
+
+def main():
+    module = KVModule(
+        argument_spec=dict(
+            dbs=dict(type='list', elements='int'),
+            db_map=dict(type='dict'),
+            match=dict(type='str'),
+            values=dict(type='str', choices=['none', 'sample', 'full'], default='full'),
+            sample_rate=dict(type='float', default=0.1),
+            ttl_tolerance=dict(type='float', default=2),
+            memory_tolerance=dict(type='float'),
+            fail_on_mismatch=dict(type='bool', default=True),
+            max_reported=dict(type='int', default=DEFAULT_MAX_REPORTED),
+            report=dict(type='path'),
+        ),
+        endpoints=('source', 'target'),
+    )
+    source = module.endpoint('source')
+    target = module.endpoint('target')
+    p = module.params
+
+    def run():
+        options = VerifyOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], values=p['values'],
+                                sample_rate=p['sample_rate'], ttl_tolerance=p['ttl_tolerance'],
+                                memory_tolerance=p['memory_tolerance'], fail_on_mismatch=p['fail_on_mismatch'],
+                                max_reported=p['max_reported'], report=p['report'], check_mode=module.check_mode)
+        result = Verifier(source, target, options, warn=module.warn).run()
+        result.pop('warnings_list', None)
+        if not result['consistent'] and options.fail_on_mismatch:
+            module.fail_json(msg=result['summary'], error='mismatch', **result)
+        return result
+
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()
