@@ -65,6 +65,7 @@ class ActionModule(ActionBase):
         async_dir = self.get_shell_option('async_dir', default='~/.ansible_async')
         started = time.time()
         last_line = None
+        delay = min(interval, 0.5)  # short copies end quickly; long ones are polled every `interval` seconds
         while True:
             status = self._execute_module(module_name='ansible.builtin.async_status',
                                           module_args=dict(jid=jid, _async_dir=async_dir), task_vars=task_vars)
@@ -83,7 +84,8 @@ class ActionModule(ActionBase):
                 result.update(failed=True, msg='%s did not finish within %d seconds (job %s still runs; its progress '
                                                'is in %s)' % (label, timeout, jid, progress or 'no progress file'))
                 return result
-            time.sleep(interval)
+            time.sleep(delay)
+            delay = min(interval, delay * 2)
         self._execute_module(module_name='ansible.builtin.async_status',
                              module_args=dict(jid=jid, mode='cleanup', _async_dir=async_dir), task_vars=task_vars)
         for key in ASYNC_KEYS:

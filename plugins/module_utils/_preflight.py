@@ -190,7 +190,12 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d' % (p['db'], p['target_db'], p['keys'],
                                                                                  p['expires'], p['target_keys']))
     lines.append('about %d MiB of data, estimated %.0f s' % (need // 2 ** 20, estimate))
-    return dict(changed=False, source=src, target=tgt, dbs=plan, method=chosen, method_reasons=reasons,
+    previous = bool(plan) and all(p['keys'] and p['target_keys'] == p['keys'] and p.get('target_sample_foreign') == []
+                                  for p in plan)
+    if previous:
+        lines.append('the target already holds as many keys as the source in every db, every sampled key identical: '
+                     'an earlier complete copy (this run checks it again and copies what differs)')
+    return dict(changed=False, source=src, target=tgt, dbs=plan, previous_copy_complete=previous, method=chosen, method_reasons=reasons,
                 migrate_possible=migrate_possible, payload=dict(source_rdb=src['rdb_version'],
                                                                 target_rdb=tgt['rdb_version'], accepts=accepts),
                 memory=dict(source_data=need, target_maxmemory=tgt['maxmemory'], target_free=room),

@@ -121,6 +121,11 @@ keys:
   description: Keys to copy in total.
   returned: success
   type: int
+previous_copy_complete:
+  description: Whether every target database already holds as many keys as its source database, every sampled key
+    identical - an earlier complete copy (a rerun). The playbook then skips isolation and backup.
+  returned: success
+  type: bool
 target_empty:
   description: Whether the target holds no key at all.
   returned: success

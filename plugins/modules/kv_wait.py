@@ -34,7 +34,8 @@ options:
     type: path
   interval:
     description:
-      - Seconds between two polls.
+      - Seconds between two polls once the job has run for a while (the first polls come sooner - after 0.5, 1, 2,
+        ... seconds - so that short copies end quickly).
     type: float
     default: 10
   timeout:

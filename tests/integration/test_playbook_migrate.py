@@ -144,7 +144,8 @@ def test_target_killed_midway_fails_cleanly_and_leaves_the_source_untouched(redi
     before = compare.snapshot(redis70, dbs=[1])
     writes = compare.source_writes(redis70)
     inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), target.endpoint())},
-                                kv_method='dump_restore', migrate_poll_interval=0.2, migrate_workers=1)
+                                kv_method='dump_restore', migrate_poll_interval=0.2, migrate_workers=1,
+                                kv_isolation='pause')
 
     def kill_when_copying():
         deadline = time.time() + 60
@@ -165,6 +166,66 @@ def test_target_killed_midway_fails_cleanly_and_leaves_the_source_untouched(redi
     assert 'The source was not changed' in result.stdout, result.stdout[-3000:]
     report = json.loads((tmp_path / 'reports' / 'pair.json').read_text())
     assert report['status'] == 'failed' and report['error'], report
+    assert 'its isolation was released' in result.stdout, result.stdout[-3000:]
     assert compare.source_writes(redis70) == writes and compare.snapshot(redis70, dbs=[1]) == before
     assert redis70.admin().dbsize() == 300000
+    assert os.path.exists(str(tmp_path / 'work' / 'kv-backup-pair.rdb')), 'the backup was not taken'
+    # writers are back: a write to the source returns at once (under CLIENT PAUSE WRITE it would block)
+    client = redis70.admin(3)
+    client.connection_pool.connection_kwargs['socket_timeout'] = 3
+    client.set(b'after-rollback', b'1')
+    client.delete(b'after-rollback')
     no_secret(result.stdout)
+
+
+def test_cloud_foundry_isolation_cutover_and_rollback(redis70, valkey80, tmp_path):
+    """kv_isolation=cf against the CF API stand-in: the apps are unbound from the old instance (record first),
+    the data is copied and verified, the apps are bound to the new instance and restarted; rollback.yml binds
+    them to the old instance again."""
+    from tests.support import cf_stub
+    stub = cf_stub.CFStub(page_size=2, job_polls=1).start()
+    try:
+        space = stub.add_space('prod', stub.add_org('shop'))
+        old, new = stub.add_instance('redis-old', space), stub.add_instance('valkey-new', space)
+        apps = dict((name, stub.add_app(name, space)) for name in ('web', 'worker'))
+        stub.add_binding(apps['web'], old, name='cache', parameters={'role': 'rw'})
+        stub.add_binding(apps['worker'], old, name='cache', parameters={})
+        load(redis70, [0, 4])
+        cf = dict(api=stub.url, username='operator', password=cf_stub.USERS['operator'], org='shop', space='prod',
+                  source_instance='redis-old', target_instance='valkey-new', restart=True, poll_interval=0.05)
+        inventory = write_inventory(tmp_path, {'cf-pair': (redis70.endpoint(), valkey80.endpoint())},
+                                    kv_isolation='cf', kv_cf=cf)
+        result = ansible_playbook(PLAYBOOK, inventory=inventory)
+        assert result.returncode == 0, result.stdout[-4000:]
+        compare.assert_same(redis70, valkey80, [(0, 0), (4, 4)])
+        assert stub.bindings_of(old) == {}
+        assert stub.bindings_of(new) == {('web', 'cache'): {'role': 'rw'}, ('worker', 'cache'): {}}
+        assert sorted(stub.restarts) == ['web', 'worker'], stub.restarts
+        record = json.loads((tmp_path / 'work' / 'kv-bindings-cf-pair.json').read_text())
+        assert len(record['bindings']) == 2
+        back = ansible_playbook(os.path.join(ROOT, 'playbooks', 'rollback.yml'), inventory=inventory)
+        assert back.returncode == 0, back.stdout[-3000:]
+        assert stub.bindings_of(old) == {('web', 'cache'): {'role': 'rw'}, ('worker', 'cache'): {}}
+        for out in (result.stdout, back.stdout):
+            no_secret(out)
+            assert cf_stub.USERS['operator'] not in out
+    finally:
+        stub.stop()
+
+
+def test_acl_isolation_switches_the_app_user_off_and_back_on(redis70, valkey80, tmp_path):
+    admin = redis70.admin()
+    admin.execute_command('ACL', 'SETUSER', 'shop-app', 'on', '>Shop-App-Pass-1', '~*', '+@all')
+    try:
+        load(redis70, [0])
+        inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), valkey80.endpoint())},
+                                    kv_isolation='acl', kv_isolate_users=['shop-app'])
+        result = ansible_playbook(PLAYBOOK, inventory=inventory)
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert 'Isolate | Pause writers or switch the application users off' in result.stdout
+        compare.assert_same(redis70, valkey80, [(0, 0)])
+        user = admin.acl_getuser('shop-app')
+        assert 'on' in [f.decode() if isinstance(f, bytes) else f for f in user['flags']], user
+        no_secret(result.stdout)
+    finally:
+        admin.execute_command('ACL', 'DELUSER', 'shop-app')
