@@ -351,7 +351,8 @@ class Isolation:
         record = self._load_record() if self.record_path else None
         pause = (record or {}).get('pause') or {}
         was_isolated = bool(record and record.get('state') == 'isolated')
-        result['changed'] = was_isolated or not self.record_path
+        # Without a record (renew=false) the server cannot tell whether it is paused: report the UNPAUSE as a change.
+        result['changed'] = was_isolated or record is None
         if self.check_mode:
             if result['changed']:
                 self.commands.append('CLIENT UNPAUSE')
