@@ -14,9 +14,9 @@ BUILD := $(ROOT)/.build
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
-LINT_DIRS := playbooks roles
+LINT_DIRS := playbooks roles molecule
 
-.PHONY: help setup test pytest sanity lint build docs demo bench bench-verify clean distclean
+.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -24,6 +24,7 @@ help:
 	@echo 'make pytest     unit + integration tests against real servers'
 	@echo 'make sanity     ansible-test sanity on the git-tracked files (no ignore file)'
 	@echo 'make lint       ansible-lint, production profile, on $(LINT_DIRS)'
+	@echo 'make molecule   molecule test -s default (local Redis 7.0 -> Valkey 8.0 through playbooks/migrate.yml)'
 	@echo 'make build      ansible-galaxy collection build into .build/'
 	@echo 'make docs       regenerate docs/reference/ (modules and roles) from their documentation'
 	@echo 'make demo       setup, then start a local Redis source and a TLS Valkey target and run playbooks/migrate.yml'
@@ -47,8 +48,9 @@ test: setup
 	$(MAKE) --no-print-directory pytest || failed="$$failed pytest"; \
 	$(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
 	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
+	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
 	echo; \
-	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; else echo "make test: pytest, sanity and lint passed"; fi; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; else echo "make test: pytest, sanity, lint and molecule passed"; fi; \
 	tail -n 1 $(BUILD)/pytest.log 2>/dev/null || true; \
 	[ -z "$$failed" ]
 
@@ -68,6 +70,9 @@ lint: | $(PYTHON)
 	collections=$$($(PYTHON) -c 'import sys; sys.path.insert(0, "."); from tests.support.ansible import ensure_collection_path; print(ensure_collection_path())'); \
 	echo "ansible-lint (production profile):$$dirs"; \
 	PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$collections" $(VENV)/bin/ansible-lint --nocolor $$dirs
+
+molecule: | $(PYTHON)
+	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/molecule test -s default
 
 build: | $(PYTHON)
 	@mkdir -p $(BUILD)

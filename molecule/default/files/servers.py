@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Start or stop the scenario's source (Redis 7.0) and target (Valkey 8.0) as local processes.
+
+    servers.py start WORKDIR   pick free loopback ports, write configs with ACL users, start both servers
+                               (daemonized, pid files in WORKDIR), load sample data into dbs 0, 3 and 9 of the
+                               source, write WORKDIR/endpoints.json (kv_source, kv_target, source_keys; mode 0600)
+    servers.py stop WORKDIR    stop whatever the pid files name; safe to run when nothing was started
+
+Needs redis-server and valkey-server on PATH (Debian: apt install redis-server valkey-server) and the redis
+Python package (the collection's own requirement).  Override the binaries with KV_SOURCE_BIN / KV_TARGET_BIN.
+"""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import redis
+
+SIDES = {
+    'source': os.environ.get('KV_SOURCE_BIN', 'redis-server'),
+    'target': os.environ.get('KV_TARGET_BIN', 'valkey-server'),
+}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def start(work):
+    os.makedirs(work, exist_ok=True)
+    endpoints = {}
+    for side, binary in SIDES.items():
+        folder = os.path.join(work, side)
+        os.makedirs(folder, exist_ok=True)
+        port = free_port()
+        admin_pw, migrator_pw = secrets.token_hex(12), 'mig-' + secrets.token_hex(12)
+        conf = os.path.join(folder, 'server.conf')
+        with open(conf, 'w') as fh:
+            fh.write('\n'.join([
+                'bind 127.0.0.1', 'port %d' % port, 'daemonize yes', 'dir %s' % folder,
+                'pidfile %s' % os.path.join(folder, 'server.pid'), 'logfile %s' % os.path.join(folder, 'server.log'),
+                'save ""', 'appendonly no', 'databases 16',
+                'user default off',
+                'user admin on >%s ~* &* +@all' % admin_pw,
+                'user migrator on >%s ~* &* +@all -@dangerous +restore +migrate +info +config|get +sync +psync '
+                '+replconf +client|pause +client|unpause +client|list +acl|whoami +acl|dryrun +acl|getuser' % migrator_pw,
+            ]) + '\n')
+        os.chmod(conf, 0o600)
+        subprocess.run([binary, conf], check=True)
+        client = redis.Redis(host='127.0.0.1', port=port, username='admin', password=admin_pw)
+        deadline = time.time() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        endpoints[side] = dict(port=port, admin=admin_pw, migrator=migrator_pw)
+    src = endpoints['source']
+    keys = load(src['port'], src['admin'])
+    out = dict(source_keys=keys)
+    for side in SIDES:
+        out['kv_' + side] = dict(host='127.0.0.1', port=endpoints[side]['port'], username='migrator',
+                                 password=endpoints[side]['migrator'])
+    path = os.path.join(work, 'endpoints.json')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as fh:
+        json.dump(out, fh)
+    print('source on 127.0.0.1:%d, target on 127.0.0.1:%d, %d keys loaded'
+          % (endpoints['source']['port'], endpoints['target']['port'], keys))
+
+
+def load(port, password):
+    total = 0
+    names = [b'', b'line\nbreak', b'with space', b'"quoted" \'both\'', b'tab\there', b'star*', b'\xff\xfe not utf-8']
+    for db in (0, 3, 9):
+        client = redis.Redis(host='127.0.0.1', port=port, username='admin', password=password, db=db)
+        pipe = client.pipeline(transaction=False)
+        for n, name in enumerate(names):
+            pipe.set(b'db%d:' % db + name, b'value %d' % n)
+        for n in range(500):
+            pipe.set(b'key:%d' % n, b'v' * (n % 50), px=3600 * 1000 if n % 10 == 0 else None)
+        pipe.hset(b'hash', mapping={b'a': b'1', b'\xff': b''})
+        pipe.rpush(b'list', b'x', b'', b'x')
+        pipe.sadd(b'set', b'm', b'n')
+        pipe.zadd(b'zset', {b'a': 0.1, b'b': -2})
+        pipe.xadd(b'stream', {b'f': b'v'}, id=b'1-1')
+        pipe.execute()
+        total += client.dbsize()
+    return total
+
+
+def stop(work):
+    for side in SIDES:
+        pidfile = os.path.join(work, side, 'server.pid')
+        if not os.path.exists(pidfile):
+            continue
+        with open(pidfile) as fh:
+            pid = int(fh.read().strip() or 0)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for dummy in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        if os.path.exists(pidfile):  # the server removes it itself on a clean shutdown
+            os.unlink(pidfile)
+        print('stopped the %s (pid %d)' % (side, pid))
+
+
+if __name__ == '__main__':
+    if len(sys.argv) != 3 or sys.argv[1] not in ('start', 'stop'):
+        sys.exit(__doc__)
+    (start if sys.argv[1] == 'start' else stop)(sys.argv[2])
