@@ -28,6 +28,8 @@ options:
         description:
           - A connection URL, C(redis://[user[:password]@]host[:port][/db]); C(rediss://) and C(valkeys://)
             switch TLS on, C(valkey://) is the same as C(redis://), C(unix:///path/to/socket?db=N) uses a unix socket.
+          - C(file:///path) names a logical backup written by M(kvtools.migration.kv_rdb_backup); only the source of
+            M(kvtools.migration.kv_dump_restore) accepts it.
           - The URL gives defaults; the other sub-options, when set, win over its parts.
           - Treated as a secret (it may hold a password) and never shown in output.
         type: str
@@ -128,6 +130,8 @@ options:
         description:
           - A connection URL, C(redis://[user[:password]@]host[:port][/db]); C(rediss://) and C(valkeys://)
             switch TLS on, C(valkey://) is the same as C(redis://), C(unix:///path/to/socket?db=N) uses a unix socket.
+          - C(file:///path) names a logical backup written by M(kvtools.migration.kv_rdb_backup); only the source of
+            M(kvtools.migration.kv_dump_restore) accepts it.
           - The URL gives defaults; the other sub-options, when set, win over its parts.
           - Treated as a secret (it may hold a password) and never shown in output.
         type: str

@@ -46,6 +46,7 @@ DEFAULT_SOCKET_TIMEOUT = 60.0
 TLS_SCHEMES = ('rediss', 'valkeys')
 PLAIN_SCHEMES = ('redis', 'valkey')
 UNIX_SCHEMES = ('unix', 'redis+unix', 'valkey+unix')
+FILE_SCHEMES = ('file',)  # a logical backup of kv_rdb_backup, as the source of kv_dump_restore
 
 # The sub-options of every endpoint.  Defaults that a url can supply (host, port, db, tls) are
 # applied by Endpoint, not here, so that an explicit value can be told from a default.
@@ -132,6 +133,7 @@ class Endpoint:
             return default if value is None else value
 
         self.unix_socket = parsed.get('unix_socket')
+        self.backup_file = parsed.get('backup_file')
         self.host = pick('host', DEFAULT_HOST)
         self.port = int(pick('port', DEFAULT_PORT))
         self.username = pick('username') or None
@@ -163,6 +165,12 @@ class Endpoint:
             raise KVError('url is not valid: %s' % exc, kind='config')
         scheme = (parts.scheme or '').lower()
         out = {}
+        if scheme in FILE_SCHEMES:
+            out['backup_file'] = unquote(parts.path)
+            if not out['backup_file']:
+                raise KVError('a file:// url needs the path of a logical backup, e.g. file:///var/backups/old.kvtlog',
+                              kind='config')
+            return out
         if scheme in UNIX_SCHEMES:
             out['unix_socket'] = unquote(parts.path)
             if not out['unix_socket']:
@@ -182,7 +190,7 @@ class Endpoint:
                     raise KVError('url path must be a db number, e.g. redis://host:6379/2', kind='config')
                 out['db'] = int(path)
         else:
-            raise KVError('url scheme must be one of redis, rediss, valkey, valkeys, unix (got %r)' % scheme,
+            raise KVError('url scheme must be one of redis, rediss, valkey, valkeys, unix, file (got %r)' % scheme,
                           kind='config')
         if parts.username:
             out['username'] = unquote(parts.username)
@@ -197,6 +205,8 @@ class Endpoint:
     @property
     def address(self):
         """``host:port`` or ``unix:/path``: what messages and results show (no credentials)."""
+        if self.backup_file:
+            return 'file:%s' % self.backup_file
         if self.unix_socket:
             return 'unix:%s' % self.unix_socket
         return '%s:%d' % (self.host, self.port)
@@ -236,6 +246,9 @@ class Endpoint:
         """
         if not HAS_REDIS:
             raise KVError('the redis Python library is required (pip install redis)', kind='config')
+        if self.backup_file:
+            raise KVError('%s is a backup file (%s), not a server: only the source of kv_dump_restore may be a file'
+                          % (self.label, self.backup_file), kind='config')
         db = self.db if db is None else int(db)
         kwargs = dict(
             db=db,

@@ -25,6 +25,12 @@ description:
     sets, streams with their consumer groups), see O(payload).
   - A key already on the target with the same value and expiry is counted as identical and not written, so a
     second run writes nothing and reports C(changed=false).
+  - The source can also be a logical backup written by M(kvtools.migration.kv_rdb_backup) - O(source.url) set to
+    C(file:///path/to/backup) (and O(backup_passphrase) when it is encrypted). The whole file is checked first;
+    its records are restored like a live copy's keys, with the same conflict handling, counts and check mode.
+    Keys already on the target are compared by payload only (there is no live value to compare type-aware) - big
+    hashes, sets and sorted sets restored on another engine before may serialize in another order and then count
+    as conflicts; use O(on_conflict=skip) or V(replace) when restoring the same backup again.
 author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -91,6 +97,10 @@ options:
     description:
       - Path of a JSON file to write the result to (also when the copy fails part way), mode 0600.
     type: path
+  backup_passphrase:
+    description:
+      - The passphrase of an encrypted logical backup given as O(source.url=file:///...).
+    type: str
   progress:
     description:
       - Path of a JSON file the run rewrites (atomically, about once a second) with how far it has got - per
@@ -136,6 +146,13 @@ EXAMPLES = r'''
     dbs: [1]
     db_map: {1: 4}
     on_conflict: replace
+
+- name: Restore a logical backup (kv_rdb_backup method=logical) into a new server
+  kvtools.migration.kv_dump_restore:
+    source:
+      url: file:///var/backups/redis-old.kvtlog
+    target: "{{ kv_target }}"
+    backup_passphrase: "{{ vault_backup_passphrase }}"
 
 - name: Nothing may have failed
   ansible.builtin.assert:
@@ -193,6 +210,7 @@ resumed:
   type: bool
 '''
 
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_source import BackupRestore
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import target_keys_diff
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
@@ -212,6 +230,7 @@ def main():
             checkpoint=dict(type='path'),
             report=dict(type='path'),
             progress=dict(type='path'),
+            backup_passphrase=dict(type='str', no_log=True),
         ),
         endpoints=('source', 'target'),
     )
@@ -224,7 +243,10 @@ def main():
                               payload=p['payload'], batch_size=p['batch_size'], workers=p['workers'],
                               checkpoint=p['checkpoint'], report=p['report'], progress=p['progress'], chunk_size=p['chunk_size'],
                               check_mode=module.check_mode)
-        engine = DumpRestore(source, target, options, warn=module.warn)
+        if source.backup_file:
+            engine = BackupRestore(source, target, options, passphrase=p['backup_passphrase'], warn=module.warn)
+        else:
+            engine = DumpRestore(source, target, options, warn=module.warn)
         result = engine.run()
         result.pop('warnings_list', None)
         if module._diff:

@@ -117,3 +117,9 @@ def test_endpoint_documentation_matches_the_spec():
 def test_changelog_fragments_are_valid():
     """antsibull-changelog accepts the changelog configuration and every fragment."""
     run([os.path.join(BIN, 'antsibull-changelog'), 'lint'], cwd=ROOT)
+
+
+def test_reference_docs_are_current():
+    """docs/reference/ is generated from the modules' documentation and the roles' argument specs."""
+    from tests.support import gen_docs
+    assert gen_docs.main(['--check']) == 0, 'run `make docs` and commit docs/reference/'

@@ -102,8 +102,8 @@ def render_modules():
             out += ['', '### Return values', '', '| key | type | returned | description |', '|---|---|---|---|']
             for key in sorted(ret):
                 spec = ret[key]
-                out.append('| `%s` | %s | %s | %s |' % (key, spec.get('type', ''), markup(spec.get('returned', '')),
-                                                         ' '.join(markup(d) for d in as_list(spec.get('description')))))
+                desc = ' '.join(markup(d) for d in as_list(spec.get('description')))
+                out.append('| `%s` | %s | %s | %s |' % (key, spec.get('type', ''), markup(spec.get('returned', '')), desc))
         examples = docs[name].get('examples')
         if examples:
             out += ['', '### Examples', '', '```yaml', examples.strip('\n'), '```']

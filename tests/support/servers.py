@@ -41,7 +41,7 @@ PASSWORDS = {
 ACL_RULES = {
     'admin': 'on >{pw} ~* &* +@all',
     'migrator': ('on >{pw} ~* &* +@all -@dangerous +restore +restore-asking +migrate +info +config|get +sync +psync '
-                 '+replconf +client|pause +client|unpause +client|list +acl|whoami +acl|dryrun +acl|getuser '
+                 '+replconf +client|pause +client|unpause +client|list +client|kill +acl|whoami +acl|dryrun +acl|getuser +acl|setuser '
                  '+dump +keys'),
     'restorer': 'on >{pw} ~* +select +restore +ping +info +exists +type +pttl +dump +scan +dbsize +hello',
     'reader': 'on >{pw} ~* +@read +scan +dump +ping +info +select +hello',
