@@ -19,6 +19,7 @@ import sys
 import yaml
 
 from tests.support import ansible as kv_ansible
+from tests.support.ansible import ansible_playbook
 
 ROOT = kv_ansible.ROOT
 BIN = os.path.dirname(sys.executable)
@@ -91,6 +92,39 @@ def test_action_group_lists_every_module():
     assert not missing, 'add these modules to action_groups.kv in meta/runtime.yml: %s' % ', '.join(missing)
     unknown = sorted(set(group) - set(module_names()))
     assert not unknown, 'action_groups.kv lists modules that do not exist: %s' % ', '.join(unknown)
+
+
+def test_endpoint_groups_match_the_modules_options():
+    """group/kvtools.migration.pair holds exactly the modules with source and target, group/...server exactly
+    those with server, so module_defaults of either group never meets a module that rejects it."""
+    import ast
+    runtime = read_yaml('meta', 'runtime.yml')
+    shapes = {}
+    for name in module_names():
+        with open(os.path.join(ROOT, 'plugins', 'modules', name + '.py')) as fh:
+            text = fh.read()
+        match = re.search(r"endpoints=(\([^)]*\))", text)
+        shapes[name] = tuple(ast.literal_eval(match.group(1))) if match else ()
+        if not match and 'KVModule(' in text:
+            shapes[name] = ('server',)
+    assert sorted(runtime['action_groups']['pair']) == sorted(n for n, s in shapes.items() if s == ('source', 'target'))
+    assert sorted(runtime['action_groups']['server']) == sorted(n for n, s in shapes.items() if s == ('server',))
+
+
+def test_module_defaults_through_the_endpoint_groups(redis70, valkey80, tmp_path):
+    """One play sets source/target for the pair group and server for the server group; both kinds run."""
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(yaml.safe_dump([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'module_defaults': {'group/kvtools.migration.pair': {'source': redis70.endpoint(),
+                                                             'target': valkey80.endpoint()},
+                            'group/kvtools.migration.server': {'server': redis70.endpoint()}},
+        'tasks': [{'name': 'preflight', 'kvtools.migration.kv_preflight': {}},
+                  {'name': 'info', 'kvtools.migration.kv_info': {'permissions': False}}],
+    }]))
+    result = ansible_playbook(str(playbook))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'ok=2' in result.stdout
 
 
 def test_endpoint_documentation_matches_the_spec():
