@@ -3,7 +3,8 @@
 #
 # ansible-test wants the collection at .../ansible_collections/<namespace>/<name>, so the
 # git-tracked files (as they are in the working tree) are copied to
-# .build/sanity/ansible_collections/kvtools/migration and the tests run there.  Untracked files
+# .build/sanity.XXXXXX/ansible_collections/kvtools/migration (a folder per run, removed at the end) and
+# the tests run there.  Untracked files
 # are left out on purpose: what is not committed is not checked.
 #
 # ansible-test keeps its per-test virtual environments under ~/.ansible/test; HOME points into
@@ -13,9 +14,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${KV_VENV:-$root/.venv}
 build=$root/.build
-dest=$build/sanity/ansible_collections/kvtools/migration
-
-rm -rf "$build/sanity"
+# a folder per run, so that two runs at once do not delete each other's copy
+mkdir -p "$build"
+run_dir=$(mktemp -d "$build/sanity.XXXXXX")
+trap 'rm -rf "$run_dir"' EXIT
+dest=$run_dir/ansible_collections/kvtools/migration
 mkdir -p "$dest"
 cd "$root"
 git ls-files -z | while IFS= read -r -d '' f; do
@@ -37,4 +40,4 @@ mkdir -p "$(dirname "$cache")"
 cp "$root/tests/setup/get_pip_shim.py" "$cache"
 
 cd "$dest"
-exec "$venv/bin/ansible-test" sanity --python 3.11 --color no "$@"
+"$venv/bin/ansible-test" sanity --python 3.11 --color no "$@"
