@@ -117,34 +117,15 @@ class BackupRestore(DumpRestore):
             plan = self.opts.check_mode or (self.opts.on_conflict == 'fail' and any(self.before.values()))
             if plan:
                 self._pass(plan=True)
-                conflicted = [st.result for st in self.states if st.result['conflicts']]
-                if conflicted and self.opts.on_conflict == 'fail' and not self.opts.check_mode:
-                    err = KVError('the target already holds keys that differ from the backup: %s. Nothing was written. '
-                                  'Use on_conflict=replace to overwrite them, on_conflict=skip to keep them, or empty '
-                                  'the target' % ', '.join('db %d: %d' % (r['target_db'], r['conflicts'])
-                                                           for r in conflicted),
-                                  kind='conflict', endpoint=self.target_ep.address,
-                                  details=dict(samples=[f for st in self.states for f in st.failures][:20]))
-                    err.partial = self._result(started, resumed, partial=True)
-                    raise err
+                self._stop_on_conflicts(started, resumed, 'the backup')
             if not self.opts.check_mode:
                 self.phase = 'copying'
                 for state in self.states:
                     state.result = db_result(state.result['db'], state.result['target_db'], payload_path=path)
                     state.failures = []
                 self._pass(plan=False)
-        except KVError as exc:
-            if not hasattr(exc, 'partial'):
-                exc.partial = self._result(started, resumed, partial=True)
-            self._write_report(exc.partial)
-            self._tick('failed')
-            raise
-        except Exception as exc:
-            err = self.target_ep.error(exc, 'restoring the backup')
-            err.partial = self._result(started, resumed, partial=True)
-            self._write_report(err.partial)
-            self._tick('failed')
-            raise err
+        except Exception as exc:  # every failure leaves a report and the counts reached
+            raise self._failed(exc, started, resumed, 'restoring the backup')
         self._tick('done')
         result = self._result(started, resumed)
         self._write_report(result)

@@ -295,16 +295,7 @@ class DumpRestore:
                 if need_plan:
                     self._copy_db(state, plan=True)
                     state.planned = True
-            conflicted = [st.result for st in self.states if st.result['conflicts']]
-            if conflicted and self.opts.on_conflict == 'fail' and not self.opts.check_mode:
-                err = KVError('the target already holds keys that differ from the source: %s. Nothing was written. '
-                              'Use on_conflict=replace to overwrite them, on_conflict=skip to keep them, or empty '
-                              'the target' % ', '.join('db %d: %d' % (r['target_db'], r['conflicts'])
-                                                       for r in conflicted),
-                              kind='conflict', endpoint=self.target_ep.address,
-                              details=dict(samples=[f for st in self.states for f in st.failures][:20]))
-                err.partial = self._result(started, resumed, partial=True)
-                raise err
+            self._stop_on_conflicts(started, resumed, 'the source')
             if not self.opts.check_mode:
                 self.phase = 'copying'
                 for state in self.states:
@@ -319,24 +310,36 @@ class DumpRestore:
                         state.failures = []
                     self._copy_db(state, plan=False, cursor=done.get('cursor', 0),
                                   recheck=done.get('recheck', False))
-        except KVError as exc:
-            if not hasattr(exc, 'partial'):
-                exc.partial = self._result(started, resumed, partial=True)
-            self._write_report(exc.partial)
-            self._tick('failed')
-            raise
-        except Exception as exc:
-            err = self.target_ep.error(exc, 'copying')
-            err.partial = self._result(started, resumed, partial=True)
-            self._write_report(err.partial)
-            self._tick('failed')
-            raise err
+        except Exception as exc:  # every failure leaves a report and the counts reached
+            raise self._failed(exc, started, resumed, 'copying')
         self._tick('done')
         result = self._result(started, resumed)
         if self.opts.checkpoint and not self.opts.check_mode and os.path.exists(self.opts.checkpoint):
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
         self._write_report(result)
         return result
+
+    def _stop_on_conflicts(self, started, resumed, what):
+        """After planning: with on_conflict=fail, differing target keys stop the run before any write."""
+        conflicted = [st.result for st in self.states if st.result['conflicts']]
+        if conflicted and self.opts.on_conflict == 'fail' and not self.opts.check_mode:
+            err = KVError('the target already holds keys that differ from %s: %s. Nothing was written. '
+                          'Use on_conflict=replace to overwrite them, on_conflict=skip to keep them, or empty '
+                          'the target' % (what, ', '.join('db %d: %d' % (r['target_db'], r['conflicts'])
+                                                          for r in conflicted)),
+                          kind='conflict', endpoint=self.target_ep.address,
+                          details=dict(samples=[f for st in self.states for f in st.failures][:20]))
+            err.partial = self._result(started, resumed, partial=True)
+            raise err
+
+    def _failed(self, exc, started, resumed, action):
+        """The KVError to raise for ``exc``, with the counts reached; the report and progress say so."""
+        err = exc if isinstance(exc, KVError) else self.target_ep.error(exc, action)
+        if not hasattr(err, 'partial'):
+            err.partial = self._result(started, resumed, partial=True)
+        self._write_report(err.partial)
+        self._tick('failed')
+        return err
 
     def _tick(self, final=None):
         if self.progress is not None:
