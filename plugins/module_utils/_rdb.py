@@ -54,7 +54,7 @@ except ImportError:  # pragma: no cover - the module reports missing_required_li
 
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import scan_batches
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result, scan_batches
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_key_commands
 
@@ -1234,7 +1234,8 @@ class Backup:
         self._out = out
         result = dict(format='logical', transfer=None, rdb_version=rdb_version, engine=server.engine,
                       version=server.version_string, keys=trailer['keys'], expired=expired,
-                      dbs=[dict(db=int(db), keys=n) for db, n in sorted(trailer['dbs'].items(), key=lambda x: int(x[0]))],
+                      dbs=[db_result(int(db), keys=n, copied=n)
+                           for db, n in sorted(trailer['dbs'].items(), key=lambda x: int(x[0]))],
                       checksum='sha256 trailer')
         result.update(out.facts())
         return result

@@ -209,11 +209,14 @@ expired:
   returned: when a logical backup was written
   type: int
 dbs:
-  description: Keys written per database (logical backups).
+  description:
+    - Keys written per database (logical backups), in the per-database shape every module of the collection
+      returns - C(keys) and C(copied) are the keys written to the file, the other counters are 0.
   returned: when a logical backup was written
   type: list
   elements: dict
-  sample: [{"db": 0, "keys": 1200}]
+  sample: [{"db": 0, "target_db": 0, "keys": 1200, "copied": 1200, "identical": 0, "conflicts": 0, "replaced": 0,
+            "skipped": 0, "expired": 0, "fallback": 0, "failed": 0, "bytes": 0}]
 rotated:
   description: Older backups moved to make room (C({src, dest}) pairs).
   returned: always

@@ -221,7 +221,7 @@ def test_noperm_falls_back_to_a_logical_backup_that_restores(redis70, server_fac
     assert result['method'] == 'auto' and result['method_used'] == 'logical' and result['format'] == 'logical'
     assert any("'sync'" in w and 'logical backup' in w for w in result['warnings']), result['warnings']
     assert result['keys'] == 3 * 16
-    assert result['dbs'] == [dict(db=db, keys=16) for db in DBS]
+    assert [(d['db'], d['keys'], d['copied'], d['failed']) for d in result['dbs']] == [(db, 16, 16, 0) for db in DBS]
     assert result['rdb_version'] == 10
     assert_no_secret(result)
     assert_no_secret(result['_output'])
