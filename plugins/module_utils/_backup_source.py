@@ -12,22 +12,23 @@ db before the first write), pipelined ``RESTORE ... ABSTTL``, check mode, report
 
 A file has no live values to fall back on: where the target refuses the payload version of the
 backup, the run stops before writing (restore the backup on a server of the source's version,
-then copy from that server).  The whole file is verified (sha256 trailer, and the authentication
-of every chunk when encrypted) before anything is written.
+then copy from that server).  The whole file is read once and verified (sha256 trailer, and the
+authentication of every chunk when encrypted) before anything is written.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import (
-    DumpRestore, Progress, _DbState, _now_ms, _Worker)
+    TTL_TOLERANCE_MS, DumpRestore, Progress, _DbState, _now_ms, _Worker)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result, select_dbs
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result, sample_key, select_dbs
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import iter_logical, logical_header, verify_backup
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb import iter_logical, logical_header
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import Wire
 
@@ -93,12 +94,11 @@ class BackupRestore(DumpRestore):
         self._connect()
         path = self._payload_path()
         # the whole file first: a damaged or truncated backup (or a wrong passphrase) writes nothing
-        checked = verify_backup(self.source_ep.backup_file, self.passphrase)
-        if checked.get('content') != 'logical':
-            raise KVError('%s is an RDB file, not a logical backup: start a server on it (docs/backup-format.md) and '
-                          'copy from that server' % self.source_ep.backup_file, kind='config')
-        counts = dict((int(k), int(v)) for k, v in (checked.get('dbs') or {}).items())
-        self.header_bytes = int(checked.get('content_size') or 0)
+        stats = {}
+        for dummy in iter_logical(self.source_ep.backup_file, self.passphrase, stats):
+            pass  # one pass: the sha256 trailer (and every chunk's authentication) is checked at the end
+        counts = dict((int(k), int(v)) for k, v in (stats.get('dbs') or {}).items())
+        self.header_bytes = int(stats.get('payload_bytes') or 0)
         pairs = select_dbs(dict((db, {}) for db in counts if counts[db]), self.opts.dbs, self.opts.db_map)
         databases = self.tgt.databases
         for dummy, t in pairs:
@@ -164,9 +164,9 @@ class BackupRestore(DumpRestore):
 
 
 def _glob(pattern, key):
-    import fnmatch
+    """``match`` for file records, as SCAN MATCH would: ``*``, ``?``, ``[abc]``, ``[^abc]`` (bytes)."""
     pattern = pattern if isinstance(pattern, bytes) else pattern.encode('utf-8')
-    return fnmatch.fnmatchcase(key, pattern)
+    return fnmatch.fnmatchcase(key, pattern.replace(b'[^', b'[!'))
 
 
 class _TargetWorker(_Worker):
@@ -196,13 +196,12 @@ class _TargetWorker(_Worker):
         t_payload, t_exp = existing
         if (expire_at is None) != (t_exp is None):
             return False
-        if expire_at is not None and abs(expire_at - t_exp) > 1000:
+        if expire_at is not None and abs(expire_at - t_exp) > TTL_TOLERANCE_MS:
             return False
         return payload[:-10] == t_payload[:-10]
 
     def _copy_typed(self, items, replace_keys, counts, failures):
         # only reached when RESTORE refused a payload the version check let through
-        from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
         for item in items:
             counts['failed'] = counts.get('failed', 0) + 1
             failures.append(dict(db=self.s_db, key=sample_key(item[0]),

@@ -31,18 +31,13 @@ import threading
 import time
 
 try:
-    import queue
-except ImportError:  # pragma: no cover
-    import Queue as queue
-
-try:
     from redis import exceptions as rexc
 except ImportError:  # pragma: no cover
     rexc = None
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    add_counts, db_result, sample_key, scan_batches, select_dbs, totals)
+    add_counts, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import (
@@ -430,67 +425,20 @@ class DumpRestore:
                     self._save_checkpoint()
 
         batches = scan_batches(src_client, match=self.opts.match, count=self.opts.batch_size, cursor=cursor)
+
+        def handle(worker, job):
+            seq, (cursor_after, keys) = job
+            worker.process(keys)
+            committed(seq, cursor_after)
+
         try:
-            if workers == 1:
-                worker = self.worker_class(self, s_db, t_db, ctx)
-                try:
-                    for seq, (cursor_after, keys) in enumerate(batches):
-                        worker.process(keys)
-                        committed(seq, cursor_after)
-                finally:
-                    worker.close()
-            else:
-                self._run_parallel(batches, workers, s_db, t_db, ctx, committed)
+            process_batches(enumerate(batches), workers, lambda: self.worker_class(self, s_db, t_db, ctx), handle)
         except Exception as exc:
             if isinstance(exc, KVError):
                 raise
             raise self.source_ep.error(exc, 'scanning db %d' % s_db, db=s_db)
         finally:
             src_client.close()
-
-    def _run_parallel(self, batches, workers, s_db, t_db, ctx, committed):
-        jobs = queue.Queue(maxsize=workers * 2)
-        errors = []
-
-        def loop():
-            try:
-                worker = self.worker_class(self, s_db, t_db, ctx)
-            except Exception as exc:
-                errors.append(exc)
-                worker = None
-            try:
-                while True:
-                    job = jobs.get()
-                    if job is None:
-                        return
-                    if errors or worker is None:
-                        continue
-                    seq, cursor_after, keys = job
-                    try:
-                        worker.process(keys)
-                        committed(seq, cursor_after)
-                    except Exception as exc:
-                        errors.append(exc)
-            finally:
-                if worker:
-                    worker.close()
-
-        threads = [threading.Thread(target=loop, name='kv-copy-%d' % i) for i in range(workers)]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
-        try:
-            for seq, (cursor_after, keys) in enumerate(batches):
-                if errors:
-                    break
-                jobs.put((seq, cursor_after, keys))
-        finally:
-            for dummy in threads:
-                jobs.put(None)
-            for thread in threads:
-                thread.join()
-        if errors:
-            raise errors[0]
 
 
 class _Worker:

@@ -7,6 +7,8 @@
 
 * :func:`scan_batches` is the one SCAN loop of the collection (never KEYS): it yields
   ``(cursor_after, keys)`` so a caller can checkpoint exactly where a batch ends.
+* :func:`process_batches` hands batches to workers in threads (each worker with its own
+  connections), bounded in memory, stopping at the first error.
 * :func:`select_dbs` and :func:`db_mapping` turn the ``dbs`` / ``db_map`` options into pairs.
 * :func:`db_result` / :func:`totals` build the per-db counts that roles and reports read.
 """
@@ -14,6 +16,13 @@
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import threading
+
+try:
+    import queue
+except ImportError:  # pragma: no cover
+    import Queue as queue
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 
@@ -105,6 +114,64 @@ def scan_batches(client, match=None, count=1000, cursor=0, scan_type=None):
         yield cursor, keys
         if cursor == 0:
             return
+
+
+def process_batches(batches, workers, make_worker, handle):
+    """Call ``handle(worker, batch)`` for every item of ``batches``, in ``workers`` threads.
+
+    ``batches`` is read in the calling thread (a SCAN loop, for example); each thread builds its own
+    worker with ``make_worker()`` (closed with ``.close()`` at the end) and takes batches from a queue of
+    ``2 * workers``, so at most that many batches wait in memory.  The first exception stops the
+    feeding, lets the threads finish and is raised here.  With one worker everything runs in this thread.
+    """
+    if workers <= 1:
+        worker = make_worker()
+        try:
+            for batch in batches:
+                handle(worker, batch)
+        finally:
+            worker.close()
+        return
+    jobs = queue.Queue(maxsize=workers * 2)
+    errors = []
+
+    def loop():
+        try:
+            worker = make_worker()
+        except Exception as exc:  # reported once the feeding stops
+            errors.append(exc)
+            worker = None
+        try:
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                if errors or worker is None:
+                    continue
+                try:
+                    handle(worker, job)
+                except Exception as exc:  # reported once the feeding stops
+                    errors.append(exc)
+        finally:
+            if worker is not None:
+                worker.close()
+
+    threads = [threading.Thread(target=loop, name='kv-batch-%d' % n) for n in range(workers)]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    try:
+        for batch in batches:
+            if errors:
+                break
+            jobs.put(batch)
+    finally:
+        for dummy in threads:
+            jobs.put(None)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
 
 
 def sample_key(key, limit=80):

@@ -33,27 +33,17 @@ __metaclass__ = type
 import json
 import random
 import re
-import socket
 import threading
 import time
-
-try:
-    import queue
-except ImportError:  # pragma: no cover
-    import Queue as queue
-
-try:
-    from redis import exceptions as rexc
-except ImportError:  # pragma: no cover - the module reports missing_required_lib
-    rexc = None
 
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    db_mapping, db_result, sample_key, scan_batches, select_dbs, totals)
+    db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_key_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
+    ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
 VALUES_MODES = ('none', 'sample', 'full')
 DEFAULT_WORKERS = 2          # fastest on the 2-core benchmark machine (source, target and verifier)
@@ -186,49 +176,6 @@ def ttl_difference(src_at, tgt_at, tolerance_ms, now_ms):
         return 'expires %s %s on the target than on the source (tolerance %s)' % (
             _seconds(abs(delta)), 'later' if delta > 0 else 'earlier', _seconds(tolerance_ms))
     return None
-
-
-def pack_mget(keys):
-    """RESP for ``MGET key...`` with one formatting operation per key (the hot path of strings)."""
-    return b'*%d\r\n$4\r\nMGET\r\n' % (len(keys) + 1) + b''.join([b'$%d\r\n%s\r\n' % (len(k), k) for k in keys])
-
-
-def pack_expiry_mget(command, keys):
-    """RESP for ``<command> key`` for every key (PEXPIRETIME), then ``MGET key...``: one format per key."""
-    args = [b'$%d\r\n%s\r\n' % (len(k), k) for k in keys]
-    each = b'*2\r\n$%d\r\n%s\r\n' % (len(command), command)
-    return each + each.join(args) + b'*%d\r\n$4\r\nMGET\r\n' % (len(keys) + 1) + b''.join(args)
-
-
-def read_lines(sock, count):
-    """Read ``count`` one-line replies (integers or errors) raw from ``sock``.
-
-    Returns ``(lines, rest)``: the lines without their CRLF, and the bytes received after them (the start
-    of the following replies, for the connection's parser).  A one-line reply holds no CRLF, so the
-    first ``count`` CRLFs of the stream end exactly these replies.
-    """
-    buf = bytearray()
-    found = 0
-    while found < count:
-        try:
-            data = sock.recv(1 << 20)
-        except socket.timeout as exc:
-            raise rexc.TimeoutError('Timeout reading from socket: %s' % exc)
-        except OSError as exc:
-            raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
-        if not data:
-            raise rexc.ConnectionError('Connection closed by server.')
-        start = max(0, len(buf) - 1)  # a CRLF may straddle two reads
-        buf += data
-        found += buf.count(b'\r\n', start)
-    parts = bytes(buf).split(b'\r\n', count)
-    return parts[:count], parts[count]
-
-
-def parse_lines(lines):
-    """One-line replies from :func:`read_lines` -> ints (``:n``) or ReplyError objects (``-ERR ...``)."""
-    return [int(line[1:]) if line[:1] == b':' else ReplyError(line[1:].decode('utf-8', 'replace'))
-            for line in lines]
 
 
 def _size(values):
@@ -383,66 +330,20 @@ class Verifier:
         s_db = state.result['db']
         src_client = self.source_ep.client(db=s_db)
         batches = scan_batches(src_client, match=self.opts.match, count=self.opts.batch_size)
+
+        def handle(checker, job):
+            keys = job[1]
+            if keys:
+                checker.process(keys)
+
         try:
-            workers = self.opts.workers
-            if workers == 1:
-                checker = _Checker(self, state)
-                try:
-                    for dummy, keys in batches:
-                        checker.process(keys)
-                finally:
-                    checker.close()
-            else:
-                self._run_parallel(batches, workers, state)
+            process_batches(batches, self.opts.workers, lambda: _Checker(self, state), handle)
         except KVError:
             raise
         except Exception as exc:
             raise self.source_ep.error(exc, 'scanning db %d' % s_db, db=s_db)
         finally:
             src_client.close()
-
-    def _run_parallel(self, batches, workers, state):
-        jobs = queue.Queue(maxsize=workers * 2)
-        errors = []
-
-        def loop():
-            checker = None
-            try:
-                checker = _Checker(self, state)
-            except Exception as exc:
-                errors.append(exc)
-            try:
-                while True:
-                    job = jobs.get()
-                    if job is None:
-                        return
-                    if errors or checker is None:
-                        continue
-                    try:
-                        checker.process(job)
-                    except Exception as exc:
-                        errors.append(exc)
-            finally:
-                if checker is not None:
-                    checker.close()
-
-        threads = [threading.Thread(target=loop, name='kv-verify-%d' % i) for i in range(workers)]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
-        try:
-            for dummy, keys in batches:
-                if errors:
-                    break
-                if keys:
-                    jobs.put(keys)
-        finally:
-            for dummy in threads:
-                jobs.put(None)
-            for thread in threads:
-                thread.join()
-        if errors:
-            raise errors[0]
 
     def _extra_pass(self, state):
         """Walk the target and ask the source whether each key exists there."""

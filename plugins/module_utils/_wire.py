@@ -146,15 +146,7 @@ class Wire:
         while len(out) < count:
             reply = gets()
             if reply is False:
-                try:
-                    data = sock.recv(1 << 20)
-                except socket.timeout as exc:
-                    raise rexc.TimeoutError('Timeout reading from socket: %s' % exc)
-                except OSError as exc:
-                    raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
-                if not data:
-                    raise rexc.ConnectionError('Connection closed by server.')
-                reader.feed(data)
+                reader.feed(_recv_chunk(sock))
                 continue
             out.append(reply)
         return out
@@ -168,3 +160,52 @@ class Wire:
             self.client.connection_pool.release(self.conn)
         except Exception:  # pragma: no cover
             pass
+
+
+def _recv_chunk(sock):
+    """The next bytes from ``sock``, with socket errors turned into redis-py's exceptions."""
+    try:
+        data = sock.recv(1 << 20)
+    except socket.timeout as exc:
+        raise rexc.TimeoutError('Timeout reading from socket: %s' % exc)
+    except OSError as exc:
+        raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
+    if not data:
+        raise rexc.ConnectionError('Connection closed by server.')
+    return data
+
+
+def pack_mget(keys):
+    """RESP for ``MGET key...`` with one formatting operation per key (the hot path of strings)."""
+    return b'*%d\r\n$4\r\nMGET\r\n' % (len(keys) + 1) + b''.join([b'$%d\r\n%s\r\n' % (len(k), k) for k in keys])
+
+
+def pack_expiry_mget(command, keys):
+    """RESP for ``<command> key`` for every key (PEXPIRETIME), then ``MGET key...``: one format per key."""
+    args = [b'$%d\r\n%s\r\n' % (len(k), k) for k in keys]
+    each = b'*2\r\n$%d\r\n%s\r\n' % (len(command), command)
+    return each + each.join(args) + b'*%d\r\n$4\r\nMGET\r\n' % (len(keys) + 1) + b''.join(args)
+
+
+def read_lines(sock, count):
+    """Read ``count`` one-line replies (integers or errors) raw from ``sock``.
+
+    Returns ``(lines, rest)``: the lines without their CRLF, and the bytes received after them (the start
+    of the following replies, for the connection's parser).  A one-line reply holds no CRLF, so the
+    first ``count`` CRLFs of the stream end exactly these replies.
+    """
+    buf = bytearray()
+    found = 0
+    while found < count:
+        data = _recv_chunk(sock)
+        start = max(0, len(buf) - 1)  # a CRLF may straddle two reads
+        buf += data
+        found += buf.count(b'\r\n', start)
+    parts = bytes(buf).split(b'\r\n', count)
+    return parts[:count], parts[count]
+
+
+def parse_lines(lines):
+    """One-line replies from :func:`read_lines` -> ints (``:n``) or ReplyError objects (``-ERR ...``)."""
+    return [int(line[1:]) if line[:1] == b':' else ReplyError(line[1:].decode('utf-8', 'replace'))
+            for line in lines]

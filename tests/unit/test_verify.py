@@ -7,9 +7,9 @@ import pytest
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._verify import (
-    VerifyOptions, counter_delta, expire_at, pack_expiry_mget, pack_mget, parse_lines, read_lines, render_markdown,
-    strip_footer, ttl_difference)
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, pack, pack_key_commands
+    VerifyOptions, counter_delta, expire_at, render_markdown, strip_footer, ttl_difference)
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
+    ReplyError, pack, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
 NOW = 1700000000000
 

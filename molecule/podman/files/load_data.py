@@ -5,7 +5,8 @@
                     KV_SOURCE_ADMIN, KV_TARGET_ADMIN (the admin passwords) from the environment; prints
                     {"source_keys": N} as JSON
 
-The same data as molecule/default: dbs 0, 3 and 9 of the source, awkward key names, TTLs, every type.
+The same data as molecule/default (its files/servers.py loads it): dbs 0, 3 and 9 of the source, awkward key
+names, TTLs, every type.
 Needs the redis Python package (the collection's own requirement).
 """
 
@@ -16,7 +17,9 @@ import time
 
 import redis
 
-NAMES = [b'', b'line\nbreak', b'with space', b'"quoted" \'both\'', b'tab\there', b'star*', b'\xff\xfe not utf-8']
+# the data is the default scenario's, loaded by its own loader
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'default', 'files'))
+from servers import load  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def client(side, db=0):
@@ -35,28 +38,9 @@ def wait(side, seconds=30):
             time.sleep(0.2)
 
 
-def load():
-    total = 0
-    for db in (0, 3, 9):
-        src = client('SOURCE', db)
-        pipe = src.pipeline(transaction=False)
-        for n, name in enumerate(NAMES):
-            pipe.set(b'db%d:' % db + name, b'value %d' % n)
-        for n in range(500):
-            pipe.set(b'key:%d' % n, b'v' * (n % 50), px=3600 * 1000 if n % 10 == 0 else None)
-        pipe.hset(b'hash', mapping={b'a': b'1', b'\xff': b''})
-        pipe.rpush(b'list', b'x', b'', b'x')
-        pipe.sadd(b'set', b'm', b'n')
-        pipe.zadd(b'zset', {b'a': 0.1, b'b': -2})
-        pipe.xadd(b'stream', {b'f': b'v'}, id=b'1-1')
-        pipe.execute()
-        total += src.dbsize()
-    return total
-
-
 if __name__ == '__main__':
     if len(sys.argv) != 1:
         sys.exit(__doc__)
     wait('SOURCE')
     wait('TARGET')
-    print(json.dumps(dict(source_keys=load())))
+    print(json.dumps(dict(source_keys=load(int(os.environ['KV_SOURCE_PORT']), os.environ['KV_SOURCE_ADMIN']))))
