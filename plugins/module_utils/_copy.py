@@ -43,7 +43,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._payload import 
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import (
-    TypedCopier, UncopyableKey, values_equal)
+    CompareScope, TypedCopier, UncopyableKey, find_field_ttls, remove_leftovers, values_equal)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_key_commands, pack_restores)
 
@@ -64,7 +64,8 @@ class CopyOptions:
     """The options of kv_dump_restore, with their defaults."""
 
     def __init__(self, dbs=None, db_map=None, match=None, on_conflict='fail', payload='auto', batch_size=1000,
-                 workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False, progress=None):
+                 workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False, progress=None,
+                 on_unsupported='fail'):
         self.dbs = dbs
         self.db_map = db_map
         self.match = match
@@ -77,6 +78,9 @@ class CopyOptions:
         self.chunk_size = max(1, int(chunk_size))
         self.check_mode = check_mode
         self.progress = progress
+        self.on_unsupported = on_unsupported
+        if on_unsupported not in ('fail', 'drop'):
+            raise KVError('on_unsupported must be fail or drop, got %r' % (on_unsupported,), kind='config')
         if on_conflict not in ('fail', 'skip', 'replace'):
             raise KVError('on_conflict must be fail, skip or replace', kind='config')
         if payload not in ('auto', 'restore', 'commands'):
@@ -228,6 +232,10 @@ class DumpRestore:
             self.progress = Progress(self.opts.progress, dict((s, keyspace.get(s, {}).get('keys', 0)) for s, _t in pairs))
         self.phase = 'planning'
         self.states = [_DbState(s, t, path, on_change=self._tick) for s, t in pairs]
+        self.field_ttl_drops = dict(keys=0, fields=0)
+        self.drop_lock = threading.Lock()
+        self._check_unsupported(pairs)
+        self._remove_leftovers(pairs)
         self._check_room()
         self._ckpt_lock = threading.Lock()
         previous = self._load_checkpoint(pairs)
@@ -282,6 +290,53 @@ class DumpRestore:
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
         self._write_report(result)
         return result
+
+    def _check_unsupported(self, pairs):
+        """Before anything is written: hash field TTLs the target cannot hold are counted; with
+        on_unsupported=fail the run stops here, with drop the result and a warning say what is lost."""
+        self.unsupported = None
+        if not (self.src.capabilities['hash_field_ttl'] and not self.tgt.capabilities['hash_field_ttl']):
+            return
+        keys = fields = 0
+        for s_db, _t_db in pairs:
+            client = self.source_ep.client(db=s_db)
+            try:
+                found = find_field_ttls(client, self.src.info.get('db%d' % s_db), self.opts.match,
+                                        self.opts.chunk_size)
+            except Exception as exc:
+                raise self.source_ep.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
+            finally:
+                client.close()
+            keys += found[0]
+            fields += found[1]
+        if not keys:
+            return
+        what = ('%d fields of %d hashes have a TTL of their own (hash field TTLs), which the target %s (%s %s) '
+                'cannot hold' % (fields, keys, self.target_ep.address, self.tgt.engine, self.tgt.version_string))
+        self.unsupported = dict(hash_field_ttls=dict(keys=keys, fields=fields), on_unsupported=self.opts.on_unsupported)
+        if self.opts.on_unsupported == 'fail':
+            raise KVError('%s. Nothing was written. Set on_unsupported: drop to copy these hashes without their '
+                          'field TTLs (the result and the report count them), or choose a target that holds them '
+                          '(Redis 7.4+, Valkey 9+)' % what, kind='unsupported', endpoint=self.target_ep.address,
+                          details=dict(unsupported=self.unsupported))
+        self._warn('%s: they are copied without those TTLs (on_unsupported: drop)' % what)
+
+    def _remove_leftovers(self, pairs):
+        """Temporary keys (kvtools:tmp:*) a crashed run left on the target are removed (counted in check mode)."""
+        self.leftovers = 0
+        for _s_db, t_db in pairs:
+            if not self._dbsize(t_db):
+                continue
+            client = self.target_ep.client(db=t_db)
+            try:
+                self.leftovers += remove_leftovers(client, dry_run=self.opts.check_mode)
+            except Exception as exc:
+                raise self.target_ep.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
+            finally:
+                client.close()
+        if self.leftovers:
+            self._warn('%s %d temporary key(s) (kvtools:tmp:*) that an interrupted earlier run left on the target'
+                       % ('would remove' if self.opts.check_mode else 'removed', self.leftovers))
 
     def _stop_on_conflicts(self, started, resumed, what):
         """After planning: with on_conflict=fail, differing target keys stop the run before any write."""
@@ -354,6 +409,8 @@ class DumpRestore:
             check_mode=self.opts.check_mode,
             on_conflict=self.opts.on_conflict,
             warnings_list=list(self.warnings),
+            leftovers_removed=0 if self.opts.check_mode else getattr(self, 'leftovers', 0),
+            unsupported=self._unsupported_result(),
         )
         if hasattr(self, 'src'):
             result['source'] = self._describe(self.src, self.src_rdb, self.src_rdb_source)
@@ -361,6 +418,17 @@ class DumpRestore:
             result['payload_path'] = self._payload_path() if not partial else (dbs[0]['payload_path'] if dbs else None)
         result['target_keys_before'] = dict((str(k), v) for k, v in getattr(self, 'before', {}).items())
         return result
+
+    def _unsupported_result(self):
+        """What the target could not hold: found before the copy, and (with drop) what was dropped."""
+        found = getattr(self, 'unsupported', None)
+        if not found:
+            return None
+        out = dict(found)
+        drops = getattr(self, 'field_ttl_drops', None)
+        if drops is not None and self.opts.on_unsupported == 'drop':
+            out['hash_field_ttls_dropped'] = dict(drops)
+        return out
 
     def _write_report(self, result):
         if self.opts.report and not self.opts.check_mode:
@@ -426,7 +494,10 @@ class _Worker:
         self.tgt_client = run.target_ep.client(db=t_db)
         self.src = Wire(self.src_client)
         self.tgt = Wire(self.tgt_client)
-        self.typed = TypedCopier(self.src_client, self.tgt_client, run.src, run.tgt, run.opts.chunk_size)
+        self.typed = TypedCopier(self.src_client, self.tgt_client, run.src, run.tgt, run.opts.chunk_size,
+                                 on_unsupported=run.opts.on_unsupported, dropped=run.field_ttl_drops,
+                                 lock=run.drop_lock)
+        self.scope = CompareScope(run.src, run.tgt, TTL_TOLERANCE_MS, run.opts.chunk_size)
         self.expiry_cmd = b'PEXPIRETIME' if run.src_pexpiretime else b'PTTL'
         self.tgt_expiry_cmd = b'PEXPIRETIME' if run.tgt.capabilities['pexpiretime'] else b'PTTL'
         self.chunk = min(FIRST_CHUNK, run.opts.batch_size)
@@ -539,7 +610,7 @@ class _Worker:
         if payload_body(payload) == payload_body(t_payload):  # same serialized value, whatever the RDB version footer
             return True
         try:
-            return values_equal(self.typed.src, self.typed.tgt, key)
+            return values_equal(self.typed.src, self.typed.tgt, key, self.scope)
         except Exception as exc:
             raise self._fail(exc, 'target', 'comparing a key in db %d' % self.t_db)
 

@@ -19,7 +19,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, pair_problems
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._typed import find_field_ttls, values_equal
 
 # Rates used for the estimate: kv_dump_restore measured on a 2-core machine with source, target and
 # copier on it (tests/benchmarks/bench_copy.py); real networks are usually slower per byte.
@@ -94,10 +94,28 @@ def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isol
                        'kv_dump_restore'], True
 
 
+def field_ttl_census(source_ep, src_server, pairs, match=None):
+    """``{'keys': n, 'fields': m}`` of hashes with field TTLs in the source dbs of ``pairs``."""
+    keys = fields = 0
+    for s_db, _t_db in pairs:
+        client = source_ep.client(db=s_db)
+        try:
+            found = find_field_ttls(client, src_server.info.get('db%d' % s_db), match)
+        except Exception as exc:
+            raise source_ep.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
+        finally:
+            client.close()
+        keys += found[0]
+        fields += found[1]
+    return dict(keys=keys, fields=fields)
+
+
 def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolation='none',
-              allow_nonempty_target=False):
+              allow_nonempty_target=False, on_unsupported='fail'):
     if method not in METHODS:
         raise KVError('method must be one of %s' % ', '.join(METHODS), kind='config')
+    if on_unsupported not in ('fail', 'drop'):
+        raise KVError('on_unsupported must be fail or drop, got %r' % (on_unsupported,), kind='config')
     src_server = connect_server(source_ep)
     try:
         tgt_server = connect_server(target_ep)
@@ -106,6 +124,10 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         raise
     try:
         src, tgt = _facts(src_server), _facts(tgt_server)
+        census = None
+        if src['capabilities'].get('hash_field_ttl') and not tgt['capabilities'].get('hash_field_ttl'):
+            census = field_ttl_census(source_ep, src_server,
+                                      select_dbs(dict((d['db'], d) for d in src['dbs']), dbs, db_map))
     finally:
         src_server.client.close()
         tgt_server.client.close()
@@ -156,6 +178,17 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
         if refused:
             problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(refused)))
+    unsupported = None
+    if census and census['keys']:
+        unsupported = dict(hash_field_ttls=census)
+        what = ('%d fields of %d hashes have a TTL of their own (hash field TTLs), which the target (%s %s) cannot '
+                'hold' % (census['fields'], census['keys'], tgt['engine'], tgt['version']))
+        if on_unsupported == 'fail':
+            problems.append('%s: the copy refuses before writing anything (on_unsupported: fail). Set on_unsupported: '
+                            'drop to copy them without those TTLs, or choose a target that holds them (Redis 7.4+, '
+                            'Valkey 9+)' % what)
+        else:
+            warnings.append('%s: the copy drops those TTLs (on_unsupported: drop) and counts them' % what)
     keys = sum(p['keys'] for p in plan)
     estimate = round(keys / EST_KEYS_PER_SECOND + need / EST_BYTES_PER_SECOND, 1)
     lines = ['%s %s %s -> %s %s %s' % (src['address'], src['engine'], src['version'], tgt['address'], tgt['engine'],
@@ -166,6 +199,10 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     for p in plan:
         lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d' % (p['db'], p['target_db'], p['keys'],
                                                                                  p['expires'], p['target_keys']))
+    if unsupported:
+        lines.append('hash field TTLs: %d fields of %d hashes, which the target cannot hold: %s' % (
+            census['fields'], census['keys'], 'the copy refuses (on_unsupported: fail)' if on_unsupported == 'fail'
+            else 'copied without them (on_unsupported: drop)'))
     lines.append('about %d MiB of data, estimated %.0f s' % (need // 2 ** 20, estimate))
     previous = bool(plan) and all(p['keys'] and p['target_keys'] == p['keys'] and p.get('target_sample_foreign') == []
                                   for p in plan)
@@ -177,4 +214,4 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                                                                 target_rdb=tgt['rdb_version'], accepts=accepts),
                 memory=dict(source_data=need, target_maxmemory=tgt['maxmemory'], target_free=room),
                 target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
-                problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems)
+                problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems, unsupported=unsupported)

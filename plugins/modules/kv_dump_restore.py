@@ -22,7 +22,14 @@ description:
     relative TTL otherwise. Keys that expire during the copy are counted as expired, not failed.
   - When the target refuses the source's DUMP payloads (a newer RDB version, Redis 7.4+ to Valkey, Valkey 9 to
     Redis), keys are copied type-aware with ordinary commands instead (strings, hashes, lists, sets, sorted
-    sets, streams with their consumer groups), see O(payload).
+    sets, streams), see O(payload). A stream is copied exactly - its entries, last generated id, entries-added and
+    max-deleted-entry-id (where the target has them), an empty stream that holds only consumer groups, every
+    consumer group with its last-delivered id and entries-read, its consumers (also those without pending
+    entries) and its pending entries (id, consumer, delivery count; the idle time is kept relative to now).
+    Hash field TTLs are copied exactly where the target holds them (Redis 7.4+, Valkey 9+), see
+    O(on_unsupported) where it does not.
+  - Temporary keys (C(kvtools:tmp:*)) hold a key while it is built type-aware; they expire unless renewed, and
+    leftovers of an interrupted run are removed at the start of the next one (C(leftovers_removed)).
   - A key already on the target with the same value and expiry is counted as identical and not written, so a
     second run writes nothing and reports C(changed=false).
   - The source can also be a logical backup written by M(kvtools.migration.kv_rdb_backup) - O(source.url) set to
@@ -57,6 +64,17 @@ options:
       - Keys identical on both sides are never a conflict.
     type: str
     choices: [fail, skip, replace]
+    default: fail
+  on_unsupported:
+    description:
+      - What to do when the source holds data the target cannot hold. Today that is hash field TTLs (C(HEXPIRE),
+        Redis 7.4+ and Valkey 9+) copied to an older target; they are counted before anything is written.
+      - V(fail) stops before anything is written and says how many fields of how many hashes have a TTL.
+      - V(drop) copies those hashes without their field TTLs (the fields themselves are kept); the result's
+        C(unsupported), a warning and the report say how many fields of how many keys lost their TTL.
+      - Where the target holds field TTLs they are always copied exactly.
+    type: str
+    choices: [fail, drop]
     default: fail
   payload:
     description:
@@ -118,7 +136,7 @@ attributes:
     description: Returns the key counts of each target database before and after; never key names or values.
 notes:
   - Cluster mode is not supported yet.
-  - Consumer groups of streams are copied with their last-delivered ids; their pending entries lists are not.
+  - The idle times of pending stream entries and consumers are recreated relative to the time of the copy.
 seealso:
   - module: kvtools.migration.kv_info
 '''
@@ -160,6 +178,20 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+unsupported:
+  description:
+    - What the source holds that the target cannot, found before anything was written; null when nothing.
+    - C(hash_field_ttls) counts C(keys) (hashes) and C(fields) with a field TTL; with O(on_unsupported=drop),
+      C(hash_field_ttls_dropped) counts the keys and fields copied without their TTL.
+  returned: always
+  type: dict
+  sample: {"hash_field_ttls": {"keys": 3, "fields": 12}, "on_unsupported": "drop",
+           "hash_field_ttls_dropped": {"keys": 3, "fields": 12}}
+leftovers_removed:
+  description: Temporary keys (C(kvtools:tmp:*)) an interrupted earlier run left on the target, removed at the
+    start of this run (in check mode nothing is removed; a warning counts them).
+  returned: always
+  type: int
 dbs:
   description:
     - One entry per copied database with the counters C(keys) (scanned), C(copied), C(identical), C(conflicts),
@@ -223,6 +255,7 @@ def main():
             db_map=dict(type='dict'),
             match=dict(type='str'),
             on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
+            on_unsupported=dict(type='str', choices=['fail', 'drop'], default='fail'),
             payload=dict(type='str', choices=['auto', 'restore', 'commands'], default='auto'),
             batch_size=dict(type='int', default=1000),
             workers=dict(type='int', default=3),
@@ -240,6 +273,7 @@ def main():
 
     def run():
         options = CopyOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
+                              on_unsupported=p['on_unsupported'],
                               payload=p['payload'], batch_size=p['batch_size'], workers=p['workers'],
                               checkpoint=p['checkpoint'], report=p['report'], progress=p['progress'], chunk_size=p['chunk_size'],
                               check_mode=module.check_mode)

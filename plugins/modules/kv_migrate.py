@@ -56,6 +56,17 @@ options:
     type: str
     choices: [fail, skip, replace]
     default: fail
+  on_unsupported:
+    description:
+      - What to do when the source holds data the target cannot hold. Today that is hash field TTLs (C(HEXPIRE),
+        Redis 7.4+ and Valkey 9+) copied to an older target; they are counted before anything is written.
+      - V(fail) stops before anything is written and says how many fields of how many hashes have a TTL.
+      - V(drop) copies those hashes without their field TTLs (the fields themselves are kept); the result's
+        C(unsupported), a warning and the report say how many fields of how many keys lost their TTL.
+      - Where the target holds field TTLs they are always copied exactly.
+    type: str
+    choices: [fail, drop]
+    default: fail
   batch_size:
     description:
       - Keys per C(SCAN) batch and the most keys in one C(MIGRATE) call.
@@ -141,6 +152,20 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+unsupported:
+  description:
+    - What the source holds that the target cannot, found before anything was written; null when nothing.
+    - C(hash_field_ttls) counts C(keys) (hashes) and C(fields) with a field TTL; with O(on_unsupported=drop),
+      C(hash_field_ttls_dropped) counts the keys and fields copied without their TTL.
+  returned: always
+  type: dict
+  sample: {"hash_field_ttls": {"keys": 3, "fields": 12}, "on_unsupported": "drop",
+           "hash_field_ttls_dropped": {"keys": 3, "fields": 12}}
+leftovers_removed:
+  description: Temporary keys (C(kvtools:tmp:*)) an interrupted earlier run left on the target, removed at the
+    start of this run (in check mode nothing is removed; a warning counts them).
+  returned: always
+  type: int
 dbs:
   description:
     - One entry per migrated database with the counters C(keys) (scanned), C(copied), C(identical), C(conflicts),
@@ -205,6 +230,7 @@ def main():
             db_map=dict(type='dict'),
             match=dict(type='str'),
             on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
+            on_unsupported=dict(type='str', choices=['fail', 'drop'], default='fail'),
             batch_size=dict(type='int', default=5000),
             batch_bytes=dict(type='int', default=16777216),
             timeout=dict(type='int', default=5000),
@@ -220,6 +246,7 @@ def main():
 
     def run():
         options = MigrateOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
+                                 on_unsupported=p['on_unsupported'],
                                  batch_size=p['batch_size'], batch_bytes=p['batch_bytes'], timeout=p['timeout'],
                                  workers=p['workers'], report=p['report'], progress=p['progress'],
                                  check_mode=module.check_mode)

@@ -58,6 +58,14 @@ options:
         skipped by the copy and differing keys are handled by its C(on_conflict).
     type: bool
     default: false
+  on_unsupported:
+    description:
+      - The O(kvtools.migration.kv_dump_restore#module:on_unsupported) the copy will run with. Hash field TTLs
+        (Redis 7.4+, Valkey 9+) the target cannot hold are counted either way (RV(unsupported)) and the plan says
+        so; with V(fail) they are a problem (the copy would refuse), with V(drop) a warning (they would be lost).
+    type: str
+    choices: [fail, drop]
+    default: fail
   fail_on_problems:
     description:
       - Fail when RV(problems) is not empty. With V(false) the problems are only returned.
@@ -89,6 +97,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+unsupported:
+  description: Hash field TTLs of the source the target cannot hold, as C({hash_field_ttls - {keys, fields}}); null
+    when there are none (or the target holds them).
+  returned: always
+  type: dict
 ok:
   description: Whether no problem was found.
   returned: always
@@ -174,6 +187,7 @@ def main():
             method=dict(type='str', choices=['auto', 'migrate', 'dump_restore'], default='auto'),
             isolation=dict(type='str', choices=['none', 'pause', 'acl', 'cf'], default='none'),
             allow_nonempty_target=dict(type='bool', default=False),
+            on_unsupported=dict(type='str', choices=['fail', 'drop'], default='fail'),
             fail_on_problems=dict(type='bool', default=True),
         ),
         endpoints=('source', 'target'),
@@ -184,7 +198,8 @@ def main():
 
     def run():
         result = preflight(source, target, dbs=p['dbs'], db_map=p['db_map'], method=p['method'],
-                           isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'])
+                           isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'],
+                           on_unsupported=p['on_unsupported'])
         for warning in result['preflight_warnings']:
             module.warn(warning)
         if result['problems'] and p['fail_on_problems']:

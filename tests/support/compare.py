@@ -3,6 +3,8 @@ values and expiries?  (Type-aware reads with redis-py; scores compared as double
 
 import time
 
+from redis import exceptions as redis_exceptions
+
 
 def _scan_all(client):
     keys = set()
@@ -32,13 +34,82 @@ def _value(client, key):
     return ktype, None
 
 
+def _field_ttls(client, key):
+    """{field: absolute expiry ms} of the hash's fields with a TTL (empty where the server has none)."""
+    fields = client.hkeys(key)
+    if not fields:
+        return {}
+    try:
+        ttls = client.execute_command('HPEXPIRETIME', key, 'FIELDS', len(fields), *fields)
+    except redis_exceptions.ResponseError:
+        return {}
+    return dict((f, int(t)) for f, t in zip(fields, ttls) if int(t) > 0)
+
+
+def _stream_state(client, key):
+    """Everything of a stream besides its entries: metadata, groups, consumers, pending entries."""
+    info = client.xinfo_stream(key)
+    meta = dict((k, info.get(k)) for k in ('last-generated-id', 'entries-added', 'max-deleted-entry-id')
+                if info.get(k) is not None)
+    groups = {}
+    for g in client.xinfo_groups(key):
+        name = g['name']
+        pel = [(e['message_id'], e['consumer'], e['times_delivered'])
+               for e in client.xpending_range(key, name, '-', '+', 1000000)]
+        consumers = sorted(c['name'] for c in client.xinfo_consumers(key, name))
+        groups[name] = dict(last=g['last-delivered-id'], entries_read=g.get('entries-read'), pel=pel,
+                            consumers=consumers, has_entries_read='entries-read' in g)
+    return meta, groups
+
+
+def stream_problems(src, tgt, key):
+    """Differences of a stream's metadata, groups, consumers and pending entries (the fields only one side
+    reports are not compared)."""
+    problems = []
+    (s_meta, s_groups), (t_meta, t_groups) = _stream_state(src, key), _stream_state(tgt, key)
+    for name in set(s_meta) & set(t_meta):
+        if s_meta[name] != t_meta[name]:
+            problems.append('stream meta %s differs: %r (%s vs %s)' % (name, key, s_meta[name], t_meta[name]))
+    if sorted(s_groups) != sorted(t_groups):
+        problems.append('stream groups differ: %r' % key)
+        return problems
+    for name, sg in s_groups.items():
+        tg = t_groups[name]
+        if sg['last'] != tg['last']:
+            problems.append('group last-delivered-id differs: %r %r' % (key, name))
+        if sg['has_entries_read'] and tg['has_entries_read'] and sg['entries_read'] != tg['entries_read']:
+            problems.append('group entries-read differs: %r %r (%s vs %s)' % (key, name, sg['entries_read'],
+                                                                              tg['entries_read']))
+        if sg['pel'] != tg['pel']:
+            problems.append('pending entries differ: %r %r' % (key, name))
+        if sg['consumers'] != tg['consumers']:
+            problems.append('consumers differ: %r %r' % (key, name))
+    return problems
+
+
+def field_ttl_problems(src, tgt, key, ttl_tolerance_ms=1000, target_holds=True):
+    """Field TTL differences of a hash; with ``target_holds`` False only fields losing their TTL are
+    expected (returned as ``lost:`` lines)."""
+    a, b = _field_ttls(src, key), _field_ttls(tgt, key)
+    if not target_holds:
+        return ['lost: %d field TTLs of %r' % (len(a), key)] if a else []
+    problems = []
+    if sorted(a) != sorted(b):
+        problems.append('field TTLs differ: %r (%d vs %d fields with a TTL)' % (key, len(a), len(b)))
+    elif any(abs(a[f] - b[f]) > ttl_tolerance_ms for f in a):
+        problems.append('field TTL values differ: %r' % key)
+    return problems
+
+
 def _expiry(client, key):
     pttl = client.pttl(key)
     return None if pttl < 0 else time.time() * 1000 + pttl
 
 
-def differences(src, tgt, ttl_tolerance_ms=1000, limit=20):
-    """List of human-readable differences between two dbs (empty when they match)."""
+def differences(src, tgt, ttl_tolerance_ms=1000, limit=20, deep=False, target_holds_field_ttls=True):
+    """List of human-readable differences between two dbs (empty when they match).  With ``deep`` also hash
+    field TTLs and stream metadata, groups, consumers and pending entries (lost field TTLs the target cannot
+    hold come as ``lost:`` lines)."""
     problems = []
     s_keys = _scan_all(src)
     t_keys = _scan_all(tgt)
@@ -49,9 +120,14 @@ def differences(src, tgt, ttl_tolerance_ms=1000, limit=20):
     for key in sorted(s_keys & t_keys):
         if len(problems) >= limit:
             break
-        if _value(src, key) != _value(tgt, key):
+        value = _value(src, key)
+        if value != _value(tgt, key):
             problems.append('value differs: %r' % key)
             continue
+        if deep and value[0] == 'hash':
+            problems += field_ttl_problems(src, tgt, key, ttl_tolerance_ms, target_holds_field_ttls)
+        elif deep and value[0] == 'stream':
+            problems += stream_problems(src, tgt, key)
         a, b = _expiry(src, key), _expiry(tgt, key)
         if (a is None) != (b is None) or (a is not None and abs(a - b) > ttl_tolerance_ms):
             problems.append('expiry differs: %r (%s vs %s)' % (key, a, b))
