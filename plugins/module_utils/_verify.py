@@ -14,7 +14,10 @@ The flow of :meth:`Verifier.run`:
    source and on the target at the same time and compare ``payload_body()`` (the serialized value
    without the RDB version and CRC footer).  Only keys whose payloads differ (other encodings or RDB
    formats, e.g. Redis 7.0 against Valkey 9) are compared type-aware with
-   :func:`~._typed.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
+   :func:`~._typed.key_differences`: the value, and what both servers hold beyond it (a DUMP payload
+   carries it, so equal payloads are equal in it too): hash field TTLs (only for hashes whose payload
+   type can carry them) and a stream's metadata, consumer groups, consumers and pending entries.  So
+   these checks cost only for keys whose payloads differ.  With ``values: none`` (and for the keys left out by ``sample``)
    ``TYPE`` replaces ``DUMP``;
 4. keys extra on the target: when every source key was found on the target, nothing was written on
    either side and both DBSIZEs equal the number of keys found, the key sets are equal; otherwise the
@@ -44,7 +47,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._pair import pai
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms, plural, seconds_text
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._typed import CompareScope, key_differences
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
@@ -63,11 +66,24 @@ EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates o
 #   type_differs   keys on both sides with different types
 #   value_differs  keys on both sides, same type, different value
 #   ttl_differs    keys whose expiry differs by more than ttl_tolerance (or exists on one side only)
+#   field_ttl_differs    hashes whose field TTLs differ (beyond ttl_tolerance, or on one side only), where both
+#                        servers hold field TTLs
+#   stream_meta_differs  streams whose last generated id (and entries-added, max-deleted-entry-id where both
+#                        servers report them) differ
+#   group_differs        streams whose consumer groups differ: names, last-delivered id, entries-read (where both
+#                        report it), consumer names
+#   pending_differs      streams whose pending entries differ: ids, consumer, delivery count
+#   field_ttls_dropped   hashes with field TTLs on the source that the target cannot hold at all (a loss the copy
+#                        makes only with on_unsupported: drop): reported, not an inconsistency
 VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
-                 'type_differs', 'value_differs', 'ttl_differs')
-DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs')
+                 'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs', 'stream_meta_differs',
+                 'group_differs', 'pending_differs', 'field_ttls_dropped')
+DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs',
+              'stream_meta_differs', 'group_differs', 'pending_differs')
 EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
-                     ttl_differs='TTL of')
+                     ttl_differs='TTL of', field_ttl_differs='field TTLs of', stream_meta_differs='stream metadata of',
+                     group_differs='consumer groups of', pending_differs='pending entries of',
+                     field_ttl_dropped='field TTLs dropped of')
 
 
 
@@ -459,6 +475,7 @@ class Verifier:
             text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
                     'types, %s and TTLs (within %g s) match.' % (
                         head, plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
+            text += self._dropped_text(total)
             if src_change['changed']:
                 text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
                     self._change_text('source', src_change))
@@ -468,7 +485,11 @@ class Verifier:
                   ('extra', 'extra key on the target', 'extra keys on the target'),
                   ('type_differs', 'key of another type', 'keys of another type'),
                   ('value_differs', 'value differs', 'values differ'),
-                  ('ttl_differs', 'TTL differs', 'TTLs differ'))
+                  ('ttl_differs', 'TTL differs', 'TTLs differ'),
+                  ('field_ttl_differs', 'hash with other field TTLs', 'hashes with other field TTLs'),
+                  ('stream_meta_differs', 'stream with other metadata', 'streams with other metadata'),
+                  ('group_differs', 'stream with other consumer groups', 'streams with other consumer groups'),
+                  ('pending_differs', 'stream with other pending entries', 'streams with other pending entries'))
         for name, one, many in labels:
             if total[name]:
                 parts.append(plural(total[name], one, many))
@@ -489,7 +510,7 @@ class Verifier:
                     'stop the writers (CLIENT PAUSE WRITE, or unbind the applications) and verify again.' % (
                         self._change_text('source', src_change))
         elif parts:
-            differing = total['type_differs'] + total['value_differs'] + total['ttl_differs']
+            differing = sum(total[k] for k in DIFF_KINDS[2:])
             which = ' and '.join(w for w, n in (('missing', total['missing']), ('differing', differing)) if n)
             steps = []
             if which:
@@ -500,6 +521,15 @@ class Verifier:
             text += ' Next: %s, then run kv_verify again; the differences list names up to %d keys.' % (
                 ', '.join(steps), self.opts.max_reported)
         return text
+
+    @staticmethod
+    def _dropped_text(total):
+        if not total.get('field_ttls_dropped'):
+            return ''
+        return (' %s the source lost their field TTLs on the target, which cannot hold hash field TTLs: a loss '
+                'the copy makes only when asked to (on_unsupported: drop), listed in differences as '
+                'field_ttl_dropped, not an inconsistency.' % plural(total['field_ttls_dropped'], 'hash of',
+                                                                     'hashes of'))
 
     def _write_report(self, result):
         path = self.opts.report
@@ -539,6 +569,7 @@ class _Checker:
         self.src_exp = b'PEXPIRETIME' if self.src_absolute else b'PTTL'
         self.tgt_exp = b'PEXPIRETIME' if self.tgt_absolute else b'PTTL'
         self.tolerance = self.opts.ttl_tolerance_ms
+        self.scope = CompareScope(run.src, run.tgt, self.tolerance)
         self.chunk = min(FIRST_PART, self.opts.batch_size)
         self.max_chunk = self.opts.batch_size
         self.random = random.Random()
@@ -690,8 +721,8 @@ class _Checker:
     def _compare_each(self, keys, n_valued, s_vals, s_exps, t_vals, t_exps, s_now, t_now, raw):
         """Key by key.  The first ``n_valued`` keys come with values: whole string values (``raw``, from
         MGET) or DUMP payloads; the others with their TYPE."""
-        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing',
-                                             'type_differs', 'value_differs', 'ttl_differs'))
+        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing') + DIFF_KINDS[2:]
+                      + ('field_ttls_dropped',))
         differences = []
         found = 0
         slow = []  # (key, ttl detail) of keys whose payloads differ: compared type-aware below
@@ -733,18 +764,24 @@ class _Checker:
                     kinds.append(('value_differs', 'string values differ'))
             elif valued:
                 if payload_body(s_val) != payload_body(t_val):
-                    slow.append((key, ttl))
+                    slow.append((key, ttl, s_val[:1], t_val[:1]))
                     continue
             elif as_text(s_val) != as_text(t_val):
                 kinds.append(('type_differs', '%s on the source, %s on the target' % (as_text(s_val), as_text(t_val))))
             if ttl:
                 kinds.append(('ttl_differs', ttl))
             self._count(counts, differences, key, kinds)
-        for key, ttl in slow:
-            self._compare_typed(counts, differences, key, ttl)
+        for key, ttl, s_byte, t_byte in slow:
+            self._compare_typed(counts, differences, key, ttl, s_byte, t_byte)
         self.state.add(counts, differences, found)
 
     def _count(self, counts, differences, key, kinds):
+        for kind, detail in kinds:
+            if kind == 'field_ttl_dropped':  # the target cannot hold them: reported, not a difference
+                counts['field_ttls_dropped'] += 1
+                differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=kind,
+                                        detail=detail))
+        kinds = [k for k in kinds if k[0] != 'field_ttl_dropped']
         if not kinds:
             counts['identical'] += 1
             return
@@ -754,26 +791,15 @@ class _Checker:
             differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=kind,
                                     detail=detail))
 
-    def _compare_typed(self, counts, differences, key, ttl):
-        """Payloads differ: other encodings or RDB formats can still hold the same value."""
+    def _compare_typed(self, counts, differences, key, ttl, s_byte=b'', t_byte=b''):
+        """Payloads differ: other encodings or RDB formats can still hold the same value.  Compared type-aware,
+        with what both servers can hold beyond the value: field TTLs of hashes whose payload type can carry
+        them, and for streams their metadata, groups, consumers and pending entries."""
         try:
-            s_type = key_type(self.src_client, key)
+            kinds = key_differences(self.src_client, self.tgt_client, key, self.scope,
+                                    bytearray(s_byte)[0] if s_byte else None, bytearray(t_byte)[0] if t_byte else None)
         except Exception as exc:
-            raise self._fail(exc, 'source', 'TYPE')
-        try:
-            t_type = key_type(self.tgt_client, key)
-        except Exception as exc:
-            raise self._fail(exc, 'target', 'TYPE')
-        kinds = []
-        if s_type != t_type:
-            kinds.append(('type_differs', '%s on the source, %s on the target' % (s_type, t_type)))
-        else:
-            try:
-                equal = values_equal(self.src_client, self.tgt_client, key)
-            except Exception as exc:
-                raise self._fail(exc, 'target', 'comparing a %s' % s_type)
-            if not equal:
-                kinds.append(('value_differs', '%s values differ' % s_type))
+            raise self._fail(exc, 'target', 'comparing a key')
         if ttl:
             kinds.append(('ttl_differs', ttl))
         self._count(counts, differences, key, kinds)
@@ -816,7 +842,8 @@ def render_markdown(result):
                  result.get('values'), result.get('ttl_tolerance') or 0, result.get('seconds') or 0),
              '', '## Databases', '']
     cols = ('db', 'target_db', 'source_keys', 'target_keys', 'keys', 'identical', 'conflicts', 'missing', 'extra',
-            'type_differs', 'value_differs', 'ttl_differs', 'expired', 'source_expires', 'target_expires')
+            'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs', 'stream_meta_differs', 'group_differs',
+            'pending_differs', 'field_ttls_dropped', 'expired', 'source_expires', 'target_expires')
     lines.append('| ' + ' | '.join(cols) + ' |')
     lines.append('|' + '---|' * len(cols))
     for entry in result.get('dbs', []):

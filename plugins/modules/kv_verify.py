@@ -20,6 +20,21 @@ description:
     both sides for each batch. Serialized values that are byte for byte the same (the RDB version footer aside) are
     equal; where they differ, because the two servers encode or serialize the value differently (for example Redis
     7.0 against Valkey 9), the values are read and compared type-aware, sorted-set scores as numbers.
+  - "Exact scope of a value comparison (O(values=full), and the sampled keys of V(sample)): strings byte for byte;
+    hashes field by field and, where both servers hold hash field TTLs (Redis 7.4+, Valkey 9+), each field's TTL
+    within O(ttl_tolerance); lists in order; sets by members; sorted sets by members and scores; streams entry by
+    entry (ids and fields), their last generated id, entries-added and max-deleted-entry-id (where both servers
+    report them - Redis 7.0+, Valkey), every consumer group (name, last-delivered id, entries-read where both report
+    it, consumer names) and every pending entry (id, consumer, delivery count). Not compared - consumers' seen/active
+    times, pending entries' delivery times (a copy recreates them relative to its own time) and object encodings."
+  - Each kind is counted and listed separately in RV(differences) - C(missing), C(extra), C(type_differs),
+    C(value_differs), C(ttl_differs), C(field_ttl_differs), C(stream_meta_differs), C(group_differs),
+    C(pending_differs).
+  - Hash field TTLs on the source that the target cannot hold at all (Redis before 7.4, Valkey before 9) are
+    listed as C(field_ttl_dropped) and counted in C(field_ttls_dropped) - the loss a copy makes only with
+    C(on_unsupported=drop) - and do not make the target inconsistent.
+  - These checks cost only where serialized values differ (hashes whose payload type can carry field TTLs, and
+    streams); keys whose serialized values are equal are equal in all of it.
   - Keys extra on the target are found without a second walk when every source key was found on the target and both
     sides hold exactly that many keys with nothing written meanwhile; otherwise the target is walked with C(SCAN)
     and each key is looked up on the source with C(EXISTS).
@@ -165,7 +180,8 @@ dbs:
       between C(SCAN) and the read, or were expiring right then), and C(copied), C(replaced), C(skipped),
       C(fallback), C(failed), C(bytes) (always 0 here).
     - The verify counters - C(source_keys), C(source_expires), C(target_keys), C(target_expires) (C(INFO keyspace) at
-      the start), C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs).
+      the start), C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs), C(field_ttl_differs),
+      C(stream_meta_differs), C(group_differs), C(pending_differs) and C(field_ttls_dropped) (not a difference).
     - C(extra_check) says how extra keys were looked for - C(dbsize) (the counts prove there are none) or C(scan).
   returned: always
   type: list
@@ -180,7 +196,9 @@ totals:
   type: dict
 differences:
   description: Up to O(max_reported) differing keys as C({db, target_db, key, kind, detail}). C(kind) is one of
-    C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs). Key names are shown escaped
+    C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs), C(field_ttl_differs),
+    C(stream_meta_differs), C(group_differs), C(pending_differs), or C(field_ttl_dropped) (field TTLs the target
+    cannot hold; not an inconsistency). Key names are shown escaped
     (Python byte-string notation); values never.
   returned: always
   type: list
