@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles molecule
 
-.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify clean distclean
+.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify compat clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -31,6 +31,8 @@ help:
 	@echo 'make demo       setup, then start a local Redis source and a TLS Valkey target and run playbooks/migrate.yml'
 	@echo 'make bench      benchmark the copy against xargs+MIGRATE and a full sync (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make bench-verify  benchmark kv_verify against KEYS + sort + diff (BENCH_ARGS=--scale 0.1 for a quick run)'
+	@echo 'make compat     every ordered pair of the installed server versions through kv_dump_restore and kv_migrate,'
+	@echo '                compared key by key (COMPAT_ARGS="--only redis74,valkey80" for a subset); prints the grid'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
 
@@ -101,6 +103,13 @@ bench: | $(PYTHON)
 bench-verify: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(PYTHON) tests/benchmarks/bench_verify.py --out $(BUILD)/bench-verify.json $(BENCH_ARGS)
+
+# Every ordered pair of the installed versions (up to 10, plus Valkey 9.1 with rdb-version-check relaxed as a
+# target), each through kv_dump_restore and kv_migrate: a few minutes.  Results also in .build/compat.json.
+COMPAT_ARGS ?=
+compat: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/support/compat.py --out $(BUILD)/compat.json $(COMPAT_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output .cache

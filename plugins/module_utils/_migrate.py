@@ -59,7 +59,8 @@ class Migrate(DumpRestore):
 
     def _connect(self):
         super(Migrate, self)._connect()
-        raise_first(migrate_blockers(self.source_ep, self.target_ep, self.src, self.accepts, self.src_rdb, self.tgt_rdb),
+        raise_first(migrate_blockers(self.source_ep, self.target_ep, self.src, self.accepts, self.src_rdb, self.tgt_rdb,
+                                     target=self.tgt),
                     warn=self._warn)
         keys = sum(entry.get('keys', 0) for entry in self.src.keyspace().values())
         data = self.src.memory['used_memory'] - int(self.src.info.get('used_memory_startup', 0) or 0)

@@ -9,8 +9,8 @@ Each rule returns :class:`Problem` objects (an error kind and a sentence that sa
 kv_preflight lists every problem; an engine calls :func:`raise_first` before it writes anything.
 
 * :func:`pair_problems`: same server, cluster mode, a replica as target, a db that does not exist;
-* :func:`migrate_blockers`: what stops ``MIGRATE`` between the two servers (the payload refused, a
-  unix-socket target, a TLS mismatch seen through ``tls-cluster``, AUTH2 before 6.0, ...).
+* :func:`migrate_blockers`: what stops ``MIGRATE`` between the two servers (the payload refused, hashes
+  with field TTLs that would cross between Redis and Valkey, a unix-socket target, a TLS mismatch seen through ``tls-cluster``, AUTH2 before 6.0, ...).
 
 A rule reads facts of connected :class:`~._server.Server` objects; ``source`` may be None (a backup
 file has no server).
@@ -92,8 +92,18 @@ def pair_problems(source_ep, target_ep, source, target, pairs=(), tool='the coll
     return out
 
 
+def field_ttl_hashes(server):
+    """Whether INFO keyspace counts hashes with field TTLs in any db (Redis ``subexpiry``, Valkey
+    ``keys_with_volatile_items``); False when the server does not report it."""
+    for name, value in server.info.items():
+        if str(name).startswith('db') and isinstance(value, dict):
+            if int(value.get('subexpiry', 0) or 0) or int(value.get('keys_with_volatile_items', 0) or 0):
+                return True
+    return False
+
+
 def migrate_blockers(source_ep, target_ep, source, accepts, source_rdb=None, target_rdb=None, isolation=None,
-                     migrate_permitted=None):
+                     migrate_permitted=None, target=None):
     """What stops ``MIGRATE`` from the ``source`` server into the target.
 
     ``accepts``: whether the target takes the source's payloads (:func:`~._payload.target_accepts`);
@@ -111,6 +121,12 @@ def migrate_blockers(source_ep, target_ep, source, accepts, source_rdb=None, tar
                 'between these servers: use kv_dump_restore with payload=auto, which copies such keys type-aware '
                 'with ordinary commands' % (target_ep.address, source_ep.address, source_rdb, target_rdb))
         out.append(Problem('payload', 'payload', text))
+    if accepts is None and target is not None and source.engine != target.engine and field_ttl_hashes(source):
+        text = ('the source %s (%s %s) holds hashes with field TTLs, whose DUMP payloads never cross between Redis '
+                'and Valkey (the target %s answers "Bad data format"), so MIGRATE cannot copy them: use '
+                'kv_dump_restore with payload=auto, which copies such keys type-aware with ordinary commands'
+                % (source_ep.address, source.engine, source.version_string, target_ep.address))
+        out.append(Problem('field_ttls_cross', 'payload', text))
     tls_cluster = source.config_get('tls-cluster')
     if tls_cluster is None:
         if target_ep.tls:

@@ -74,12 +74,13 @@ def _facts(server):
     return facts
 
 
-def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isolation='none', src=None, tgt=None):
+def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isolation='none', src=None, tgt=None,
+                  tgt_server=None):
     """``(method, reasons, migrate_possible)``: 'migrate' or 'dump_restore' and why."""
     migrate_permitted = None if src is None else src.get('commands', {}).get('migrate') != 'no'
     blockers = [p.text for p in migrate_blockers(
         source_ep, target_ep, src_server, accepts, src and src['rdb_version'], tgt and tgt['rdb_version'],
-        isolation=isolation, migrate_permitted=migrate_permitted)]
+        isolation=isolation, migrate_permitted=migrate_permitted, target=tgt_server)]
     if wanted == 'dump_restore':
         return 'dump_restore', ['chosen: method is dump_restore'], not blockers
     if wanted == 'migrate':
@@ -173,7 +174,7 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     accepts = target_accepts(tgt['engine'], tgt['rdb_version'], src['rdb_version'],
                              (tgt.get('rdb_version_check') or {}).get('value'))
     chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, src_server, accepts, method,
-                                                      isolation, src, tgt)
+                                                      isolation, src, tgt, tgt_server)
     for side, facts, needed in (('source', src, ('scan', 'dump')), ('target', tgt, ('restore',))):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
         if refused:
