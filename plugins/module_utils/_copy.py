@@ -160,6 +160,8 @@ class DumpRestore:
         self.opts = options
         self.warn = warn or (lambda msg: None)
         self.warnings = []
+        self.field_ttl_drops = dict(keys=0, fields=0)  # hash field TTLs dropped (on_unsupported: drop)
+        self.drop_lock = threading.Lock()
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -232,8 +234,6 @@ class DumpRestore:
             self.progress = Progress(self.opts.progress, dict((s, keyspace.get(s, {}).get('keys', 0)) for s, _t in pairs))
         self.phase = 'planning'
         self.states = [_DbState(s, t, path, on_change=self._tick) for s, t in pairs]
-        self.field_ttl_drops = dict(keys=0, fields=0)
-        self.drop_lock = threading.Lock()
         self._check_unsupported(pairs)
         self._remove_leftovers(pairs)
         self._check_room()
