@@ -22,7 +22,7 @@ them to the target.  Its interface (:class:`~._migrate.MigrateWriter` has the sa
     job's result.
 
 When a RESTORE is refused for the payload's version and the source offers a typed reader, the key is
-copied type-aware with ordinary commands (:class:`~._typed.TypedCopier`).
+copied type-aware with ordinary commands (:class:`~._type_aware.TypedCopier`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,7 +38,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._conflict import
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import TypedCopier, UncopyableKey
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import TypedCopier, UncopyableKey
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_restores
 
 FATAL_REPLIES = ('oom', 'noperm', 'auth', 'readonly', 'loading')
