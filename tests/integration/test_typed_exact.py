@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _typed
+from ansible_collections.kvtools.migration.plugins.module_utils import _type_aware as _typed
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
@@ -15,8 +15,12 @@ from tests.support import compare, data
 
 
 def copy(source, target, **options):
-    return DumpRestore(Endpoint(source.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'),
-                       CopyOptions(**options)).run()
+    """Run the engine; the result's ``warnings_list`` holds what it warned."""
+    warnings = []
+    result = DumpRestore(Endpoint(source.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'),
+                         CopyOptions(**options), warn=warnings.append).run()
+    result['warnings_list'] = warnings
+    return result
 
 
 def deep_problems(source, target, db=0, holds=True):

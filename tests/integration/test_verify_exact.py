@@ -5,7 +5,8 @@ import pytest
 
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
-from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier, VerifyOptions
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 from tests.support import data
 
 

@@ -136,7 +136,7 @@ def grid(flavours, results, module):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--only', help='comma-separated flavours (default: every startable one)')
     parser.add_argument('--modules', default=','.join(MODULES))
     parser.add_argument('--out', default=os.path.join(ROOT, '.build', 'compat.json'))

@@ -384,8 +384,8 @@ def field_ttl_differences(src, tgt, key, scope):
     if differing:
         out.append(('field_ttl_differs', '%d field TTLs differ (for example %s)' % (differing, example)))
     if lost:
-        out.append(('field_ttl_dropped', '%d fields have a TTL on the source; the target cannot hold hash '
-                                             'field TTLs' % lost))
+        out.append(('field_ttl_dropped',
+                    '%d fields have a TTL on the source; the target cannot hold hash field TTLs' % lost))
     return out
 
 
