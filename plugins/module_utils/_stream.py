@@ -231,7 +231,16 @@ class StreamWriter:
             own_group = True
         self.touch(tmp)
         last_id = info.get('last-generated-id')
-        tgt.execute_command('XSETID', tmp, last_id)
+        meta = None
+        if self.target_meta and info.get('entries-added') is not None:
+            meta = ['ENTRIESADDED', info['entries-added'], 'MAXDELETEDID', info.get('max-deleted-entry-id') or b'0-0']
+        # the metadata before the groups too: a server may cap a group's entries-read at entries-added (Redis 8.2)
+        try:
+            tgt.execute_command('XSETID', tmp, last_id, *(meta or []))
+        except Exception as exc:
+            if meta is None or exc.__class__.__name__ != 'ResponseError':
+                raise
+            tgt.execute_command('XSETID', tmp, last_id)
         for group in groups:
             self._group(key, tmp, group)
         if placeholders:
@@ -239,9 +248,8 @@ class StreamWriter:
                 tgt.execute_command('XDEL', tmp, *placeholders[n:n + self.chunk])
         if own_group:
             tgt.execute_command('XGROUP', 'DESTROY', tmp, OWN_GROUP)
-        if self.target_meta and info.get('entries-added') is not None:
-            tgt.execute_command('XSETID', tmp, last_id, 'ENTRIESADDED', info['entries-added'], 'MAXDELETEDID',
-                                info.get('max-deleted-entry-id') or b'0-0')
+        if meta is not None:
+            tgt.execute_command('XSETID', tmp, last_id, *meta)  # the placeholders' XDEL moved max-deleted-entry-id
         elif placeholders and self.target_meta:
             # the source has no such metadata (Redis 6.2): no trace of the placeholders either
             tgt.execute_command('XSETID', tmp, last_id, 'ENTRIESADDED', info.get('length') or 0,

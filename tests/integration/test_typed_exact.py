@@ -72,6 +72,15 @@ def test_pending_entries_consumers_and_metadata_copied_then_second_run_writes_no
     assert second['changed'] is False and second['totals']['identical'] == second['totals']['keys'] == 4
 
 
+def test_group_entries_read_kept_where_the_target_caps_it_at_entries_added(valkey9, redis82):
+    """Redis 8.2 caps a new group's entries-read at the stream's entries-added: the metadata comes first."""
+    data.load_streams(valkey9.admin())
+    result = copy(valkey9, redis82)
+    assert result['payload_path'] == 'commands' and result['totals']['failed'] == 0
+    assert deep_problems(valkey9, redis82) == []
+    assert redis82.admin().xinfo_groups(b'stream:drained')[0]['entries-read'] == 1
+
+
 @pytest.mark.parametrize('direction', ['redis74->valkey91', 'valkey91->redis74'])
 def test_hash_field_ttls_copied_exactly_where_the_target_holds_them(flavour_server, direction):
     a, b = direction.split('->')
