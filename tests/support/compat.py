@@ -39,6 +39,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._connection impo
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._migrate import Migrate, MigrateOptions  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._preflight import preflight  # noqa: E402
 
 DBS = (0, 3, 15)
 MODULES = ('dump_restore', 'migrate')
@@ -79,7 +80,20 @@ def _empty(server):
 
 def run_pair(source, target, module):
     """Copy the loaded ``source`` into the emptied ``target`` with ``module``; returns a dict with ``cell`` (see
-    the module docstring), ``ok`` (not a defect), ``path`` and ``detail``."""
+    the module docstring), ``ok`` (not a defect), ``path`` and ``detail``.  For kv_migrate, kv_preflight's
+    ``migrate_possible`` must say in advance whether it refuses."""
+    result = _run_pair(source, target, module)
+    if module == 'migrate':
+        target.flushall()
+        plan = preflight(Endpoint(source.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'),
+                         on_unsupported='drop')
+        if plan['migrate_possible'] != (result['cell'] != 'refused'):
+            result = dict(result, ok=False, cell='PREFLIGHT', detail='kv_preflight said migrate_possible=%s, kv_migrate: %s'
+                          % (plan['migrate_possible'], result['cell']))
+    return result
+
+
+def _run_pair(source, target, module):
     target.flushall()
     holds = data.field_ttls_supported(target.admin())
     started = time.time()
