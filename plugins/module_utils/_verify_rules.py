@@ -50,7 +50,6 @@ EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', v
                      field_ttl_dropped='field TTLs dropped of')
 
 
-
 class VerifyOptions:
     """The options of kv_verify, with their defaults (``workers`` and ``batch_size`` are internal)."""
 
