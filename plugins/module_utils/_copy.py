@@ -41,7 +41,7 @@ import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, select_dbs, totals)
@@ -50,7 +50,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._pair import pai
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import find_field_ttls, remove_leftovers
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import (
+    TMP_TTL_MS, find_field_ttls, remove_leftovers)
 
 MAX_FAILURES_LISTED = 100
 CHECKPOINT_FORMAT = 1
@@ -369,7 +370,11 @@ class CopyJob:
             try:
                 self.leftovers += remove_leftovers(client, dry_run=self.opts.check_mode)
             except Exception as exc:
-                raise self.target_ep.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
+                if reply_kind(exc) not in ('noperm', 'unknown_command'):
+                    raise self.target_ep.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
+                self.warn('the target user may not look for or remove temporary keys (kvtools:tmp:*) an interrupted '
+                          'run may have left in db %d (%s); those of this release expire on their own within %d s'
+                          % (t_db, str(exc)[:120], TMP_TTL_MS // 1000))
             finally:
                 client.close()
         if self.leftovers:
