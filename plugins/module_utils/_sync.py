@@ -32,7 +32,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._preflight impor
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
     RECORD_FORMAT, Follower, now_iso, read_record, start_process, write_record)
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import iter_keys_log, settle_expiries
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
+    drop_marker, iter_keys_log, read_marker, settle_expiries)
 
 class Sync:
     """``Sync(source_ep, target_ep, params, check_mode).run()`` -> the module result."""
@@ -178,8 +179,11 @@ class Sync:
         if rec:
             self._check_same(rec)
             fresh = False
-            if rec.get('snapshot_done') and rec.get('replid') and rec.get('offset') is not None:
-                resume = dict(replid=rec['replid'], offset=rec['offset'], db=rec.get('stream_db'))
+            if rec.get('snapshot_done') and rec.get('marker'):
+                # the target's own marker, written with the data it describes, is where to continue exactly
+                found = read_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
+                if found:
+                    resume = dict(replid=found[0], offset=found[1], db=found[2])
         plan = self._plan()
         tgt = plan['tgt']
         try:
@@ -205,7 +209,9 @@ class Sync:
                 if os.path.exists(path):
                     os.unlink(path)
         deadline = time.time() + self.p['max_seconds']
-        new = dict(format=RECORD_FORMAT, token=token, state='started', phase='starting',
+        marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']),
+                                                'kvtools:sync:offset:%s' % token[:12]]
+        new = dict(marker=marker, format=RECORD_FORMAT, token=token, state='started', phase='starting',
                    source=self.source.address, target=self.target.address, pairs=plan['pairs'], ttl_mode=ttl_mode,
                    import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, spool_dir=self.spool_dir,
                    created_at=(rec or {}).get('created_at') or now_iso(), deadline=deadline,
@@ -218,7 +224,7 @@ class Sync:
         cfg = dict(record=self.record_path, token=token, spool_dir=self.spool_dir, pairs=plan['pairs'],
                    ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
                    deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log, resume=resume,
-                   fresh_target=fresh, max_lag=self.p['max_lag'])
+                   fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker)
         follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'))
         start_process(follower.run)
         return self._wait_caught_up(token, changed=True, resumed=bool(resume))
@@ -306,6 +312,8 @@ class Sync:
         if rec.get('offset') is None or rec['offset'] < target_offset:
             raise KVError('the follower stopped at offset %s, before the drained offset %s' % (rec.get('offset'),
                                                                                                 target_offset))
+        if rec.get('marker'):
+            drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
         settled = 0
         if rec.get('ttl_mode') == 'hold':
             settled = settle_expiries(self.target, rec.get('keys_log'), rec.get('held_log'))
@@ -356,6 +364,11 @@ class Sync:
         if rec.get('import_mode_set_by_us') and rec.get('state') != 'stopped':
             try:
                 self._import_mode_off()
+            except KVError:
+                pass
+        if rec.get('marker'):
+            try:
+                drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
             except KVError:
                 pass
         for path in (rec.get('keys_log'), rec.get('held_log')):

@@ -32,7 +32,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier, KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 
 try:
     from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
@@ -183,8 +184,9 @@ class Follower:
         try:
             keys_log = KeysLog(self.cfg['keys_log'])
             held_log = KeysLog(self.cfg['held_log']) if self.cfg['ttl_mode'] == 'hold' else None
+            marker = (self.cfg['marker'][0], self.cfg['marker'][1].encode())
             self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
-                                   replace=self.cfg['replace'], held_log=held_log)
+                                   replace=self.cfg['replace'], held_log=held_log, marker=marker)
             self.applier.connect(import_source=self.cfg['import_source'])
             self.follow()
         except StopFollower as exc:
@@ -253,6 +255,8 @@ class Follower:
                 time.sleep(1.0)
                 continue
             failing_since = None
+            self.applier.replid = self.link.replid.encode()
+            self.applier.atomic = False
             self.link.start()
             if self.link.mode == 'full':
                 if had_data:
@@ -294,6 +298,8 @@ class Follower:
             raise KVError('the snapshot from %s failed its CRC check: nothing of it can be trusted' % self.source.address,
                           kind='corrupt')
         a.wait_all()
+        if a.held_log is not None:
+            a.held_log.flush()
         a.applied = link.offset
         a.applied_db = a.src_db
         link.applied = link.offset
@@ -306,6 +312,7 @@ class Follower:
         spool = link.stream_spool
         base = link.offset
         a.buf = b''
+        a.atomic = True
         caught_up_at = None
         start = time.time()
         while True:
