@@ -27,7 +27,7 @@ import signal
 import time
 import traceback
 
-from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
