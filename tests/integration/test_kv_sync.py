@@ -325,8 +325,10 @@ def test_live_copy_versions(request, flavour, diskless, valkey80_tls, valkey9, t
     target = valkey9 if flavour == 'valkey90' else valkey80_tls
     fast_source(source, diskless=diskless)
     preload(source, [0, 3], keys=500)
+    # A 6.2 source streams relative expiries; they are made absolute when received, which is later than when the
+    # source ran them by the time the stream waited (during the snapshot transfer: up to its length).
     started, stopped = live_copy(engine, source, target, tmp_path, syncs, [(0, 0), (3, 3)],
-                                 tolerance=100 if flavour == 'redis62' else 0)
+                                 tolerance=5000 if flavour == 'redis62' else 0)
     assert started['transfer'] == ('diskless' if diskless else 'disk')
 
 
