@@ -274,7 +274,10 @@ class Follower:
             if error is not None and error.kind not in ('connection', 'timeout', 'truncated'):
                 raise error
             replid, offset = self.record.get('replid'), self.applier.applied
+            # continue exactly after the last applied command: drop what was parsed past it
             self.applier.buf = b''
+            self.applier.block = None
+            self.applier.src_db = self.applier.applied_db
             self.update(force=True, phase='reconnecting',
                         last_error=scrub(str(error) if error else 'the link ended', self.secrets))
 

@@ -294,9 +294,14 @@ def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None,
 
 # -- the ledger test and the version matrix ------------------------------------------------------------
 
+LIBRARY = b"#!lua name=kvlib\nredis.register_function('kvf', function(keys, args) return 1 end)"
+
+
 def test_live_copy_redis70_to_valkey80_tls_db_map(redis70, valkey80_tls, run_module, tmp_path, syncs):
     fast_source(redis70)
     preload(redis70, [0, 1], keys=5000)
+    redis70.admin().execute_command('FUNCTION', 'LOAD', 'REPLACE', LIBRARY)
+    valkey80_tls.admin().execute_command('FUNCTION', 'FLUSH')
     before_target = valkey80_tls.admin(4).dbsize()
     # the stream FLUSHes a db: the target user needs +flushdb (migrator has -@dangerous), hence admin
     started, stopped = live_copy(run_module, redis70, valkey80_tls, tmp_path, syncs, [(0, 0), (1, 5)], flush_db=2,
@@ -304,6 +309,9 @@ def test_live_copy_redis70_to_valkey80_tls_db_map(redis70, valkey80_tls, run_mod
     assert started['ttl_mode'] == 'hold'
     assert started['totals']['copied'] >= 9000 and started['totals']['expired'] == 0
     assert stopped['expiries_settled'] > 0 and stopped['keys_written_since_snapshot'] > 0
+    libraries = valkey80_tls.admin().execute_command('FUNCTION', 'LIST')
+    assert b'kvlib' in repr(libraries).encode()  # the snapshot's function library is on the target
+    redis70.admin().execute_command('FUNCTION', 'FLUSH')
     assert valkey80_tls.admin(1).dbsize() == 0 and valkey80_tls.admin(4).dbsize() == before_target
     # the touched-keys log names keys of the mapped dbs, flushes as whole-db markers
     entries = list(iter_keys_log(stopped['keys_log']))
@@ -397,6 +405,31 @@ def test_backlog_too_small_forces_new_snapshot(redis70, valkey80_tls, tmp_path, 
         admin.config_set('repl-backlog-size', 1 << 20)
     assert seen['again']['resumed'] is True, seen['again']
     assert seen['again']['full_resyncs'] == 1, seen['again']
+
+
+def test_follower_stops_when_its_record_is_replaced(redis70, valkey80_tls, tmp_path, syncs):
+    fast_source(redis70)
+    redis70.admin().set(b'k', b'v')
+    record = tmp_path / 'sync.json'
+    syncs.append((redis70, str(record)))
+    started = engine('kv_sync', args_for(redis70, valkey80_tls, record, dbs=[0]))
+    assert started['phase'] == 'streaming', started
+    with open(record) as fh:
+        rec = json.load(fh)
+    rec['token'] = 'someone-else'
+    with open(record, 'w') as fh:
+        json.dump(rec, fh)
+    deadline = time.time() + 10
+    while os.path.exists('/proc/%d' % started['pid']) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists('/proc/%d' % started['pid'])
+    with open(record) as fh:
+        assert json.load(fh)['token'] == 'someone-else'  # the follower did not write over it
+    os.unlink(str(record))
+    deadline = time.time() + 5
+    while redis70.admin().info('replication')['connected_slaves'] and time.time() < deadline:
+        time.sleep(0.05)
+    assert redis70.admin().info('replication')['connected_slaves'] == 0
 
 
 # -- check mode, refusals, secrets, the source untouched -------------------------------------------------
