@@ -35,6 +35,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow imp
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
     drop_marker, iter_keys_log, read_marker, settle_expiries)
 
+
 class Sync:
     """``Sync(source_ep, target_ep, params, check_mode).run()`` -> the module result."""
 
@@ -209,8 +210,7 @@ class Sync:
                 if os.path.exists(path):
                     os.unlink(path)
         deadline = time.time() + self.p['max_seconds']
-        marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']),
-                                                'kvtools:sync:offset:%s' % token[:12]]
+        marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']), 'kvtools:sync:offset:%s' % token[:12]]
         new = dict(marker=marker, format=RECORD_FORMAT, token=token, state='started', phase='starting',
                    source=self.source.address, target=self.target.address, pairs=plan['pairs'], ttl_mode=ttl_mode,
                    import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, spool_dir=self.spool_dir,
@@ -245,8 +245,8 @@ class Sync:
         for d in plan['dbs']:
             lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d'
                          % (d['db'], d['target_db'], d['keys'], d['expires'], d['target_keys']))
-        lines.append('expiries in transit: %s' % ('target import mode' if plan['import_mode'] is not None else
-                                                 'held back and set at the drain'))
+        how = 'target import mode' if plan['import_mode'] is not None else 'held back and set at the drain'
+        lines.append('expiries in transit: %s' % how)
         return lines
 
     def _wait_caught_up(self, token, changed, resumed=False):
@@ -263,8 +263,8 @@ class Sync:
             if phase == 'streaming':
                 return self._result(rec, changed, resumed=resumed)
             if rec.get('pid') and not self._alive(rec) and phase != 'streaming':
-                raise KVError('the follower (pid %s) ended in phase %s: %s' % (rec.get('pid'), phase,
-                                                                              rec.get('last_error')), kind='error')
+                raise KVError('the follower (pid %s) ended in phase %s: %s'
+                              % (rec.get('pid'), phase, rec.get('last_error')), kind='error')
             if time.time() > deadline:
                 err = KVError('the follower has not caught up within started_timeout (%s s): phase %s, lag %s bytes. It '
                               'keeps running; run the task again to wait more, or state=absent to stop it'
@@ -310,8 +310,8 @@ class Sync:
         stop_renewer(rec, wait=15.0)
         rec = read_record(self.record_path) or rec
         if rec.get('offset') is None or rec['offset'] < target_offset:
-            raise KVError('the follower stopped at offset %s, before the drained offset %s' % (rec.get('offset'),
-                                                                                                target_offset))
+            raise KVError('the follower stopped at offset %s, before the drained offset %s'
+                          % (rec.get('offset'), target_offset))
         if rec.get('marker'):
             drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
         settled = 0
@@ -336,8 +336,8 @@ class Sync:
             if rec.get('phase') == 'failed':
                 raise KVError('the follower failed: %s' % rec.get('last_error'), kind='error')
             if not self._alive(rec):
-                raise KVError('the follower ended while draining (phase %s: %s)' % (rec.get('phase'),
-                                                                                   rec.get('last_error')))
+                raise KVError('the follower ended while draining (phase %s: %s)'
+                              % (rec.get('phase'), rec.get('last_error')))
             if rec.get('phase') == 'streaming' and rec.get('offset') is not None and rec['offset'] >= offset:
                 return rec
             time.sleep(0.05)
@@ -377,4 +377,3 @@ class Sync:
         os.unlink(self.record_path)
         return dict(changed=True, state='absent', phase='absent', record=self.record_path,
                     offset=rec.get('offset'), replid=rec.get('replid'))
-

@@ -296,8 +296,8 @@ class ReplicaLink:
         self._send(b''.join(c for _n, c in commands))
         for name, _cmd in commands:
             line = self._line('REPLCONF %s' % name)
-            self.replconf[name] = 'ok' if line.startswith(b'+') else scrub(line[1:200].decode('utf-8', 'replace'),
-                                                                             self.endpoint.secrets)
+            text = line[1:200].decode('utf-8', 'replace')
+            self.replconf[name] = 'ok' if line.startswith(b'+') else scrub(text, self.endpoint.secrets)
             if name == 'capa' and line.startswith(b'-'):
                 raise self._err('the source refused REPLCONF: %s. Grant the user +replconf +psync'
                                 % self.replconf[name], kind='noperm' if b'NOPERM' in line else 'protocol')

@@ -368,8 +368,8 @@ class Applier:
             self._window()
         else:  # a spooled payload: send its chunks without holding it in memory
             size = payload.length
-            head = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n' % (4 + len(tail), len(key), key,
-                                                                               len(ttl), ttl, size)
+            head = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n' % (
+                4 + len(tail), len(key), key, len(ttl), ttl, size)
             self.flush()
             self._send(head)
             for chunk in payload.chunks():
@@ -574,5 +574,3 @@ class Applier:
             pass
         self.keyspec[name] = spec
         return spec
-
-

@@ -35,7 +35,8 @@ description:
     the command name and the server's words (never values) in the record and in the next result.
   - Expiries never kill a key in transit. Relative expiries (C(EXPIRE), C(SETEX) of a Redis 6.2 source) are
     made absolute when received - later than the source ran them by the time the stream waited, which during
-    the snapshot transfer can be its whole length (Redis 7.0+ and Valkey stream absolute times, kept exactly). On a Valkey 8.1+ target the follower uses the import mode (C(import-mode yes),
+    the snapshot transfer can be its whole length (Redis 7.0+ and Valkey stream absolute times, kept exactly).
+    On a Valkey 8.1+ target the follower uses the import mode (C(import-mode yes),
     C(CLIENT IMPORT-SOURCE ON)), switched off at the drain when the module switched it on. Elsewhere every
     expiry is written 100 years later than the source's while following, so the target cannot expire a key
     whose renewal is still in the stream, and the exact expiries are set at the drain (RV(expiries_settled)).

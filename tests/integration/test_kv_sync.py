@@ -321,7 +321,7 @@ def test_live_copy_redis70_to_valkey80_tls_db_map(redis70, valkey80_tls, run_mod
     assert_no_secret(stopped)
     # a second stopped changes nothing
     again = engine('kv_sync', dict(args_for(redis70, valkey80_tls, tmp_path / 'sync.json'), state='stopped',
-                                       target=valkey80_tls.endpoint(user='admin')))
+                                   target=valkey80_tls.endpoint(user='admin')))
     assert again['changed'] is False and again['phase'] == 'stopped'
 
 

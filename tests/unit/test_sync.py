@@ -45,8 +45,8 @@ def test_parse_commands_refuses_what_is_not_resp():
     ([b'GETEX', b'k', b'EX', b'3'], [b'PEXPIREAT', b'k', b'%d' % (NOW + 3000)]),
     ([b'GETEX', b'k', b'PERSIST'], [b'PERSIST', b'k']),
     ([b'GETEX', b'k'], []),
-    ([b'RESTORE', b'k', b'100', b'P', b'REPLACE'], [b'RESTORE', b'k', b'%d' % (NOW + 100), b'P', b'REPLACE',
-                                                     b'ABSTTL']),
+    ([b'RESTORE', b'k', b'100', b'P', b'REPLACE'],
+     [b'RESTORE', b'k', b'%d' % (NOW + 100), b'P', b'REPLACE', b'ABSTTL']),
     ([b'RESTORE', b'k', b'0', b'P'], None),
     ([b'PEXPIREAT', b'k', b'5'], None),
     ([b'SET', b'k', b'v'], None),
@@ -59,8 +59,8 @@ def test_relative_expiries_become_absolute(args, expected):
 def test_hold_moves_every_absolute_expiry():
     assert hold_expiry([b'PEXPIREAT', b'k', b'5', b'GT']) == [b'PEXPIREAT', b'k', b'%d' % (5 + HOLD_OFFSET), b'GT']
     assert hold_expiry([b'SET', b'k', b'v', b'PXAT', b'9']) == [b'SET', b'k', b'v', b'PXAT', b'%d' % (9 + HOLD_OFFSET)]
-    assert hold_expiry([b'RESTORE', b'k', b'9', b'P', b'ABSTTL']) == [b'RESTORE', b'k', b'%d' % (9 + HOLD_OFFSET),
-                                                                    b'P', b'ABSTTL']
+    held = [b'RESTORE', b'k', b'%d' % (9 + HOLD_OFFSET), b'P', b'ABSTTL']
+    assert hold_expiry([b'RESTORE', b'k', b'9', b'P', b'ABSTTL']) == held
     assert hold_expiry([b'SET', b'pxat', b'v']) == [b'SET', b'pxat', b'v']
     assert hold_expiry([b'HSET', b'k', b'f', b'v']) == [b'HSET', b'k', b'f', b'v']
 
