@@ -5,7 +5,7 @@
 
 """kv_dump_restore with a logical backup (``source.url: file:///...``) instead of a live source.
 
-The records of the file (``iter_logical`` of :mod:`._rdb`: db, key, DUMP payload, absolute
+The records of the file (``iter_logical`` of :mod:`._logical`: db, key, DUMP payload, absolute
 expiry) take the place of SCAN + DUMP + PEXPIRETIME; everything on the target side is the same
 worker code as a live copy: identical keys skipped, conflicts by ``on_conflict`` (checked for every
 db before the first write), pipelined ``RESTORE ... ABSTTL``, check mode, report, progress.
@@ -30,7 +30,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import iter_logical, logical_header
+from ansible_collections.kvtools.migration.plugins.module_utils._logical import iter_logical, logical_header
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import Wire
