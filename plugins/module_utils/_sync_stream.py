@@ -52,6 +52,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys impor
 
 WINDOW = 2000                                # commands in flight to the target
 FLUSH_BYTES = 256 << 10
+_RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
+_ABSTTL = b'$6\r\nABSTTL\r\n'
+_REPLACE = b'$7\r\nREPLACE\r\n'
+_RESTORE_LABEL = 'RESTORE of a snapshot key'
 _DROP = frozenset([b'ping', b'publish', b'spublish', b'opinfo'])
 
 
@@ -342,39 +346,45 @@ class Applier:
             self._window()
 
     def _restore(self, db, key, payload, expire_ms):
-        if db not in self.map:
+        t_db = self.map.get(db)
+        if t_db is None:
             return
         counts = self.counts[db]
         counts['keys'] += 1
-        t_db = self.map[db]
-        self._select(t_db)
+        if self.target_db != t_db:
+            self._select(t_db)
+        flags = _REPLACE if self.replace else b''
+        argc = 4 if not self.replace else 5
         if expire_ms is None:
             ttl = b'0'
-        elif self.ttl_mode == 'hold':
-            ttl = b'%d' % (expire_ms + HOLD_OFFSET)
-            if self.held_log is not None:
-                self.held_log.add(t_db, key)
         else:
-            ttl = b'%d' % max(1, expire_ms)
-        tail = []
-        if expire_ms is not None:
-            tail.append(b'ABSTTL')
-        if self.replace:
-            tail.append(b'REPLACE')
-        label = 'RESTORE (snapshot key in db %d)' % db
+            argc += 1
+            flags = _ABSTTL + flags
+            if self.ttl_mode == 'hold':
+                ttl = b'%d' % (expire_ms + HOLD_OFFSET)
+                if self.held_log is not None:
+                    self.held_log.add(t_db, key)
+            else:
+                ttl = b'%d' % max(1, expire_ms)
+        label = _RESTORE_LABEL
         if isinstance(payload, (bytes, bytearray)):
-            self._queue([b'RESTORE', key, ttl, bytes(payload)] + tail, label, None)
             size = len(payload)
-            self._window()
+            data = _RESTORE_FMT % (argc, len(key), key, len(ttl), ttl, size, payload, flags)
+            self.cur.append((data, label, None))
+            self.cur_bytes += len(data)
+            if self.cur_bytes >= FLUSH_BYTES or len(self.cur) >= self.window // 4:
+                self.flush()
+            if self.in_flight > self.window:
+                self._window()
         else:  # a spooled payload: send its chunks without holding it in memory
             size = payload.length
             head = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n' % (
-                4 + len(tail), len(key), key, len(ttl), ttl, size)
+                argc, len(key), key, len(ttl), ttl, size)
             self.flush()
             self._send(head)
             for chunk in payload.chunks():
                 self._send(chunk)
-            self._send(b'\r\n' + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in tail))
+            self._send(b'\r\n' + flags)
             self.pending.append(_Batch([(label, None)], False, None, None))
             self.in_flight += 1
             payload.close()
