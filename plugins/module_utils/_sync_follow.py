@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - the parser lands with sync-parse
 RECORD_FORMAT = 'kvtools.migration/sync/1'
 RECORD_EVERY = 0.2
 RECONNECT_SECONDS = 60.0
+RETRY_KINDS = ('connection', 'timeout', 'refused', 'unreachable', 'truncated', 'loading')
 
 
 class StopFollower(Exception):
@@ -246,7 +247,7 @@ class Follower:
                     self.link.close()
                     self.link.cleanup()
                     self.link = None
-                if exc.kind not in ('connection', 'timeout') or replid is None:
+                if exc.kind not in RETRY_KINDS or replid is None:
                     raise
                 failing_since = failing_since or time.time()
                 if time.time() - failing_since > RECONNECT_SECONDS:
@@ -271,7 +272,7 @@ class Follower:
             self.link.close()
             self.link.cleanup()
             self.link = None
-            if error is not None and error.kind not in ('connection', 'timeout', 'truncated'):
+            if error is not None and error.kind not in RETRY_KINDS:
                 raise error
             replid, offset = self.record.get('replid'), self.applier.applied
             # continue exactly after the last applied command: drop what was parsed past it

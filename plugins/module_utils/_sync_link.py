@@ -306,6 +306,8 @@ class ReplicaLink:
         else:
             self._send(_pack(b'PSYNC', b'?', b'-1'))
         line = self._line('PSYNC')
+        if line.startswith(b'-LOADING'):
+            raise self._err('the source is loading its data set', kind='loading')
         if line.startswith(b'-'):
             text = scrub(line[1:300].decode('utf-8', 'replace'), self.endpoint.secrets)
             raise self._err('the source refused PSYNC: %s. Live copy needs a user with +psync +replconf on a source '

@@ -560,3 +560,32 @@ def test_key_expiring_in_transit_survives_its_renewal(mode, valkey80, valkey9, t
     assert admin.execute_command('PEXPIRETIME', b'later') == now + 3600000
     assert admin.exists(b'deleted') == 0 and admin.exists(b'untouched') == 0  # the source's own expiry holds
     assert list(iter_keys_log(str(tmp_path / 'keys'))) == [(0, b'renewed'), (0, b'deleted'), (0, b'rel')]
+
+
+# -- a source restart -------------------------------------------------------------------------------------
+
+def test_source_restart_continues(server_factory, valkey80_tls, tmp_path, syncs):
+    """A restarted Redis 7 that saved its RDB keeps its replication id: the follower continues; the data matches."""
+    source = server_factory('redis70', extra=['repl-diskless-sync-delay 0', 'save 3600 1'])
+    preload(source, [0], keys=300, short=False)
+    record = tmp_path / 'sync.json'
+    syncs.append((source, str(record)))
+    args = args_for(source, valkey80_tls, record, dbs=[0])
+    started = engine('kv_sync', args)
+    assert started['phase'] == 'streaming', started
+    source.admin().set(b'before-restart', b'1')
+    source.restart()  # SIGTERM: the RDB is saved with the replication id and offset
+    source.admin().set(b'after-restart', b'2')
+    source.admin().incr(b'ctr')
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with open(record) as fh:
+            rec = json.load(fh)
+        if rec.get('continued', 0) + rec.get('full_resyncs', 0) >= 1 and rec['phase'] == 'streaming':
+            break
+        time.sleep(0.1)
+    source.admin().execute_command('CLIENT', 'PAUSE', 60000, 'WRITE')
+    stopped = engine('kv_sync', dict(args, state='stopped'))
+    assert stopped['phase'] == 'stopped', stopped
+    assert (stopped['continued'], stopped['full_resyncs']) == (1, 0), stopped  # PSYNC continue after the restart
+    assert_identical(source, valkey80_tls, [(0, 0)])
