@@ -43,8 +43,13 @@ description:
   - The follower reads the source without pause and keeps what is not yet applied in spool files (mode 0600,
     AES-256-GCM with O(spool_passphrase)), so the source's replica output buffer never grows because of it. It
     announces C(listening-port 0), so Sentinel can never reach or promote it.
-  - Every (target db, key) written by the stream is appended to a touched-keys log (RV(keys_log)); flushes
-    and swaps are logged as whole-db markers.
+  - Each batch of stream commands is one C(MULTI)/C(EXEC) on the target that also sets an offset marker key,
+    C(kvtools:sync:offset:<id>) in the first target db (its name is in the record). So what the target holds and
+    the offset it is at always agree, and a follower killed at any moment resumes exactly where the target is.
+    The marker is removed by O(state=stopped) and O(state=absent); compare the target with the source only after
+    the drain.
+  - Every (target db, key) written by the stream is appended to a touched-keys log (RV(keys_log)) before it is
+    sent; flushes and swaps are logged as whole-db markers.
   - Nothing is ever written to the source.
 author:
   - kvtools.migration contributors (!UNKNOWN)
