@@ -8,6 +8,7 @@ Every test stops its follower (state=absent or a kill) and unpauses the source, 
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -22,6 +23,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream imp
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
 from tests.conftest import assert_no_secret
 from tests.support import compare
+from tests.support import servers
 from tests.support.servers import PASSWORDS
 
 AWKWARD = [b'plain', b'with space', b'new\nline', b'quote"\'', b'star*?[x]', b'nul\x00byte', b'\xff\xfebin', b'']
@@ -84,7 +86,8 @@ class Writer(threading.Thread):
             while not self.stop:
                 for db, c in self.clients.items():
                     name = AWKWARD[n % len(AWKWARD)]
-                    c.pexpire(b'renew', SHORT_TTL_MS)                     # renewed all the time
+                    if not c.pexpire(b'renew', SHORT_TTL_MS):             # renewed all the time
+                        c.set(b'renew', n, px=SHORT_TTL_MS)
                     c.set(b'str:' + name, b'%d' % n, ex=100)
                     c.set(b'px:%d' % (n % 50), b'%d' % n, px=200000)
                     c.set(b'self:%d' % (n % 40), b'gone soon', px=30)      # expire on their own
@@ -235,7 +238,7 @@ def args_for(source, target, record, **extra):
 
 
 def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None, db_map=None, mid=None,
-              tolerance=0, target_user='migrator'):
+              tolerance=0, target_user='migrator', check_proc=None):
     """Start, write, (mid-hook), pause, stop, compare.  Returns (started, stopped) results."""
     record = tmp_path / 'sync.json'
     syncs.append((source, str(record)))
@@ -256,6 +259,8 @@ def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None,
         assert started['phase'] == 'streaming' and started['changed'] is True
         if os.environ.get('KV_SYNC_DEBUG'):
             print('STARTED in', time.time() - t0, started['snapshot_seconds'], started['catchup_seconds'])
+        if check_proc:
+            check_proc(started)
         time.sleep(1.0)
         if mid is not None:
             mid(record, writer)
@@ -294,6 +299,17 @@ def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None,
 
 # -- the ledger test and the version matrix ------------------------------------------------------------
 
+def follower_has_no_secret(started):
+    """The follower started by ansible-playbook: no password in its argv or environment."""
+    blobs = []
+    for name in ('cmdline', 'environ'):
+        with open('/proc/%d/%s' % (started['pid'], name), 'rb') as fh:
+            blobs.append(fh.read().decode('utf-8', 'replace'))
+    assert 'python' in blobs[0]
+    for blob in blobs + [started['_output']]:
+        assert_no_secret(blob)
+
+
 LIBRARY = b"#!lua name=kvlib\nredis.register_function('kvf', function(keys, args) return 1 end)"
 
 
@@ -305,7 +321,7 @@ def test_live_copy_redis70_to_valkey80_tls_db_map(redis70, valkey80_tls, run_mod
     before_target = valkey80_tls.admin(4).dbsize()
     # the stream FLUSHes a db: the target user needs +flushdb (migrator has -@dangerous), hence admin
     started, stopped = live_copy(run_module, redis70, valkey80_tls, tmp_path, syncs, [(0, 0), (1, 5)], flush_db=2,
-                                 db_map={1: 5}, target_user='admin')
+                                 db_map={1: 5}, target_user='admin', check_proc=follower_has_no_secret)
     assert started['ttl_mode'] == 'hold'
     assert started['totals']['copied'] >= 9000 and started['totals']['expired'] == 0
     assert stopped['expiries_settled'] > 0 and stopped['keys_written_since_snapshot'] > 0
@@ -394,7 +410,7 @@ def test_backlog_too_small_forces_new_snapshot(redis70, valkey80_tls, tmp_path, 
         admin.config_set('repl-backlog-size', 16384)
         _kill_follower(record)
         start = writer.ops
-        while writer.ops - start < 400:  # far more than 16 KiB of stream
+        while writer.ops - start < 100:  # far more than 16 KiB of stream
             time.sleep(0.05)
         seen['again'] = engine('kv_sync', args_for(redis70, valkey80_tls, record, dbs=[0]))
         assert seen['again'].get('failed') is not True, seen['again'].get('msg')
@@ -475,12 +491,28 @@ def test_not_possible_cases_name_their_reason_first(redis70, redis74, valkey90, 
 
 
 def test_cluster_mode_is_not_possible(server_factory, valkey80_tls):
-    node = server_factory('redis70', extra=['cluster-enabled yes', 'cluster-config-file nodes.conf'])
+    node = servers.Server('redis70', extra=['cluster-enabled yes', 'cluster-config-file nodes.conf'])
+    server_factory.started.append(node)
+    for port in range(31000 + os.getpid() % 20000, 56000, 97):  # cluster mode wants port + 10000 free, < 65536
+        if _port_free(port) and _port_free(port + 10000):
+            node.start(port)
+            break
     pre = preflight(Endpoint(node.endpoint(), 'source'), Endpoint(valkey80_tls.endpoint(), 'target'))
     assert pre['live_possible'] is False and 'cluster mode' in pre['live_reason']
 
 
-def test_no_secret_anywhere_and_source_untouched(redis70, valkey80_tls, run_module, tmp_path, syncs):
+def _port_free(port):
+    sock = socket.socket()
+    try:
+        sock.bind(('127.0.0.1', port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def test_no_secret_anywhere_and_source_untouched(redis70, valkey80_tls, tmp_path, syncs):
     fast_source(redis70)
     preload(redis70, [0], keys=200, short=False)
     before = compare.snapshot(redis70)
@@ -488,7 +520,7 @@ def test_no_secret_anywhere_and_source_untouched(redis70, valkey80_tls, run_modu
     record = tmp_path / 'sync.json'
     syncs.append((redis70, str(record)))
     args = args_for(redis70, valkey80_tls, record, dbs=[0], spool_passphrase='spool-Secret-6')
-    started = run_module('kv_sync', args)
+    started = engine('kv_sync', args)
     assert started.get('failed') is not True, started.get('msg')
     pid = started['pid']
     with open('/proc/%d/cmdline' % pid, 'rb') as fh:
@@ -498,7 +530,7 @@ def test_no_secret_anywhere_and_source_untouched(redis70, valkey80_tls, run_modu
     with open(record) as fh:
         text = fh.read()
     assert oct(os.stat(record).st_mode & 0o777) == '0o600'
-    for blob in (cmdline, environ, text, started['_output']):
+    for blob in (cmdline, environ, text, repr(started)):
         assert_no_secret(blob, 'spool-Secret-6')
     # the follower is a replica that cannot be reached: it announces port 0
     info = redis70.admin().info('replication')
