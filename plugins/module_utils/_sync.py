@@ -177,6 +177,10 @@ class Sync:
             return self._wait_caught_up(rec['token'], changed=False)
         resume = None
         fresh = True
+        if rec and rec.get('state') == 'stopped':
+            raise KVError('the live copy of record %s was drained and stopped at %s (offset %s); the target may be in '
+                          'use now. Remove the record (state=absent) to start a new live copy'
+                          % (self.record_path, rec.get('stopped_at'), rec.get('final_offset')), kind='config')
         if rec:
             self._check_same(rec)
             fresh = False

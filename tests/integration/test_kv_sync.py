@@ -544,6 +544,8 @@ def test_no_secret_anywhere_and_source_untouched(redis70, valkey80_tls, tmp_path
     compare.assert_same(redis70, valkey80_tls, [(0, 0)])
     for blob in (repr(stopped), open(record).read()):
         assert_no_secret(blob, 'spool-Secret-6')
+    refused = engine('kv_sync', args)  # a drained copy is never restarted over a target that may be in use
+    assert refused['failed'] and 'state=absent' in refused['msg']
     gone = engine('kv_sync', dict(args, state='absent'))
     assert gone['changed'] is True and not os.path.exists(record)
     assert engine('kv_sync', dict(args, state='absent'))['changed'] is False
