@@ -125,11 +125,10 @@ def _values(client, keys):
         pipe.type(key)
     types = [t.decode() for t in pipe.execute()]
     pipe = client.pipeline(transaction=False)
-    readers = {'string': lambda k: pipe.get(k), 'hash': lambda k: pipe.hgetall(k),
-               'list': lambda k: pipe.lrange(k, 0, -1), 'set': lambda k: pipe.smembers(k),
-               'zset': lambda k: pipe.zrange(k, 0, -1, withscores=True), 'stream': lambda k: pipe.xrange(k)}
+    readers = {'string': pipe.get, 'hash': pipe.hgetall, 'list': lambda k: pipe.lrange(k, 0, -1),
+               'set': pipe.smembers, 'zset': lambda k: pipe.zrange(k, 0, -1, withscores=True), 'stream': pipe.xrange}
     for key, kind in zip(keys, types):
-        readers.get(kind, lambda k: pipe.exists(k))(key)
+        readers.get(kind, pipe.exists)(key)
     values = pipe.execute()
     out = []
     for key, kind, value in zip(keys, types, values):
