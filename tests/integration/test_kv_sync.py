@@ -343,9 +343,12 @@ def test_live_copy_redis70_to_valkey80_tls_db_map(redis70, valkey80_tls, run_mod
 @pytest.mark.parametrize('flavour,diskless', [('redis62', True), ('redis72', False), ('valkey80', False),
                                               ('valkey90', True), ('valkey91', True)])
 def test_live_copy_versions(request, flavour, diskless, valkey80_tls, valkey9, tmp_path, syncs):
-    """Into Valkey 8.0; a Valkey 9.1 source writes RDB 11 for us (REPLCONF version, diskless only); 9.0 -> 9.1."""
-    source = request.getfixturevalue({'valkey91': 'valkey9'}.get(flavour, flavour))
+    """Into Valkey 8.0; a Valkey 9.1 source writes RDB 11 for us (REPLCONF version, diskless only); 9.0 -> 9.1.
+    Valkey 8.0 -> 8.0 runs the other way round: the replica link over TLS."""
+    source = request.getfixturevalue({'valkey91': 'valkey9', 'valkey80': 'valkey80_tls'}.get(flavour, flavour))
     target = valkey9 if flavour == 'valkey90' else valkey80_tls
+    if flavour == 'valkey80':
+        target = request.getfixturevalue('valkey80')
     fast_source(source, diskless=diskless)
     preload(source, [0, 3], keys=500)
     # A 6.2 source streams relative expiries; they are made absolute when received, which is later than when the
