@@ -30,152 +30,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import random
-import re
 import threading
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms, plural, seconds_text
+from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_report import change_text, summary, write_report
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import (
+    DIFF_KINDS, EXTRA_DEDUP_LIMIT, FIRST_PART, PART_BYTES, VERIFY_FIELDS, counter_delta, expire_at, read_counters,
+    reply_bytes, ttl_difference)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
-
-VALUES_MODES = ('none', 'sample', 'full')
-DEFAULT_WORKERS = 2          # fastest on the 2-core benchmark machine (source, target and verifier)
-DEFAULT_BATCH = 1000         # SCAN COUNT
-DEFAULT_MAX_REPORTED = 100
-PART_BYTES = 8 * 1024 * 1024  # payload bytes read per side and step, per worker
-FIRST_PART = 64               # keys read before the average payload size is known
-EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates once
-
-# The verify counters of each db entry (next to the collection's common COUNTERS).
-#   source_keys / source_expires / target_keys / target_expires   INFO keyspace at the start
-#   missing        source keys absent on the target
-#   extra          target keys absent on the source
-#   type_differs   keys on both sides with different types
-#   value_differs  keys on both sides, same type, different value
-#   ttl_differs    keys whose expiry differs by more than ttl_tolerance (or exists on one side only)
-VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
-                 'type_differs', 'value_differs', 'ttl_differs')
-DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs')
-EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
-                     ttl_differs='TTL of')
-
-
-
-class VerifyOptions:
-    """The options of kv_verify, with their defaults (``workers`` and ``batch_size`` are internal)."""
-
-    def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2,
-                 memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
-                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH):
-        if values not in VALUES_MODES:
-            raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
-        try:
-            sample_rate = float(sample_rate)
-            ttl_tolerance = float(ttl_tolerance)
-            memory_tolerance = None if memory_tolerance is None else float(memory_tolerance)
-        except (TypeError, ValueError):
-            raise KVError('sample_rate, ttl_tolerance and memory_tolerance must be numbers', kind='config')
-        if not 0 < sample_rate <= 1:
-            raise KVError('sample_rate must be greater than 0 and at most 1, got %s' % sample_rate, kind='config')
-        if ttl_tolerance < 0:
-            raise KVError('ttl_tolerance must not be negative, got %s' % ttl_tolerance, kind='config')
-        if memory_tolerance is not None and memory_tolerance < 0:
-            raise KVError('memory_tolerance must not be negative, got %s' % memory_tolerance, kind='config')
-        self.dbs = dbs
-        self.db_map = db_map
-        self.match = match
-        self.values = values
-        self.sample_rate = sample_rate
-        self.ttl_tolerance = ttl_tolerance
-        self.ttl_tolerance_ms = int(round(ttl_tolerance * 1000))
-        self.memory_tolerance = memory_tolerance
-        self.fail_on_mismatch = bool(fail_on_mismatch)
-        self.max_reported = max(0, int(max_reported))
-        self.report = report
-        self.check_mode = check_mode
-        self.workers = max(1, int(workers))
-        self.batch_size = max(1, int(batch_size))
-
-
-# -- write counters ---------------------------------------------------------------------------------
-
-def read_counters(server):
-    """The counters that move when a server's data changes: writes (``rdb_changes_since_last_save``,
-    reset by a save, so the save time comes along), and keys expired or evicted."""
-    client = server.client
-    try:
-        info = dict(client.info('persistence'))
-        info.update(client.info('stats'))
-    except Exception as exc:
-        raise server.endpoint.error(exc, 'reading INFO persistence and stats')
-    return dict(changes=int(info.get('rdb_changes_since_last_save', 0) or 0),
-                last_save=int(info.get('rdb_last_save_time', 0) or 0),
-                expired=int(info.get('expired_keys', 0) or 0),
-                evicted=int(info.get('evicted_keys', 0) or 0))
-
-
-def counter_delta(before, after):
-    """``{'writes': n, 'expiries': m, 'changed': bool}`` between two :func:`read_counters` readings.
-
-    A save in between resets the write counter: then the writes since the save are a lower bound.
-    """
-    if after['last_save'] == before['last_save'] and after['changes'] >= before['changes']:
-        writes = after['changes'] - before['changes']
-    else:
-        writes = after['changes']
-    expiries = max(0, after['expired'] - before['expired']) + max(0, after['evicted'] - before['evicted'])
-    return dict(writes=writes, expiries=expiries, changed=bool(writes or expiries))
-
-
-# -- per-key comparison (pure logic, unit-tested) --------------------------------------------------------
-
-def expire_at(reply, absolute, now_ms):
-    """An expiry reply -> ``(present, expire_at_ms or None)``; ``absolute`` for PEXPIRETIME, else PTTL."""
-    reply = int(reply)
-    if reply == -2:
-        return False, None
-    if reply < 0:
-        return True, None
-    return True, (reply if absolute else now_ms + reply)
-
-
-def ttl_difference(src_at, tgt_at, tolerance_ms, now_ms):
-    """None when the expiries agree, else a short description (never a value)."""
-    if src_at is None and tgt_at is None:
-        return None
-    if tgt_at is None:
-        return 'expires in %s on the source, no TTL on the target' % seconds_text(max(0, src_at - now_ms))
-    if src_at is None:
-        return 'no TTL on the source, expires in %s on the target' % seconds_text(max(0, tgt_at - now_ms))
-    delta = tgt_at - src_at
-    if abs(delta) > tolerance_ms:
-        return 'expires %s %s on the target than on the source (tolerance %s)' % (
-            seconds_text(abs(delta)), 'later' if delta > 0 else 'earlier', seconds_text(tolerance_ms))
-    return None
-
-
-def _size(values):
-    """Bytes held by a list of replies (nil and error replies count nothing)."""
-    try:
-        return sum(map(len, values))
-    except TypeError:
-        return sum(len(v) for v in values if v.__class__ is bytes)
-
-
-def strip_footer(payload):
-    """A DUMP payload without its 2-byte RDB version and 8-byte CRC64."""
-    return payload_body(payload)
-
 
 class _DbState:
     """Counters and differences of one db pair, shared by its workers."""
@@ -275,7 +147,7 @@ class Verifier:
             for server in (getattr(self, 'src', None), getattr(self, 'tgt', None)):
                 if server is not None:
                     server.client.close()
-        self._write_report(result)
+        write_report(self.opts, result, self.warnings)
         return result
 
     def _dbsize(self, endpoint, db):
@@ -420,99 +292,18 @@ class Verifier:
             target=self._describe(self.tgt),
         )
         if src_change['changed']:
-            self._warn(self._change_text('source', src_change) + ': differences found while data moves may come '
+            self._warn(change_text('source', src_change) + ': differences found while data moves may come '
                        'from those changes rather than from the copy. Stop the writers (CLIENT PAUSE WRITE, or unbind '
                        'the applications) and verify again')
         if tgt_change['changed']:
-            self._warn(self._change_text('target', tgt_change) + ': is something else writing to it?')
-        result['summary'] = self._summary(result, differing, memory, src_change)
-        result['warnings_list'] = list(self.warnings)
+            self._warn(change_text('target', tgt_change) + ': is something else writing to it?')
+        result['summary'] = summary(result, differing, memory, src_change, self.opts)
         return result
-
-    @staticmethod
-    def _change_text(label, change):
-        parts = []
-        if change['writes']:
-            parts.append(plural(change['writes'], 'write'))
-        if change['expiries']:
-            parts.append(plural(change['expiries'], 'key expiry', 'key expiries') + ' or evictions')
-        return 'the %s changed during the verification (%s counted in INFO persistence and stats)' % (
-            label, ' and '.join(parts))
 
     @staticmethod
     def _describe(server):
         return dict(address=server.endpoint.address, engine=server.engine, version=server.version_string,
                     tls=server.endpoint.tls)
-
-    def _summary(self, result, differing, memory, src_change):
-        src, tgt = result['source'], result['target']
-        total = result['totals']
-        pairs = ', '.join('%d' % d['db'] if d['db'] == d['target_db'] else '%d -> %d' % (d['db'], d['target_db'])
-                          for d in result['dbs'])
-        what = {'full': 'values', 'sample': 'values (a %g%% sample)' % (self.opts.sample_rate * 100),
-                'none': 'no values'}[self.opts.values]
-        head = 'Target %s (%s %s) against source %s (%s %s), %s (%s)' % (
-            tgt['address'], tgt['engine'], tgt['version'], src['address'], src['engine'], src['version'],
-            plural(len(result['dbs']), 'db') if result['dbs'] else 'no non-empty db on either side',
-            ('db ' if len(result['dbs']) == 1 else 'dbs ') + pairs if result['dbs'] else 'nothing to compare')
-        if result['consistent']:
-            text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
-                    'types, %s and TTLs (within %g s) match.' % (
-                        head, plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
-            if src_change['changed']:
-                text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
-                    self._change_text('source', src_change))
-            return text
-        parts = []
-        labels = (('missing', 'key missing on the target', 'keys missing on the target'),
-                  ('extra', 'extra key on the target', 'extra keys on the target'),
-                  ('type_differs', 'key of another type', 'keys of another type'),
-                  ('value_differs', 'value differs', 'values differ'),
-                  ('ttl_differs', 'TTL differs', 'TTLs differ'))
-        for name, one, many in labels:
-            if total[name]:
-                parts.append(plural(total[name], one, many))
-        text = '%s: NOT consistent' % head
-        if parts:
-            examples = ', '.join('%s "%s" in db %d' % (EXAMPLE_WORDS[d['kind']], d['key'], d['db'])
-                                 for d in result['differences'][:3])
-            example = ' (for example: %s)' % examples if examples else ''
-            text += ' - %s out of %s checked%s.' % (', '.join(parts), plural(total['keys'], 'source key'), example)
-        else:
-            text += '.'
-        if memory['within_tolerance'] is False:
-            text += ' used_memory of the target is %.1f MiB, %.2f times the source\'s %.1f MiB, outside ' \
-                    'memory_tolerance %g.' % (memory['target_used_memory'] / 2.0 ** 20, memory['ratio'],
-                                              memory['source_used_memory'] / 2.0 ** 20, memory['tolerance'])
-        if src_change['changed']:
-            text += ' Careful: %s, so these differences may come from those changes rather than from the copy: ' \
-                    'stop the writers (CLIENT PAUSE WRITE, or unbind the applications) and verify again.' % (
-                        self._change_text('source', src_change))
-        elif parts:
-            differing = total['type_differs'] + total['value_differs'] + total['ttl_differs']
-            which = ' and '.join(w for w, n in (('missing', total['missing']), ('differing', differing)) if n)
-            steps = []
-            if which:
-                steps.append('copy the %s keys again (kvtools.migration.kv_dump_restore%s)' % (
-                    which, ' with on_conflict: replace' if differing else ''))
-            if total['extra']:
-                steps.append('remove the extra keys from the target or find out who wrote them')
-            text += ' Next: %s, then run kv_verify again; the differences list names up to %d keys.' % (
-                ', '.join(steps), self.opts.max_reported)
-        return text
-
-    def _write_report(self, result):
-        path = self.opts.report
-        if not path or self.opts.check_mode:
-            return
-        data = dict(result)
-        data.pop('warnings_list', None)
-        data['warnings'] = list(self.warnings)
-        if path.endswith('.md'):
-            atomic_write(path, render_markdown(data))
-        else:
-            atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + '\n')
-
 
 class _Checker:
     """Compares SCAN batches of one db pair with its own source and target connections."""
@@ -611,6 +402,27 @@ class _Checker:
                 raise self._fail(exc, side, 'reading')
         return out
 
+    # -- the three readers: each sends one request to both sides and returns, per side,
+    #    (raw expiry lines or None, replies, time in ms) - the shape of :meth:`_exchange`
+    def _read_expiry_lines_mget(self, valued):
+        """Expiry integers first, read as raw lines (equal lines on both sides need no parsing), then MGET."""
+        buf = pack_expiry_mget(self.src_exp, valued)
+        return self._exchange(buf, buf, 1, len(valued))
+
+    def _read_mget_expiry(self, valued):
+        """MGET, then the expiry of each key (servers whose expiry commands differ)."""
+        head = pack_mget(valued)
+        src_buf = head + pack_key_commands((self.src_exp,), valued)
+        tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
+        return self._exchange(src_buf, tgt_buf, 1 + len(valued))
+
+    def _read_dump_expiry(self, valued, others):
+        """DUMP + expiry per valued key, TYPE + expiry per other key."""
+        src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + pack_key_commands((b'TYPE', self.src_exp), others)
+        tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
+            pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
+        return self._exchange(src_buf, tgt_buf, 2 * (len(valued) + len(others)))
+
     def _read(self, valued, others, mget, adapt=True):
         """Read and compare ``valued`` keys (their values and expiries) and ``others`` (type and expiry).
 
@@ -621,23 +433,13 @@ class _Checker:
         next parts to MGET.
         """
         n_v = len(valued)
-        s_lines = t_lines = None
         if mget and self.raw_lines:
-            # expiry integers first, read as raw lines: equal lines on both sides need no parsing at all
-            src_buf = tgt_buf = pack_expiry_mget(self.src_exp, valued)
-            (s_lines, s_replies, s_now), (t_lines, t_replies, t_now) = self._exchange(src_buf, tgt_buf, 1, n_v)
+            reading = self._read_expiry_lines_mget(valued)
         elif mget:
-            head = pack_mget(valued)
-            src_buf = head + pack_key_commands((self.src_exp,), valued)
-            tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
-            (dummy, s_replies, s_now), (dummy, t_replies, t_now) = self._exchange(src_buf, tgt_buf, 1 + n_v)
+            reading = self._read_mget_expiry(valued)
         else:
-            src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + \
-                pack_key_commands((b'TYPE', self.src_exp), others)
-            tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
-                pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
-            count = 2 * (n_v + len(others))
-            (dummy, s_replies, s_now), (dummy, t_replies, t_now) = self._exchange(src_buf, tgt_buf, count)
+            reading = self._read_dump_expiry(valued, others)
+        (s_lines, s_replies, s_now), (t_lines, t_replies, t_now) = reading
         if mget:
             s_vals, t_vals = s_replies[0], t_replies[0]
             for vals, side in ((s_vals, 'source'), (t_vals, 'target')):
@@ -649,13 +451,13 @@ class _Checker:
             if s_lines is not None:
                 if s_lines == t_lines and None not in s_vals and s_vals == t_vals:
                     self.state.add(dict(keys=n_v, identical=n_v), (), n_v)
-                    return _size(s_vals) + _size(t_vals)
+                    return reply_bytes(s_vals) + reply_bytes(t_vals)
                 s_exps, t_exps = parse_lines(s_lines), parse_lines(t_lines)
             else:
                 s_exps, t_exps = s_replies[1:], t_replies[1:]
         else:
             s_vals, s_exps, t_vals, t_exps = s_replies[0::2], s_replies[1::2], t_replies[0::2], t_replies[1::2]
-        size = _size(s_vals[:n_v]) + _size(t_vals[:n_v])
+        size = reply_bytes(s_vals[:n_v]) + reply_bytes(t_vals[:n_v])
         # The usual case: every key on both sides, same expiry, same value.
         if not others and self.src_absolute and self.tgt_absolute and s_exps == t_exps:
             if mget:
@@ -777,68 +579,3 @@ class _Checker:
         if ttl:
             kinds.append(('ttl_differs', ttl))
         self._count(counts, differences, key, kinds)
-
-
-# -- the Markdown report ----------------------------------------------------------------------------
-
-def _md_cell(value):
-    """Plain text for a Markdown table cell: one line, Markdown's special characters escaped."""
-    text = '' if value is None else str(value)
-    return re.sub(r'([\\`*_\[\]<>|#])', r'\\\1', text.replace('\n', ' '))
-
-
-def _md_row(*cells):
-    return '| ' + ' | '.join(_md_cell(c) for c in cells) + ' |'
-
-
-def _md_code(text):
-    """A key name as a Markdown code span (shown literally), safe inside a table cell."""
-    text = str(text)
-    if not text:
-        return '*(the empty name)*'
-    ticks = max([len(run) for run in re.findall('`+', text)] or [0])
-    fence = '`' * (ticks + 1)
-    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
-    return fence + pad + text.replace('|', '\\|') + pad + fence
-
-
-def render_markdown(result):
-    """The report as Markdown: summary, per-db table, differences, memory, warnings (never values)."""
-    src, tgt = result.get('source', {}), result.get('target', {})
-    lines = ['# kv_verify report', '',
-             '**%s**' % ('Consistent' if result.get('consistent') else 'NOT consistent'), '',
-             _md_cell(result.get('summary')), '',
-             '| | address | engine | version |', '|---|---|---|---|',
-             _md_row('source', src.get('address'), src.get('engine'), src.get('version')),
-             _md_row('target', tgt.get('address'), tgt.get('engine'), tgt.get('version')),
-             '',
-             'Values compared: %s. TTL tolerance: %g s. Duration: %.1f s.' % (
-                 result.get('values'), result.get('ttl_tolerance') or 0, result.get('seconds') or 0),
-             '', '## Databases', '']
-    cols = ('db', 'target_db', 'source_keys', 'target_keys', 'keys', 'identical', 'conflicts', 'missing', 'extra',
-            'type_differs', 'value_differs', 'ttl_differs', 'expired', 'source_expires', 'target_expires')
-    lines.append('| ' + ' | '.join(cols) + ' |')
-    lines.append('|' + '---|' * len(cols))
-    for entry in result.get('dbs', []):
-        lines.append('| ' + ' | '.join(_md_cell(entry.get(c, '')) for c in cols) + ' |')
-    total = result.get('totals', {})
-    lines.append('| **total** | | ' + ' | '.join(_md_cell(total.get(c, '')) for c in cols[2:]) + ' |')
-    lines += ['', '## Differences', '']
-    diffs = result.get('differences') or []
-    if diffs:
-        lines += ['Key names are escaped (Python byte-string notation); values are never shown.', '',
-                  '| db | target db | kind | key | detail |', '|---|---|---|---|---|']
-        for d in diffs:
-            lines.append('| %s | %s | %s | %s | %s |' % (
-                d.get('db'), d.get('target_db'), d.get('kind'), _md_code(d.get('key')), _md_cell(d.get('detail'))))
-    else:
-        lines.append('None.')
-    mem = result.get('memory', {})
-    lines += ['', '## Memory', '',
-              '| source used_memory | target used_memory | ratio | tolerance | within |', '|---|---|---|---|---|',
-              _md_row(mem.get('source_used_memory'), mem.get('target_used_memory'), mem.get('ratio'),
-                      mem.get('tolerance'), mem.get('within_tolerance'))]
-    warnings = result.get('warnings') or []
-    if warnings:
-        lines += ['', '## Warnings', ''] + ['- %s' % _md_cell(w) for w in warnings]
-    return '\n'.join(lines) + '\n'

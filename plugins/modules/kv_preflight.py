@@ -29,6 +29,8 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
+  - kvtools.migration.attributes.PAIR
+  - kvtools.migration.attributes.CHECK_MODE_READ_ONLY
 options:
   dbs:
     description:
@@ -69,9 +71,6 @@ options:
         stream cannot be filtered by key pattern.
     type: str
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it as usual.
   diff_mode:
     support: none
     description: Nothing changes.
