@@ -21,14 +21,19 @@ options:
       - Source databases to copy. Default - every non-empty database of the source.
     type: list
     elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
-    type: dict
   match:
     description:
       - Copy only keys whose name matches this glob (C(SCAN MATCH) syntax).
     type: str
+'''
+
+    # Where each db goes (also kv_preflight and kv_verify): extends_documentation_fragment: kvtools.migration.job.DB_MAP
+    DB_MAP = r'''
+options:
+  db_map:
+    description:
+      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
+    type: dict
 '''
 
     # How the copy runs and what it leaves behind: extends_documentation_fragment: kvtools.migration.job.RUN

@@ -20,7 +20,7 @@ __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import values_equal
 
 TTL_TOLERANCE_MS = 1000
 ON_CONFLICT = ('fail', 'skip', 'replace')

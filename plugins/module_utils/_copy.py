@@ -295,7 +295,7 @@ class CopyJob:
                 state.target_keys_before = self.target_keys_before[state.result['target_db']] = \
                     self.dbsize(state.result['target_db'])
                 if self.opts.check_mode or (self.opts.on_conflict == 'fail' and not state.target_empty):
-                    self._copy_db(state, plan=True)
+                    self._copy_db(state, planning=True)
                     state.planned = True
             self._stop_on_conflicts()
             if not self.opts.check_mode:
@@ -308,7 +308,7 @@ class CopyJob:
                         continue  # the plan found nothing to write: its counts are the result
                     if state.result['keys'] or state.failures:  # drop the plan's counts
                         state.reset()
-                    self._copy_db(state, plan=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
+                    self._copy_db(state, planning=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
         except Exception as exc:  # every failure leaves a report and the counts reached
             raise self._failed(exc, 'copying')
         self._tick('done')
@@ -405,18 +405,18 @@ class CopyJob:
             atomic_write(self.opts.report, json.dumps(data, indent=2, sort_keys=True))
 
     # -- one db ----------------------------------------------------------------------------------
-    def _copy_db(self, state, plan, cursor=0, recheck=False):
+    def _copy_db(self, state, planning, cursor=0, recheck=False):
         s_db = state.result['db']
-        check_existing = plan or recheck or not state.target_empty
-        values = self.writer.needs_values(state, plan, check_existing)
-        before = None if plan else self.writer.start_db(self, state, plan, recheck)
-        workers = 1 if plan else self.opts.workers
+        check_existing = planning or recheck or not state.target_empty
+        values = self.writer.needs_values(state, planning, check_existing)
+        before = None if planning else self.writer.start_db(self, state, planning, recheck)
+        workers = 1 if planning else self.opts.workers
         seq_lock = threading.Lock()
         order = dict(next_seq=0, done=set(), cursors={})
 
         def committed(seq, cursor_after):
             # Advance the checkpoint to the end of the longest run of finished batches.
-            if plan or self.checkpoint is None:
+            if planning or self.checkpoint is None:
                 return
             with seq_lock:
                 order['done'].add(seq)
@@ -430,7 +430,7 @@ class CopyJob:
                     self._save_checkpoint(s_db, advanced, recheck)
 
         def make_worker():
-            return DbWorker(self, state, values, plan, check_existing)
+            return DbWorker(self, state, values, planning, check_existing)
 
         def handle(worker, job):
             seq, (cursor_after, work) = job
@@ -439,17 +439,17 @@ class CopyJob:
 
         batches = self.source.batches(s_db, match=self.opts.match, count=self.opts.batch_size, cursor=cursor)
         process_batches(enumerate(batches), workers, make_worker, handle)
-        if not plan:
+        if not planning:
             self.writer.reconcile(self, state, before)
 
 
 class DbWorker:
     """One worker thread's reader and writer for one db."""
 
-    def __init__(self, job, state, values, plan, check_existing):
+    def __init__(self, job, state, values, planning, check_existing):
         self.reader = job.source.reader(state.result['db'], values, job.opts.batch_size)
         try:
-            self.writer = job.writer(job, state, self.reader, plan, check_existing)
+            self.writer = job.writer(job, state, self.reader, planning, check_existing)
         except Exception:
             self.reader.close()
             raise

@@ -40,14 +40,6 @@ def live_entries(entries, now=None, size=None):
     return kept, len(entries) - len(kept), size
 
 
-def payload_bytes(entries):
-    """The payload bytes of entries (absent keys count nothing)."""
-    try:
-        return sum([len(entry[1]) for entry in entries])
-    except TypeError:
-        return sum(len(entry[1]) for entry in entries if entry[1] is not None)
-
-
 class DumpReader:
     """``DUMP`` + ``PEXPIRETIME`` (``PTTL`` when ``absolute`` is false) for keys, pipelined on ``wire``.
 
@@ -62,6 +54,7 @@ class DumpReader:
         self.fail = fail
         self.max_part = max_part or 1000
         self.part = min(FIRST_PART, self.max_part)
+        self.last_bytes = 0  # payload bytes of the last recv()
 
     def send(self, keys):
         try:
@@ -75,11 +68,15 @@ class DumpReader:
             replies = self.wire.recv(2 * len(keys))
         except Exception as exc:
             raise self.fail(exc, 'reading')
+        errors = [reply for reply in replies if reply.__class__ is ReplyError]
+        if errors:
+            raise self.fail(errors[0], 'DUMP')
         dumps = replies[0::2]
         exps = replies[1::2]
-        for reply in replies:
-            if reply.__class__ is ReplyError:
-                raise self.fail(reply, 'DUMP')
+        try:
+            self.last_bytes = sum(map(len, dumps))
+        except TypeError:  # a nil: a key that does not exist
+            self.last_bytes = sum(len(payload) for payload in dumps if payload is not None)
         if self.absolute:
             return [(k, p, None if e < 0 else e, e) for k, p, e in zip(keys, dumps, exps)]
         now = now_ms()
@@ -108,7 +105,7 @@ class DumpReader:
         pending = send_next()
         while pending is not None:
             entries = self.recv(pending)
-            size = payload_bytes(entries)
+            size = self.last_bytes
             avg = max(1, size // max(1, len(pending)))
             self.part = max(1, min(self.max_part, PART_BYTES // avg))
             following = send_next()

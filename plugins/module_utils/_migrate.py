@@ -103,16 +103,16 @@ class MigrateWriter:
         return 'migrate'
 
     @classmethod
-    def fast(cls, state, plan, check_existing):
-        return state.target_empty and (plan or not check_existing)
+    def fast(cls, state, planning, check_existing):
+        return state.target_empty and (planning or not check_existing)
 
     @classmethod
-    def needs_values(cls, state, plan, check_existing):
-        return not cls.fast(state, plan, check_existing)
+    def needs_values(cls, state, planning, check_existing):
+        return not cls.fast(state, planning, check_existing)
 
     @classmethod
-    def start_db(cls, job, state, plan, recheck):
-        if plan or recheck or not state.target_empty:
+    def start_db(cls, job, state, planning, recheck):
+        if planning or recheck or not state.target_empty:
             return None
         return expiry_counters(job.source.server), expiry_counters(job.target)
 
@@ -159,13 +159,13 @@ class MigrateWriter:
         result['migrate_address'] = '%s:%d' % (job.target_ep.migrate_host, job.target_ep.migrate_port)
 
     # -- one worker ------------------------------------------------------------------------------
-    def __init__(self, job, state, reader, plan, check_existing):
+    def __init__(self, job, state, reader, planning, check_existing):
         self.job = job
         self.state = state
         self.s_db, self.t_db = state.result['db'], state.result['target_db']
-        self.plan = plan
+        self.planning = planning
         self.check_existing = check_existing
-        self.is_fast = self.fast(state, plan, check_existing)
+        self.is_fast = self.fast(state, planning, check_existing)
         self.on_conflict = job.opts.on_conflict
         self.max_part = job.opts.batch_size
         self.batch_bytes = job.opts.batch_bytes
@@ -234,7 +234,7 @@ class MigrateWriter:
             counts['bytes'] = sum(size for _key, size in live)
             for part in self._parts(live):
                 part_keys = [key for key, _size in part]
-                if self.plan:  # check mode: the same cut into MIGRATE calls, nothing sent
+                if self.planning:  # check mode: the same cut into MIGRATE calls, nothing sent
                     add(counts, 'copied', len(part))
                     self._count_batch()
                     continue
@@ -296,7 +296,7 @@ class MigrateWriter:
         if (self.check_existing if check_existing is None else check_existing) and items:
             items, replace_keys = sort_existing(items, self.target.entries(items), self.on_conflict, self._same,
                                                 self.s_db, counts, failures)
-        if self.plan:
+        if self.planning:
             for replace in (False, True):
                 group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
                 for dummy in self._parts(group):

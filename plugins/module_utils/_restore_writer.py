@@ -11,18 +11,18 @@ them to the target.  Its interface (:class:`~._migrate.MigrateWriter` has the sa
 ``payload_path(job)`` (class method)
     called once the pair is connected and checked: the per-db ``payload_path`` of the result, or a
     KVError when this writer cannot work between these servers.
-``needs_values(state, plan, check_existing)`` (class method)
+``needs_values(state, planning, check_existing)`` (class method)
     whether the reader must read the payloads (else keys only).
-``writer(job, state, reader, plan, check_existing)``
+``writer(job, state, reader, planning, check_existing)``
     one per worker thread, with target connections of its own; ``write(batch)`` adds its counts to
-    ``state`` (a :class:`~._copy.DbCopy`), ``close()``.  With ``plan`` (check mode, or the plan before
+    ``state`` (a :class:`~._copy.DbCopy`), ``close()``.  With ``planning`` (check mode, or the plan before
     the first write) it counts what a real run would write and writes nothing.
-``start_db(job, state, plan, recheck)`` / ``reconcile(job, state, before)`` / ``result(job, result)``
+``start_db(job, state, planning, recheck)`` / ``reconcile(job, state, before)`` / ``result(job, result)``
     (class methods) before and after a db is copied (``before`` is what ``start_db`` returned), and on the
     job's result.
 
 When a RESTORE is refused for the payload's version and the source offers a typed reader, the key is
-copied type-aware with ordinary commands (:class:`~._typed.TypedCopier`).
+copied type-aware with ordinary commands (:class:`~._type_aware.TypedCopier`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,7 +38,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._conflict import
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import TypedCopier, UncopyableKey
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import TypedCopier, UncopyableKey
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_restores
 
 FATAL_REPLIES = ('oom', 'noperm', 'auth', 'readonly', 'loading')
@@ -108,11 +108,11 @@ class RestoreWriter:
         return 'restore+fallback'
 
     @classmethod
-    def needs_values(cls, state, plan, check_existing):
+    def needs_values(cls, state, planning, check_existing):
         return True
 
     @classmethod
-    def start_db(cls, job, state, plan, recheck):
+    def start_db(cls, job, state, planning, recheck):
         return None
 
     @classmethod
@@ -123,12 +123,12 @@ class RestoreWriter:
     def result(cls, job, result):
         pass
 
-    def __init__(self, job, state, reader, plan, check_existing):
+    def __init__(self, job, state, reader, planning, check_existing):
         self.job = job
         self.state = state
         self.s_db, self.t_db = state.result['db'], state.result['target_db']
         self.path = state.result['payload_path']
-        self.plan = plan
+        self.planning = planning
         self.check_existing = check_existing
         self.on_conflict = job.opts.on_conflict
         self.fallback_allowed = job.opts.payload == 'auto'
@@ -157,7 +157,7 @@ class RestoreWriter:
         if self.check_existing and items:
             items, replace_keys = sort_existing(items, self.target.entries(items), self.on_conflict, self._same,
                                                 self.s_db, counts, failures)
-        if self.plan:
+        if self.planning:
             counts['copied'] = len(items)
             counts['replaced'] = len(replace_keys)
             if self.path == 'commands':

@@ -14,7 +14,7 @@ The flow of :meth:`Verifier.run`:
    source and on the target at the same time and compare ``payload_body()`` (the serialized value
    without the RDB version and CRC footer).  Only keys whose payloads differ (other encodings or RDB
    formats, e.g. Redis 7.0 against Valkey 9) are compared type-aware with
-   :func:`~._typed.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
+   :func:`~._type_aware.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
    ``TYPE`` replaces ``DUMP``;
 4. keys extra on the target: when every source key was found on the target, nothing was written on
    either side and both DBSIZEs equal the number of keys found, the key sets are equal; otherwise the
@@ -41,7 +41,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._pair import pai
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import key_type, values_equal
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_report import change_text, summary, write_report
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import (
     DIFF_KINDS, EXTRA_DEDUP_LIMIT, FIRST_PART, PART_BYTES, VERIFY_FIELDS, counter_delta, expire_at, read_counters,

@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
   - kvtools.migration.job.SELECTION
+  - kvtools.migration.job.DB_MAP
   - kvtools.migration.job.RUN
   - kvtools.migration.attributes.PAIR
 options:

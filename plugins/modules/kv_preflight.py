@@ -31,16 +31,13 @@ extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
   - kvtools.migration.attributes.PAIR
   - kvtools.migration.attributes.CHECK_MODE_READ_ONLY
+  - kvtools.migration.job.DB_MAP
 options:
   dbs:
     description:
       - Source databases to migrate. Default - every non-empty database of the source.
     type: list
     elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4})."
-    type: dict
   method:
     description:
       - V(auto) chooses as described above; V(migrate) and V(dump_restore) force a method (V(migrate) fails here when

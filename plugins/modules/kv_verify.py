@@ -34,6 +34,7 @@ author:
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
   - kvtools.migration.attributes.PAIR
+  - kvtools.migration.job.DB_MAP
 options:
   dbs:
     description:
@@ -41,10 +42,6 @@ options:
       - Default - every database that holds keys on the source or on the target (through O(db_map)).
     type: list
     elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
-    type: dict
   match:
     description:
       - Compare only keys whose name matches this glob (C(SCAN MATCH) syntax), in both directions.

@@ -168,7 +168,7 @@ def test_nokey_reply_counts_the_batch_as_expired(redis70, valkey80):
     run.connect()
     state = DbCopy(0, 0, 'migrate')
     reader = run.source.reader(0, values=False)
-    worker = MigrateWriter(run, state, reader, plan=False, check_existing=False)
+    worker = MigrateWriter(run, state, reader, planning=False, check_existing=False)
     try:
         with Untouched(redis70, dbs=[0]):
             counts = {}
