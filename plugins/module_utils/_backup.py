@@ -53,6 +53,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._wire import Wir
 
 SIDECAR_VERSION = 1
 
+
 def verify_backup(path, passphrase=None):
     """Read a whole backup (RDB or logical, plain or encrypted) and check it.
 

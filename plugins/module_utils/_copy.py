@@ -102,8 +102,6 @@ class CopyOptions:
             raise KVError('payload must be auto, restore or commands', kind='config')
 
 
-
-
 class DbCopy:
     """The copy of one db: its per-db result and failures, shared by its workers.
 
@@ -257,7 +255,7 @@ class CopyJob:
             self.resumed = True
             if previous.get('target_run_id') != run_id:
                 self.warn('the target restarted since the checkpoint was written: every db is checked again from '
-                           'the start (keys already there and identical are not copied again)')
+                          'the start (keys already there and identical are not copied again)')
                 self.checkpoint['dbs'] = dict((k, dict(cursor=0, done=False, recheck=True)) for k in previous['dbs'])
             else:
                 self.checkpoint['dbs'] = previous['dbs']
@@ -354,8 +352,8 @@ class CopyJob:
         need = self.source.data_bytes()
         if need > room:
             self.warn('the target %s may be too small: %s holds about %d MiB of data, the target has about %d MiB '
-                       'left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'
-                       % (self.target_ep.address, self.source.label, need // 2 ** 20, max(room, 0) // 2 ** 20,
+                      'left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'
+                      % (self.target_ep.address, self.source.label, need // 2 ** 20, max(room, 0) // 2 ** 20,
                           memory['maxmemory_policy']))
 
     def warn(self, msg):

@@ -262,7 +262,7 @@ class MigrateWriter:
             if reply_kind(errors[0]) in ('noperm', 'unknown_command'):
                 self.sizes_known = False
                 self.job.warn('the source user may not run MEMORY USAGE: MIGRATE batches are bounded by batch_size '
-                               'keys only, not by bytes')
+                              'keys only, not by bytes')
                 return [(key, 0) for key in keys]
             raise self._fail(errors[0], 'source', 'MEMORY USAGE in db %d' % self.s_db)
         return [(key, int(size)) for key, size in zip(keys, replies) if size is not None]

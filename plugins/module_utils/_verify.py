@@ -49,6 +49,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules im
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
+
 class _DbState:
     """Counters and differences of one db pair, shared by its workers."""
 
@@ -304,6 +305,7 @@ class Verifier:
     def _describe(server):
         return dict(address=server.endpoint.address, engine=server.engine, version=server.version_string,
                     tls=server.endpoint.tls)
+
 
 class _Checker:
     """Compares SCAN batches of one db pair with its own source and target connections."""
