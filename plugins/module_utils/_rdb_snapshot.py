@@ -177,6 +177,22 @@ def lzf_decompress(data, expected):
     return bytes(out)
 
 
+def chunk_reader(chunks):
+    """A ``read(n)`` callable over an iterable of byte chunks (e.g. ``ReplicationStream.payload()``)."""
+    source = iter(chunks)
+    state = [b'']
+
+    def read(size):
+        data = state[0]
+        while not data:
+            data = next(source, None)
+            if data is None:
+                return b''
+        state[0] = data[size:]
+        return data[:size]
+    return read
+
+
 class SpooledPayload:
     """A DUMP payload too big to hold in memory: a 0600 temp file of ``length`` bytes.
 
