@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot as snap
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import crc64 as py_crc64
+from ansible_collections.kvtools.migration.plugins.module_utils._backup import crc64 as py_crc64
 
 
 # --- a small RDB writer for the tests ------------------------------------------------------------------------
