@@ -177,6 +177,52 @@ def lzf_decompress(data, expected):
     return bytes(out)
 
 
+def _string_end(buf, pos):
+    """Where the RDB string at ``buf[pos]`` ends, if all of it is in ``buf``; else -1 (the slow path decides).
+
+    The hot path of the parser: most objects are one or a few short strings that lie in the buffer.
+    """
+    size = len(buf)
+    if pos >= size:
+        return -1
+    first = buf[pos]
+    if first < 0x40:
+        end = pos + 1 + first
+    elif first < 0x80:
+        if pos + 1 >= size:
+            return -1
+        end = pos + 2 + (((first & 0x3f) << 8) | buf[pos + 1])
+    elif first == 0xc0:
+        end = pos + 2
+    elif first == 0xc1:
+        end = pos + 3
+    elif first == 0xc2:
+        end = pos + 5
+    elif first == 0xc3:
+        clen, nxt = _len_at(buf, pos + 1)
+        if clen < 0:
+            return -1
+        ulen, nxt = _len_at(buf, nxt)
+        if ulen < 0:
+            return -1
+        end = nxt + clen
+    else:
+        return -1
+    return end if end <= size else -1
+
+
+def _len_at(buf, pos):
+    """A 6- or 14-bit RDB length at ``buf[pos]`` -> (value, next position); (-1, pos) otherwise."""
+    if pos >= len(buf):
+        return -1, pos
+    first = buf[pos]
+    if first < 0x40:
+        return first, pos + 1
+    if first < 0x80 and pos + 1 < len(buf):
+        return ((first & 0x3f) << 8) | buf[pos + 1], pos + 2
+    return -1, pos
+
+
 def chunk_reader(chunks):
     """A ``read(n)`` callable over an iterable of byte chunks (e.g. ``ReplicationStream.payload()``)."""
     source = iter(chunks)
@@ -344,6 +390,9 @@ class SnapshotParser:
         if self._spool is not None:
             self._spool.write(data)
             return
+        if self._cap is None:
+            self._cap = []
+            self._cap_len = 0
         self._cap.append(data)
         self._cap_len += len(data)
         if self._cap_len > self.big_threshold:
@@ -424,6 +473,10 @@ class SnapshotParser:
         return value
 
     def _skip_string(self):
+        end = _string_end(self._buf, self._pos)
+        if end >= 0:
+            self._pos = end
+            return
         value, enc = self._length()
         if value is not None:
             self._skip(value)
@@ -442,6 +495,12 @@ class SnapshotParser:
 
     def _string(self):
         """A whole string (key names, AUX fields, function code): decoded to its bytes."""
+        buf, pos = self._buf, self._pos
+        if pos < len(buf):
+            first = buf[pos]
+            if first < 0x40 and pos + 1 + first <= len(buf):
+                self._pos = pos + 1 + first
+                return buf[pos + 1:pos + 1 + first]
         value, enc = self._length()
         if value is not None:
             return bytes(self._take(value))
@@ -581,17 +640,23 @@ class SnapshotParser:
         version_bytes = self.version_bytes
         crc = CRC64
         while True:
-            start = self.offset
-            code = self._byte()
+            pos = self._pos
+            start = self._base + pos
+            if pos < len(self._buf):
+                code = self._buf[pos]
+                self._pos = pos + 1
+            else:
+                code = self._byte()
             rule = types.get(code)
             if rule is not None:
                 key = self._string()
                 # capture the object's bytes from here
                 self._rdb_type = code
                 self._cap_start = self._pos
-                self._cap = []
-                self._cap_len = 0
-                self._skip_object(rule, code)
+                if rule == 'string':
+                    self._skip_string()
+                else:
+                    self._skip_object(rule, code)
                 if self._spool is not None:
                     if self._cap_start < self._pos:
                         self._spool.write(self._buf[self._cap_start:self._pos])

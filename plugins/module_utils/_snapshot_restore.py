@@ -39,6 +39,9 @@ FAILURES_KEPT = 20
 FATAL_KINDS = ('payload', 'oom', 'noperm', 'readonly', 'loading', 'db', 'unknown_command', 'auth', 'moved')
 
 
+_RESTORE = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
+
+
 def _bulk(arg):
     return b'$%d\r\n%s\r\n' % (len(arg), arg)
 
@@ -66,6 +69,9 @@ class SnapshotRestorer:
                 raise KVError('db_map sends two source dbs into the same target db: %r' % self.mapping,
                               kind='config')
         self.replace = bool(replace)
+        replace_arg = b'$7\r\nREPLACE\r\n' if self.replace else b''
+        self._plain = (4 + self.replace, b'0', replace_arg)                      # RESTORE key 0 payload
+        self._abs = (5 + self.replace, None, b'$6\r\nABSTTL\r\n' + replace_arg)  # RESTORE key ms payload ABSTTL
         self.window = int(window)
         self.window_bytes = int(window_bytes)
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
@@ -140,43 +146,48 @@ class SnapshotRestorer:
             self.not_selected += 1
             _close(payload)
             return
-        entry = self._db(db)
+        entry = self.results.get(db) or self._db(db)
         entry['keys'] += 1
         size = len(payload)
         entry['bytes'] += size
-        if expire_ms is not None and expire_ms <= self.now_ms():
+        if expire_ms is None:
+            argc, ttl, tail = self._plain
+        elif expire_ms <= self.now_ms():
             entry['expired'] += 1
             _close(payload)
             return
+        else:
+            argc, ttl, tail = self._abs
+            ttl = b'%d' % expire_ms
         if self.wire is None:
             self._connect()
         target_db = entry['target_db']
         if target_db != self._selected:
             self._queue(b'*2\r\n$6\r\nSELECT\r\n' + _bulk(b'%d' % target_db), ('select', db, None, 0))
             self._selected = target_db
-        tail = b''
-        if expire_ms is None:
-            argc, ttl = 4, b'0'
-        else:
-            argc, ttl = 5, b'%d' % expire_ms
-            tail = b'$6\r\nABSTTL\r\n'
-        if self.replace:
-            argc += 1
-            tail += b'$7\r\nREPLACE\r\n'
-        head = b'*%d\r\n$7\r\nRESTORE\r\n%s%s$%d\r\n' % (argc, _bulk(key), _bulk(ttl), size)
+        what = ('restore', db, key, size)
         if isinstance(payload, bytes):
-            self._queue(b''.join((head, payload, b'\r\n', tail)), ('restore', db, key, size))
+            # the hot path: one format per key, no method call unless a buffer or the window is full
+            data = _RESTORE % (argc, len(key), key, len(ttl), ttl, size, payload, tail)
+            self._out.append(data)
+            self._out_size += len(data)
+            self._inflight.append(what)
+            self._inflight_bytes += size
+            if self._out_size >= SEND_BYTES:
+                self._send_out()
+            if len(self._inflight) >= self.window or self._inflight_bytes >= self.window_bytes:
+                self._drain(len(self._inflight) // 2 or 1)
             return
         # a spooled payload: send what is queued, then the command with the payload streamed from its file
         self._send_out()
         try:
-            self._send(head)
+            self._send(b'*%d\r\n$7\r\nRESTORE\r\n%s%s$%d\r\n' % (argc, _bulk(key), _bulk(ttl), size))
             for chunk in payload.chunks():
                 self._send(chunk)
             self._send(b'\r\n' + tail)
         finally:
             payload.close()
-        self._sent(('restore', db, key, size))
+        self._sent(what)
 
     def function(self, code):
         self.functions['found'] += 1
