@@ -24,6 +24,7 @@ from tests.support.ansible import ensure_collection_path  # noqa: E402
 
 sys.path.insert(0, ensure_collection_path())
 
+from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding as enc  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot as snap  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import ReplicationStream  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import crc64 as py_crc64  # noqa: E402
@@ -36,8 +37,8 @@ def bench_crc():
     small = [os.urandom(100) for dummy in range(1000)]
     big = os.urandom(64 << 20)
     impls = [('python', py_crc64)]
-    if snap.HAS_ANYCRC:
-        impls.insert(0, ('anycrc', snap._ANYCRC_MODEL.calc))
+    if enc.HAS_ANYCRC:
+        impls.insert(0, ('anycrc', enc.ANYCRC_MODEL.calc))
     for name, fn in impls:
         rounds = 200 if name == 'anycrc' else 20
         t0 = time.perf_counter()
@@ -87,7 +88,7 @@ def main():
     ap.add_argument('--keys', type=int, default=200000)
     ap.add_argument('--out')
     args = ap.parse_args()
-    report = dict(crc=bench_crc(), crc_used=snap.CRC64_IMPLEMENTATION)
+    report = dict(crc=bench_crc(), crc_used=enc.CRC64_IMPLEMENTATION)
     source = servers.Server('redis70', name='bench-snap-src').start()
     target = servers.Server('valkey80', name='bench-snap-tgt').start()
     try:

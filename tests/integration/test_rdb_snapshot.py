@@ -5,8 +5,10 @@ For each version startable here (Redis 6.2, 7.0, 7.2, 7.4, Valkey 8.0, 9.0, 9.1)
 dump.rdb after SAVE and from the replication protocol (disk-based and diskless transfers).
 """
 
+import io
 import os
 import random
+import struct
 
 import pytest
 
@@ -153,3 +155,40 @@ def test_replication_transfer_payloads_equal_dump(request, flavour, diskless, tm
     assert transfer == ('eof-stream' if diskless else 'sized')
     check_snapshot(server, events, expected)
     assert parser.rest == b''
+
+
+@pytest.mark.parametrize('flavour', ['redis70', 'valkey80'])
+def test_old_encodings_restore_as_the_right_objects(request, flavour):
+    """Payloads split from a hand-made RDB 9 stream holding the plain/old encodings no server here writes any
+    more (plain LIST and SET, ZSET with text scores, plain HASH, old EXPIRETIME in seconds, an LZF key name)
+    are accepted by a real server and read back as the objects they encode."""
+    from tests.unit.test_rdb_snapshot import enc_len, enc_str, rdb
+    server = request.getfixturevalue(flavour)
+    key_lzf = bytes([2]) + b'key' + bytes([(1 << 5) | 0, 2])   # "keykey"
+    body = (b'\xfe\x00'
+            + b'\x01' + enc_str(b'list') + enc_len(3) + enc_str(b'a') + b'\xc0\x07' + enc_str(b'\xff\x00')
+            + b'\x02' + enc_str(b'set') + enc_len(2) + enc_str(b'm') + b'\xc1\x10\x27'
+            + b'\x03' + enc_str(b'zset') + enc_len(3) + enc_str(b'a') + b'\x031.5' + enc_str(b'b') + b'\xfe'
+            + enc_str(b'c') + b'\xff'
+            + b'\x04' + enc_str(b'hash') + enc_len(2) + enc_str(b'f') + b'\xc2' + struct.pack('<i', -5)
+            + enc_str(b'g') + enc_str(b'')
+            + b'\x05' + enc_str(b'zset2') + enc_len(1) + enc_str(b'm') + struct.pack('<d', 2.5)
+            + b'\xfd' + struct.pack('<i', 2000000000) + b'\x00\xc3' + enc_len(len(key_lzf)) + enc_len(6) + key_lzf
+            + b'\xc0\x2a')
+    parser = SnapshotParser(io.BytesIO(rdb(body)).read)
+    client = server.admin()
+    for event in parser.events():
+        if event[0] == 'key':
+            dummy, db, key, payload, expire = event
+            if expire is None:
+                client.restore(key, 0, payload)
+            else:
+                client.restore(key, expire, payload, absttl=True)
+    assert client.lrange(b'list', 0, -1) == [b'a', b'7', b'\xff\x00']
+    assert client.smembers(b'set') == {b'm', b'10000'}
+    assert client.zrange(b'zset', 0, -1, withscores=True) == [(b'c', float('-inf')), (b'a', 1.5),
+                                                                 (b'b', float('inf'))]
+    assert client.hgetall(b'hash') == {b'f': b'-5', b'g': b''}
+    assert client.zrange(b'zset2', 0, -1, withscores=True) == [(b'm', 2.5)]
+    assert client.get(b'keykey') == b'42'
+    assert client.execute_command('PEXPIRETIME', b'keykey') == 2000000000000

@@ -1,4 +1,4 @@
-"""Pure logic of plugins/module_utils/_rdb_snapshot.py on hand-made RDB streams: every opcode and skip rule,
+"""Pure logic of plugins/module_utils/_rdb_snapshot.py and _rdb_encoding.py on hand-made RDB streams: every opcode and skip rule,
 the magic/version branches, refusals with the number and offset, truncation, CRC, spooling, LZF.
 (Payloads compared with real servers' DUMP are in tests/integration/test_rdb_snapshot.py.)"""
 
@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding as enc
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot as snap
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import crc64 as py_crc64
@@ -50,14 +51,14 @@ def payload_of(rdb_type, obj, version):
 def test_lzf_literal_backref_and_overlap():
     # "abc" literal, then a back reference of 6 bytes at distance 3 (overlapping: abcabc), then "Z"
     data = bytes([2]) + b'abc' + bytes([(4 << 5) | 0, 2]) + bytes([0]) + b'Z'
-    assert snap.lzf_decompress(data, 10) == b'abcabcabcZ'
+    assert enc.lzf_decompress(data, 10) == b'abcabcabcZ'
     # a long back reference (length byte follows): 7 + 3 + 2 = 12 bytes of "x"
     data = bytes([0]) + b'x' + bytes([(7 << 5) | 0, 3, 0])
-    assert snap.lzf_decompress(data, 13) == b'x' * 13
+    assert enc.lzf_decompress(data, 13) == b'x' * 13
     with pytest.raises(ValueError):
-        snap.lzf_decompress(bytes([5]) + b'ab', 6)
+        enc.lzf_decompress(bytes([5]) + b'ab', 6)
     with pytest.raises(ValueError):
-        snap.lzf_decompress(bytes([(1 << 5), 9]), 3)
+        enc.lzf_decompress(bytes([(1 << 5), 9]), 3)
 
 
 # --- events and skip rules ---------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_pure_python_crc_gives_the_same(monkeypatch):
     expected = parse(data)[1]
     monkeypatch.setattr(snap, 'CRC64', py_crc64)
     assert parse(data)[1] == expected
-    assert snap.CRC64_IMPLEMENTATION in ('anycrc', 'python')
+    assert enc.CRC64_IMPLEMENTATION in ('anycrc', 'python')
 
 
 # --- spooling -------------------------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ def test_abandoned_parse_leaves_no_spool_file(tmp_path):
 
 
 def test_chunk_reader():
-    read = snap.chunk_reader(iter([b'abc', b'', b'defg']))
+    read = enc.chunk_reader(iter([b'abc', b'', b'defg']))
     assert [read(2), read(5), read(1), read(9), read(1)] == [b'ab', b'c', b'd', b'efg', b'']
 
 
