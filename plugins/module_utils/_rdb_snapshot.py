@@ -34,7 +34,10 @@ opcode or type the parser does not know stops it with a KVError naming the numbe
 offset: an unknown object's length is unknowable, so skipping it would corrupt what follows.
 
 After the ``end`` event, ``parser.rest`` holds the bytes ``read`` returned past the snapshot's
-trailer (the start of the command stream when ``read`` is a raw replication socket).
+trailer: the start of the command stream when ``read`` is a raw replication socket and the transfer was
+sized (``$<length>``); after a diskless transfer (``$EOF:<mark>``) read raw, ``rest`` starts with the
+40-byte end mark.  (``ReplicationStream.payload()`` through :func:`chunk_reader` does the framing
+itself: then ``rest`` is empty.)
 """
 
 from __future__ import absolute_import, division, print_function

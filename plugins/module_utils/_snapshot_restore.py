@@ -139,7 +139,12 @@ class SnapshotRestorer:
             self.key(event[1], event[2], event[3], event[4])
         elif kind == 'function':
             self.function(event[1])
-        # 'aux', 'db' and 'end' need nothing from the restorer
+        elif kind == 'end' and not event[1]:
+            # every payload carries a CRC the parser computed, so only the snapshot's own trailer can tell
+            raise KVError('the snapshot\'s CRC-64 trailer does not match what was received: the transfer was corrupted '
+                          'and the keys written from it cannot be trusted. Take a new snapshot (the target keys are '
+                          'replaced)', kind='corrupt', endpoint=self.target.address)
+        # 'aux' and 'db' need nothing from the restorer
 
     def key(self, db, key, payload, expire_ms):
         if self.dbs is not None and db not in self.dbs:

@@ -3,6 +3,7 @@ its snapshot and restored into a real Valkey 8.0 / 9.x target, then compared key
 (tests/support/compare.py: types, typed values, expiries; plus DUMP equality where the RDB versions match and
 PEXPIRETIME equality everywhere)."""
 
+import io
 import os
 import time
 
@@ -142,3 +143,13 @@ def test_end_to_end_over_replication(redis70, valkey9, tmp_path):
     assert stream.transfer == 'eof-stream' and parser.checksum == 'verified'
     assert result['totals']['copied'] == parser.keys
     assert_exact(redis70, valkey9, [(0, 0), (3, 3), (15, 15)])
+
+
+def test_a_corrupted_snapshot_stops_at_its_end(valkey80):
+    from tests.unit.test_rdb_snapshot import enc_str, rdb
+    data = rdb(b'\xfe\x00\x00' + enc_str(b'k') + enc_str(b'v'))
+    data = data[:-1] + bytes([data[-1] ^ 0x55])
+    parser = SnapshotParser(io.BytesIO(data).read)
+    with pytest.raises(KVError) as info:
+        SnapshotRestorer(Endpoint(valkey80.endpoint())).run(parser.events())
+    assert info.value.kind == 'corrupt' and 'CRC-64' in info.value.message
