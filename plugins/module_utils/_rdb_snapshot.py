@@ -159,6 +159,7 @@ class SnapshotParser:
         self.checksum = None
         self.keys = 0
         self.spooled = 0
+        self.lzf_strings = 0        # LZF-compressed key names / AUX fields / function sources decompressed
         self.rest = b''
         self.finished = False
         # the buffer: _buf[_pos:] is unread; _base is the stream offset of _buf[0]
@@ -335,6 +336,7 @@ class SnapshotParser:
             compressed = self._len()
             size = self._len()
             data = self._take(compressed)
+            self.lzf_strings += 1
             try:
                 return lzf_decompress(data, size)
             except (ValueError, IndexError) as exc:

@@ -111,6 +111,7 @@ def test_dump_rdb_payloads_equal_dump(request, flavour, tmp_path):
     assert facts['dbs'] == [0, 3, 15]
     assert facts['spooled'] >= 2  # str:big and hash:bigvalues at least
     assert parser.checksum == 'verified'
+    assert parser.lzf_strings >= 1  # the long key name was LZF-compressed in the RDB
     assert parser.facts()['keys'] == facts['keys']
     assert os.listdir(str(tmp_path)) == []  # every spool file was closed
 
