@@ -52,7 +52,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import (
     CRC64, CRC64_IMPLEMENTATION, KNOWN_VERSIONS, OP_AUX, OP_EOF, OP_EXPIRETIME, OP_EXPIRETIME_MS, OP_FREQ,
     OP_FUNCTION2, OP_FUNCTION_PRE_GA, OP_IDLE, OP_MODULE_AUX, OP_RESIZEDB, OP_SELECTDB, OP_SLOT_IMPORT, OP_SLOT_INFO,
-    RDB_MAGIC, TYPES, chunk_reader, lzf_decompress, string_end)
+    RDB_MAGIC, TYPES, lzf_decompress, string_end)
 
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file

@@ -108,7 +108,7 @@ def main():
         stream = ReplicationStream(Endpoint(source.endpoint()), '7.0.15')
         stream.open()
         t0 = time.perf_counter()
-        parser = snap.SnapshotParser(snap.chunk_reader(stream.payload()))
+        parser = snap.SnapshotParser(enc.chunk_reader(stream.payload()))
         result = SnapshotRestorer(Endpoint(target.endpoint())).run(parser.events())
         seconds = time.perf_counter() - t0
         stream.close()

@@ -14,8 +14,8 @@ import pytest
 
 from ansible_collections.kvtools.migration.plugins.module_utils import _backup
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import (
-    SnapshotParser, SpooledPayload, chunk_reader)
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser, SpooledPayload
 from tests.support import rdb_data
 
 FLAVOURS = ['redis62', 'redis70', 'redis72', 'redis74', 'valkey80', 'valkey90', 'valkey9']

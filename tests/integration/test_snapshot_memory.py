@@ -16,7 +16,8 @@ from tests.support import ansible as kv_ansible
 sys.path.insert(0, kv_ansible.ensure_collection_path())
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import ReplicationStream
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser, chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._snapshot_restore import SnapshotRestorer
 spec = json.loads(sys.stdin.read())
 stream = ReplicationStream(Endpoint(spec['source']), spec['version'])
@@ -80,4 +81,3 @@ def test_big_values_in_bounded_memory(redis70, valkey80, tmp_path):
     assert os.listdir(str(tmp_path)) == []
     src.flushall()
     tgt.flushall()
-

@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.kvtools.migration.plugins.module_utils import _backup
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser, chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._snapshot_restore import SnapshotRestorer
 from tests.support import compare, rdb_data
 
