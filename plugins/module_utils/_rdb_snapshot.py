@@ -447,8 +447,7 @@ class SnapshotParser:
     def events(self):
         """Yield the snapshot's events (see the module docstring); raise KVError on anything unknown."""
         try:
-            for event in self._events():
-                yield event
+            yield from self._events()
         finally:
             if self._spool is not None:
                 self._spool.abort()

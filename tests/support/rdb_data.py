@@ -40,7 +40,7 @@ def load_every_encoding(server, ttl_ms=3600 * 1000):
         pipe.set(b'str:int:%d' % n, value)
     pipe.set(b'str:raw', b'plain short value')
     pipe.set(b'str:lzf', b'abcabcabc' * 200)
-    pipe.set(b'str:random', bytes(rng.getrandbits(8) for _ in range(3000)))
+    pipe.set(b'str:random', rng.randbytes(3000))
     pipe.set(b'K' * 64 + b':compressed-key-name', b'key name long and repetitive: LZF in the RDB')
     pipe.set(b'str:ttl', b'expires', px=ttl_ms)
     pipe.set(b'str:ttl-abs', b'expires at', pxat=4102444800000)
