@@ -187,8 +187,8 @@ def test_old_encodings_restore_as_the_right_objects(request, flavour):
                 client.restore(key, expire, payload, absttl=True)
     assert client.lrange(b'list', 0, -1) == [b'a', b'7', b'\xff\x00']
     assert client.smembers(b'set') == {b'm', b'10000'}
-    assert client.zrange(b'zset', 0, -1, withscores=True) == [(b'c', float('-inf')), (b'a', 1.5),
-                                                                 (b'b', float('inf'))]
+    scores = [(b'c', float('-inf')), (b'a', 1.5), (b'b', float('inf'))]
+    assert client.zrange(b'zset', 0, -1, withscores=True) == scores
     assert client.hgetall(b'hash') == {b'f': b'-5', b'g': b''}
     assert client.zrange(b'zset2', 0, -1, withscores=True) == [(b'm', 2.5)]
     assert client.get(b'keykey') == b'42'
