@@ -26,7 +26,7 @@ except Exception:  # pragma: no cover - the pure-Python CRC is the fallback
     ANYCRC_MODEL = None
     HAS_ANYCRC = False
 
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import crc64 as py_crc64
+from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64
 
 
 def _pick_crc():

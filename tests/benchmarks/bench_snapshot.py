@@ -26,8 +26,8 @@ sys.path.insert(0, ensure_collection_path())
 
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding as enc  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot as snap  # noqa: E402
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import ReplicationStream  # noqa: E402
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import crc64 as py_crc64  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._replication import ReplicationStream  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._snapshot_restore import SnapshotRestorer  # noqa: E402
 

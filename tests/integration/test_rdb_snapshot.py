@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _backup
+from ansible_collections.kvtools.migration.plugins.module_utils import _replication
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser, SpooledPayload
@@ -130,7 +130,7 @@ def test_any_read_sizes(redis74, tmp_path):
 def _stream_events(server, tmp_path, capabilities):
     info = server.admin().info('server')
     version = str(info.get('valkey_version') or info['redis_version'])
-    stream = _backup.ReplicationStream(Endpoint(server.endpoint()), version, capabilities)
+    stream = _replication.ReplicationStream(Endpoint(server.endpoint()), version, capabilities)
     stream.open()
     try:
         parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path), big_threshold=100000)

@@ -14,7 +14,7 @@ import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 from tests.support import ansible as kv_ansible
 sys.path.insert(0, kv_ansible.ensure_collection_path())
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import ReplicationStream
+from ansible_collections.kvtools.migration.plugins.module_utils._replication import ReplicationStream
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser

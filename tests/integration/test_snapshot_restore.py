@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _backup
+from ansible_collections.kvtools.migration.plugins.module_utils import _replication
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
@@ -134,7 +134,7 @@ def test_db_map_collision_is_a_config_error(valkey80):
 def test_end_to_end_over_replication(redis70, valkey9, tmp_path):
     """A diskless transfer from Redis 7.0 parsed as it arrives and restored into Valkey 9.1 at once."""
     rdb_data.load_every_encoding(redis70)
-    stream = _backup.ReplicationStream(Endpoint(redis70.endpoint()), '7.0.15')
+    stream = _replication.ReplicationStream(Endpoint(redis70.endpoint()), '7.0.15')
     stream.open()
     try:
         parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path), big_threshold=100000)

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding as enc
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot as snap
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import crc64 as py_crc64
+from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64
 
 
 # --- a small RDB writer for the tests ------------------------------------------------------------------------
