@@ -154,3 +154,12 @@ def test_a_corrupted_snapshot_stops_at_its_end(valkey80):
     with pytest.raises(KVError) as info:
         SnapshotRestorer(Endpoint(valkey80.endpoint())).run(parser.events())
     assert info.value.kind == 'corrupt' and 'CRC-64' in info.value.message
+
+
+def test_restore_into_a_tls_target_with_spooled_payloads(redis70, valkey80_tls, tmp_path):
+    rdb_data.load_every_encoding(redis70)
+    valkey80_tls.admin().function_flush()
+    parser, events = _events_from_save(redis70, str(tmp_path), big_threshold=16 * 1024)
+    result = SnapshotRestorer(Endpoint(valkey80_tls.endpoint()), window=50).run(events)
+    assert parser.spooled >= 2 and result['totals']['copied'] == parser.keys
+    assert_exact(redis70, valkey80_tls, [(0, 0), (3, 3), (15, 15)])
