@@ -18,7 +18,8 @@ Events are plain tuples, in the order of the stream:
   server that wrote the snapshot: ``bytes``, or a :class:`SpooledPayload` (a 0600 temp file) for an
   object of which more than ``big_threshold`` bytes had to be kept across buffer refills, so a
   ``bytes`` payload is never longer than ``big_threshold + read_size`` (+ 11).  The consumer calls
-  ``payload.close()`` when it is done with a SpooledPayload.  ``expire_ms`` is the absolute expiry
+  ``payload.close()`` when it is done with a SpooledPayload (``parser.close()`` is not needed: a spool
+  file being written when the generator is closed or fails is removed).  ``expire_ms`` is the absolute expiry
   in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
@@ -28,10 +29,13 @@ Events are plain tuples, in the order of the stream:
 
 A DUMP payload is the object's type byte, the object's bytes exactly as the RDB holds them, the
 RDB version (2 bytes LE) and the CRC-64/Jones (8 bytes LE) of everything before it.  Values are
-never decoded; the parser only learns where each object ends (see ``docs`` of each type below).
-Redis and Valkey give different meanings to type 22/23 and opcode 243, so the magic decides.  An
-opcode or type the parser does not know stops it with a KVError naming the number and the
-offset: an unknown object's length is unknowable, so skipping it would corrupt what follows.
+never decoded; the parser only learns where each object ends (the skip rule of each type is in
+``_rdb_encoding.TYPES``).  Redis and Valkey give different meanings to type 22/23 and opcode 243, so
+the magic decides; RDB versions outside the known ranges are refused.  An opcode or type the parser
+does not know stops it with a KVError (kind ``unsupported``) naming the number and the offset: an
+unknown object's length is unknowable, so skipping it would corrupt what follows.  Module values
+and MODULE_AUX are refused the same way (the target would need the module).  A cut-off stream
+raises kind ``truncated``, a malformed one kind ``corrupt``, both with the offset.
 
 After the ``end`` event, ``parser.rest`` holds the bytes ``read`` returned past the snapshot's
 trailer: the start of the command stream when ``read`` is a raw replication socket and the transfer was
