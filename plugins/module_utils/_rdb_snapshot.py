@@ -164,6 +164,7 @@ class SnapshotParser:
         self.keys = 0
         self.spooled = 0
         self.lzf_strings = 0        # LZF-compressed key names / AUX fields / function sources decompressed
+        self.opcodes = {}           # opcode number -> how many times it was read
         self.rest = b''
         self.finished = False
         # the buffer: _buf[_pos:] is unread; _base is the stream offset of _buf[0]
@@ -464,6 +465,7 @@ class SnapshotParser:
         expire = None
         version_bytes = self.version_bytes
         crc = CRC64
+        opcodes = self.opcodes
         while True:
             pos = self._pos
             start = self._base + pos
@@ -500,7 +502,9 @@ class SnapshotParser:
                 self.keys += 1
                 yield ('key', db, key, payload, expire)
                 expire = None
-            elif code == OP_EXPIRETIME_MS:
+                continue
+            opcodes[code] = opcodes.get(code, 0) + 1
+            if code == OP_EXPIRETIME_MS:
                 expire = struct.unpack('<q', self._take(8))[0]
             elif code == OP_SELECTDB:
                 db = self._len()

@@ -104,10 +104,18 @@ def _save_and_open(server):
 def test_dump_rdb_payloads_equal_dump(request, flavour, tmp_path):
     server = request.getfixturevalue(flavour)
     expected = rdb_data.load_every_encoding(server)
-    with _save_and_open(server) as fh:
-        # a small buffer and threshold, so objects straddle refills and the big ones are spooled
-        parser = SnapshotParser(fh.read, spool_dir=str(tmp_path), big_threshold=64 * 1024, read_size=16 * 1024)
-        facts = check_snapshot(server, parser.events(), expected)
+    # an LFU or LRU policy makes the server write FREQ (249) or IDLE (248) before each key
+    lfu = FLAVOURS.index(flavour) % 2 == 0
+    server.admin().config_set('maxmemory-policy', 'allkeys-lfu' if lfu else 'allkeys-lru')
+    try:
+        with _save_and_open(server) as fh:
+            # a small buffer and threshold, so objects straddle refills and the big ones are spooled
+            parser = SnapshotParser(fh.read, spool_dir=str(tmp_path), big_threshold=64 * 1024, read_size=16 * 1024)
+            facts = check_snapshot(server, parser.events(), expected)
+    finally:
+        server.admin().config_set('maxmemory-policy', 'noeviction')
+    assert parser.opcodes[249 if lfu else 248] == facts['keys']
+    assert parser.opcodes[252] >= 5 and parser.opcodes[254] == 3 and parser.opcodes[251] == 3
     assert facts['dbs'] == [0, 3, 15]
     assert facts['spooled'] >= 2  # str:big and hash:bigvalues at least
     assert parser.checksum == 'verified'
