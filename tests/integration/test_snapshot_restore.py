@@ -38,7 +38,7 @@ def assert_exact(source, target, pairs):
     """compare.assert_same, plus the same PEXPIRETIME for every key and the same field TTLs of every hash
     with field TTLs.  (DUMP equality is no invariant here: a hashtable's order differs between servers.)"""
     compare.assert_same(source, target, pairs)
-    hfe = rdb_data.hfe_supported(source)
+    hfe = rdb_data.hfe_supported(source) and rdb_data.hfe_supported(target)
     for s_db, t_db in pairs:
         src, tgt = source.admin(s_db), target.admin(t_db)
         for key in _scan_all(src):
@@ -163,3 +163,44 @@ def test_restore_into_a_tls_target_with_spooled_payloads(redis70, valkey80_tls, 
     result = SnapshotRestorer(Endpoint(valkey80_tls.endpoint()), window=50).run(events)
     assert parser.spooled >= 2 and result['totals']['copied'] == parser.keys
     assert_exact(redis70, valkey80_tls, [(0, 0), (3, 3), (15, 15)])
+
+
+def _replicate_as(source, version, target, tmp_path):
+    stream = _replication.ReplicationStream(Endpoint(source.endpoint()), version)
+    stream.open()
+    try:
+        parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path))
+        return parser, SnapshotRestorer(Endpoint(target.endpoint())).run(parser.events())
+    finally:
+        stream.close()
+
+
+def test_valkey91_writes_rdb_11_for_a_replica_announcing_8_0(valkey9, valkey80, tmp_path):
+    """``REPLCONF version 8.0.1`` makes Valkey 9.1 write its snapshot as RDB 11 (REDIS0011), whose payloads a
+    Valkey 8.0 target restores exactly - as long as no hash has field TTLs (next test)."""
+    rdb_data.load_every_encoding(valkey9)
+    valkey9.admin().delete(b'hfe:small', b'hfe:big')
+    valkey80.admin().function_flush()
+    parser, result = _replicate_as(valkey9, '8.0.1', valkey80, tmp_path)
+    assert parser.magic == 'REDIS0011' and result['totals']['copied'] == parser.keys
+    assert_exact(valkey9, valkey80, [(0, 0), (3, 3), (15, 15)])
+
+
+def test_valkey91_cuts_the_transfer_when_rdb_11_cannot_hold_field_ttls(valkey9, valkey80, tmp_path):
+    """With a hash that has field TTLs the source's fork fails ("Can't store key (db 0) in RDB version 11") and
+    the diskless transfer ends without its mark: a clear truncation, nothing half-restored is called done."""
+    rdb_data.load_every_encoding(valkey9)
+    with pytest.raises(KVError) as info:
+        _replicate_as(valkey9, '8.0.1', valkey80, tmp_path)
+    assert info.value.kind == 'truncated'
+    assert "in RDB version 11" in valkey9.log_tail(50)
+
+
+def test_valkey90_ignores_the_announced_version(valkey90, valkey80, tmp_path):
+    """Valkey 9.0.0 writes VALKEY080 whatever the replica announces: Valkey 8.0 refuses its payloads, and the
+    restore stops on the first one with the reason."""
+    valkey90.admin().set(b'k', b'v')
+    with pytest.raises(KVError) as info:
+        _replicate_as(valkey90, '8.0.1', valkey80, tmp_path)
+    assert info.value.kind == 'payload'
+    assert valkey80.admin().dbsize() == 0
