@@ -465,6 +465,7 @@ class SnapshotParser:
         expire = None
         version_bytes = self.version_bytes
         crc = CRC64
+        pack_q = struct.Struct('<Q').pack
         opcodes = self.opcodes
         while True:
             pos = self._pos
@@ -476,12 +477,24 @@ class SnapshotParser:
                 code = self._byte()
             rule = types.get(code)
             if rule is not None:
-                key = self._string()
+                # the key name: in place when it is short and whole in the buffer (the usual case)
+                buf, pos = self._buf, self._pos
+                if pos < len(buf) and buf[pos] < 0x40 and pos + 1 + buf[pos] <= len(buf):
+                    end = pos + 1 + buf[pos]
+                    key = buf[pos + 1:end]
+                    self._pos = pos = end
+                else:
+                    key = self._string()
+                    buf, pos = self._buf, self._pos
                 # capture the object's bytes from here
                 self._rdb_type = code
-                self._cap_start = self._pos
+                self._cap_start = pos
                 if rule == 'string':
-                    self._skip_string()
+                    end = string_end(buf, pos)
+                    if end >= 0:
+                        self._pos = end
+                    else:
+                        self._skip_string()
                 else:
                     self._skip_object(rule, code)
                 if self._spool is not None:
@@ -496,7 +509,7 @@ class SnapshotParser:
                                         + [self._buf[self._cap_start:self._pos], version_bytes])
                     else:
                         body = b'%c%s%s' % (code, self._buf[self._cap_start:self._pos], version_bytes)
-                    payload = body + struct.pack('<Q', crc(body))
+                    payload = body + pack_q(crc(body))
                 self._cap_start = None
                 self._cap = None
                 self.keys += 1
