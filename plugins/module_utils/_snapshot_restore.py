@@ -30,6 +30,7 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, db_result, sample_key, totals)
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms as wall_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire
 
 WINDOW = 2000                    # commands in flight at most
@@ -74,7 +75,7 @@ class SnapshotRestorer:
         self._abs = (5 + self.replace, None, b'$6\r\nABSTTL\r\n' + replace_arg)  # RESTORE key ms payload ABSTTL
         self.window = int(window)
         self.window_bytes = int(window_bytes)
-        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.now_ms = now_ms or wall_ms
         self.results = {}
         for db in sorted(self.dbs or ()):
             self._db(db)
