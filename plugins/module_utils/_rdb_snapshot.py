@@ -17,9 +17,9 @@ Events are plain tuples, in the order of the stream:
 * ``('key', db, key, payload, expire_ms)``: ``payload`` is exactly what ``DUMP key`` returns on the
   server that wrote the snapshot: ``bytes``, or a :class:`SpooledPayload` (a 0600 temp file) for an
   object of which more than ``big_threshold`` bytes had to be kept across buffer refills, so a
-  ``bytes`` payload is never longer than ``big_threshold + read_size`` (+ 11).  The consumer calls
-  ``payload.close()`` when it is done with a SpooledPayload (``parser.close()`` is not needed: a spool
-  file being written when the generator is closed or fails is removed).  ``expire_ms`` is the absolute expiry
+  ``bytes`` payload is at most about ``big_threshold + 2 * read_size`` long.  The consumer calls
+  ``payload.close()`` when it is done with a SpooledPayload (a spool file still being written when the
+  generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).  ``expire_ms`` is the absolute expiry
   in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
@@ -106,32 +106,50 @@ class _Spool:
     """The temp file a big object is written to while it is read, with its running CRC."""
 
     def __init__(self, spool_dir, rdb_type):
-        fd, self.path = tempfile.mkstemp(prefix='kv-rdb-object-', suffix='.tmp', dir=spool_dir)  # mode 0600
-        self.fh = os.fdopen(fd, 'wb')
+        self.spool_dir = spool_dir or tempfile.gettempdir()
+        self.path = self.fh = None
+        try:
+            fd, self.path = tempfile.mkstemp(prefix='kv-rdb-object-', suffix='.tmp', dir=spool_dir)  # mode 0600
+            self.fh = os.fdopen(fd, 'wb')
+        except (OSError, IOError) as exc:
+            raise self._error(exc)
         self.rdb_type = rdb_type
         self.crc = 0
         self.length = 0
         self.write(bytes(bytearray([rdb_type])))
 
+    def _error(self, exc):
+        return KVError('cannot write the spool file of a big object in %s: %s. Give spool_dir a folder with room '
+                       'for the largest key' % (self.spool_dir, exc), kind='io')
+
     def write(self, data):
-        self.fh.write(data)
+        try:
+            self.fh.write(data)
+        except (OSError, IOError) as exc:
+            raise self._error(exc)
         self.crc = CRC64(data, self.crc)
         self.length += len(data)
 
     def finish(self, version_bytes):
         self.write(version_bytes)
-        self.fh.write(struct.pack('<Q', self.crc))
+        try:
+            self.fh.write(struct.pack('<Q', self.crc))
+            self.fh.close()
+        except (OSError, IOError) as exc:
+            raise self._error(exc)
         self.length += 8
-        self.fh.close()
         return SpooledPayload(self.path, self.length, self.rdb_type)
 
     def abort(self):
         try:
-            self.fh.close()
+            if self.fh is not None:
+                self.fh.close()
+        except (OSError, IOError):
+            pass
         finally:
             try:
                 os.unlink(self.path)
-            except OSError:
+            except (OSError, TypeError):
                 pass
 
 

@@ -290,6 +290,14 @@ def test_abandoned_parse_leaves_no_spool_file(tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_spool_dir_that_cannot_take_the_object(tmp_path):
+    data = rdb(b'\x00' + enc_str(b'big') + enc_str(os.urandom(50000)))
+    missing = str(tmp_path / 'missing')
+    with pytest.raises(KVError) as info:
+        parse(data, big_threshold=1000, read_size=500, spool_dir=missing)
+    assert info.value.kind == 'io' and missing in info.value.message and 'spool_dir' in info.value.message
+
+
 def test_chunk_reader():
     read = enc.chunk_reader(iter([b'abc', b'', b'defg']))
     assert [read(2), read(5), read(1), read(9), read(1)] == [b'ab', b'c', b'd', b'efg', b'']
