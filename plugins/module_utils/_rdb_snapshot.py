@@ -61,6 +61,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding im
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file
 SPOOL_CHUNK = 1 << 20
+MAX_HELD_STRING = 512 << 20      # proto-max-bulk-len: no key name can be longer
 
 
 class SpooledPayload:
@@ -345,8 +346,10 @@ class SnapshotParser:
             if first < 0x40 and pos + 1 + first <= len(buf):
                 self._pos = pos + 1 + first
                 return buf[pos + 1:pos + 1 + first]
+        start = self.offset
         value, enc = self._length()
         if value is not None:
+            self._held(value, start)
             return bytes(self._take(value))
         if enc == 0:
             return b'%d' % struct.unpack('<b', self._take(1))[0]
@@ -355,9 +358,9 @@ class SnapshotParser:
         if enc == 2:
             return b'%d' % struct.unpack('<i', self._take(4))[0]
         if enc == 3:
-            start = self.offset
             compressed = self._len()
             size = self._len()
+            self._held(max(compressed, size), start)
             data = self._take(compressed)
             self.lzf_strings += 1
             try:
@@ -365,6 +368,13 @@ class SnapshotParser:
             except (ValueError, IndexError) as exc:
                 raise self._error('an LZF-compressed string does not decompress: %s' % exc, offset=start)
         raise self._error('unknown string encoding %d' % enc, offset=self.offset - 1)
+
+    def _held(self, size, start):
+        """A key name, AUX field or function source is held in memory: refuse an impossible size (a corrupt
+        length would otherwise make the parser read the rest of the stream into memory)."""
+        if size > MAX_HELD_STRING:
+            raise self._error('a key name, AUX field or function source of %d bytes (more than the 512 MiB a server '
+                              'accepts): the stream is corrupt' % size, offset=start)
 
     # -- objects -----------------------------------------------------------------------------------
     def _skip_object(self, rule, rdb_type):

@@ -4,6 +4,7 @@ the magic/version branches, refusals with the number and offset, truncation, CRC
 
 import io
 import os
+import random
 import struct
 
 import pytest
@@ -296,6 +297,40 @@ def test_spool_dir_that_cannot_take_the_object(tmp_path):
     with pytest.raises(KVError) as info:
         parse(data, big_threshold=1000, read_size=500, spool_dir=missing)
     assert info.value.kind == 'io' and missing in info.value.message and 'spool_dir' in info.value.message
+
+
+def test_corrupt_streams_end_in_a_kverror_never_a_crash():
+    """Every prefix of a stream, and 400 streams with one byte changed, end in a KVError or in the end event
+    (with the CRC mismatch saying so): never another exception, never a hang."""
+    rng = random.Random(17)
+    body = b'\xfa' + enc_str(b'redis-ver') + enc_str(b'7.0.0') + b'\xfe\x00\xfb\x02\x01'
+    for n, (rdb_type, obj) in enumerate(OLD_OBJECTS):
+        body += b'\xfc' + struct.pack('<q', 1700000000000 + n) + bytes([rdb_type]) + enc_str(b'k%d' % n) + obj
+    body += b'\x15' + enc_str(b'stream') + _stream(3)
+    data = rdb(body, magic=b'REDIS0011')
+    outcomes = set()
+    for cut in range(len(data)):
+        with pytest.raises(KVError) as info:
+            parse(data[:cut])
+        outcomes.add(info.value.kind)
+    assert outcomes == {'truncated'}
+    outcomes = set()
+    for dummy in range(400):
+        pos = rng.randrange(9, len(data) - 9)
+        bad = data[:pos] + bytes([rng.randrange(256)]) + data[pos + 1:]
+        try:
+            parser, events = parse(bad)
+            outcomes.add('end %s' % parser.checksum)
+            assert parser.checksum == ('verified' if bad == data else 'mismatch')
+        except KVError as exc:
+            outcomes.add(exc.kind)
+            assert 'offset' in exc.message
+    assert 'end mismatch' in outcomes and outcomes - {'end mismatch', 'end verified'}
+
+
+def test_impossible_string_lengths_are_refused():
+    err = _refusal(rdb(b'\xfe\x00\x00\x81' + struct.pack('>Q', 1 << 40)), '1099511627776 bytes', 'corrupt')
+    assert err.kind == 'corrupt' and err.details['offset'] == 12
 
 
 def test_chunk_reader():
