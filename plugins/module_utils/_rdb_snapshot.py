@@ -19,8 +19,8 @@ Events are plain tuples, in the order of the stream:
   object of which more than ``big_threshold`` bytes had to be kept across buffer refills, so a
   ``bytes`` payload is at most about ``big_threshold + 2 * read_size`` long.  The consumer calls
   ``payload.close()`` when it is done with a SpooledPayload (a spool file still being written when the
-  generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).  ``expire_ms`` is the absolute expiry
-  in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
+  generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).
+  ``expire_ms`` is the absolute expiry in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
 * ``('end', crc_ok)``: the end of the snapshot; ``crc_ok`` is True when the trailer's CRC-64 matches
