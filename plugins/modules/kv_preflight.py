@@ -70,6 +70,11 @@ options:
       - Fail when RV(problems) is not empty. With V(false) the problems are only returned.
     type: bool
     default: true
+  match:
+    description:
+      - The key pattern the migration will be limited to, if any. Only RV(live_possible) depends on it - a command
+        stream cannot be filtered by key pattern.
+    type: str
 attributes:
   diff_mode:
     support: none
@@ -164,6 +169,17 @@ target:
   description: The facts of the target, like RV(source).
   returned: success
   type: dict
+live_possible:
+  description:
+    - Whether a live copy with M(kvtools.migration.kv_sync) can start - the source user may replicate (C(PSYNC),
+      C(REPLCONF)), the target accepts the payload version the source will send, no O(match) filter, no cluster
+      mode. A playbook can choose the offline path when it is false. Not a problem of the offline copy.
+  returned: success
+  type: bool
+live_reason:
+  description: Why a live copy is not possible, with the way out; null when it is.
+  returned: success
+  type: str
 preflight_warnings:
   description: Things worth knowing that do not stop the migration.
   returned: success
@@ -185,6 +201,7 @@ def main():
             allow_nonempty_target=dict(type='bool', default=False),
             on_unsupported=dict(type='str', choices=['fail', 'drop'], default='fail'),
             fail_on_problems=dict(type='bool', default=True),
+            match=dict(type='str'),
         ),
         endpoints=('source', 'target'),
     )
@@ -195,7 +212,7 @@ def main():
     def run():
         result = preflight(source, target, dbs=p['dbs'], db_map=p['db_map'], method=p['method'],
                            isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'],
-                           on_unsupported=p['on_unsupported'])
+                           on_unsupported=p['on_unsupported'], match=p['match'])
         for warning in result['preflight_warnings']:
             module.warn(warning)
         if result['problems'] and p['fail_on_problems']:
