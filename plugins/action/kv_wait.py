@@ -18,6 +18,9 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._ranges import WAIT_RANGES, check_value
+
 display = Display()
 
 # Keys of async_status's own that are not part of the copy's result.
@@ -55,10 +58,16 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('jid is required: the ansible_job_id of the task started with async')
         progress = args.get('progress')
         try:
-            interval = max(0.2, float(args.get('interval', 10)))
+            interval = float(args.get('interval', 10))
             timeout = float(args.get('timeout', 0) or 0)
         except (TypeError, ValueError):
             raise AnsibleActionFail('interval and timeout must be numbers of seconds')
+        try:
+            check_value('interval', interval, WAIT_RANGES['interval'])
+            check_value('timeout', timeout, WAIT_RANGES['timeout'])
+        except KVError as exc:
+            result.update(failed=True, **exc.to_result())
+            return result
         label = args.get('label') or self._task.get_name()
         host = task_vars.get('inventory_hostname', '?') if task_vars else '?'
         # where the async wrapper keeps job files: the same lookup as ansible.builtin.async_status

@@ -35,7 +35,7 @@ options:
   interval:
     description:
       - Seconds between two polls once the job has run for a while (the first polls come sooner - after 0.5, 1, 2,
-        ... seconds - so that short copies end quickly).
+        ... seconds - so that short copies end quickly). From 0.2 to 3600.
     type: float
     default: 10
   timeout:
