@@ -41,7 +41,7 @@ import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, select_dbs, totals)
@@ -309,12 +309,16 @@ class CopyJob:
                     self._copy_db(state, planning=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
         except Exception as exc:  # every failure leaves a report and the counts reached
             raise self._failed(exc, 'copying')
-        self._tick('done')
         result = self.result()
+        try:
+            self._tick('done')
+            self._write_report(result)
+        except KVError as err:  # everything was copied, but a file could not be written: fail, with the counts
+            err.partial = result
+            raise
         if self.checkpoint is not None and self.opts.checkpoint and not self.opts.check_mode \
                 and os.path.exists(self.opts.checkpoint):
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
-        self._write_report(result)
         return result
 
     def _stop_on_conflicts(self):
@@ -335,8 +339,15 @@ class CopyJob:
         err = exc if isinstance(exc, KVError) else self.target_ep.error(exc, action)
         if not hasattr(err, 'partial'):
             err.partial = self.result(partial=True)
-        self._write_report(err.partial)
-        self._tick('failed')
+        if err.kind in RERUNNABLE and not getattr(err, 'hinted', False):
+            err.message = '%s. %s' % (err.message.rstrip('.'), rerun_hint(self.opts.checkpoint))
+            err.hinted = True
+        try:
+            self._write_report(err.partial)
+            self._tick('failed')
+        except KVError as write_err:  # a full disk: keep the first failure, say the report is missing too
+            if write_err.message not in err.message:
+                err.message = '%s (and: %s)' % (err.message, write_err.message)
         return err
 
     def _tick(self, final=None):
