@@ -359,8 +359,14 @@ class CopyJob:
         memory = self.target.memory
         if not memory['maxmemory']:
             return
-        room = memory['maxmemory'] - memory['used_memory']
         need = self.source.data_bytes()
+        if memory['used_memory'] is None or need is None:  # INFO renamed, disabled or denied (a managed plan)
+            unknown = set(self.target.unknown.values()) | set(getattr(getattr(self.source, 'server', None),
+                                                                      'unknown', {}).values())
+            self.warn('capacity not checked: the memory use of %s or of the target is unknown (%s)'
+                      % (self.source.label, '; '.join(sorted(unknown))))
+            return
+        room = memory['maxmemory'] - memory['used_memory']
         if need > room:
             self.warn('the target %s may be too small: %s holds about %d MiB of data, the target has about %d MiB '
                       'left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'

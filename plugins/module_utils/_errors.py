@@ -239,6 +239,22 @@ def rerun_hint(checkpoint):
     return 'Rerun to finish: keys already copied are found identical and skipped'
 
 
+def unavailable(exc):
+    """Why a command cannot be used, when ``exc`` says it is renamed, disabled or denied (else None).
+
+    Managed plans rename or remove admin commands (``rename-command CONFIG ""``) or deny them by ACL; what
+    such a command would have told is then unknown, which is not an error in itself.
+    """
+    kind = reply_kind(exc)
+    text = str(exc)
+    if kind == 'noperm':
+        command = noperm_command(text)
+        return 'denied to this user%s' % (" ('%s')" % command if command else '')
+    if kind == 'unknown_command' or re.search(r"Command '?[^']*'? not found|unknown command", text, re.IGNORECASE):
+        return 'not available on the server (renamed or disabled)'
+    return None
+
+
 def write_error(path, exc):
     """The :class:`KVError` (kind ``io``) for an ``OSError`` raised while writing the file ``path``."""
     reason = getattr(exc, 'strerror', None) or str(exc)
