@@ -46,6 +46,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import at
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
+from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock, check_watch
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
@@ -160,6 +161,8 @@ class Progress:
             if not force and now - self.last < self.interval:
                 return
             self.last = now
+            if not force:
+                check_watch(self.path, now, self.started)  # the kv_wait watching this copy is gone: stop here
             dbs = []
             for state in states:
                 entry = state.result
@@ -276,6 +279,13 @@ class CopyJob:
 
     # -- the run -------------------------------------------------------------------------------
     def run(self):
+        """The copy, alone into its target (see :class:`._lock.TargetLock`); check mode takes no lock."""
+        if self.opts.check_mode:
+            return self._run()
+        with TargetLock(self.target_ep, self.name, progress=self.opts.progress):
+            return self._run()
+
+    def _run(self):
         self.started = time.time()
         self.connect()
         keys_per_db = self.source.keys_per_db()
