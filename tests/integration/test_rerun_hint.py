@@ -1,7 +1,8 @@
 """A lost connection: the hint says what a rerun does in each module, and names a checkpoint only where one exists.
 
-The source closes the connection deterministically: its output buffer limit for normal clients is far smaller
-than the DUMP reply of one 2 MB value, so the server drops the client the moment that reply is queued.
+The source closes the connection deterministically: its output buffer limit for normal clients (8 kB) is far
+smaller than the replies to one pipelined batch of DUMPs of 4 kB values, so the server drops the client the moment
+those replies are queued.
 """
 
 import pytest
@@ -17,9 +18,11 @@ CASES = [
 @pytest.mark.parametrize('module, extra, hint', CASES, ids=['verify', 'rdb_backup', 'dump_restore',
                                                             'dump_restore-checkpoint'])
 def test_lost_connection_hint(module, extra, hint, server_factory, valkey80, run_module, tmp_path):
-    source = server_factory('redis70', extra=['client-output-buffer-limit normal 64kb 64kb 0'])
-    source.admin().set(b'big', b'x' * (2 * 1024 * 1024))
-    source.admin().set(b'small', b'y')
+    source = server_factory('redis70', extra=['client-output-buffer-limit normal 8kb 8kb 0'])
+    pipe = source.admin().pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(b'key:%d' % i, b'x' * 4096)
+    pipe.execute()
     args = dict(extra)
     if 'checkpoint' in args:
         args['checkpoint'] = str(tmp_path / 'copy.ckpt')
