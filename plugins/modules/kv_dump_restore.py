@@ -82,6 +82,12 @@ attributes:
     description: Returns the key counts of each target database before and after; never key names or values.
 notes:
   - Cluster mode is not supported yet.
+  - One copy into a target at a time - a second copy into the same target started on the same host fails with
+    C(error=locked), naming the first one's pid, host, start time and progress file. The lock is a file (in the
+    environment variable C(KVTOOLS_LOCK_DIR), else the temp folder) held while the copy runs and released the moment
+    its process ends; nothing is written to either server for it.
+  - Started with C(async) and watched by M(kvtools.migration.kv_wait), the copy stops (C(error=interrupted), the
+    checkpoint kept) when the playbook is interrupted - see M(kvtools.migration.kv_wait).
   - Consumer groups of streams are copied with their last-delivered ids; their pending entries lists are not.
 seealso:
   - module: kvtools.migration.kv_info
