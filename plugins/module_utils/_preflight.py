@@ -180,10 +180,18 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                              (tgt.get('rdb_version_check') or {}).get('value'))
     chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, src_server, accepts, method,
                                                       isolation, src, tgt)
-    for side, facts, needed in (('source', src, ('scan', 'dump')), ('target', tgt, ('restore',))):
+    needed_source = ('scan', 'dump', 'client_pause') if isolation == 'pause' else ('scan', 'dump')
+    for side, facts, needed in (('source', src, needed_source), ('target', tgt, ('restore',))):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
-        if refused:
-            problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(refused)))
+        reasons = facts.get('command_reasons') or {}
+        for command in refused:
+            if 'not available' in reasons.get(command, ''):  # renamed or disabled: no grant helps
+                problems.append('the %s cannot run %s, which this migration needs: %s%s'
+                                % (side, command.replace('_', ' ').upper(), reasons[command],
+                                   '; choose another isolation (acl, cf or none)' if command == 'client_pause' else ''))
+        granted = [c for c in refused if 'not available' not in reasons.get(c, '')]
+        if granted:
+            problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(granted)))
     keys = sum(p['keys'] for p in plan)
     estimate = round(keys / EST_KEYS_PER_SECOND + (need or 0) / EST_BYTES_PER_SECOND, 1)
     lines = ['%s %s %s -> %s %s %s' % (src['address'], src['engine'], src['version'], tgt['address'], tgt['engine'],

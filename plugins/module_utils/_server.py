@@ -324,8 +324,7 @@ class Server:
         for name, _args in NEEDED_COMMANDS:
             probe = probes.get(name)
             if probe is None:
-                out[name] = 'unknown'
-                self.command_reasons[name] = 'cannot be probed without running it, and ACL DRYRUN is not available'
+                out[name] = self._disprove(name)
                 continue
             try:
                 probe()
@@ -342,6 +341,20 @@ class Server:
                 else:
                     out[name] = 'unknown'
         return out
+
+    def _disprove(self, name):
+        """``'no'`` when the command of ``name`` is renamed or disabled, else ``'unknown'`` (it cannot be run
+        harmlessly to see): CLIENT PAUSE is judged by CLIENT GETNAME, SYNC by nothing."""
+        if name == 'client_pause':
+            try:
+                self.client.execute_command('CLIENT', 'GETNAME')
+            except Exception as exc:
+                reason = unavailable(exc)
+                if reason is not None and 'not available' in reason:
+                    self.command_reasons[name] = 'CLIENT is %s' % reason
+                    return 'no'
+        self.command_reasons[name] = 'cannot be probed without running it, and ACL DRYRUN is not available'
+        return 'unknown'
 
     # -- summary -------------------------------------------------------------------------------
     def facts(self, with_permissions=True):

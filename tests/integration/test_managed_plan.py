@@ -76,6 +76,11 @@ def test_every_module_works_against_managed_plans(managed, run_module, tmp_path)
     assert any(c.startswith('capacity') for c in plan['not_checked']), plan['not_checked']
     assert any(line.startswith('not checked: capacity') for line in plan['plan']), plan['plan']
     assert [(d['db'], d['keys']) for d in plan['dbs']] == sorted(loaded.items())
+    paused = run_module('kv_preflight', {'source': src_ep, 'target': tgt_ep, 'isolation': 'pause',
+                                         'fail_on_problems': False})
+    assert not paused.get('failed'), paused.get('msg')
+    assert paused['ok'] is False and len(paused['problems']) == 1, paused['problems']
+    assert 'cannot run CLIENT PAUSE' in paused['problems'][0] and 'CLIENT is not available' in paused['problems'][0]
 
     copy = run_module('kv_dump_restore', {'source': src_ep, 'target': tgt_ep})
     assert not copy.get('failed'), copy.get('msg')
