@@ -29,6 +29,7 @@ def watch_silence(interval):
     """Seconds without a poll after which the copy takes its watcher for gone: three polls missed, plus slack."""
     return int(3 * interval + 10)
 
+
 # Keys of async_status's own that are not part of the copy's result.
 ASYNC_KEYS = ('ansible_job_id', 'started', 'finished', 'results_file', 'erased', 'stdout', 'stderr',
               'stdout_lines', 'stderr_lines')
@@ -97,9 +98,9 @@ class ActionModule(ActionBase):
                 line = self._progress(progress, task_vars)
                 if line and line != last_line:
                     if last_line is None and self._pid is not None:
-                        display.display('%s: %s: job %s runs as pid %s; interrupting this playbook (Ctrl-C) stops it '
-                                        'within %d s, or stop it with: kill %s' % (host, label, jid, self._pid,
-                                                                                 watch_silence(interval), self._pid))
+                        hint = 'job %s runs as pid %s; interrupting this playbook (Ctrl-C) stops it within %d s, ' \
+                               'or stop it with: kill %s' % (jid, self._pid, watch_silence(interval), self._pid)
+                        display.display('%s: %s: %s' % (host, label, hint))
                     display.display('%s: %s: %s' % (host, label, line))
                     last_line = line
             if timeout and time.time() - started > timeout:

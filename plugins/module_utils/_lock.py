@@ -109,8 +109,8 @@ class TargetLock:
     def _describe(owner):
         if not owner:
             return 'its owner did not say who it is'
-        text = '%s, pid %s on %s, since %s' % (owner.get('module'), owner.get('pid'), owner.get('host'),
-                                              owner.get('started'))
+        text = '%s, pid %s on %s, since %s' % (
+            owner.get('module'), owner.get('pid'), owner.get('host'), owner.get('started'))
         if owner.get('progress'):
             text += ', progress in %s' % owner['progress']
         return text

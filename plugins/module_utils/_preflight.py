@@ -74,8 +74,8 @@ def _facts(server):
     if facts['used_memory'] is None:
         facts['used_memory_dataset'] = None
     else:
-        facts['used_memory_dataset'] = max(0, facts['used_memory'] - int(server.info.get('used_memory_startup', 0)
-                                                                          or 0))
+        startup = int(server.info.get('used_memory_startup', 0) or 0)
+        facts['used_memory_dataset'] = max(0, facts['used_memory'] - startup)
     return facts
 
 

@@ -57,8 +57,8 @@ CASES = [
 
 @pytest.mark.parametrize('module, option, others, has_checkpoint', CASES,
                          ids=['%s-%s' % (c[0], c[1]) for c in CASES])
-def test_full_disk_is_an_io_error_naming_the_file(module, option, others, has_checkpoint, redis70, valkey80,
-                                                   full_dir, run_module, tmp_path):
+def test_full_disk_is_an_io_error_naming_the_file(
+        module, option, others, has_checkpoint, redis70, valkey80, full_dir, run_module, tmp_path):
     _load(redis70)
     (tmp_path / 'ok').mkdir()
     path = str(full_dir / ('%s.json' % option))

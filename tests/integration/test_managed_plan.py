@@ -112,8 +112,8 @@ def test_kv_migrate_and_the_playbook_against_managed_plans(managed, tmp_path):
     source, target, src_ep, tgt_ep = managed
     loaded = _load(source)
     hosts = {'managed': dict(kv_source=src_ep, kv_target=tgt_ep, kv_isolation='none', kv_method='migrate')}
-    inventory = {'all': {'hosts': hosts, 'vars': dict(kv_work_dir=str(tmp_path / 'work'),
-                                                       kv_report_dir=str(tmp_path / 'reports'))}}
+    work = dict(kv_work_dir=str(tmp_path / 'work'), kv_report_dir=str(tmp_path / 'reports'))
+    inventory = {'all': {'hosts': hosts, 'vars': work}}
     (tmp_path / 'work').mkdir()
     path = tmp_path / 'inventory.yml'
     path.write_text(yaml.safe_dump(inventory))
