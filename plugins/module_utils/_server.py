@@ -334,7 +334,7 @@ class Server:
                 reason = unavailable(exc)
                 if reason is not None:
                     out[name] = 'no'
-                    self.command_reasons[name] = '%s is %s' % (name.split('_')[0].upper(), reason)
+                    self.command_reasons[name] = '%s is %s' % (name.split('_', 1)[0].upper(), reason)
                 elif kind in ('payload', 'nokey', 'busykey', 'error'):
                     # The command ran and refused the harmless input: it is permitted.
                     out[name] = 'yes'
