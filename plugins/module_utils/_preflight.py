@@ -183,13 +183,13 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     needed_source = ('scan', 'dump', 'client_pause') if isolation == 'pause' else ('scan', 'dump')
     for side, facts, needed in (('source', src, needed_source), ('target', tgt, ('restore',))):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
-        reasons = facts.get('command_reasons') or {}
+        why = facts.get('command_reasons') or {}
         for command in refused:
-            if 'not available' in reasons.get(command, ''):  # renamed or disabled: no grant helps
+            if 'not available' in why.get(command, ''):  # renamed or disabled: no grant helps
                 problems.append('the %s cannot run %s, which this migration needs: %s%s'
-                                % (side, command.replace('_', ' ').upper(), reasons[command],
+                                % (side, command.replace('_', ' ').upper(), why[command],
                                    '; choose another isolation (acl, cf or none)' if command == 'client_pause' else ''))
-        granted = [c for c in refused if 'not available' not in reasons.get(c, '')]
+        granted = [c for c in refused if 'not available' not in why.get(c, '')]
         if granted:
             problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(granted)))
     keys = sum(p['keys'] for p in plan)
