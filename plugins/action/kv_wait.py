@@ -18,7 +18,17 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._lock import WATCH_SUFFIX
+from ansible_collections.kvtools.migration.plugins.module_utils._ranges import WAIT_RANGES, check_value
+
 display = Display()
+
+
+def watch_silence(interval):
+    """Seconds without a poll after which the copy takes its watcher for gone: three polls missed, plus slack."""
+    return int(3 * interval + 10)
+
 
 # Keys of async_status's own that are not part of the copy's result.
 ASYNC_KEYS = ('ansible_job_id', 'started', 'finished', 'results_file', 'erased', 'stdout', 'stderr',
@@ -55,10 +65,16 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('jid is required: the ansible_job_id of the task started with async')
         progress = args.get('progress')
         try:
-            interval = max(0.2, float(args.get('interval', 10)))
+            interval = float(args.get('interval', 10))
             timeout = float(args.get('timeout', 0) or 0)
         except (TypeError, ValueError):
             raise AnsibleActionFail('interval and timeout must be numbers of seconds')
+        try:
+            check_value('interval', interval, WAIT_RANGES['interval'])
+            check_value('timeout', timeout, WAIT_RANGES['timeout'])
+        except KVError as exc:
+            result.update(failed=True, **exc.to_result())
+            return result
         label = args.get('label') or self._task.get_name()
         host = task_vars.get('inventory_hostname', '?') if task_vars else '?'
         # where the async wrapper keeps job files: the same lookup as ansible.builtin.async_status
@@ -66,6 +82,7 @@ class ActionModule(ActionBase):
         started = time.time()
         last_line = None
         delay = min(interval, 0.5)  # short copies end quickly; long ones are polled every `interval` seconds
+        watch = self._watch_start(progress, interval, task_vars) if progress else None
         while True:
             status = self._execute_module(module_name='ansible.builtin.async_status',
                                           module_args=dict(jid=jid, _async_dir=async_dir), task_vars=task_vars)
@@ -74,18 +91,26 @@ class ActionModule(ActionBase):
             if status.get('failed') and 'started' not in status:
                 status.pop('finished', None)
                 result.update(status)
+                self._watch_end(watch, task_vars)
                 return result
             if progress:
+                self._watch_renew(watch, task_vars)
                 line = self._progress(progress, task_vars)
                 if line and line != last_line:
+                    if last_line is None and self._pid is not None:
+                        hint = 'job %s runs as pid %s; interrupting this playbook (Ctrl-C) stops it within %d s, ' \
+                               'or stop it with: kill %s' % (jid, self._pid, watch_silence(interval), self._pid)
+                        display.display('%s: %s: %s' % (host, label, hint))
                     display.display('%s: %s: %s' % (host, label, line))
                     last_line = line
             if timeout and time.time() - started > timeout:
+                self._watch_end(watch, task_vars)  # the job keeps running: nobody watches it any more
                 result.update(failed=True, msg='%s did not finish within %d seconds (job %s still runs; its progress '
                                                'is in %s)' % (label, timeout, jid, progress or 'no progress file'))
                 return result
             time.sleep(delay)
             delay = min(interval, delay * 2)
+        self._watch_end(watch, task_vars)
         self._execute_module(module_name='ansible.builtin.async_status',
                              module_args=dict(jid=jid, mode='cleanup', _async_dir=async_dir), task_vars=task_vars)
         for key in ASYNC_KEYS:
@@ -93,12 +118,34 @@ class ActionModule(ActionBase):
         result.update(status)
         return result
 
+    _pid = None
+
     def _progress(self, path, task_vars):
         reply = self._execute_module(module_name='ansible.builtin.slurp', module_args=dict(src=path),
                                      task_vars=task_vars)
         if reply.get('failed') or 'content' not in reply:
             return None
         try:
-            return progress_line(json.loads(to_text(base64.b64decode(reply['content']))))
-        except (ValueError, TypeError, KeyError):
+            data = json.loads(to_text(base64.b64decode(reply['content'])))
+            self._pid = data.get('pid')
+            return progress_line(data)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
+
+    # The watch file (see module_utils/_lock.py): renewed at every poll; when this playbook is interrupted the
+    # renewals stop and the copy stops itself after the silence written into the file.
+    def _watch_start(self, progress, interval, task_vars):
+        path = progress + WATCH_SUFFIX
+        reply = self._execute_module(module_name='ansible.builtin.lineinfile', task_vars=task_vars, module_args=dict(
+            path=path, create=True, mode='0600', regexp='silence', line=json.dumps({'silence': watch_silence(interval)})))
+        return None if reply.get('failed') else path
+
+    def _watch_renew(self, path, task_vars):
+        if path:
+            self._execute_module(module_name='ansible.builtin.file', task_vars=task_vars,
+                                 module_args=dict(path=path, state='touch'))
+
+    def _watch_end(self, path, task_vars):
+        if path:
+            self._execute_module(module_name='ansible.builtin.file', task_vars=task_vars,
+                                 module_args=dict(path=path, state='absent'))

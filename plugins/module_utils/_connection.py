@@ -37,6 +37,7 @@ except ImportError as _exc:  # pragma: no cover - reported by the module
     REDIS_IMPORT_ERROR = _exc
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, classify
+from ansible_collections.kvtools.migration.plugins.module_utils._ranges import RANGES, check_value
 
 DEFAULT_HOST = 'localhost'
 DEFAULT_PORT = 6379
@@ -145,11 +146,14 @@ class Endpoint:
         self.client_key = pick('client_key')
         self.server_name = pick('server_name')
         self.validate_certs = params.get('validate_certs', True) is not False
-        self.connect_timeout = float(params.get('connect_timeout') or DEFAULT_CONNECT_TIMEOUT)
-        self.socket_timeout = float(params.get('socket_timeout') or DEFAULT_SOCKET_TIMEOUT)
+        # None means "not given"; 0 is a value (out of range), never silently the default
+        self.connect_timeout = float(pick('connect_timeout', DEFAULT_CONNECT_TIMEOUT))
+        self.socket_timeout = float(pick('socket_timeout', DEFAULT_SOCKET_TIMEOUT))
         # The address another server (the source of a MIGRATE) uses to reach this one.
         self.migrate_host = params.get('migrate_host') or self.host
-        self.migrate_port = int(params.get('migrate_port') or self.port)
+        self.migrate_port = int(pick('migrate_port', self.port))
+        for name in ('port', 'migrate_port', 'connect_timeout', 'socket_timeout'):  # a url's values too
+            check_value('%s.%s' % (label, name), getattr(self, name), RANGES[name])
         if self.unix_socket and self.tls:
             raise KVError('%s: TLS over a unix socket is not supported; use a TCP url' % label, kind='config')
         if self.db < 0:

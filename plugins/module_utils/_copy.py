@@ -41,11 +41,12 @@ import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
+from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock, check_watch
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
@@ -168,6 +169,8 @@ class Progress:
             if not force and now - self.last < self.interval:
                 return
             self.last = now
+            if not force:
+                check_watch(self.path, now, self.started)  # the kv_wait watching this copy is gone: stop here
             dbs = []
             for state in states:
                 entry = state.result
@@ -288,6 +291,13 @@ class CopyJob:
 
     # -- the run -------------------------------------------------------------------------------
     def run(self):
+        """The copy, alone into its target (see :class:`._lock.TargetLock`); check mode takes no lock."""
+        if self.opts.check_mode:
+            return self._run()
+        with TargetLock(self.target_ep, self.name, progress=self.opts.progress):
+            return self._run()
+
+    def _run(self):
         self.started = time.time()
         self.connect()
         keys_per_db = self.source.keys_per_db()
@@ -323,12 +333,16 @@ class CopyJob:
                     self._copy_db(state, planning=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
         except Exception as exc:  # every failure leaves a report and the counts reached
             raise self._failed(exc, 'copying')
-        self._tick('done')
         result = self.result()
+        try:
+            self._tick('done')
+            self._write_report(result)
+        except KVError as err:  # everything was copied, but a file could not be written: fail, with the counts
+            err.partial = result
+            raise
         if self.checkpoint is not None and self.opts.checkpoint and not self.opts.check_mode \
                 and os.path.exists(self.opts.checkpoint):
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
-        self._write_report(result)
         return result
 
     def _check_unsupported(self, pairs):
@@ -408,8 +422,15 @@ class CopyJob:
         err = exc if isinstance(exc, KVError) else self.target_ep.error(exc, action)
         if not hasattr(err, 'partial'):
             err.partial = self.result(partial=True)
-        self._write_report(err.partial)
-        self._tick('failed')
+        if err.kind in RERUNNABLE and not getattr(err, 'hinted', False):
+            err.message = '%s. %s' % (err.message.rstrip('.'), rerun_hint(self.opts.checkpoint))
+            err.hinted = True
+        try:
+            self._write_report(err.partial)
+            self._tick('failed')
+        except KVError as write_err:  # a full disk: keep the first failure, say the report is missing too
+            if write_err.message not in err.message:
+                err.message = '%s (and: %s)' % (err.message, write_err.message)
         return err
 
     def _tick(self, final=None):
@@ -421,8 +442,14 @@ class CopyJob:
         memory = self.target.memory
         if not memory['maxmemory']:
             return
-        room = memory['maxmemory'] - memory['used_memory']
         need = self.source.data_bytes()
+        if memory['used_memory'] is None or need is None:  # INFO renamed, disabled or denied (a managed plan)
+            unknown = set(self.target.unknown.values()) | set(getattr(getattr(self.source, 'server', None),
+                                                                      'unknown', {}).values())
+            self.warn('capacity not checked: the memory use of %s or of the target is unknown (%s)'
+                      % (self.source.label, '; '.join(sorted(unknown))))
+            return
+        room = memory['maxmemory'] - memory['used_memory']
         if need > room:
             self.warn('the target %s may be too small: %s holds about %d MiB of data, the target has about %d MiB '
                       'left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'

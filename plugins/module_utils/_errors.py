@@ -218,7 +218,7 @@ def classify(exc, endpoint, action=None, connecting=False):
                            'Set tls=true (or use a rediss:// url)')
             if closed:
                 return err('unreachable', 'the connection was lost: the server closed it (did it stop or '
-                           'restart?). Rerun with the same checkpoint to resume')
+                           'restart?)')
             return err('unreachable', 'cannot connect: %s' % raw)
         if isinstance(exc, rexc.ResponseError):
             kind = reply_kind(raw)
@@ -226,6 +226,40 @@ def classify(exc, endpoint, action=None, connecting=False):
     if isinstance(exc, (OSError, IOError)):
         return err('io', 'I/O error: %s' % raw)
     return err('error', '%s: %s' % (type(exc).__name__, raw))
+
+
+# Failures a rerun can get past once the cause is gone (a server back up, space freed).
+RERUNNABLE = ('unreachable', 'timeout', 'refused', 'loading', 'io', 'oom', 'interrupted')
+
+
+def rerun_hint(checkpoint):
+    """What a rerun of a copy does: resume from ``checkpoint`` when there is one, else compare and skip."""
+    if checkpoint:
+        return 'Rerun with the same checkpoint (%s) to resume' % checkpoint
+    return 'Rerun to finish: keys already copied are found identical and skipped'
+
+
+def unavailable(exc):
+    """Why a command cannot be used, when ``exc`` says it is renamed, disabled or denied (else None).
+
+    Managed plans rename or remove admin commands (``rename-command CONFIG ""``) or deny them by ACL; what
+    such a command would have told is then unknown, which is not an error in itself.
+    """
+    kind = reply_kind(exc)
+    text = str(exc)
+    if kind == 'noperm':
+        command = noperm_command(text)
+        return 'denied to this user%s' % (" ('%s')" % command if command else '')
+    if kind == 'unknown_command' or re.search(r"Command '?[^']*'? not found|unknown command", text, re.IGNORECASE):
+        return 'not available on the server (renamed or disabled)'
+    return None
+
+
+def write_error(path, exc):
+    """The :class:`KVError` (kind ``io``) for an ``OSError`` raised while writing the file ``path``."""
+    reason = getattr(exc, 'strerror', None) or str(exc)
+    return KVError('cannot write %s: %s. Free space on that filesystem (or fix its permissions) or choose another '
+                   'path' % (path, reason), kind='io', details={'path': path, 'errno': getattr(exc, 'errno', None)})
 
 
 def _short(exc):

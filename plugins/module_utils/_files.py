@@ -18,7 +18,7 @@ import hashlib
 import os
 import tempfile
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, write_error
 
 READ_SIZE = 1 << 20  # bytes read at a time when hashing
 
@@ -26,7 +26,10 @@ READ_SIZE = 1 << 20  # bytes read at a time when hashing
 def atomic_write(path, data, mode=0o600):
     """Write ``data`` (bytes or text) to ``path`` through a temp file and a rename."""
     directory = os.path.dirname(os.path.abspath(path)) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    except OSError as exc:
+        raise write_error(path, exc)
     try:
         with os.fdopen(fd, 'wb') as fh:
             fh.write(data if isinstance(data, bytes) else data.encode('utf-8'))
@@ -34,9 +37,11 @@ def atomic_write(path, data, mode=0o600):
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.rename(tmp, path)
-    except Exception:
+    except Exception as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # a full disk, a read-only or vanished directory: say which file
+            raise write_error(path, exc)
         raise
 
 

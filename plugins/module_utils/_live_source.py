@@ -88,7 +88,11 @@ class LiveSource:
         return dict((db, entry.get('keys', 0)) for db, entry in self.server.keyspace().items())
 
     def data_bytes(self):
-        return self.server.memory['used_memory'] - int(self.server.info.get('used_memory_startup', 0) or 0)
+        """Bytes of data (used_memory above the startup's); None when INFO cannot be read."""
+        used = self.server.memory['used_memory']
+        if used is None:
+            return None
+        return used - int(self.server.info.get('used_memory_startup', 0) or 0)
 
     def batches(self, db, match=None, count=1000, cursor=0):
         client = self.endpoint.client(db=db)

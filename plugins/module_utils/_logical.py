@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import hashlib
 import json
+import os
 import struct
 
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import HEADER_LIMIT, open_plain
@@ -71,26 +72,51 @@ class LogicalWriter:
         return trailer
 
 
+# The most a record may claim: Redis refuses longer keys; an expiry past the year 9999 is no timestamp.
+MAX_KEY_BYTES = 512 * 1024 * 1024
+MAX_EXPIRE_MS = 253402300799999
+
+
 class _HashingReader:
+    """Reads the plain content exactly, hashing it and counting the offset (for the messages)."""
+
     def __init__(self, src, path):
         self.src = src
         self.path = path
         self.sha = hashlib.sha256()
+        self.offset = 0
+        try:  # the plain content is never longer than the file (an encrypted one is longer than its content)
+            self.file_size = os.path.getsize(path)
+        except OSError:
+            self.file_size = None
 
     def exact(self, size):
         data = self.src.read(size)
         if len(data) != size:
-            raise KVError('%s is truncated: it ends in the middle of a record' % self.path, kind='corrupt')
+            raise KVError('%s is truncated: it ends in the middle of a record (at offset %d)'
+                          % (self.path, self.offset + len(data)), kind='corrupt')
         self.sha.update(data)
+        self.offset += size
         return data
+
+    def length(self, value, at, what, limit=None):
+        """``value`` read at offset ``at`` as the length of ``what``: refused before anything is allocated
+        when it exceeds ``limit`` or what is left of the file (a damaged byte, not a real record)."""
+        left = None if self.file_size is None else self.file_size - self.offset
+        if limit is not None and value > limit:
+            raise KVError('%s is corrupt at offset %d: %s of %d bytes is more than the format allows (%d)'
+                          % (self.path, at, what, value, limit), kind='corrupt', details={'offset': at})
+        if left is not None and value > left:
+            raise KVError('%s is corrupt at offset %d: %s of %d bytes runs past the end of the file (%d bytes left)'
+                          % (self.path, at, what, value, max(left, 0)), kind='corrupt', details={'offset': at})
+        return value
 
 
 def _read_logical_header(reader, path):
     if reader.exact(len(LOGICAL_MAGIC)) != LOGICAL_MAGIC:
         raise KVError('%s is not a logical kvtools backup (no KVTLOG1 magic)' % path, kind='corrupt')
-    size = struct.unpack('>I', reader.exact(4))[0]
-    if size > HEADER_LIMIT:
-        raise KVError('%s has an implausible header' % path, kind='corrupt')
+    at = reader.offset
+    size = reader.length(struct.unpack('>I', reader.exact(4))[0], at, 'a header', HEADER_LIMIT)
     try:
         return json.loads(reader.exact(size).decode('utf-8'))
     except ValueError:
@@ -122,17 +148,27 @@ def iter_logical(path, passphrase=None, stats=None):
         db = 0
         head_size = _KEY_HEAD.size
         while True:
+            at = reader.offset
             kind = reader.exact(1)
             if kind == _REC_KEY:
                 klen, plen, expire = _KEY_HEAD.unpack(reader.exact(head_size))
+                reader.length(klen, at + 1, 'a key length', MAX_KEY_BYTES)
+                reader.length(plen, at + 5, 'a payload length', None)
+                if expire != -1 and not 0 <= expire <= MAX_EXPIRE_MS:
+                    raise KVError('%s is corrupt at offset %d: %d is no expiry time' % (path, at + 13, expire),
+                                  kind='corrupt', details={'offset': at + 13})
                 key = reader.exact(klen)
                 payload = reader.exact(plen)
                 yield db, key, payload, None if expire < 0 else expire
             elif kind == _REC_DB:
                 db = struct.unpack('>I', reader.exact(4))[0]
             elif kind == _REC_END:
-                size = struct.unpack('>I', reader.exact(4))[0]
-                trailer = json.loads(reader.exact(size).decode('utf-8'))
+                size = reader.length(struct.unpack('>I', reader.exact(4))[0], at + 1, 'the trailer', HEADER_LIMIT)
+                try:
+                    trailer = json.loads(reader.exact(size).decode('utf-8'))
+                except ValueError:
+                    raise KVError('%s is corrupt at offset %d: its trailer is unreadable' % (path, at + 5),
+                                  kind='corrupt', details={'offset': at + 5})
                 digest = src.read(32)
                 if digest != reader.sha.digest():
                     raise KVError('%s is corrupt: its sha256 trailer does not match its content' % path,
@@ -143,6 +179,7 @@ def iter_logical(path, passphrase=None, stats=None):
                     stats.update(trailer)
                 return
             else:
-                raise KVError('%s is corrupt: unknown record type %r' % (path, kind), kind='corrupt')
+                raise KVError('%s is corrupt at offset %d: unknown record type %r' % (path, at, kind), kind='corrupt',
+                              details={'offset': at})
     finally:
         fh.close()

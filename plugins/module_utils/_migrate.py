@@ -39,7 +39,7 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import add, same_entry, sort_existing
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob, CopyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader, live_entries
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
@@ -85,11 +85,19 @@ def Migrate(source, target, options, warn=None):  # pylint: disable=invalid-name
 
 
 def expiry_counters(server):
-    """``(run_id, keys expired, keys evicted)`` of a server, from INFO server and stats."""
+    """``(run_id, keys expired, keys evicted)`` of a server, from INFO server and stats.
+
+    Without INFO (renamed, disabled or denied) they are ``(None, 0, 0)``: no expiry is known, so every key
+    that did not arrive counts as lost - never as expired.
+    """
+    if 'info' in server.unknown:
+        return None, 0, 0
     try:
         stats = server.client.info('stats')
         run_id = server.client.info('server').get('run_id')
     except Exception as exc:
+        if unavailable(exc) is not None:
+            return None, 0, 0
         raise server.endpoint.error(exc, 'reading INFO stats')
     return run_id, int(stats.get('expired_keys', 0) or 0), int(stats.get('evicted_keys', 0) or 0)
 
@@ -192,7 +200,7 @@ class MigrateWriter:
         self.sizes_known = True  # False once the source refused MEMORY USAGE
         server = job.source.server
         keys = sum(entry.get('keys', 0) for entry in server.keyspace().values())
-        avg_key_bytes = max(0, job.source.data_bytes()) // max(1, keys)
+        avg_key_bytes = max(0, job.source.data_bytes() or 0) // max(1, keys)
         self.sizing = avg_key_bytes * self.max_part > self.batch_bytes
 
     @property

@@ -18,6 +18,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import (
     HAS_REDIS, REDIS_IMPORT_ERROR, Endpoint, endpoint_spec)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
+from ansible_collections.kvtools.migration.plugins.module_utils._ranges import check_ranges
 
 
 class KVModule(AnsibleModule):
@@ -27,10 +28,11 @@ class KVModule(AnsibleModule):
     ``options`` (an options class with ``SPEC``, e.g. ``CopyOptions``) adds its options to the spec.
     ``secret_options`` names further options whose values never appear in a result or a message;
     ``needs_redis`` is False for the modules that do not talk to a server (kv_cf_bindings).
+    ``ranges`` is the table of allowed ranges of the numeric options (default :data:`._ranges.RANGES`).
     """
 
     def __init__(self, argument_spec=None, endpoints=('server',), options=None, secret_options=(),
-                 needs_redis=True, **kwargs):
+                 needs_redis=True, ranges=None, **kwargs):
         spec = dict(options.SPEC) if options is not None else {}
         spec.update(argument_spec or {})
         for name in endpoints:
@@ -42,6 +44,10 @@ class KVModule(AnsibleModule):
         self.options_class = options
         if needs_redis and not HAS_REDIS:
             self.fail_json(msg=missing_required_lib('redis'), exception=str(REDIS_IMPORT_ERROR))
+        try:  # every numeric option against its range, before anything is read or written
+            check_ranges(self.params, spec, ranges)
+        except KVError as exc:
+            self.fail_kv(exc)
 
     def endpoint(self, name):
         """The :class:`Endpoint` for option ``name``; fails the module on a config error."""

@@ -70,8 +70,34 @@ def _facts(server):
     facts = server.facts(with_permissions=True)
     facts['address'] = server.endpoint.address
     facts['tls_cluster'] = server.config_get('tls-cluster')
-    facts['used_memory_dataset'] = max(0, facts['used_memory'] - int(server.info.get('used_memory_startup', 0) or 0))
+    facts['unknown'] = dict(server.unknown)
+    if facts['used_memory'] is None:
+        facts['used_memory_dataset'] = None
+    else:
+        startup = int(server.info.get('used_memory_startup', 0) or 0)
+        facts['used_memory_dataset'] = max(0, facts['used_memory'] - startup)
     return facts
+
+
+def unknown_costs(src, tgt):
+    """What the plan cannot check because a fact is unknown (a renamed, disabled or denied command), and why."""
+    costs = []
+    for side, facts in (('source', src), ('target', tgt)):
+        unknown = facts.get('unknown') or {}
+        if 'used_memory' in unknown or 'maxmemory' in unknown:
+            costs.append('capacity: the %s\'s memory is unknown (%s)'
+                         % (side, unknown.get('used_memory') or unknown.get('maxmemory')))
+        if 'expires' in unknown:
+            costs.append('keys with a TTL on the %s are not counted (%s)' % (side, unknown['expires']))
+        if 'databases' in unknown:
+            costs.append('the number of dbs of the %s (%s)' % (side, unknown['databases']))
+        if 'info' in unknown:
+            costs.append('the role and cluster mode of the %s come from HELLO; the change counters are unknown '
+                         '(%s)' % (side, unknown['info']))
+    if 'tls_cluster' in src and src.get('tls_cluster') is None and (src.get('unknown') or {}).get('config'):
+        costs.append('whether the source can reach a TLS target with MIGRATE (tls-cluster: %s)'
+                     % src['unknown']['config'])
+    return costs
 
 
 def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isolation='none', src=None, tgt=None,
@@ -225,8 +251,10 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                                                            for p in busy))
     need = src['used_memory_dataset']
     room = None
-    if tgt['maxmemory']:
+    costs = unknown_costs(src, tgt)
+    if tgt['maxmemory'] and tgt['used_memory'] is not None:
         room = tgt['maxmemory'] - tgt['used_memory']
+    if need is not None and room is not None:
         if need > room:
             problems.append('the target is too small: the source holds about %d MiB of data, the target has %d MiB '
                             'left under maxmemory. Choose a larger target or raise its maxmemory'
@@ -235,10 +263,18 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                              (tgt.get('rdb_version_check') or {}).get('value'))
     chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, src_server, accepts, method,
                                                       isolation, src, tgt, tgt_server)
-    for side, facts, needed in (('source', src, ('scan', 'dump')), ('target', tgt, ('restore',))):
+    needed_source = ('scan', 'dump', 'client_pause') if isolation == 'pause' else ('scan', 'dump')
+    for side, facts, needed in (('source', src, needed_source), ('target', tgt, ('restore',))):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
-        if refused:
-            problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(refused)))
+        why = facts.get('command_reasons') or {}
+        for command in refused:
+            if 'not available' in why.get(command, ''):  # renamed or disabled: no grant helps
+                problems.append('the %s cannot run %s, which this migration needs: %s%s'
+                                % (side, command.replace('_', ' ').upper(), why[command],
+                                   '; choose another isolation (acl, cf or none)' if command == 'client_pause' else ''))
+        granted = [c for c in refused if 'not available' not in why.get(c, '')]
+        if granted:
+            problems.append('the %s user may not run %s: grant it with ACL SETUSER' % (side, ', '.join(granted)))
     unsupported = None
     if census and census['keys']:
         unsupported = dict(hash_field_ttls=census)
@@ -251,20 +287,22 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         else:
             warnings.append('%s: the copy drops those TTLs (on_unsupported: drop) and counts them' % what)
     keys = sum(p['keys'] for p in plan)
-    estimate = round(keys / EST_KEYS_PER_SECOND + need / EST_BYTES_PER_SECOND, 1)
+    estimate = round(keys / EST_KEYS_PER_SECOND + (need or 0) / EST_BYTES_PER_SECOND, 1)
     lines = ['%s %s %s -> %s %s %s' % (src['address'], src['engine'], src['version'], tgt['address'], tgt['engine'],
                                        tgt['version']),
              'method: %s (%s)' % (chosen, '; '.join(reasons)),
              'payloads: RDB %s -> %s, target accepts them: %s' % (src['rdb_version'], tgt['rdb_version'],
                                                                   {True: 'yes', False: 'no', None: 'unknown'}[accepts])]
     for p in plan:
-        lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d' % (p['db'], p['target_db'], p['keys'],
-                                                                                 p['expires'], p['target_keys']))
+        lines.append('db %d -> db %d: %d keys (%s with TTL), target holds %d'
+                     % (p['db'], p['target_db'], p['keys'], '?' if p['expires'] is None else p['expires'],
+                        p['target_keys']))
     if unsupported:
         lines.append('hash field TTLs: %d fields of %d hashes, which the target cannot hold: %s' % (
             census['fields'], census['keys'], 'the copy refuses (on_unsupported: fail)' if on_unsupported == 'fail'
             else 'copied without them (on_unsupported: drop)'))
-    lines.append('about %d MiB of data, estimated %.0f s' % (need // 2 ** 20, estimate))
+    lines.append('about %s MiB of data, estimated %.0f s' % ('?' if need is None else need // 2 ** 20, estimate))
+    lines.extend('not checked: %s' % cost for cost in costs)
     previous = bool(plan) and all(p['keys'] and p['target_keys'] == p['keys'] and p.get('target_sample_foreign') == []
                                   for p in plan)
     if previous:
@@ -274,6 +312,7 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                 migrate_possible=migrate_possible, payload=dict(source_rdb=src['rdb_version'],
                                                                 target_rdb=tgt['rdb_version'], accepts=accepts),
                 memory=dict(source_data=need, target_maxmemory=tgt['maxmemory'], target_free=room),
+                not_checked=costs,
                 target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
                 problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems, unsupported=unsupported,
                 live_possible=live_possible, live_reason=live_reason)

@@ -16,7 +16,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import (
     payload_rdb_version, rdb_version_for)
 
@@ -53,10 +53,18 @@ class Server:
     def __init__(self, client, endpoint):
         self.client = client
         self.endpoint = endpoint
+        # what could not be read, and why: {fact: reason}.  A managed plan may rename, disable or deny
+        # INFO, CONFIG, ACL, CLIENT, MEMORY...; the facts they give are then unknown, not an error.
+        self.unknown = {}
+        self.command_reasons = {}
         try:
             self.info = client.info()
         except Exception as exc:
-            raise endpoint.error(exc, 'reading INFO')
+            reason = unavailable(exc)
+            if reason is None:
+                raise endpoint.error(exc, 'reading INFO')
+            self.unknown['info'] = 'INFO is %s' % reason
+            self.info = self._hello_facts(client, endpoint)
         server_name = _text(self.info.get('server_name'))
         if self.info.get('valkey_version') or (server_name or '').lower() == 'valkey':
             self.engine = 'valkey'
@@ -66,6 +74,22 @@ class Server:
             self.version_string = _text(self.info.get('redis_version'))
         self.version = parse_version(self.version_string)
         self._config_cache = {}
+
+    @staticmethod
+    def _hello_facts(client, endpoint):
+        """Engine, version and role from HELLO when INFO cannot be read (HELLO needs no permission)."""
+        try:
+            reply = client.execute_command('HELLO')
+        except Exception as exc:
+            raise endpoint.error(exc, 'reading the server version (INFO and HELLO)')
+        if isinstance(reply, (list, tuple)):
+            reply = dict(zip(reply[::2], reply[1::2]))
+        fields = dict((_text(k), _text(v) if isinstance(v, bytes) else v) for k, v in (reply or {}).items())
+        facts = dict(redis_version=fields.get('version'), role=fields.get('role'),
+                     cluster_enabled=1 if fields.get('mode') == 'cluster' else 0)
+        if fields.get('server') == 'valkey':
+            facts.update(server_name='valkey', valkey_version=fields.get('version'))
+        return facts
 
     # -- simple facts ------------------------------------------------------------------------
     @property
@@ -78,12 +102,28 @@ class Server:
 
     @property
     def memory(self):
-        return dict(used_memory=int(self.info.get('used_memory', 0) or 0),
-                    maxmemory=int(self.info.get('maxmemory', 0) or 0),
-                    maxmemory_policy=_text(self.info.get('maxmemory_policy')))
+        """used_memory, maxmemory (0: no limit), maxmemory_policy; None for what cannot be read."""
+        used = self.info.get('used_memory')
+        if used is None:
+            self.unknown.setdefault('used_memory', self.unknown.get('info', 'INFO memory is not available'))
+        maxmemory = self.info.get('maxmemory')
+        policy = self.info.get('maxmemory_policy')
+        if maxmemory is None:  # before INFO reported it, or INFO denied: CONFIG GET
+            maxmemory = self.config_get('maxmemory')
+            policy = policy or self.config_get('maxmemory-policy')
+            if maxmemory is None and 'info' in self.unknown:
+                self.unknown.setdefault('maxmemory', '%s, and CONFIG GET maxmemory %s'
+                                        % (self.unknown['info'], self.unknown.get('config', 'failed')))
+        return dict(used_memory=None if used is None else int(used or 0),
+                    maxmemory=None if maxmemory is None else int(maxmemory or 0),
+                    maxmemory_policy=_text(policy))
 
     def keyspace(self):
-        """``{db: {'keys': n, 'expires': m}}`` for every non-empty db, from INFO keyspace."""
+        """``{db: {'keys': n, 'expires': m}}`` for every non-empty db, from INFO keyspace.
+
+        Without INFO: DBSIZE of every db (``expires`` is then None: unknown)."""
+        if 'info' in self.unknown:
+            return self._keyspace_dbsize()
         out = {}
         for name, value in self.info.items():
             match = re.match(r'^db(\d+)$', str(name))
@@ -92,7 +132,37 @@ class Server:
                                                 expires=int(value.get('expires', 0)))
         return out
 
+    def _keyspace_dbsize(self):
+        count = self.databases or 16
+        if self.databases is None:
+            self.unknown.setdefault('databases', 'CONFIG GET databases %s: dbs 0 to 15 are counted'
+                                    % self.unknown.get('config', 'failed'))
+        self.unknown.setdefault('expires', '%s: keys with a TTL are not counted' % self.unknown['info'])
+        client = self.endpoint.client(db=0, check=False)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for db in range(count):
+                pipe.execute_command('SELECT', db)
+                pipe.execute_command('DBSIZE')
+            replies = pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            raise self.endpoint.error(exc, 'counting keys with DBSIZE')
+        finally:
+            client.close()
+        out = {}
+        for db in range(count):
+            selected, size = replies[2 * db], replies[2 * db + 1]
+            if isinstance(selected, Exception):
+                break  # past the last db
+            if isinstance(size, Exception):
+                raise self.endpoint.error(size, 'DBSIZE', db=db)
+            if int(size):
+                out[db] = dict(keys=int(size), expires=None)
+        return out
+
     def refresh_keyspace(self):
+        if 'info' in self.unknown:
+            return self.keyspace()
         try:
             self.info.update(self.client.info('keyspace'))
         except Exception as exc:
@@ -107,8 +177,10 @@ class Server:
                 value = reply.get(name, reply.get(name.encode())) if reply else None
                 self._config_cache[name] = _text(value)
             except Exception as exc:
-                if reply_kind(exc) in ('noperm', 'unknown_command'):
+                reason = unavailable(exc)
+                if reason is not None:
                     self._config_cache[name] = None
+                    self.unknown.setdefault('config', 'CONFIG is %s' % reason)
                 else:
                     raise self.endpoint.error(exc, 'CONFIG GET %s' % name)
         return self._config_cache[name]
@@ -207,12 +279,18 @@ class Server:
             try:
                 reply = self.client.execute_command('ACL', 'DRYRUN', user, *args)
             except Exception as exc:
+                if re.search(r"^Command '[^']*' not found", str(exc)):  # this command is renamed or disabled
+                    out[name] = 'no'
+                    self.command_reasons[name] = '%s is not available on the server (renamed or disabled)' % args[0]
+                    continue
                 if reply_kind(exc) in ('noperm', 'unknown_command'):
                     return None
                 if 'user' in str(exc).lower() and 'not found' in str(exc).lower():
                     return None
                 raise self.endpoint.error(exc, 'ACL DRYRUN')
             out[name] = 'yes' if _text(reply) == 'OK' else 'no'
+            if out[name] == 'no':
+                self.command_reasons[name] = 'denied to this user: %s' % _text(reply)
         return out
 
     def _perms_getuser(self, user):
@@ -246,21 +324,37 @@ class Server:
         for name, _args in NEEDED_COMMANDS:
             probe = probes.get(name)
             if probe is None:
-                out[name] = 'unknown'
+                out[name] = self._disprove(name)
                 continue
             try:
                 probe()
                 out[name] = 'yes'
             except Exception as exc:
                 kind = reply_kind(exc)
-                if kind == 'noperm':
+                reason = unavailable(exc)
+                if reason is not None:
                     out[name] = 'no'
+                    self.command_reasons[name] = '%s is %s' % (name.split('_', 1)[0].upper(), reason)
                 elif kind in ('payload', 'nokey', 'busykey', 'error'):
                     # The command ran and refused the harmless input: it is permitted.
                     out[name] = 'yes'
                 else:
                     out[name] = 'unknown'
         return out
+
+    def _disprove(self, name):
+        """``'no'`` when the command of ``name`` is renamed or disabled, else ``'unknown'`` (it cannot be run
+        harmlessly to see): CLIENT PAUSE is judged by CLIENT GETNAME, SYNC by nothing."""
+        if name == 'client_pause':
+            try:
+                self.client.execute_command('CLIENT', 'GETNAME')
+            except Exception as exc:
+                reason = unavailable(exc)
+                if reason is not None and 'not available' in reason:
+                    self.command_reasons[name] = 'CLIENT is %s' % reason
+                    return 'no'
+        self.command_reasons[name] = 'cannot be probed without running it, and ACL DRYRUN is not available'
+        return 'unknown'
 
     # -- summary -------------------------------------------------------------------------------
     def facts(self, with_permissions=True):
@@ -283,6 +377,8 @@ class Server:
         facts['total_keys'] = sum(d['keys'] for d in facts['dbs'])
         if with_permissions:
             facts['commands'], facts['permissions_method'] = self.command_permissions()
+            facts['command_reasons'] = dict(self.command_reasons)
+        facts['unknown'] = dict(self.unknown)
         return facts
 
 

@@ -37,7 +37,7 @@ import random
 import threading
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
@@ -170,8 +170,8 @@ class Verifier:
         src_counters = read_counters(self.src)
         tgt_counters = read_counters(self.tgt)
         self._source_pass(state)
-        unchanged = not counter_delta(src_counters, read_counters(self.src))['changed'] \
-            and not counter_delta(tgt_counters, read_counters(self.tgt))['changed']
+        unchanged = counter_delta(src_counters, read_counters(self.src))['changed'] is False \
+            and counter_delta(tgt_counters, read_counters(self.tgt))['changed'] is False
         if not self.opts.match and unchanged and state.result['missing'] == 0 \
                 and src_size == tgt_size == state.found \
                 and self._dbsize(self.source_ep, s_db) == src_size and self._dbsize(self.target_ep, t_db) == tgt_size:
@@ -251,9 +251,14 @@ class Verifier:
             try:
                 info = server.client.info('memory')
             except Exception as exc:
-                raise server.endpoint.error(exc, 'reading INFO memory')
+                if unavailable(exc) is None:
+                    raise server.endpoint.error(exc, 'reading INFO memory')
+                out[label + '_used_memory'] = None
+                out.setdefault('unknown', []).append('%s: INFO memory is %s' % (label, unavailable(exc)))
+                continue
             out[label + '_used_memory'] = int(info.get('used_memory', 0) or 0)
-        ratio = out['target_used_memory'] / float(out['source_used_memory']) if out['source_used_memory'] else None
+        ratio = out['target_used_memory'] / float(out['source_used_memory']) \
+            if out['source_used_memory'] and out['target_used_memory'] is not None else None
         out['ratio'] = None if ratio is None else round(ratio, 3)
         out['tolerance'] = self.opts.memory_tolerance
         if self.opts.memory_tolerance is None or ratio is None:
@@ -266,7 +271,8 @@ class Verifier:
         dbs = [st.result for st in self.states]
         total = totals(dbs)
         for name in VERIFY_FIELDS:
-            total[name] = sum(d.get(name, 0) for d in dbs)
+            counts = [d.get(name, 0) for d in dbs]
+            total[name] = None if None in counts else sum(counts)  # None: unknown (INFO not available)
         differing = sum(total[k] for k in DIFF_KINDS)
         memory = self._memory()
         src_change = counter_delta(self.src_start, self.src_end)
@@ -301,6 +307,12 @@ class Verifier:
                        'the applications) and verify again')
         if tgt_change['changed']:
             self._warn(change_text('target', tgt_change) + ': is something else writing to it?')
+        for label, server, change in (('source', self.src, src_change), ('target', self.tgt, tgt_change)):
+            if change['changed'] is None:
+                self._warn('whether the %s changed during the verification is unknown (%s): extra keys were looked '
+                           'for with SCAN; stop the writers before verifying' % (label, server.unknown.get('info')))
+        if memory.get('unknown') and self.opts.memory_tolerance is not None:
+            self._warn('memory_tolerance not checked: %s' % '; '.join(memory['unknown']))
         result['summary'] = summary(result, differing, memory, src_change, self.opts)
         return result
 

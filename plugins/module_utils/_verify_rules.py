@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._text import seconds_text
 
@@ -110,10 +110,15 @@ def read_counters(server):
     """The counters that move when a server's data changes: writes (``rdb_changes_since_last_save``,
     reset by a save, so the save time comes along), and keys expired or evicted."""
     client = server.client
+    if 'info' in server.unknown:
+        return None  # unknown: every comparison counts as "may have changed"
     try:
         info = dict(client.info('persistence'))
         info.update(client.info('stats'))
     except Exception as exc:
+        if unavailable(exc) is not None:
+            server.unknown['info'] = 'INFO persistence and stats are %s' % unavailable(exc)
+            return None
         raise server.endpoint.error(exc, 'reading INFO persistence and stats')
     return dict(changes=int(info.get('rdb_changes_since_last_save', 0) or 0),
                 last_save=int(info.get('rdb_last_save_time', 0) or 0),
@@ -125,7 +130,10 @@ def counter_delta(before, after):
     """``{'writes': n, 'expiries': m, 'changed': bool}`` between two :func:`read_counters` readings.
 
     A save in between resets the write counter: then the writes since the save are a lower bound.
+    Without counters (INFO not available) nothing is known: ``writes``, ``expiries`` and ``changed`` are None.
     """
+    if before is None or after is None:
+        return dict(writes=None, expiries=None, changed=None)
     if after['last_save'] == before['last_save'] and after['changes'] >= before['changes']:
         writes = after['changes'] - before['changes']
     else:

@@ -200,12 +200,14 @@ api:
 
 from ansible_collections.kvtools.migration.plugins.module_utils._cf import SECRET_OPTIONS, Bindings, CFClient
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+from ansible_collections.kvtools.migration.plugins.module_utils._ranges import CF_RANGES
 
 
 def main():
     module = KVModule(
         endpoints=(),
         needs_redis=False,
+        ranges=CF_RANGES,
         secret_options=SECRET_OPTIONS,
         argument_spec=dict(
             api=dict(type='str', required=True),

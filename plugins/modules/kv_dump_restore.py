@@ -90,6 +90,12 @@ attributes:
 notes:
   - Cluster mode is not supported yet.
   - The idle times of pending stream entries and consumers are recreated relative to the time of the copy.
+  - One copy into a target at a time - a second copy into the same target started on the same host fails with
+    C(error=locked), naming the first one's pid, host, start time and progress file. The lock is a file (in the
+    environment variable C(KVTOOLS_LOCK_DIR), else the temp folder) held while the copy runs and released the moment
+    its process ends; nothing is written to either server for it.
+  - Started with C(async) and watched by M(kvtools.migration.kv_wait), the copy stops (C(error=interrupted), the
+    checkpoint kept) when the playbook is interrupted - see M(kvtools.migration.kv_wait).
 seealso:
   - module: kvtools.migration.kv_info
 '''

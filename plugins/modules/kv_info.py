@@ -119,11 +119,11 @@ total_keys:
   returned: success
   type: int
 used_memory:
-  description: Bytes in use (INFO memory).
+  description: Bytes in use (INFO memory); null when INFO cannot be read (see RV(unknown)).
   returned: success
   type: int
 maxmemory:
-  description: The memory limit in bytes; 0 means none.
+  description: The memory limit in bytes; 0 means none; null when neither INFO nor CONFIG GET can be read.
   returned: success
   type: int
 maxmemory_policy:
@@ -151,6 +151,20 @@ permissions_method:
   description: How RV(commands) was found out - C(acl dryrun), C(acl getuser) or C(probe).
   returned: when O(permissions=true)
   type: str
+command_reasons:
+  description: Why a command of RV(commands) is C(no) or C(unknown) - renamed or disabled on the server (a managed
+    plan's C(rename-command)), denied to the user, or not probeable.
+  returned: when O(permissions=true)
+  type: dict
+  sample: {"config_get": "CONFIG is not available on the server (renamed or disabled)"}
+unknown:
+  description:
+    - The facts that could not be read, each with the reason - C(info) (INFO renamed, disabled or denied; the engine
+      and version then come from C(HELLO) and the key counts from C(DBSIZE)), C(config), C(used_memory),
+      C(maxmemory), C(expires), C(databases). Empty when everything was read.
+  returned: success
+  type: dict
+  sample: {"config": "CONFIG is not available on the server (renamed or disabled)"}
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule

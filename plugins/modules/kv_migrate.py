@@ -65,6 +65,12 @@ attributes:
     support: full
     description: Returns the key counts of each target database before and after; never key names or values.
 notes:
+  - One copy into a target at a time - a second copy into the same target started on the same host fails with
+    C(error=locked), naming the first one's pid, host, start time and progress file. The lock is a file (in the
+    environment variable C(KVTOOLS_LOCK_DIR), else the temp folder) held while the copy runs and released the moment
+    its process ends; nothing is written to either server for it.
+  - Started with C(async) and watched by M(kvtools.migration.kv_wait), the copy stops (C(error=interrupted), the
+    checkpoint kept) when the playbook is interrupted - see M(kvtools.migration.kv_wait).
   - The target's credentials travel inside the C(MIGRATE) command to the source server, which logs in to the target
     with them (C(AUTH2) for an ACL user, C(AUTH) for a password-only server). Redis and Valkey hide them in
     C(SLOWLOG) and C(MONITOR).

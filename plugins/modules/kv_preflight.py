@@ -149,9 +149,17 @@ payload:
   returned: success
   type: dict
 memory:
-  description: C(source_data) (used_memory minus startup), C(target_maxmemory) and C(target_free) (null without a limit).
+  description: C(source_data) (used_memory minus startup), C(target_maxmemory) and C(target_free) (null without a limit
+    or when unknown).
   returned: success
   type: dict
+not_checked:
+  description: What the plan could not check because a fact is unknown on a server (an admin command renamed, disabled
+    or denied, as managed plans do), one sentence each with the reason - for example the capacity of the target.
+    These do not stop the migration; RV(plan) lists them too.
+  returned: success
+  type: list
+  elements: str
 estimate_seconds:
   description: A rough duration of the copy, from the keys and bytes and the rates measured in the project's benchmark.
   returned: success

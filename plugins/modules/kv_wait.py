@@ -35,7 +35,7 @@ options:
   interval:
     description:
       - Seconds between two polls once the job has run for a while (the first polls come sooner - after 0.5, 1, 2,
-        ... seconds - so that short copies end quickly).
+        ... seconds - so that short copies end quickly). From 0.2 to 3600.
     type: float
     default: 10
   timeout:
@@ -61,6 +61,11 @@ attributes:
   async:
     support: none
     description: It waits for an async job itself.
+notes:
+  - With O(progress), kv_wait renews a watch file (the progress path plus C(.watch)) at every poll. When the playbook
+    is interrupted (Ctrl-C) or killed, the renewals stop and the copy stops itself once the watch file is older than
+    three O(interval) plus ten seconds, with C(error=interrupted) and its checkpoint kept; a rerun with the same
+    checkpoint resumes. kv_wait also prints the copy's pid and the command that stops it.
 seealso:
   - module: kvtools.migration.kv_dump_restore
   - module: kvtools.migration.kv_migrate

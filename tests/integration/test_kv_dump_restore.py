@@ -416,17 +416,51 @@ def test_logical_backup_restores_through_kv_dump_restore(redis70, valkey80, run_
         assert_no_secret(result, 'Backup-Phrase-7')
 
 
-def test_damaged_backup_writes_nothing(redis70, valkey80, tmp_path):
+def _first_key_record(data_):
+    """Offset of the first key record of a plain logical backup (after the header and the first db record)."""
+    import struct
+    pos = 8 + 4 + struct.unpack('>I', bytes(data_[8:12]))[0]
+    while data_[pos:pos + 1] == b'D':
+        pos += 5
+    assert data_[pos:pos + 1] == b'K'
+    return pos
+
+
+# where the flipped byte lies in the first key record: (name, offset from the record's start or None for a
+# payload byte, the offset the message must name or None)
+DAMAGES = [
+    ('key_length_high', 1, 1),
+    ('payload_length_high', 5, 5),
+    ('payload_length_low', 12, None),
+    ('expiry_high', 13, 13),
+    ('record_type', 0, 0),
+    ('inside_payload', None, None),
+]
+
+
+@pytest.mark.parametrize('where, delta, named', DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_damaged_backup_writes_nothing(where, delta, named, redis70, valkey80, tmp_path):
+    """One flipped byte, inside a length field or outside: error corrupt (naming the offset of a bad length),
+    never a MemoryError, and not one key written."""
     load_dbs(redis70, [0])
     path = tmp_path / 'old.kvtlog'
     _logical_backup(redis70, path)
     data_ = bytearray(path.read_bytes())
-    data_[len(data_) // 2] ^= 0xFF
+    record = _first_key_record(data_)
+    if delta is None:  # a byte in the middle of the first payload
+        import struct
+        klen, plen = struct.unpack('>IQ', bytes(data_[record + 1:record + 13]))
+        offset = record + 21 + klen + plen // 2
+    else:
+        offset = record + delta
+    data_[offset] ^= 0xFF
     path.write_bytes(bytes(data_))
     with pytest.raises(KVError) as err:
         BackupRestore(Endpoint({'url': 'file://%s' % path}, 'source'), Endpoint(valkey80.endpoint(), 'target'),
                       CopyOptions()).run()
     assert err.value.kind == 'corrupt', str(err.value)
+    if named is not None:
+        assert 'at offset %d' % (record + named) in str(err.value), str(err.value)
     assert valkey80.admin().info('keyspace') == {}
 
 
