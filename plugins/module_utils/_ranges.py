@@ -48,6 +48,11 @@ RANGES = dict(
     pause_ms=(100, DAY_MS, True),
     renew_max_seconds=(1, DAY_S * 7, True),
     verify_window_ms=(0, 600000, True),
+    # kv_sync
+    max_lag=(0, 1099511627776, True),
+    started_timeout=(1, DAY_S * 7, True),
+    drain_timeout=(1, DAY_S, True),
+    max_seconds=(1, DAY_S * 30, True),
 )
 
 # kv_cf_bindings: its timeout counts seconds of one HTTP request.
