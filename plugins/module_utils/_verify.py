@@ -42,6 +42,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
     db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
+    MAX_RECHECK_DELAY, MAX_ROUNDS, DiffingKeys, Touched, differing, recheck_reset)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
@@ -60,8 +62,10 @@ EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates o
 #   type_differs   keys on both sides with different types
 #   value_differs  keys on both sides, same type, different value
 #   ttl_differs    keys whose expiry differs by more than ttl_tolerance (or exists on one side only)
+#   listed         keys compared by name (from the keys log, or rechecked after a round), not found by SCAN
+#   absent         listed keys that were on neither side (deleted on both: nothing to compare)
 VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
-                 'type_differs', 'value_differs', 'ttl_differs')
+                 'type_differs', 'value_differs', 'ttl_differs', 'listed', 'absent')
 DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs')
 EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
                      ttl_differs='TTL of')
@@ -90,7 +94,8 @@ class VerifyOptions:
 
     def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2,
                  memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
-                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH):
+                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
+                 keys_file_offset=0, rounds=1, recheck_delay=1.0):
         if values not in VALUES_MODES:
             raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
         try:
@@ -105,6 +110,11 @@ class VerifyOptions:
             raise KVError('ttl_tolerance must not be negative, got %s' % ttl_tolerance, kind='config')
         if memory_tolerance is not None and memory_tolerance < 0:
             raise KVError('memory_tolerance must not be negative, got %s' % memory_tolerance, kind='config')
+        _check_live_options(keys_file, keys_file_offset, match, rounds, recheck_delay)
+        self.keys_file = keys_file
+        self.keys_file_offset = int(keys_file_offset or 0)
+        self.rounds = int(rounds)
+        self.recheck_delay = float(recheck_delay)
         self.dbs = dbs
         self.db_map = db_map
         self.match = match
@@ -119,6 +129,33 @@ class VerifyOptions:
         self.check_mode = check_mode
         self.workers = max(1, int(workers))
         self.batch_size = max(1, int(batch_size))
+
+
+def _check_live_options(keys_file, keys_file_offset, match, rounds, recheck_delay):
+    """keys_file / keys_file_offset / rounds / recheck_delay: ranges, not clamps."""
+    for name, value, kind in (('keys_file_offset', keys_file_offset, int), ('rounds', rounds, int),
+                              ('recheck_delay', recheck_delay, float)):
+        try:
+            if value is not None and not isinstance(value, bool):
+                kind(value)
+                if kind is int and int(value) != float(value):
+                    raise ValueError(value)
+                continue
+        except (TypeError, ValueError):
+            pass
+        raise KVError('%s must be a number, got %r' % (name, value), kind='config')
+    if int(keys_file_offset or 0) < 0:
+        raise KVError('keys_file_offset must be 0 or more, got %s' % keys_file_offset, kind='config')
+    if keys_file_offset and not keys_file:
+        raise KVError('keys_file_offset %s was given without keys_file' % keys_file_offset, kind='config')
+    if keys_file and match:
+        raise KVError('keys_file cannot be combined with match (the keys log lists every key the follower '
+                      'wrote; kv_sync does not filter by pattern)', kind='config')
+    if not 1 <= int(rounds) <= MAX_ROUNDS:
+        raise KVError('rounds must be between 1 and %d, got %s' % (MAX_ROUNDS, rounds), kind='config')
+    if not 0 <= float(recheck_delay) <= MAX_RECHECK_DELAY:
+        raise KVError('recheck_delay must be between 0 and %d seconds, got %s' % (MAX_RECHECK_DELAY, recheck_delay),
+                      kind='config')
 
 
 # -- write counters ---------------------------------------------------------------------------------
@@ -198,8 +235,15 @@ class _DbState:
         self.run = run
         extra = dict((name, 0) for name in VERIFY_FIELDS)
         self.result = db_result(src_db, tgt_db, **extra)
+        self.result['scope'] = 'full'
         self.found = 0
         self.lock = threading.Lock()
+        self.differing = DiffingKeys() if run.opts.rounds > 1 else None
+
+    def note(self, key):
+        """A key that differs: remembered for the next round's recheck."""
+        if self.differing is not None:
+            self.differing.add(key)
 
     def add(self, counts, differences, found):
         with self.lock:
@@ -221,6 +265,8 @@ class Verifier:
         self.differences = []
         self.diff_lock = threading.Lock()
         self.states = []
+        self.rounds = []
+        self.touched = None
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -280,6 +326,8 @@ class Verifier:
             self.src_start = read_counters(self.src)
             self.tgt_start = read_counters(self.tgt)
             pairs, src_space, tgt_space = self._pairs()
+            self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
+            round_started = time.time()
             for s_db, t_db in pairs:
                 state = _DbState(s_db, t_db, self)
                 for name, space, db in (('source', src_space, s_db), ('target', tgt_space, t_db)):
@@ -287,7 +335,15 @@ class Verifier:
                     state.result[name + '_keys'] = info.get('keys', 0)
                     state.result[name + '_expires'] = info.get('expires', 0)
                 self.states.append(state)
-                self._verify_db(state)
+                listed = self.touched.for_target_db(t_db) if self.touched is not None else None
+                if listed is None:
+                    self._verify_db(state)
+                else:
+                    self._verify_listed_db(state, listed)
+            self._round_done(1, 'keys' if self.touched is not None else 'full', round_started,
+                             sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
+                                 for st in self.states))
+            self._recheck_rounds()
             self.src_end = read_counters(self.src)
             self.tgt_end = read_counters(self.tgt)
             result = self._result(started)
@@ -306,6 +362,77 @@ class Verifier:
             raise endpoint.error(exc, 'DBSIZE', db=db)
         finally:
             client.close()
+
+    # -- live scope: listed keys, key counts, rounds ----------------------------------------------------
+    def _round_done(self, number, scope, started, compared):
+        self.rounds.append(dict(round=number, scope=scope, compared=compared,
+                                differing=sum(differing(st.result) for st in self.states),
+                                seconds=round(time.time() - started, 3)))
+
+    def _recheck_rounds(self):
+        """Rounds 2..n: after ``recheck_delay``, compare again only the keys that differed in the round
+        before (the follower may simply not have applied them yet), until none differs or the limit."""
+        for number in range(2, self.opts.rounds + 1):
+            pending = [st for st in self.states if differing(st.result)]
+            if not pending:
+                return
+            time.sleep(self.opts.recheck_delay)
+            started = time.time()
+            self.differences = []  # the differences of the last look at every key
+            compared = 0
+            for state in pending:
+                keys, overflow = state.differing.take()
+                if overflow:  # too many to remember: compare the db whole again
+                    self._reset(state)
+                    self._verify_db(state)
+                    compared += state.result['keys'] + state.result['extra'] + state.result['expired']
+                else:
+                    recheck_reset(state.result)
+                    self._compare_listed(state, keys)
+                    compared += len(keys)
+            self._round_done(number, 'recheck', started, compared)
+
+    def _reset(self, state):
+        """Forget what a db pair's comparison counted (its keyspace figures stay)."""
+        for name, value in list(state.result.items()):
+            if isinstance(value, int) and name not in ('db', 'target_db', 'source_keys', 'target_keys',
+                                                       'source_expires', 'target_expires'):
+                state.result[name] = 0
+        state.found = 0
+        s_db = state.result['db']
+        with self.diff_lock:
+            self.differences = [d for d in self.differences if d['db'] != s_db]
+
+    def _compare_listed(self, state, keys):
+        """Compare the named keys of one db pair (absent on both sides is fine, on the target only is extra)."""
+        size = self.opts.batch_size
+        batches = ((None, keys[i:i + size]) for i in range(0, len(keys), size))
+
+        def handle(checker, job):
+            checker.process(job[1])
+
+        process_batches(batches, self.opts.workers, lambda: _Checker(self, state, listed=True), handle)
+        with state.lock:
+            state.result['listed'] += len(keys)
+
+    def _verify_listed_db(self, state, keys):
+        """The keys the follower changed since the last full round, then the key counts of both sides:
+        a key no log names was compared in that round and has not changed since; equal counts show that
+        no key appeared elsewhere.  Counts that differ: the db is compared whole."""
+        s_db, t_db = state.result['db'], state.result['target_db']
+        state.result['scope'] = 'keys'
+        self._compare_listed(state, keys)
+        src_size = self._dbsize(self.source_ep, s_db)
+        tgt_size = self._dbsize(self.target_ep, t_db)
+        state.result['source_count'] = src_size
+        state.result['target_count'] = tgt_size
+        if src_size == tgt_size:
+            return
+        self._warn('db %d holds %d keys on the source and db %d %d on the target after the listed keys were '
+                   'compared: the db was compared whole' % (s_db, src_size, t_db, tgt_size))
+        self._reset(state)
+        state.result['scope'] = 'full (key counts differed)'
+        self._verify_db(state)
 
     def _verify_db(self, state):
         s_db, t_db = state.result['db'], state.result['target_db']
@@ -373,6 +500,7 @@ class Verifier:
                     if len(seen) < EXTRA_DEDUP_LIMIT:
                         seen.add(key)
                     extra += 1
+                    state.note(key)
                     differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='extra',
                                             detail='on the target only'))
                 self.add_differences(differences)
@@ -438,6 +566,9 @@ class Verifier:
             keys_per_second=round(total['keys'] / seconds, 1),
             source=self._describe(self.src),
             target=self._describe(self.tgt),
+            scope='keys' if self.touched is not None else 'full',
+            keys_file=self.touched.describe() if self.touched is not None else None,
+            rounds=self.rounds,
         )
         if src_change['changed']:
             self._warn(self._change_text('source', src_change) + ': differences found while data moves may come '
@@ -479,6 +610,7 @@ class Verifier:
             text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
                     'types, %s and TTLs (within %g s) match.' % (
                         head, _plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
+            text += self._scope_text(result)
             if src_change['changed']:
                 text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
                     self._change_text('source', src_change))
@@ -500,6 +632,7 @@ class Verifier:
             text += ' - %s out of %s checked%s.' % (', '.join(parts), _plural(total['keys'], 'source key'), example)
         else:
             text += '.'
+        text += self._scope_text(result)
         if memory['within_tolerance'] is False:
             text += ' used_memory of the target is %.1f MiB, %.2f times the source\'s %.1f MiB, outside ' \
                     'memory_tolerance %g.' % (memory['target_used_memory'] / 2.0 ** 20, memory['ratio'],
@@ -521,6 +654,26 @@ class Verifier:
                 ', '.join(steps), self.opts.max_reported)
         return text
 
+    def _scope_text(self, result):
+        """What was compared when it was not simply every key once: the keys log, the rounds."""
+        text = ''
+        touched = result.get('keys_file')
+        if touched is not None:
+            listed = [d for d in result['dbs'] if d['scope'] == 'keys']
+            text += ' Scope: the %s the keys log names from offset %d to %d (%s) and the key counts of %s, ' \
+                    'equal on both sides%s.' % (
+                        _plural(touched['keys'], 'key'), touched['start'], touched['end'],
+                        _plural(touched['records'], 'record'), _plural(len(listed), 'db'),
+                        '; %s compared whole' % _plural(len(result['dbs']) - len(listed), 'db')
+                        if len(listed) < len(result['dbs']) else '')
+        rounds = result.get('rounds') or []
+        if len(rounds) > 1:
+            text += ' %s differed in round 1 (%s); %s rechecked after %g s each, %s differing after the last.' % (
+                _plural(rounds[0]['differing'], 'key'), 'while the source changed' if result['source_changed']
+                else 'the source was quiet', _plural(len(rounds) - 1, 'recheck round'), self.opts.recheck_delay,
+                rounds[-1]['differing'])
+        return text
+
     def _write_report(self, result):
         path = self.opts.report
         if not path or self.opts.check_mode:
@@ -537,9 +690,10 @@ class Verifier:
 class _Checker:
     """Compares SCAN batches of one db pair with its own source and target connections."""
 
-    def __init__(self, run, state):
+    def __init__(self, run, state, listed=False):
         self.run = run
         self.state = state
+        self.listed = listed  # keys named by a list, not found by SCAN: absent on both sides is fine
         self.opts = run.opts
         self.s_db = state.result['db']
         self.t_db = state.result['target_db']
@@ -710,8 +864,8 @@ class _Checker:
     def _compare_each(self, keys, n_valued, s_vals, s_exps, t_vals, t_exps, s_now, t_now, raw):
         """Key by key.  The first ``n_valued`` keys come with values: whole string values (``raw``, from
         MGET) or DUMP payloads; the others with their TYPE."""
-        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing',
-                                             'type_differs', 'value_differs', 'ttl_differs'))
+        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing', 'extra',
+                                             'absent', 'type_differs', 'value_differs', 'ttl_differs'))
         differences = []
         found = 0
         slow = []  # (key, ttl detail) of keys whose payloads differ: compared type-aware below
@@ -734,7 +888,15 @@ class _Checker:
                 s_present = s_present and _text(s_val) != 'none'
                 t_present = t_present and _text(t_val) != 'none'
             if not s_present:
-                counts['expired'] += 1  # gone from the source since SCAN
+                if not self.listed:
+                    counts['expired'] += 1  # gone from the source since SCAN
+                elif not t_present:
+                    counts['absent'] += 1  # deleted on both sides
+                else:
+                    counts['extra'] += 1
+                    self.state.note(key)
+                    differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='extra',
+                                            detail='on the target only'))
                 continue
             if not t_present and s_at is not None and s_at - s_now <= self.tolerance:
                 counts['expired'] += 1  # expiring now: the target dropped it a moment earlier
@@ -742,6 +904,7 @@ class _Checker:
             counts['keys'] += 1
             if not t_present:
                 counts['missing'] += 1
+                self.state.note(key)
                 differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='missing',
                                         detail='on the source, not on the target'))
                 continue
@@ -769,6 +932,7 @@ class _Checker:
             counts['identical'] += 1
             return
         counts['conflicts'] += 1
+        self.state.note(key)
         for kind, detail in kinds:
             counts[kind] += 1
             differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=kind,
