@@ -8,9 +8,10 @@
 kv_verify reads it to check, inside the write pause, exactly the keys that changed since its last full
 round.  The format (also in the kv_sync contract):
 
-- the 8-byte header ``KVKEYS1\\n``;
-- records, integers unsigned big-endian: ``b'K' + db (4) + key length (4) + key`` for one key,
-  ``b'D' + db (4)`` when a whole db changed (FLUSHDB, FLUSHALL, SWAPDB: anything that is not per key).
+- the 9-byte header ``KVTKEYS1\\n``;
+- records, big-endian: db (4 bytes, signed) + key length (4 bytes, unsigned) + the key; the length
+  0xFFFFFFFF (and no key) says that the whole db changed (FLUSHDB, FLUSHALL, SWAPDB: anything that is
+  not per key).  This is the format of kv_sync's follower (``_sync_stream.KeysLog``).
 
 Keys are raw bytes.  The writer appends whole records only, with one ``os.write`` per flush on an
 O_APPEND descriptor, so a reader sees at most one partial record at the end (a write in flight); it
@@ -27,23 +28,23 @@ import struct
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 
-HEADER = b'KVKEYS1\n'
-KEY = b'K'
-WHOLE_DB = b'D'
-_DB = struct.Struct('>I')
-_KEY_HEAD = struct.Struct('>II')
+HEADER = b'KVTKEYS1\n'
+WHOLE_DB = 0xFFFFFFFF
+_HEAD = struct.Struct('>iI')
 READ_SIZE = 1024 * 1024
-MAX_DB = 2 ** 32 - 1
+MAX_DB = 2 ** 31 - 1
 
 
 def encode_key(db, key):
     """One key record."""
-    return KEY + _KEY_HEAD.pack(db, len(key)) + key
+    if len(key) >= WHOLE_DB:
+        raise ValueError('key too long for the keys log')
+    return _HEAD.pack(db, len(key)) + key
 
 
 def encode_whole_db(db):
     """One whole-db record."""
-    return WHOLE_DB + _DB.pack(db)
+    return _HEAD.pack(db, WHOLE_DB)
 
 
 class KeysLogWriter:
@@ -147,30 +148,24 @@ class KeysLogReader:
                 buf += chunk
                 used = 0
                 end = len(buf)
-                while used < end:
-                    kind = buf[used:used + 1]
-                    if kind == KEY:
-                        if used + 9 > end:
-                            break
-                        db, length = _KEY_HEAD.unpack_from(buf, used + 1)
-                        if used + 9 + length > end:
-                            break
-                        key = buf[used + 9:used + 9 + length]
-                        used += 9 + length
-                        self.records_read += 1
-                        self.offset = pos + used
-                        yield db, key
-                    elif kind == WHOLE_DB:
-                        if used + 5 > end:
-                            break
-                        db = _DB.unpack_from(buf, used + 1)[0]
-                        used += 5
-                        self.records_read += 1
-                        self.offset = pos + used
-                        yield db, None
+                size = _HEAD.size
+                while used + size <= end:
+                    db, length = _HEAD.unpack_from(buf, used)
+                    if db < 0:
+                        raise self._error('holds a negative db number at offset %d (is the offset a record '
+                                          'boundary?)' % (pos + used))
+                    if length == WHOLE_DB:
+                        key = None
+                        step = size
+                    elif used + size + length > end:
+                        break
                     else:
-                        raise self._error('holds an unknown record type %r at offset %d (is the offset a '
-                                          'record boundary?)' % (kind, pos + used))
+                        key = buf[used + size:used + size + length]
+                        step = size + length
+                    used += step
+                    self.records_read += 1
+                    self.offset = pos + used
+                    yield db, key
                 buf = buf[used:]
                 pos += used
             self.offset = pos  # the boundary before a partial record (a write in flight), if any
