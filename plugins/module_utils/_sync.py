@@ -1,0 +1,426 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The engine of ``kv_sync``: start, drain and remove a follower (see ``_sync_follow``), and the plan.
+
+* ``started``: checks that live copy is possible (:func:`live_possibility`), that the target's
+  mapped dbs are empty (or ``on_conflict=replace``), picks how expiries are kept in transit (``import``
+  mode on a Valkey >= 8.1 target, else ``hold``), writes the record, starts the follower and returns
+  once the snapshot is applied and the lag is at most ``max_lag``.  A record whose follower died
+  resumes from its replication id and offset.  A live follower: ``changed=false`` and its status.
+* ``stopped``: waits until the source's ``master_repl_offset`` stops moving and the follower has
+  applied (and the target answered) everything up to it, stops the follower, sets the exact expiries
+  held back, switches import mode off.  A source that keeps moving fails after ``drain_timeout`` and
+  leaves the follower running.
+* ``absent``: stops the follower without draining and removes the record and its files.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import time
+import uuid
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive, stop_renewer
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_mapping, totals
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import rdb_version_for, target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
+    RECORD_FORMAT, Follower, now_iso, read_record, start_process, write_record)
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import iter_keys_log, settle_expiries
+
+REPLICATION_COMMANDS = (('psync', ['PSYNC', '?', '-1']), ('replconf', ['REPLCONF', 'ACK', '0']))
+
+
+def replication_permissions(server):
+    """``{'psync': 'yes'|'no'|'unknown', 'replconf': ...}`` for the connected user (ACL DRYRUN, Redis/Valkey >= 7)."""
+    out = dict((name, 'unknown') for name, _a in REPLICATION_COMMANDS)
+    if not server.capabilities.get('acl_dryrun'):
+        return out
+    user = server.whoami()
+    for name, args in REPLICATION_COMMANDS:
+        try:
+            reply = server.client.execute_command('ACL', 'DRYRUN', user, *args)
+        except Exception:
+            return out
+        text = reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else str(reply)
+        out[name] = 'yes' if text == 'OK' else 'no'
+    return out
+
+
+def snapshot_rdb_version(src, tgt, diskless):
+    """The RDB version the source will send us: Valkey >= 9 writes the target's own when asked (diskless only)."""
+    own = rdb_version_for(src.engine, src.version)
+    if src.engine == 'valkey' and src.version >= (9, 0, 0) and diskless:
+        wanted = rdb_version_for(tgt.engine, tgt.version) if tgt.engine == 'valkey' else 11
+        if wanted is not None and own is not None:
+            return min(own, max(wanted, 11))
+    return own
+
+
+def live_possibility(src, tgt, match=None, permissions=None):
+    """``(possible, reason)`` for a live copy between two connected :class:`Server` objects."""
+    reasons = []
+    if match:
+        reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
+                       'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
+    for side, server in (('source', src), ('target', tgt)):
+        if server.cluster_enabled:
+            reasons.append('the %s runs in cluster mode, which live copy does not support' % side)
+    perms = permissions if permissions is not None else replication_permissions(src)
+    refused = [name.upper() for name, value in sorted(perms.items()) if value == 'no']
+    if refused:
+        reasons.append('the source user may not run %s: grant +psync +replconf (ACL SETUSER <user> +psync +replconf), '
+                       'or copy offline' % '/'.join(refused))
+    diskless = (src.config_get('repl-diskless-sync') or 'yes') == 'yes'
+    payload = snapshot_rdb_version(src, tgt, diskless)
+    target_rdb = rdb_version_for(tgt.engine, tgt.version)
+    accepts = target_accepts(tgt.engine, target_rdb, payload, tgt.rdb_version_check.get('value'))
+    if accepts is False:
+        hint = ''
+        if src.engine == 'valkey' and src.version >= (9, 0, 0) and not diskless:
+            hint = ' (a Valkey 9 source writes an older RDB for us only with repl-diskless-sync yes)'
+        reasons.append('the target (%s %s, RDB %s) refuses the source\'s payload version (RDB %s)%s; copy offline with '
+                       'the type-aware fallback of kv_dump_restore' % (tgt.engine, tgt.version_string, target_rdb,
+                                                                       payload, hint))
+    if tgt.role not in ('master', 'primary'):
+        reasons.append('the target is a replica (read-only)')
+    return (not reasons), ('; '.join(reasons) if reasons else None)
+
+
+class Sync:
+    """``Sync(source_ep, target_ep, params, check_mode).run()`` -> the module result."""
+
+    def __init__(self, source_ep, target_ep, params, check_mode=False):
+        self.source = source_ep
+        self.target = target_ep
+        self.p = params
+        self.check_mode = check_mode
+        self.record_path = os.path.abspath(params['record'])
+        self.spool_dir = os.path.abspath(params.get('spool_dir') or os.path.dirname(self.record_path))
+
+    # -- validation -------------------------------------------------------------------------------
+    def _validate(self):
+        p = self.p
+        for name, low in (('max_lag', 0), ('started_timeout', 1), ('drain_timeout', 1), ('max_seconds', 1)):
+            if p.get(name) is not None and p[name] < low:
+                raise KVError('%s must be at least %d, got %s' % (name, low, p[name]), kind='config')
+        if p.get('on_conflict') not in ('fail', 'replace'):
+            raise KVError('on_conflict must be fail or replace, got %r' % p.get('on_conflict'), kind='config')
+        if not os.path.isdir(os.path.dirname(self.record_path)):
+            raise KVError('the directory of record does not exist: %s' % os.path.dirname(self.record_path),
+                          kind='config')
+        if not os.path.isdir(self.spool_dir):
+            raise KVError('spool_dir does not exist: %s' % self.spool_dir, kind='config')
+        if p.get('backup'):
+            raise KVError('backup is not supported by kv_sync yet: take the backup with kv_rdb_backup first',
+                          kind='config')
+        if self.source.backup_file:
+            raise KVError('kv_sync needs a live source server, not a backup file', kind='config')
+
+    def run(self):
+        self._validate()
+        state = self.p.get('state') or 'started'
+        return getattr(self, '_' + state)()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _pairs(self, src):
+        mapping = db_mapping(self.p.get('db_map'))
+        if self.p.get('dbs'):
+            dbs = sorted(set(int(d) for d in self.p['dbs']))
+        else:
+            dbs = list(range(src.databases or 16))
+        pairs = [(db, mapping.get(db, db)) for db in dbs]
+        targets = [t for _s, t in pairs]
+        if len(set(targets)) != len(targets):
+            raise KVError('db_map sends two source dbs into the same target db: %r' % pairs, kind='config')
+        for s_db in mapping:
+            if s_db not in dbs:
+                raise KVError('db_map maps db %d, which is not in dbs %s' % (s_db, dbs), kind='config')
+        return pairs
+
+    def _alive(self, rec):
+        return bool(rec) and renewer_alive(rec)
+
+    def _source_offset(self):
+        client = self.source.client(db=0)
+        try:
+            info = client.info('replication')
+        except Exception as exc:
+            raise self.source.error(exc, 'reading INFO replication')
+        finally:
+            client.close()
+        return int(info.get('master_repl_offset', 0))
+
+    def _result(self, rec, changed, **extra):
+        offset = rec.get('offset')
+        result = dict(changed=changed, state=self.p.get('state') or 'started', phase=rec.get('phase'),
+                      replid=rec.get('replid'), offset=offset, source_offset=None, lag_bytes=rec.get('lag_bytes'),
+                      commands_applied=rec.get('commands_applied', 0), keys_log=rec.get('keys_log'),
+                      keys_log_size=rec.get('keys_log_size', 0), pid=rec.get('pid'), last_error=rec.get('last_error'),
+                      dbs=rec.get('dbs', []), totals=rec.get('totals') or totals(rec.get('dbs', [])),
+                      snapshot_seconds=rec.get('snapshot_seconds'), catchup_seconds=rec.get('catchup_seconds'),
+                      ttl_mode=rec.get('ttl_mode'), full_resyncs=rec.get('full_resyncs', 0),
+                      continued=rec.get('continued', 0), record=self.record_path, transfer=rec.get('transfer'))
+        if rec.get('phase') not in ('stopped', 'absent', None):
+            try:
+                result['source_offset'] = self._source_offset()
+                if offset is not None:
+                    result['lag_bytes'] = max(0, result['source_offset'] - offset)
+            except KVError:
+                pass
+        result.update(extra)
+        return result
+
+    # -- started ----------------------------------------------------------------------------------
+    def _plan(self):
+        src = connect_server(self.source)
+        try:
+            tgt = connect_server(self.target)
+        except KVError:
+            src.client.close()
+            raise
+        try:
+            possible, reason = live_possibility(src, tgt)
+            if not possible:
+                raise KVError('live copy is not possible: %s' % reason, kind='config')
+            pairs = self._pairs(src)
+            keyspace = src.keyspace()
+            target_keys = tgt.keyspace()
+            if tgt.databases is not None:
+                for _s, t in pairs:
+                    if t >= tgt.databases:
+                        raise KVError('target db %d does not exist (databases = %d): change db_map or dbs'
+                                      % (t, tgt.databases), kind='config')
+            busy = [(t, target_keys[t]['keys']) for _s, t in pairs if target_keys.get(t, {}).get('keys')]
+            import_mode = None
+            if tgt.engine == 'valkey' and tgt.version >= (8, 1, 0):
+                import_mode = tgt.config_get('import-mode')
+            version = None
+            if src.engine == 'valkey' and src.version >= (8, 0, 0):
+                version = tgt.version_string if tgt.engine == 'valkey' else '7.2.4'
+            plan = dict(source=dict(address=self.source.address, engine=src.engine, version=src.version_string),
+                        target=dict(address=self.target.address, engine=tgt.engine, version=tgt.version_string),
+                        dbs=[dict(db=s, target_db=t, keys=keyspace.get(s, {}).get('keys', 0),
+                                  expires=keyspace.get(s, {}).get('expires', 0),
+                                  target_keys=target_keys.get(t, {}).get('keys', 0)) for s, t in pairs],
+                        pairs=pairs, busy=busy, import_mode=import_mode, version=version, tgt=tgt)
+            return plan
+        finally:
+            src.client.close()
+
+    def _ttl_mode(self, plan):
+        """``('import', set_by_us)`` when the target can keep expired keys for us, else ``('hold', False)``."""
+        tgt = plan['tgt']
+        if plan['import_mode'] is None:
+            return 'hold', False
+        if plan['import_mode'] == 'yes':
+            return 'import', False
+        try:
+            tgt.client.config_set('import-mode', 'yes')
+            return 'import', True
+        except Exception:
+            return 'hold', False
+
+    def _started(self):
+        rec = read_record(self.record_path)
+        if rec and self._alive(rec):
+            self._check_same(rec)
+            return self._wait_caught_up(rec['token'], changed=False)
+        resume = None
+        fresh = True
+        if rec:
+            self._check_same(rec)
+            fresh = False
+            if rec.get('snapshot_done') and rec.get('replid') and rec.get('offset') is not None:
+                resume = dict(replid=rec['replid'], offset=rec['offset'], db=rec.get('stream_db'))
+        plan = self._plan()
+        tgt = plan['tgt']
+        try:
+            if fresh and plan['busy'] and self.p.get('on_conflict') != 'replace':
+                raise KVError('the target already holds keys in the dbs to copy into (%s): empty them, or set '
+                              'on_conflict=replace' % ', '.join('db %d: %d keys' % b for b in plan['busy']),
+                              kind='conflict')
+            if self.check_mode:
+                return dict(changed=True, state='started', phase=None, plan=self._plan_lines(plan, rec, resume),
+                            dbs=[dict(d) for d in plan['dbs']], resumed=bool(resume), record=self.record_path)
+            if rec and rec.get('ttl_mode'):
+                ttl_mode, set_by_us = rec['ttl_mode'], rec.get('import_mode_set_by_us', False)
+            else:
+                ttl_mode, set_by_us = self._ttl_mode(plan)
+        finally:
+            tgt.client.close()
+        token = uuid.uuid4().hex
+        base = os.path.join(self.spool_dir, '.%s' % os.path.basename(self.record_path))
+        keys_log = (rec or {}).get('keys_log') or base + '.keys'
+        held_log = (rec or {}).get('held_log') or base + '.held'
+        if fresh:
+            for path in (keys_log, held_log):
+                if os.path.exists(path):
+                    os.unlink(path)
+        deadline = time.time() + self.p['max_seconds']
+        new = dict(format=RECORD_FORMAT, token=token, state='started', phase='starting',
+                   source=self.source.address, target=self.target.address, pairs=plan['pairs'], ttl_mode=ttl_mode,
+                   import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, spool_dir=self.spool_dir,
+                   created_at=(rec or {}).get('created_at') or now_iso(), deadline=deadline,
+                   replid=(rec or {}).get('replid'), offset=(rec or {}).get('offset'),
+                   snapshot_done=bool(resume), full_resyncs=(rec or {}).get('full_resyncs', 0),
+                   continued=(rec or {}).get('continued', 0), snapshot_seconds=(rec or {}).get('snapshot_seconds'),
+                   dbs=(rec or {}).get('dbs', []), commands_before=(rec or {}).get('commands_applied', 0),
+                   resumed=bool(resume), last_error=None, pid=None)
+        write_record(self.record_path, new)
+        cfg = dict(record=self.record_path, token=token, spool_dir=self.spool_dir, pairs=plan['pairs'],
+                   ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
+                   deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log, resume=resume,
+                   fresh_target=fresh, max_lag=self.p['max_lag'])
+        follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'))
+        start_process(follower.run)
+        return self._wait_caught_up(token, changed=True, resumed=bool(resume))
+
+    def _check_same(self, rec):
+        if rec.get('source') != self.source.address or rec.get('target') != self.target.address:
+            raise KVError('the record %s belongs to a sync from %s to %s, not from %s to %s: use another record path '
+                          '(or state=absent first)' % (self.record_path, rec.get('source'), rec.get('target'),
+                                                       self.source.address, self.target.address), kind='config')
+
+    def _plan_lines(self, plan, rec, resume):
+        lines = ['%s %s %s -> %s %s %s: live copy possible' % (
+            self.source.address, plan['source']['engine'], plan['source']['version'], self.target.address,
+            plan['target']['engine'], plan['target']['version'])]
+        if resume:
+            lines.append('would resume the stopped follower at offset %s of %s (PSYNC continue, or a new snapshot '
+                         'if the source\'s backlog no longer has it)' % (resume['offset'], resume['replid']))
+        for d in plan['dbs']:
+            lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d'
+                         % (d['db'], d['target_db'], d['keys'], d['expires'], d['target_keys']))
+        lines.append('expiries in transit: %s' % ('target import mode' if plan['import_mode'] is not None else
+                                                 'held back and set at the drain'))
+        return lines
+
+    def _wait_caught_up(self, token, changed, resumed=False):
+        deadline = time.time() + self.p['started_timeout']
+        while True:
+            rec = read_record(self.record_path) or {}
+            if rec.get('token') != token:
+                raise KVError('the record %s was replaced or removed while starting' % self.record_path, kind='error')
+            phase = rec.get('phase')
+            if phase == 'failed':
+                err = KVError('the follower failed: %s' % rec.get('last_error'), kind='error')
+                err.partial = self._result(rec, changed)
+                raise err
+            if phase == 'streaming':
+                return self._result(rec, changed, resumed=resumed)
+            if rec.get('pid') and not self._alive(rec) and phase != 'streaming':
+                raise KVError('the follower (pid %s) ended in phase %s: %s' % (rec.get('pid'), phase,
+                                                                              rec.get('last_error')), kind='error')
+            if time.time() > deadline:
+                err = KVError('the follower has not caught up within started_timeout (%s s): phase %s, lag %s bytes. It '
+                              'keeps running; run the task again to wait more, or state=absent to stop it'
+                              % (self.p['started_timeout'], phase, rec.get('lag_bytes')), kind='timeout')
+                err.partial = self._result(rec, changed)
+                raise err
+            time.sleep(0.1)
+
+    # -- stopped ----------------------------------------------------------------------------------
+    def _stopped(self):
+        rec = read_record(self.record_path)
+        if not rec:
+            return dict(changed=False, state='stopped', phase='absent', record=self.record_path,
+                        msg='no follower record at %s: nothing to drain' % self.record_path)
+        self._check_same(rec)
+        alive = self._alive(rec)
+        if not alive and rec.get('state') == 'stopped':
+            return self._result(rec, False, final_offset=rec.get('final_offset'), drain_seconds=rec.get('drain_seconds'),
+                                keys_written_since_snapshot=rec.get('keys_written_since_snapshot'))
+        if not alive:
+            raise KVError('the follower is not running (phase %s, last error: %s): the target may be behind the '
+                          'source. Run state=started to resume it, then state=stopped again'
+                          % (rec.get('phase'), rec.get('last_error')), kind='error')
+        if self.check_mode:
+            return self._result(rec, True, msg='would wait until the source stops moving and the follower has '
+                                               'applied everything, then stop it')
+        started = time.time()
+        deadline = started + self.p['drain_timeout']
+        target_offset = None
+        while time.time() < deadline:
+            first = self._source_offset()
+            rec = self._wait_offset(first, deadline)
+            if rec is None:
+                break
+            if self._source_offset() == first:
+                target_offset = first
+                break
+        if target_offset is None:
+            rec = read_record(self.record_path) or rec or {}
+            raise KVError('the source kept moving for drain_timeout (%s s): applied offset %s, source offset %s. Pause '
+                          'the writers (kv_isolate) and run state=stopped again; the follower keeps running'
+                          % (self.p['drain_timeout'], rec.get('offset'), self._source_offset()), kind='timeout')
+        stop_renewer(rec, wait=15.0)
+        rec = read_record(self.record_path) or rec
+        if rec.get('offset') is None or rec['offset'] < target_offset:
+            raise KVError('the follower stopped at offset %s, before the drained offset %s' % (rec.get('offset'),
+                                                                                                target_offset))
+        settled = 0
+        if rec.get('ttl_mode') == 'hold':
+            settled = settle_expiries(self.target, rec.get('keys_log'), rec.get('held_log'))
+        elif rec.get('import_mode_set_by_us'):
+            self._import_mode_off()
+        written = set()
+        if rec.get('keys_log') and os.path.exists(rec['keys_log']):
+            for db, key in iter_keys_log(rec['keys_log']):
+                written.add((db, key))
+        rec.update(state='stopped', phase='stopped', final_offset=rec['offset'], drain_seconds=round(
+            time.time() - started, 3), keys_written_since_snapshot=len([k for k in written if k[1] is not None]),
+            expiries_settled=settled, stopped_at=now_iso(), pid=None)
+        write_record(self.record_path, rec)
+        return self._result(rec, True, final_offset=rec['offset'], drain_seconds=rec['drain_seconds'],
+                            keys_written_since_snapshot=rec['keys_written_since_snapshot'], expiries_settled=settled)
+
+    def _wait_offset(self, offset, deadline):
+        while time.time() < deadline:
+            rec = read_record(self.record_path) or {}
+            if rec.get('phase') == 'failed':
+                raise KVError('the follower failed: %s' % rec.get('last_error'), kind='error')
+            if not self._alive(rec):
+                raise KVError('the follower ended while draining (phase %s: %s)' % (rec.get('phase'),
+                                                                                   rec.get('last_error')))
+            if rec.get('phase') == 'streaming' and rec.get('offset') is not None and rec['offset'] >= offset:
+                return rec
+            time.sleep(0.05)
+        return None
+
+    def _import_mode_off(self):
+        client = self.target.client(db=0)
+        try:
+            client.config_set('import-mode', 'no')
+        except Exception as exc:
+            raise self.target.error(exc, 'switching import mode off (CONFIG SET import-mode no)')
+        finally:
+            client.close()
+
+    # -- absent -----------------------------------------------------------------------------------
+    def _absent(self):
+        rec = read_record(self.record_path)
+        if not rec:
+            return dict(changed=False, state='absent', phase='absent', record=self.record_path)
+        if self.check_mode:
+            return dict(changed=True, state='absent', phase=rec.get('phase'), record=self.record_path)
+        stop_renewer(rec, wait=15.0)
+        rec = read_record(self.record_path) or rec
+        if rec.get('import_mode_set_by_us') and rec.get('state') != 'stopped':
+            try:
+                self._import_mode_off()
+            except KVError:
+                pass
+        for path in (rec.get('keys_log'), rec.get('held_log')):
+            if path and os.path.exists(path):
+                os.unlink(path)
+        os.unlink(self.record_path)
+        return dict(changed=True, state='absent', phase='absent', record=self.record_path,
+                    offset=rec.get('offset'), replid=rec.get('replid'))
+

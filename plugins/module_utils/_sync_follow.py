@@ -1,0 +1,332 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The detached follower of ``kv_sync`` and its record file.
+
+The follower is a process of its own (forked twice from the module, new session, stdio on
+/dev/null, every inherited descriptor closed), so the task can return while it follows the source.
+It gets the parsed endpoints from memory: no password or passphrase in its argv or environment, and
+none in the record.  It is owned by the record, with the lease discipline of kv_isolate's renewer:
+a random token in the record; it stops when the record is removed or names another token, after
+``max_seconds``, or on SIGTERM.  About five times a second it rewrites the record (atomically, 0600)
+with its phase, the replication id, the applied offset, the lag and the counts.
+
+A lost link is followed by ``PSYNC <replid> <applied+1>``: ``+CONTINUE`` goes on, ``+FULLRESYNC``
+empties the mapped target dbs and applies the new snapshot (``full_resyncs`` counts them).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import signal
+import time
+import traceback
+
+from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
+from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier, KeysLog
+
+try:
+    from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
+    HAS_PARSER = True
+except ImportError:  # pragma: no cover - the parser lands with sync-parse
+    SnapshotParser = None
+    HAS_PARSER = False
+
+RECORD_FORMAT = 'kvtools.migration/sync/1'
+RECORD_EVERY = 0.2
+RECONNECT_SECONDS = 60.0
+
+
+class StopFollower(Exception):
+    """Raised in the follower by SIGTERM."""
+
+
+def now_iso():
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+
+
+def read_record(path):
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, 'r') as fh:
+            record = json.load(fh)
+    except (IOError, OSError, ValueError) as exc:
+        raise KVError('cannot read the kv_sync record %s: %s' % (path, exc), kind='config')
+    if not isinstance(record, dict) or record.get('format') != RECORD_FORMAT:
+        raise KVError('%s is not a kv_sync record (format %r); choose another record path'
+                      % (path, record.get('format') if isinstance(record, dict) else None), kind='config')
+    return record
+
+
+def write_record(path, record):
+    try:
+        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + '\n', mode=0o600)
+    except (IOError, OSError) as exc:
+        raise KVError('cannot write the kv_sync record %s: %s' % (path, exc), kind='io')
+
+
+def _token_of(path):
+    try:
+        with open(path, 'r') as fh:
+            return json.load(fh).get('token')
+    except (IOError, OSError, ValueError, AttributeError):
+        return None
+
+
+def start_process(target, *args):
+    """Run ``target(*args)`` in a detached grandchild (see the module docstring); returns its pid."""
+    read_fd, write_fd = os.pipe()
+    first = os.fork()
+    if first == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            os.write(write_fd, str(os.getpid()).encode())
+            os.close(write_fd)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.closerange(3, 65536)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            target(*args)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(first, 0)
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 64)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    try:
+        return int(b''.join(chunks))
+    except ValueError:
+        raise KVError('could not start the kv_sync follower process', kind='error')
+
+
+class Follower:
+    """The follower's main loop (runs in the detached process).
+
+    ``cfg``: record, token, spool_dir, pairs, ttl_mode, import_source, replace, deadline, version,
+    keys_log, held_log, resume (``{replid, offset, db}`` or None), fresh_target (bool).
+    """
+
+    def __init__(self, cfg, source_ep, target_ep, spool_passphrase=None):
+        self.cfg = cfg
+        self.source = source_ep
+        self.target = target_ep
+        self.passphrase = spool_passphrase
+        self.secrets = list(source_ep.secrets) + list(target_ep.secrets) + ([spool_passphrase] if spool_passphrase
+                                                                            else [])
+        self.record = read_record(cfg['record']) or {}
+        self.link = None
+        self.applier = None
+        self.last_write = 0.0
+        self.stopping = False
+
+    # -- record -----------------------------------------------------------------------------------
+    def _owned(self):
+        return _token_of(self.cfg['record']) == self.cfg['token']
+
+    def update(self, force=False, **fields):
+        self.record.update(fields)
+        now = time.time()
+        if not force and now - self.last_write < RECORD_EVERY:
+            return
+        self.last_write = now
+        if not self._owned():
+            raise StopFollower('the record no longer names this follower')
+        if time.time() > self.cfg['deadline']:
+            raise StopFollower('max_seconds reached')
+        a = self.applier
+        link = self.link
+        if a is not None:
+            received = None
+            if link is not None and link.offset is not None and link.rdb_done.is_set():
+                received = link.offset + link.received
+            applied = a.applied
+            self.record.update(offset=applied, stream_db=a.applied_db, commands_applied=self.record.get(
+                'commands_before', 0) + a.commands, commands_skipped=a.skipped, commands_dropped=a.dropped,
+                received_offset=received,
+                lag_bytes=(max(0, received - applied) if received is not None and applied is not None else None),
+                dbs=[a.counts[s] for s in sorted(a.counts)], functions=a.functions)
+            self.record['totals'] = totals(self.record['dbs'])
+            self.record['keys_log_size'] = a.keys_log.size()
+        self.record['updated_at'] = now_iso()
+        if self.record.get('pid') != os.getpid():
+            self.record['pid'] = os.getpid()
+            self.record['pid_start_time'] = process_start_time(os.getpid())
+        write_record(self.cfg['record'], self.record)
+
+    # -- main -------------------------------------------------------------------------------------
+    def run(self):
+        def on_term(signum, frame):
+            if not self.stopping:
+                self.stopping = True
+                raise StopFollower('stopped')
+        signal.signal(signal.SIGTERM, on_term)
+        keys_log = held_log = None
+        try:
+            keys_log = KeysLog(self.cfg['keys_log'])
+            held_log = KeysLog(self.cfg['held_log']) if self.cfg['ttl_mode'] == 'hold' else None
+            self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
+                                   replace=self.cfg['replace'], held_log=held_log)
+            self.applier.connect(import_source=self.cfg['import_source'])
+            self.follow()
+        except StopFollower as exc:
+            self._final('stopped' if str(exc) == 'stopped' else 'stopped', None)
+        except KVError as exc:
+            self._final('failed', scrub(str(exc), self.secrets))
+        except Exception as exc:  # a bug: keep its trace in the record, without secrets
+            self._final('failed', scrub('unexpected error in the follower: %s: %s | %s' % (
+                type(exc).__name__, exc, traceback.format_exc()[-1500:]), self.secrets))
+        finally:
+            if self.link is not None:
+                self.link.close()
+                self.link.cleanup()
+            for log in (keys_log, held_log):
+                if log is not None:
+                    try:
+                        log.close()
+                    except Exception:
+                        pass
+            if self.applier is not None:
+                self.applier.close()
+
+    def _final(self, phase, error):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if self.applier is not None and self.applier.conn is not None and phase == 'stopped':
+                try:
+                    self.applier.wait_all()
+                except Exception:
+                    pass
+            if not self._owned():
+                return
+            fields = dict(phase=phase, stopped_at=now_iso())
+            if error:
+                fields['last_error'] = error
+            self.update(force=True, **fields)
+        except (StopFollower, KVError, OSError):
+            pass
+
+    def follow(self):
+        resume = self.cfg.get('resume')
+        had_data = bool(resume) or not self.cfg.get('fresh_target', True)
+        replid = resume['replid'] if resume else None
+        offset = resume['offset'] if resume else None
+        if resume:
+            self.applier.src_db = resume.get('db')
+            self.applier.applied = offset
+            self.applier.applied_db = resume.get('db')
+        failing_since = None
+        while True:
+            try:
+                self.link = ReplicaLink(self.source, self.cfg['spool_dir'], self.passphrase, self.cfg.get('version'),
+                                        name='kvsync-%s' % self.cfg['token'][:8])
+                self.link.open(replid, offset)
+            except KVError as exc:
+                if self.link is not None:
+                    self.link.close()
+                    self.link.cleanup()
+                    self.link = None
+                if exc.kind not in ('connection', 'timeout') or replid is None:
+                    raise
+                failing_since = failing_since or time.time()
+                if time.time() - failing_since > RECONNECT_SECONDS:
+                    raise
+                self.update(force=True, phase='reconnecting', last_error=scrub(str(exc), self.secrets))
+                time.sleep(1.0)
+                continue
+            failing_since = None
+            self.link.start()
+            if self.link.mode == 'full':
+                if had_data:
+                    self.record['full_resyncs'] = self.record.get('full_resyncs', 0) + 1
+                    self.applier.prepare_full_resync()
+                self._snapshot()
+            else:
+                self.record['continued'] = self.record.get('continued', 0) + 1
+                self.update(force=True, phase='streaming', replid=self.link.replid, last_error=None)
+            had_data = True
+            error = self._stream()
+            self.link.close()
+            self.link.cleanup()
+            self.link = None
+            if error is not None and error.kind not in ('connection', 'timeout', 'truncated'):
+                raise error
+            replid, offset = self.record.get('replid'), self.applier.applied
+            self.applier.buf = b''
+            self.update(force=True, phase='reconnecting',
+                        last_error=scrub(str(error) if error else 'the link ended', self.secrets))
+
+    def _snapshot(self):
+        if not HAS_PARSER:
+            raise KVError('this collection has no snapshot parser (_rdb_snapshot): kv_sync cannot apply a snapshot')
+        link, a = self.link, self.applier
+        started = time.time()
+        self.update(force=True, phase='snapshot', replid=link.replid, snapshot_offset=link.offset, last_error=None,
+                    transfer=link.transfer, snapshot_started_at=now_iso())
+        a.applied = None
+        parser = SnapshotParser(link.rdb_spool.read, spool_dir=self.cfg['spool_dir'])
+        crc_ok = True
+        for event in parser.events():
+            if event[0] == 'end':
+                crc_ok = event[1] if len(event) > 1 else True
+                continue
+            a.snapshot_event(event)
+            self.update(snapshot_keys=sum(c['keys'] for c in a.counts.values()))
+        if crc_ok is False:
+            raise KVError('the snapshot from %s failed its CRC check: nothing of it can be trusted' % self.source.address,
+                          kind='corrupt')
+        a.wait_all()
+        a.applied = link.offset
+        a.applied_db = a.src_db
+        link.applied = link.offset
+        self.update(force=True, phase='catchup', snapshot_seconds=round(time.time() - started, 3),
+                    snapshot_done=True, snapshot_bytes=link.rdb_bytes)
+
+    def _stream(self):
+        """Apply the spooled stream until the link ends; returns the link's error (None on a clean end)."""
+        link, a = self.link, self.applier
+        spool = link.stream_spool
+        base = link.offset
+        a.buf = b''
+        caught_up_at = None
+        start = time.time()
+        while True:
+            chunk = spool.next_chunk(timeout=0.2)
+            if chunk is None:
+                a.wait_all()
+            else:
+                ts, data = chunk
+                if ts is None and not data:
+                    a.wait_all()
+                    link.applied = a.applied
+                    return link.closed_error
+                base = a.feed(data, ts, base)
+            link.applied = a.applied
+            if a.getack:
+                a.getack = False
+                link.ack_now = True
+            received = link.offset + link.received
+            if caught_up_at is None and a.applied is not None and received - a.applied <= self.cfg.get('max_lag', 0):
+                caught_up_at = time.time()
+                self.record['phase'] = 'streaming'
+                self.record['catchup_seconds'] = round(caught_up_at - start, 3)
+                self.update(force=True)
+            self.update()
