@@ -195,7 +195,7 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
         assert live[name] is not None, name
     assert live['final_verification_scope'] == 'keys' and live['rounds']
     assert report['verification']['consistent'] is True and report['verification']['scope'] == 'keys'
-    assert report['backup']['dest'] and report['backup']['method'] == 'kv_sync snapshot'
+    assert report['backup']['dest'] and report['backup']['taken_by'] == 'this run'
     compare.assert_same(redis70, valkey80, [(0, 0), (2, 2), (3, 3)])
     with open(str(tmp_path / 'work' / 'kv-isolation-pair.json')) as fh:
         paused_at = json.load(fh)['isolated_epoch']
