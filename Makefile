@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles molecule
 
-.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify clean distclean
+.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify bench-live clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -31,6 +31,7 @@ help:
 	@echo 'make demo       setup, then start a local Redis source and a TLS Valkey target and run playbooks/migrate.yml'
 	@echo 'make bench      benchmark the copy against xargs+MIGRATE and a full sync (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make bench-verify  benchmark kv_verify against KEYS + sort + diff (BENCH_ARGS=--scale 0.1 for a quick run)'
+	@echo 'make bench-live    the writers pause of migrate.yml, live vs offline, an app writing (BENCH_ARGS=--scale 0.01)'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
 
@@ -101,6 +102,12 @@ bench: | $(PYTHON)
 bench-verify: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(PYTHON) tests/benchmarks/bench_verify.py --out $(BUILD)/bench-verify.json $(BENCH_ARGS)
+
+# Several minutes at full size (1,000,000 keys, an app writing 1,000 writes/s; the live and the offline strategy
+# of playbooks/migrate.yml).  Results also in .build/bench-live.json.
+bench-live: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/benchmarks/bench_live.py --out $(BUILD)/bench-live.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output .cache

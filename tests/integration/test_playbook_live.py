@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.test_playbook_migrate import PLAYBOOK, ROOT, load, no_secret, recap, write_inventory
 from tests.support import compare
+from tests.support.app_writer import AppWriter
 from tests.support.ansible import ansible_playbook
 
 APP_DB = 5
@@ -25,46 +26,8 @@ needs_kv_sync = pytest.mark.skipif(not HAS_KV_SYNC and not os.environ.get('KV_RE
                                    reason='kv_sync (branch sync-follow) is not on this branch yet')
 
 
-class App:
-    """Writes ``app:<n>`` = n to the source's APP_DB about ``rate`` times a second until stopped."""
-
-    def __init__(self, server, rate=1000):
-        self.client = server.admin(APP_DB)
-        self.rate = rate
-        self.acked = []          # (n, time acknowledged)
-        self.longest = 0.0       # longest wait for one acknowledgement
-        self.longest_at = None
-        self.errors = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, name='app-writer')
-
-    def run(self):
-        n = 0
-        interval = 1.0 / self.rate
-        while not self.stopping.is_set():
-            sent = time.time()
-            try:
-                self.client.set(b'app:%d' % n, b'%d' % n)
-            except Exception as exc:  # recorded, the test fails on it
-                self.errors.append(repr(exc))
-                return
-            acked = time.time()
-            self.acked.append((n, acked))
-            if acked - sent > self.longest:
-                self.longest, self.longest_at = acked - sent, sent
-            n += 1
-            pause = interval - (time.time() - sent)
-            if pause > 0:
-                time.sleep(pause)
-
-    def __enter__(self):
-        self.thread.start()
-        time.sleep(0.3)
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(60)
+def App(server, rate=1000):
+    return AppWriter(server.admin(APP_DB), rate=rate)
 
 
 def assert_app_writes_on_target(app, target, paused_at):
