@@ -43,7 +43,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
-    MAX_RECHECK_DELAY, MAX_ROUNDS, DiffingKeys, Touched, differing, recheck_reset)
+    MAX_RECHECK_DELAY, MAX_ROUNDS, DiffingKeys, Touched, differing, ignored_keys, recheck_reset)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
@@ -95,7 +95,7 @@ class VerifyOptions:
     def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2,
                  memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
                  check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
-                 keys_file_offset=0, rounds=1, recheck_delay=1.0):
+                 keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0):
         if values not in VALUES_MODES:
             raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
         try:
@@ -115,6 +115,14 @@ class VerifyOptions:
         self.keys_file_offset = int(keys_file_offset or 0)
         self.rounds = int(rounds)
         self.recheck_delay = float(recheck_delay)
+        self.ignore = ignored_keys(ignore_target_keys)
+        try:
+            self.target_expiry_offset = int(target_expiry_offset or 0)
+        except (TypeError, ValueError):
+            raise KVError('target_expiry_offset must be a whole number of milliseconds, got %r'
+                          % (target_expiry_offset,), kind='config')
+        if self.target_expiry_offset < 0:
+            raise KVError('target_expiry_offset must be 0 or more, got %d' % self.target_expiry_offset, kind='config')
         self.dbs = dbs
         self.db_map = db_map
         self.match = match
@@ -480,6 +488,7 @@ class Verifier:
         wire = None
         seen = set()
         extra = 0
+        ignore = self.opts.ignore.get(t_db, ())
         try:
             wire = Wire(src_client)
             for dummy, keys in scan_batches(tgt_client, match=self.opts.match, count=self.opts.batch_size):
@@ -493,7 +502,7 @@ class Verifier:
                 for key, reply in zip(keys, replies):
                     if isinstance(reply, ReplyError):
                         raise self.source_ep.error(reply, 'EXISTS in db %d' % s_db, db=s_db)
-                    if reply:
+                    if reply or key in ignore:
                         continue
                     if key in seen:
                         continue  # a SCAN duplicate
@@ -694,6 +703,8 @@ class _Checker:
         self.run = run
         self.state = state
         self.listed = listed  # keys named by a list, not found by SCAN: absent on both sides is fine
+        self.ignore = run.opts.ignore.get(state.result['target_db'], ())
+        self.held = run.opts.target_expiry_offset
         self.opts = run.opts
         self.s_db = state.result['db']
         self.t_db = state.result['target_db']
@@ -890,8 +901,8 @@ class _Checker:
             if not s_present:
                 if not self.listed:
                     counts['expired'] += 1  # gone from the source since SCAN
-                elif not t_present:
-                    counts['absent'] += 1  # deleted on both sides
+                elif not t_present or key in self.ignore:
+                    counts['absent'] += 1  # deleted on both sides (or a key of the follower's own)
                 else:
                     counts['extra'] += 1
                     self.state.note(key)
@@ -909,6 +920,9 @@ class _Checker:
                                         detail='on the source, not on the target'))
                 continue
             found += 1
+            if self.held and t_at is not None and s_at is not None \
+                    and abs(t_at - self.held - s_at) <= self.tolerance:
+                t_at -= self.held  # an expiry the follower holds back until the drain
             ttl = ttl_difference(s_at, t_at, self.tolerance, s_now)
             kinds = []
             if valued and raw:

@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import threading
 
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils.keys_log import KeysLogReader
 
 RECHECK_LIMIT = 100000   # differing keys remembered per db for a recheck; beyond it the db is compared whole
@@ -80,6 +81,24 @@ class DiffingKeys:
             keys, overflow = sorted(self.keys), self.overflow
             self.keys, self.overflow = set(), False
         return keys, overflow
+
+
+def ignored_keys(entries):
+    """``ignore_target_keys`` (``[{db: n, key: name}]``, names as text or bytes) -> ``{target db: set(bytes)}``."""
+    out = {}
+    for entry in entries or []:
+        if not isinstance(entry, dict) or set(entry) - set(('db', 'key')) or 'key' not in entry:
+            raise KVError('ignore_target_keys holds %r: each entry must be {db: <target db>, key: <name>}' % (entry,),
+                          kind='config')
+        try:
+            db = int(entry.get('db', 0))
+        except (TypeError, ValueError):
+            raise KVError('ignore_target_keys: db must be a number, got %r' % (entry.get('db'),), kind='config')
+        key = entry['key']
+        if not isinstance(key, bytes):
+            key = str(key).encode('utf-8')
+        out.setdefault(db, set()).add(key)
+    return out
 
 
 def recheck_reset(result):

@@ -118,6 +118,19 @@ options:
       - Seconds to wait before a recheck round (long enough for the follower's lag to pass), between 0 and 3600.
     type: float
     default: 1
+  ignore_target_keys:
+    description:
+      - Keys of the target that are not data and must not count as extra, as C({db, key}) with the target db - for
+        example the offset marker a running C(kvtools.migration.kv_sync) follower keeps on the target until the drain.
+    type: list
+    elements: dict
+  target_expiry_offset:
+    description:
+      - Milliseconds by which a running follower holds expiries back on the target (kv_sync's C(ttl_mode=hold) until the
+        drain). A target expiry later than the source's by this much (within O(ttl_tolerance)) counts as the same TTL.
+      - V(0) (default) compares expiries as they are.
+    type: int
+    default: 0
   report:
     description:
       - Path of a file to write the result to, mode 0600, through a temporary file and a rename.
@@ -320,6 +333,8 @@ def main():
             keys_file_offset=dict(type='int', default=0),
             rounds=dict(type='int', default=1),
             recheck_delay=dict(type='float', default=1),
+            ignore_target_keys=dict(type='list', elements='dict'),
+            target_expiry_offset=dict(type='int', default=0),
         ),
         endpoints=('source', 'target'),
     )
@@ -333,7 +348,9 @@ def main():
                                 memory_tolerance=p['memory_tolerance'], fail_on_mismatch=p['fail_on_mismatch'],
                                 max_reported=p['max_reported'], report=p['report'], check_mode=module.check_mode,
                                 keys_file=p['keys_file'], keys_file_offset=p['keys_file_offset'],
-                                rounds=p['rounds'], recheck_delay=p['recheck_delay'])
+                                rounds=p['rounds'], recheck_delay=p['recheck_delay'],
+                                ignore_target_keys=p['ignore_target_keys'],
+                                target_expiry_offset=p['target_expiry_offset'])
         result = Verifier(source, target, options, warn=module.warn).run()
         result.pop('warnings_list', None)
         if not result['consistent'] and options.fail_on_mismatch:
