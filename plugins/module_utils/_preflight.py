@@ -16,7 +16,7 @@ __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key, scan_batches, select_dbs
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import rdb_version_for, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import values_equal
 
@@ -108,8 +108,67 @@ def choose_method(src, tgt, accepts, wanted='auto', isolation='none', source_ep=
                        'kv_dump_restore'], True
 
 
+REPLICATION_COMMANDS = (('psync', ['PSYNC', '?', '-1']), ('replconf', ['REPLCONF', 'ACK', '0']))
+
+
+def replication_permissions(server):
+    """``{'psync': 'yes'|'no'|'unknown', 'replconf': ...}`` for the connected user (ACL DRYRUN, Redis/Valkey >= 7)."""
+    out = dict((name, 'unknown') for name, _a in REPLICATION_COMMANDS)
+    if not server.capabilities.get('acl_dryrun'):
+        return out
+    user = server.whoami()
+    for name, args in REPLICATION_COMMANDS:
+        try:
+            reply = server.client.execute_command('ACL', 'DRYRUN', user, *args)
+        except Exception:
+            return out
+        text = reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else str(reply)
+        out[name] = 'yes' if text == 'OK' else 'no'
+    return out
+
+
+def snapshot_rdb_version(src, tgt, diskless):
+    """The RDB version the source will send us: Valkey >= 9 writes the target's own when asked (diskless only)."""
+    own = rdb_version_for(src.engine, src.version)
+    if src.engine == 'valkey' and src.version >= (9, 0, 0) and diskless:
+        wanted = rdb_version_for(tgt.engine, tgt.version) if tgt.engine == 'valkey' else 11
+        if wanted is not None and own is not None:
+            return min(own, max(wanted, 11))
+    return own
+
+
+def live_possibility(src, tgt, match=None, permissions=None):
+    """``(possible, reason)`` for a live copy between two connected :class:`Server` objects."""
+    reasons = []
+    if match:
+        reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
+                       'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
+    for side, server in (('source', src), ('target', tgt)):
+        if server.cluster_enabled:
+            reasons.append('the %s runs in cluster mode, which live copy does not support' % side)
+    perms = permissions if permissions is not None else replication_permissions(src)
+    refused = [name.upper() for name, value in sorted(perms.items()) if value == 'no']
+    if refused:
+        reasons.append('the source user may not run %s: grant +psync +replconf (ACL SETUSER <user> +psync +replconf), '
+                       'or copy offline' % '/'.join(refused))
+    diskless = (src.config_get('repl-diskless-sync') or 'yes') == 'yes'
+    payload = snapshot_rdb_version(src, tgt, diskless)
+    target_rdb = rdb_version_for(tgt.engine, tgt.version)
+    accepts = target_accepts(tgt.engine, target_rdb, payload, tgt.rdb_version_check.get('value'))
+    if accepts is False:
+        hint = ''
+        if src.engine == 'valkey' and src.version >= (9, 0, 0) and not diskless:
+            hint = ' (a Valkey 9 source writes an older RDB for us only with repl-diskless-sync yes)'
+        reasons.append('the target (%s %s, RDB %s) refuses the source\'s payload version (RDB %s)%s; copy offline with '
+                       'the type-aware fallback of kv_dump_restore' % (tgt.engine, tgt.version_string, target_rdb,
+                                                                       payload, hint))
+    if tgt.role not in ('master', 'primary'):
+        reasons.append('the target is a replica (read-only)')
+    return (not reasons), ('; '.join(reasons) if reasons else None)
+
+
 def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolation='none',
-              allow_nonempty_target=False):
+              allow_nonempty_target=False, match=None):
     if method not in METHODS:
         raise KVError('method must be one of %s' % ', '.join(METHODS), kind='config')
     src_server = connect_server(source_ep)
@@ -120,6 +179,7 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         raise
     try:
         src, tgt = _facts(src_server), _facts(tgt_server)
+        live_possible, live_reason = live_possibility(src_server, tgt_server, match=match)
     finally:
         src_server.client.close()
         tgt_server.client.close()
@@ -200,4 +260,5 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                                                                 target_rdb=tgt['rdb_version'], accepts=accepts),
                 memory=dict(source_data=need, target_maxmemory=tgt['maxmemory'], target_free=room),
                 target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
-                problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems)
+                problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems,
+                live_possible=live_possible, live_reason=live_reason)

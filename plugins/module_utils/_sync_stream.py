@@ -641,7 +641,7 @@ class Applier:
                 return []
         if first <= 0:
             return []
-        end = len(args) + last if last < 0 else last + 1
+        end = len(args) + last + 1 if last < 0 else last + 1
         return args[first:end:max(step, 1)]
 
     def _keyspec(self, name):

@@ -63,6 +63,11 @@ options:
       - Fail when RV(problems) is not empty. With V(false) the problems are only returned.
     type: bool
     default: true
+  match:
+    description:
+      - The key pattern the migration will be limited to, if any. Only RV(live_possible) depends on it - a command
+        stream cannot be filtered by key pattern.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -155,6 +160,17 @@ target:
   description: The facts of the target, like RV(source).
   returned: success
   type: dict
+live_possible:
+  description:
+    - Whether a live copy with M(kvtools.migration.kv_sync) can start - the source user may replicate (C(PSYNC),
+      C(REPLCONF)), the target accepts the payload version the source will send, no O(match) filter, no cluster
+      mode. A playbook can choose the offline path when it is false. Not a problem of the offline copy.
+  returned: success
+  type: bool
+live_reason:
+  description: Why a live copy is not possible, with the way out; null when it is.
+  returned: success
+  type: str
 preflight_warnings:
   description: Things worth knowing that do not stop the migration.
   returned: success
@@ -175,6 +191,7 @@ def main():
             isolation=dict(type='str', choices=['none', 'pause', 'acl', 'cf'], default='none'),
             allow_nonempty_target=dict(type='bool', default=False),
             fail_on_problems=dict(type='bool', default=True),
+            match=dict(type='str'),
         ),
         endpoints=('source', 'target'),
     )
@@ -184,7 +201,8 @@ def main():
 
     def run():
         result = preflight(source, target, dbs=p['dbs'], db_map=p['db_map'], method=p['method'],
-                           isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'])
+                           isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'],
+                           match=p['match'])
         for warning in result['preflight_warnings']:
             module.warn(warning)
         if result['problems'] and p['fail_on_problems']:

@@ -1,0 +1,308 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: kv_sync
+short_description: Copy a Redis or Valkey server live, following it as a replica until the cutover
+version_added: 0.2.0
+description:
+  - Connects to the source B(as a replica) (C(PSYNC ? -1), C(REPLCONF capa eof psync2)), turns the snapshot
+    into C(RESTORE ... ABSTTL) on the target, then applies the source's command stream, so that writers pause
+    only for the cutover, not for the whole copy.
+  - O(state=started) starts a detached follower process owned by O(record) and returns once the snapshot is on
+    the target and the follower has caught up (lag at most O(max_lag) bytes). Run again while the follower
+    lives - C(changed=false) and its status. If the follower or its link died, it resumes with
+    C(PSYNC <replid> <offset+1>) when the source's backlog still holds the offset, else it empties the mapped
+    target dbs and takes a new snapshot (RV(full_resyncs) says so).
+  - O(state=stopped) is the drain at cutover - pause the writers first (M(kvtools.migration.kv_isolate)). It
+    waits until the source's C(master_repl_offset) stops moving and the follower has applied everything up to
+    it (applied means answered by the target), stops the follower, sets the exact expiries held back, and
+    returns the final offset. If the source keeps moving past O(drain_timeout), it fails and leaves the
+    follower running.
+  - O(state=absent) stops a follower without draining and removes the record and its files.
+  - The stream is applied in order - C(SELECT) through O(db_map), commands on dbs not copied skipped,
+    C(MULTI)/C(EXEC) kept atomic, C(PING) and C(REPLCONF) consumed (C(GETACK) answered), C(PUBLISH) not
+    re-published, C(FLUSHALL) applied as C(FLUSHDB) on the mapped dbs, db numbers in C(MOVE), C(COPY ... DB) and
+    C(SWAPDB) translated. A command that needs a db that is not copied (for example C(MOVE) from such a db into
+    a copied one) stops the follower with an error naming it. An error of the target stops the follower with
+    the command name and the server's words (never values) in the record and in the next result.
+  - Expiries never kill a key in transit. Relative expiries (C(EXPIRE), C(SETEX) of a Redis 6.2 source) are
+    made absolute when received. On a Valkey 8.1+ target the follower uses the import mode (C(import-mode yes),
+    C(CLIENT IMPORT-SOURCE ON)), switched off at the drain when the module switched it on. Elsewhere every
+    expiry is written 100 years later than the source's while following, so the target cannot expire a key
+    whose renewal is still in the stream, and the exact expiries are set at the drain (RV(expiries_settled)).
+  - The follower reads the source without pause and keeps what is not yet applied in spool files (mode 0600,
+    AES-256-GCM with O(spool_passphrase)), so the source's replica output buffer never grows because of it. It
+    announces C(listening-port 0), so Sentinel can never reach or promote it.
+  - Every (target db, key) written by the stream is appended to a touched-keys log (RV(keys_log)); flushes
+    and swaps are logged as whole-db markers.
+  - Nothing is ever written to the source.
+author:
+  - kvtools.migration contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - kvtools.migration.endpoint.SOURCE_TARGET
+options:
+  state:
+    description:
+      - V(started), V(stopped) or V(absent), see the description.
+    type: str
+    choices: [started, stopped, absent]
+    default: started
+  record:
+    description:
+      - Path of the follower's record file (JSON, mode 0600, no secret). It owns the follower - removing it or
+        replacing it stops the follower.
+    type: path
+    required: true
+  spool_dir:
+    description:
+      - Folder of the spool files and the touched-keys log. Default - the folder of O(record).
+    type: path
+  dbs:
+    description:
+      - Source databases to copy. Default - every database of the source (also those empty now, since writes may
+        reach them later).
+    type: list
+    elements: int
+  db_map:
+    description:
+      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their
+        number."
+    type: dict
+  on_conflict:
+    description:
+      - V(fail) refuses to start when a target database to copy into holds keys; V(replace) overwrites keys of the
+        same name (C(RESTORE ... REPLACE)).
+    type: str
+    choices: [fail, replace]
+    default: fail
+  max_lag:
+    description:
+      - O(state=started) returns once the snapshot is applied and the follower is at most this many bytes of
+        stream behind what it received.
+    type: int
+    default: 1048576
+  started_timeout:
+    description:
+      - Seconds O(state=started) waits for the snapshot and the catch-up. On timeout the task fails and the
+        follower keeps running.
+    type: int
+    default: 3600
+  drain_timeout:
+    description:
+      - Seconds O(state=stopped) waits for the source to stop moving and the follower to apply everything.
+    type: int
+    default: 30
+  max_seconds:
+    description:
+      - Lifetime of the follower; it stops by itself after this many seconds.
+    type: int
+    default: 86400
+  spool_passphrase:
+    description:
+      - Encrypt the spool files (what is received and not yet applied) with AES-256-GCM under a key derived from
+        this passphrase. Needs the Python library C(cryptography).
+    type: str
+  backup:
+    description:
+      - Not supported yet - a path here is refused before anything starts; take the backup with
+        M(kvtools.migration.kv_rdb_backup).
+    type: path
+  backup_passphrase:
+    description:
+      - Reserved for O(backup).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan (can we replicate with this user, does the target accept the payload version,
+      dbs and key counts); starts nothing, writes nothing.
+  diff_mode:
+    support: none
+notes:
+  - The source user needs C(+psync +replconf) (and C(+info)); the target user needs what the stream writes
+    (typically C(+@write +select +restore +function|load) and C(+pexpiretime) for the drain).
+  - Cluster mode and O(match) filters are not supported, see M(kvtools.migration.kv_preflight) (its C(live_possible) result).
+  - Pub/sub messages, keyspace notifications and client state (blocking pops) are not migrated.
+seealso:
+  - module: kvtools.migration.kv_preflight
+  - module: kvtools.migration.kv_isolate
+  - module: kvtools.migration.kv_verify
+'''
+
+EXAMPLES = r'''
+- name: Start following the old instance
+  kvtools.migration.kv_sync:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    record: /var/tmp/kv-sync.json
+    spool_passphrase: "{{ vault_spool_passphrase }}"
+  register: sync
+
+- name: Hold the writers for the cutover
+  kvtools.migration.kv_isolate:
+    server: "{{ kv_source }}"
+    record: /var/tmp/kv-isolate.json
+
+- name: Drain - everything the source took is on the target
+  kvtools.migration.kv_sync:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    record: /var/tmp/kv-sync.json
+    state: stopped
+  register: drained
+
+- name: Copy db 1 into db 4 only
+  kvtools.migration.kv_sync:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    record: /var/tmp/kv-sync-db1.json
+    dbs: [1]
+    db_map: {1: 4}
+
+- name: Give up a live copy (no drain)
+  kvtools.migration.kv_sync:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    record: /var/tmp/kv-sync.json
+    state: absent
+'''
+
+RETURN = r'''
+state:
+  description: The requested state.
+  returned: always
+  type: str
+phase:
+  description: C(snapshot), C(catchup), C(streaming), C(reconnecting), C(stopped), C(failed) or C(absent).
+  returned: always
+  type: str
+replid:
+  description: The source's replication id the follower follows.
+  returned: when a follower ran
+  type: str
+offset:
+  description: The replication offset applied on the target and answered by it (what the follower acknowledges).
+  returned: when a follower ran
+  type: int
+source_offset:
+  description: The source's C(master_repl_offset) when the result was made (null once stopped).
+  returned: when a follower ran
+  type: int
+lag_bytes:
+  description: Stream bytes the target is behind the source.
+  returned: when a follower ran
+  type: int
+commands_applied:
+  description: Stream commands (a transaction counts once) applied to the target.
+  returned: when a follower ran
+  type: int
+keys_log:
+  description: Path of the touched-keys log (read it with C(iter_keys_log) of C(module_utils/_sync_stream.py)).
+  returned: when a follower ran
+  type: str
+keys_log_size:
+  description: Bytes of the touched-keys log at the time of the result (a later reader can start there).
+  returned: when a follower ran
+  type: int
+pid:
+  description: Process id of the follower (null once stopped).
+  returned: when a follower ran
+  type: int
+last_error:
+  description: The follower's last error (command name and the server's words, never values or passwords).
+  returned: when a follower ran
+  type: str
+dbs:
+  description: Per copied database the snapshot counters in the collection's shared shape (C(keys), C(copied),
+    C(bytes), ...; C(expired) is always 0 - keys expire only when the source says so).
+  returned: when a follower ran
+  type: list
+  elements: dict
+totals:
+  description: The same counters summed.
+  returned: when a follower ran
+  type: dict
+snapshot_seconds:
+  description: Seconds the snapshot took to apply.
+  returned: when a follower ran
+  type: float
+catchup_seconds:
+  description: Seconds from the end of the snapshot until the follower had caught up.
+  returned: when a follower ran
+  type: float
+ttl_mode:
+  description: C(import) (target import mode) or C(hold) (expiries held back, set at the drain).
+  returned: when a follower ran
+  type: str
+full_resyncs:
+  description: New snapshots taken because a link could not continue (the mapped target dbs were emptied first).
+  returned: when a follower ran
+  type: int
+continued:
+  description: Links resumed with C(PSYNC) continue.
+  returned: when a follower ran
+  type: int
+resumed:
+  description: Whether O(state=started) restarted a follower from its record.
+  returned: when O(state=started)
+  type: bool
+final_offset:
+  description: The offset applied when the follower stopped.
+  returned: when O(state=stopped)
+  type: int
+drain_seconds:
+  description: Seconds the drain took.
+  returned: when O(state=stopped)
+  type: float
+keys_written_since_snapshot:
+  description: Distinct keys the stream wrote after the snapshot.
+  returned: when O(state=stopped)
+  type: int
+expiries_settled:
+  description: Keys whose held-back expiry was set at the drain (C(ttl_mode=hold)).
+  returned: when O(state=stopped)
+  type: int
+plan:
+  description: What a run would do (check mode).
+  returned: in check mode with O(state=started)
+  type: list
+  elements: str
+'''
+
+from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
+
+
+def main():
+    module = KVModule(
+        argument_spec=dict(
+            state=dict(type='str', default='started', choices=['started', 'stopped', 'absent']),
+            record=dict(type='path', required=True),
+            spool_dir=dict(type='path'),
+            dbs=dict(type='list', elements='int'),
+            db_map=dict(type='dict'),
+            on_conflict=dict(type='str', default='fail', choices=['fail', 'replace']),
+            max_lag=dict(type='int', default=1048576),
+            started_timeout=dict(type='int', default=3600),
+            drain_timeout=dict(type='int', default=30),
+            max_seconds=dict(type='int', default=86400),
+            spool_passphrase=dict(type='str', no_log=True),
+            backup=dict(type='path'),
+            backup_passphrase=dict(type='str', no_log=True),
+        ),
+        endpoints=('source', 'target'),
+    )
+    engine = Sync(module.endpoint('source'), module.endpoint('target'), module.params, check_mode=module.check_mode)
+    module.run(engine.run)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,521 @@
+"""kv_sync against real servers: a writer hammers the source during the snapshot and after; after
+``CLIENT PAUSE WRITE`` and ``state: stopped`` the target must equal the source key by key (type, value,
+exact expiry), by a comparison of this file (not kv_verify).
+
+Every test stops its follower (state=absent or a kill) and unpauses the source, also on failure.
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._preflight import preflight
+from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import (
+    Applier, KeysLog, iter_keys_log, settle_expiries)
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
+from tests.conftest import assert_no_secret
+from tests.support import compare
+from tests.support.servers import PASSWORDS
+
+AWKWARD = [b'plain', b'with space', b'new\nline', b'quote"\'', b'star*?[x]', b'nul\x00byte', b'\xff\xfebin', b'']
+SHORT_TTL_MS = 150
+
+
+def pack_args(args):
+    return pack([args])
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def fast_source(server, diskless=True):
+    admin = server.admin()
+    admin.config_set('repl-diskless-sync', 'yes' if diskless else 'no')
+    try:
+        admin.config_set('repl-diskless-sync-delay', 0)
+    except Exception:
+        pass
+    admin.config_set('repl-backlog-size', 1 << 20)
+    return admin
+
+
+def preload(server, dbs, keys=3000):
+    for db in dbs:
+        c = server.admin(db)
+        pipe = c.pipeline(transaction=False)
+        for i in range(keys):
+            pipe.set(b'pre:%d:%d' % (db, i), b'v' * 40)
+            if i % 10 == 0:
+                pipe.set(b'pre:ttl:%d:%d' % (db, i), b'x', px=60000 + i)
+        for name in AWKWARD:
+            pipe.hset(b'h:' + name, mapping={b'f': name or b'-', b'g': b'2'})
+            pipe.rpush(b'l:' + name, b'a', b'b', name or b'-')
+            pipe.zadd(b'z:' + name, {b'm1': 1.5, b'm2': -2})
+            pipe.sadd(b's:' + name, b'1', b'2', b'x')
+            pipe.xadd(b'x:' + name, {b'f': b'v'})
+        pipe.set(b'renew', b'r', px=SHORT_TTL_MS)
+        pipe.execute()
+
+
+SCRIPT = b"redis.call('INCR', KEYS[1]); redis.call('HSET', KEYS[2], 'n', ARGV[1]); return 1"
+
+
+class Writer(threading.Thread):
+    """Writes every kind of command the issue names to dbs ``dbs`` (plus FLUSHDB on ``flush_db``)."""
+
+    def __init__(self, server, dbs, flush_db=None):
+        super().__init__(daemon=True)
+        self.clients = dict((db, server.admin(db)) for db in dbs)
+        self.flush_client = server.admin(flush_db) if flush_db is not None else None
+        self.stop = False
+        self.ops = 0
+        self.error = None
+
+    def run(self):
+        n = 0
+        try:
+            while not self.stop:
+                for db, c in self.clients.items():
+                    name = AWKWARD[n % len(AWKWARD)]
+                    c.pexpire(b'renew', SHORT_TTL_MS)                     # renewed all the time
+                    c.set(b'str:' + name, b'%d' % n, ex=100)
+                    c.set(b'px:%d' % (n % 50), b'%d' % n, px=200000)
+                    c.set(b'self:%d' % (n % 40), b'gone soon', px=30)      # expire on their own
+                    c.incr(b'ctr:' + name)
+                    c.lpush(b'l:' + name, n)
+                    c.ltrim(b'l:' + name, 0, 20)
+                    c.hset(b'h:' + name, b'f%d' % (n % 30), n)
+                    c.zincrby(b'z:' + name, 1.25, b'm%d' % (n % 10))
+                    c.sadd(b's:' + name, n % 17)
+                    c.srem(b's:' + name, (n + 5) % 17)
+                    c.delete(b'pre:%d:%d' % (db, n % 3000))
+                    c.expire(b'pre:%d:%d' % (db, (n + 1) % 3000), 300)
+                    c.pexpire(b'str:' + name, 90000)
+                    pipe = c.pipeline(transaction=True)
+                    pipe.incr(b'tx:a')
+                    pipe.incr(b'tx:b')
+                    pipe.execute()
+                    c.eval(SCRIPT, 2, b'ev:ctr', b'ev:h', n)
+                    c.xadd(b'x:' + name, {b'n': b'%d' % n}, maxlen=30, approximate=False)
+                    self.ops += 1
+                if self.flush_client is not None:
+                    self.flush_client.set(b'f:%d' % (n % 100), n)
+                    if n % 60 == 59:
+                        self.flush_client.flushdb()
+                n += 1
+        except Exception as exc:  # surfaced by the test
+            if not self.stop:
+                self.error = exc
+
+
+def _values(client, keys):
+    """``[(type, value)]`` for ``keys``, read with pipelines (type-aware, like tests/support/compare.py)."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+    types = [t.decode() for t in pipe.execute()]
+    pipe = client.pipeline(transaction=False)
+    readers = {'string': lambda k: pipe.get(k), 'hash': lambda k: pipe.hgetall(k),
+               'list': lambda k: pipe.lrange(k, 0, -1), 'set': lambda k: pipe.smembers(k),
+               'zset': lambda k: pipe.zrange(k, 0, -1, withscores=True), 'stream': lambda k: pipe.xrange(k)}
+    for key, kind in zip(keys, types):
+        readers.get(kind, lambda k: pipe.exists(k))(key)
+    values = pipe.execute()
+    out = []
+    for key, kind, value in zip(keys, types, values):
+        if kind == 'zset':
+            value = dict(value)
+        elif kind == 'stream':
+            groups = sorted((g['name'], g['last-delivered-id']) for g in client.xinfo_groups(key))
+            value = (value, groups, client.xinfo_stream(key)['last-generated-id'])
+        out.append((kind, value))
+    return out
+
+
+def state_of(server, db):
+    """``{key: ((type, value), absolute expiry ms or -1)}`` of one db, and the keys expiring within 2 s."""
+    client = server.admin(db)
+    keys = sorted(compare._scan_all(client))
+    now = time.time() * 1000
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        if server.version == '6.2':
+            pipe.pttl(key)
+        else:
+            pipe.execute_command('PEXPIRETIME', key)
+    times = pipe.execute()
+    if server.version == '6.2':
+        times = [t if t < 0 else int(now + t) for t in times]
+    out = {}
+    soon = set()
+    for key, value, when in zip(keys, _values(client, keys), times):
+        if value[0] == 'none' or when == -2:
+            continue
+        if when >= 0 and when - now < 2000:
+            soon.add(key)
+        out[key] = (value, -1 if when < 0 else when)
+    return out, soon
+
+
+def assert_identical(source, target, pairs, ttl_tolerance_ms=0):
+    for s_db, t_db in pairs:
+        src, src_soon = state_of(source, s_db)
+        tgt, tgt_soon = state_of(target, t_db)
+        soon = src_soon | tgt_soon
+        problems = []
+        for key in sorted(set(src) | set(tgt)):
+            if key in soon and (key not in src or key not in tgt):
+                continue  # expiring while we compare: the source decides, both sides may differ by ms
+            if key not in tgt:
+                problems.append('missing on target: %r' % key)
+            elif key not in src:
+                problems.append('extra on target: %r' % key)
+            elif src[key][0] != tgt[key][0]:
+                problems.append('value differs: %r' % key)
+            else:
+                a, b = src[key][1], tgt[key][1]
+                if (a == -1) != (b == -1) or abs(a - b) > ttl_tolerance_ms:
+                    problems.append('expiry differs: %r %s vs %s' % (key, a, b))
+        assert not problems, 'db %d -> %d: %d problems: %s' % (s_db, t_db, len(problems), problems[:10])
+        assert len(src) > 0
+
+
+@pytest.fixture
+def syncs(tmp_path):
+    """Registers (server for unpause, record path); kills followers and unpauses at the end."""
+    todo = []
+    yield todo
+    for server, record in todo:
+        try:
+            server.admin().execute_command('CLIENT', 'UNPAUSE')
+        except Exception:
+            pass
+        if os.path.exists(record):
+            with open(record) as fh:
+                pid = json.load(fh).get('pid')
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+DEFAULTS = dict(state='started', spool_dir=None, dbs=None, db_map=None, on_conflict='fail', max_lag=1048576,
+                started_timeout=3600, drain_timeout=30, max_seconds=86400, spool_passphrase=None, backup=None,
+                backup_passphrase=None)
+
+
+def engine(module, args, check=False):
+    """The module's engine in this process (an ansible-playbook run costs 10+ s on a loaded machine)."""
+    assert module == 'kv_sync'
+    params = dict(DEFAULTS)
+    params.update(args)
+    try:
+        return Sync(Endpoint(params['source'], 'source'), Endpoint(params['target'], 'target'), params,
+                    check_mode=check).run()
+    except KVError as exc:
+        out = dict(getattr(exc, 'partial', {}))
+        out.update(exc.to_result())
+        out['failed'] = True
+        return out
+
+
+def args_for(source, target, record, **extra):
+    args = dict(source=source.endpoint(), target=target.endpoint(), record=str(record), started_timeout=120,
+                max_lag=65536)
+    args.update(extra)
+    return args
+
+
+def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None, db_map=None, mid=None,
+              tolerance=0, target_user='migrator'):
+    """Start, write, (mid-hook), pause, stop, compare.  Returns (started, stopped) results."""
+    record = tmp_path / 'sync.json'
+    syncs.append((source, str(record)))
+    extra = {}
+    if db_map:
+        extra['db_map'] = db_map
+    dbs = sorted(set([s for s, _t in pairs] + ([flush_db] if flush_db is not None else [])))
+    extra['dbs'] = dbs
+    writer = Writer(source, [s for s, _t in pairs], flush_db=flush_db)
+    writer.start()
+    try:
+        time.sleep(0.2)
+        args = args_for(source, target, record, **extra)
+        args['target'] = target.endpoint(user=target_user)
+        t0 = time.time()
+        started = run_module('kv_sync', args)
+        assert started.get('failed') is not True, started.get('msg')
+        assert started['phase'] == 'streaming' and started['changed'] is True
+        if os.environ.get('KV_SYNC_DEBUG'):
+            print('STARTED in', time.time() - t0, started['snapshot_seconds'], started['catchup_seconds'])
+        time.sleep(1.0)
+        if mid is not None:
+            mid(record, writer)
+        source.admin().execute_command('CLIENT', 'PAUSE', 120000, 'WRITE')
+        writer.stop = True
+        t0 = time.time()
+        if os.environ.get('KV_SYNC_DEBUG'):
+            print('OFFSETS', source.admin().info('replication')['master_repl_offset'])
+            print('BEFORE STOP', target.admin(0).execute_command('PEXPIRETIME', b'pre:ttl:0:0'),
+                  source.admin(0).execute_command('PEXPIRETIME', b'pre:ttl:0:0'))
+        stopped = run_module('kv_sync', dict(args, state='stopped'))
+        if os.environ.get('KV_SYNC_DEBUG'):
+            print('STOPPED in', time.time() - t0)
+            print('AFTER STOP', target.admin(0).execute_command('PEXPIRETIME', b'pre:ttl:0:0'), stopped)
+        assert stopped.get('failed') is not True, stopped.get('msg')
+        assert stopped['phase'] == 'stopped' and stopped['final_offset'] >= started['offset']
+        assert writer.error is None, writer.error
+        assert writer.ops > 20
+        all_pairs = list(pairs) + ([(flush_db, (db_map or {}).get(flush_db, flush_db))] if flush_db is not None else [])
+        assert_identical(source, target, [p for p in all_pairs if p[0] != flush_db], tolerance)
+        if flush_db is not None:
+            problems = compare.differences(source.admin(flush_db), target.admin(all_pairs[-1][1]))
+            if problems and os.environ.get('KV_SYNC_DEBUG'):
+                for db in range(16):
+                    print('DB', db, sorted(k for k in target.admin(db).scan_iter(match='f:*')))
+                print('OFFSETS', source.admin().info('replication')['master_repl_offset'])
+                print('SRC', sorted(source.admin(flush_db).scan_iter(match='f:*')))
+                print('LOG', [e for e in iter_keys_log(stopped['keys_log']) if e[0] == 2][-30:])
+            assert not problems, problems
+        return started, stopped
+    finally:
+        writer.stop = True
+        source.admin().execute_command('CLIENT', 'UNPAUSE')
+        writer.join(10)
+
+
+# -- the ledger test and the version matrix ------------------------------------------------------------
+
+def test_live_copy_redis70_to_valkey80_tls_db_map(redis70, valkey80_tls, run_module, tmp_path, syncs):
+    fast_source(redis70)
+    preload(redis70, [0, 1], keys=5000)
+    before_target = valkey80_tls.admin(4).dbsize()
+    # the stream FLUSHes a db: the target user needs +flushdb (migrator has -@dangerous), hence admin
+    started, stopped = live_copy(run_module, redis70, valkey80_tls, tmp_path, syncs, [(0, 0), (1, 5)], flush_db=2,
+                                 db_map={1: 5}, target_user='admin')
+    assert started['ttl_mode'] == 'hold'
+    assert started['totals']['copied'] >= 10000 and started['totals']['expired'] == 0
+    assert stopped['expiries_settled'] > 0 and stopped['keys_written_since_snapshot'] > 0
+    assert valkey80_tls.admin(1).dbsize() == 0 and valkey80_tls.admin(4).dbsize() == before_target
+    # the touched-keys log names keys of the mapped dbs, flushes as whole-db markers
+    entries = list(iter_keys_log(stopped['keys_log']))
+    assert (5, b'tx:a') in entries and (0, b'ev:h') in entries and (2, None) in entries
+    assert not any(db == 1 for db, _k in entries)
+    assert_no_secret(started)
+    assert_no_secret(stopped)
+    # a second stopped changes nothing
+    again = engine('kv_sync', dict(args_for(redis70, valkey80_tls, tmp_path / 'sync.json'), state='stopped',
+                                       target=valkey80_tls.endpoint(user='admin')))
+    assert again['changed'] is False and again['phase'] == 'stopped'
+
+
+@pytest.mark.parametrize('flavour,diskless', [('redis62', True), ('redis72', False), ('valkey80', False),
+                                              ('valkey90', True), ('valkey91', True)])
+def test_live_copy_versions(request, flavour, diskless, valkey80_tls, tmp_path, syncs):
+    """Into Valkey 8.0; a Valkey 9 source writes RDB 11 for us (REPLCONF version, diskless only)."""
+    source = request.getfixturevalue({'valkey91': 'valkey9'}.get(flavour, flavour))
+    target = valkey80_tls
+    fast_source(source, diskless=diskless)
+    preload(source, [0, 3], keys=500)
+    started, stopped = live_copy(engine, source, target, tmp_path, syncs, [(0, 0), (3, 3)],
+                                 tolerance=100 if flavour == 'redis62' else 0)
+    assert started['transfer'] == ('diskless' if diskless else 'disk')
+
+
+def test_live_copy_valkey9_disk_import_mode(valkey90, valkey9, tmp_path, syncs):
+    """Valkey 9.0 -> 9.1, disk-based, with the target's import mode (the target user may CONFIG SET)."""
+    fast_source(valkey90, diskless=False)
+    preload(valkey90, [0], keys=500)
+    try:
+        started, stopped = live_copy(engine, valkey90, valkey9, tmp_path, syncs, [(0, 0)], target_user='admin')
+        assert started['ttl_mode'] == 'import'
+        assert valkey9.admin().config_get('import-mode')['import-mode'] == 'no'
+    finally:
+        valkey9.admin().config_set('import-mode', 'no')
+
+
+# -- resume ---------------------------------------------------------------------------------------------
+
+def _kill_follower(record):
+    with open(record) as fh:
+        pid = json.load(fh)['pid']
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 5
+    while os.path.exists('/proc/%d' % pid) and time.time() < deadline:
+        time.sleep(0.02)
+    return pid
+
+
+def test_follower_killed_resumes_with_psync_continue(redis70, valkey80_tls, tmp_path, syncs):
+    fast_source(redis70)
+    preload(redis70, [0], keys=1000)
+    seen = {}
+
+    def mid(record, writer):
+        seen['pid'] = _kill_follower(record)
+        time.sleep(0.3)  # the writer goes on while nobody follows
+        again = engine('kv_sync', args_for(redis70, valkey80_tls, record, dbs=[0]))
+        assert again.get('failed') is not True, again.get('msg')
+        seen['again'] = again
+        time.sleep(0.5)
+
+    live_copy(engine, redis70, valkey80_tls, tmp_path, syncs, [(0, 0)], mid=mid)
+    again = seen['again']
+    assert again['changed'] is True and again['resumed'] is True
+    assert again['continued'] == 1 and again['full_resyncs'] == 0 and again['pid'] != seen['pid']
+
+
+def test_backlog_too_small_forces_new_snapshot(redis70, valkey80_tls, tmp_path, syncs):
+    admin = fast_source(redis70)
+    preload(redis70, [0], keys=1000)
+    seen = {}
+
+    def mid(record, writer):
+        admin.config_set('repl-backlog-size', 16384)
+        _kill_follower(record)
+        start = writer.ops
+        while writer.ops - start < 400:  # far more than 16 KiB of stream
+            time.sleep(0.05)
+        seen['again'] = engine('kv_sync', args_for(redis70, valkey80_tls, record, dbs=[0]))
+        assert seen['again'].get('failed') is not True, seen['again'].get('msg')
+
+    try:
+        live_copy(engine, redis70, valkey80_tls, tmp_path, syncs, [(0, 0)], mid=mid)
+    finally:
+        admin.config_set('repl-backlog-size', 1 << 20)
+    assert seen['again']['resumed'] is True and seen['again']['full_resyncs'] == 1
+
+
+# -- check mode, refusals, secrets, the source untouched -------------------------------------------------
+
+def test_check_mode_plans_and_starts_nothing(redis70, valkey80_tls, run_module, tmp_path):
+    preload(redis70, [0], keys=100)
+    record = tmp_path / 'sync.json'
+    result = run_module('kv_sync', args_for(redis70, valkey80_tls, record), check=True)
+    assert result.get('failed') is not True, result.get('msg')
+    assert result['changed'] is True and any('live copy possible' in line for line in result['plan'])
+    assert [d for d in result['dbs'] if d['db'] == 0][0]['keys'] == 100 + 10 + 5 * len(AWKWARD) + 1
+    assert not os.path.exists(record) and os.listdir(str(tmp_path)) == ['play.yml'] or \
+        not any(n.startswith('.sync') for n in os.listdir(str(tmp_path)))
+    assert valkey80_tls.admin().dbsize() == 0
+    assert redis70.admin().info('replication')['connected_slaves'] == 0
+
+
+def test_not_possible_cases_name_their_reason_first(redis70, redis74, valkey80_tls, tmp_path):
+    admin = redis70.admin()
+    admin.execute_command('ACL', 'SETUSER', 'nopsync', 'on', '>np-Secret-7', '~*', '+@all', '-psync', '-sync')
+    try:
+        record = tmp_path / 'sync.json'
+        args = args_for(redis70, valkey80_tls, record)
+        args['source'] = dict(redis70.endpoint(), username='nopsync', password='np-Secret-7')
+        result = engine('kv_sync', args)
+        assert result['failed'] and 'PSYNC' in result['msg'] and 'live copy is not possible' in result['msg']
+        assert not os.path.exists(record)
+        assert_no_secret(result, 'np-Secret-7')
+    finally:
+        admin.execute_command('ACL', 'DELUSER', 'nopsync')
+    redis74.admin().set(b'k', b'v')
+    result = engine('kv_sync', args_for(redis74, valkey80_tls, tmp_path / 'sync74.json'))
+    assert result['failed'] and 'payload version (RDB 12)' in result['msg']
+    assert not os.path.exists(tmp_path / 'sync74.json')
+    assert valkey80_tls.admin().dbsize() == 0
+    source, target = Endpoint(redis70.endpoint(), 'source'), Endpoint(valkey80_tls.endpoint(), 'target')
+    pre = preflight(source, target, match='user:*')
+    assert pre['live_possible'] is False and 'match filter' in pre['live_reason']
+    pre = preflight(source, target)
+    assert pre['live_possible'] is True and pre['live_reason'] is None
+
+
+def test_cluster_mode_is_not_possible(server_factory, valkey80_tls):
+    node = server_factory('redis70', extra=['cluster-enabled yes', 'cluster-config-file nodes.conf'])
+    pre = preflight(Endpoint(node.endpoint(), 'source'), Endpoint(valkey80_tls.endpoint(), 'target'))
+    assert pre['live_possible'] is False and 'cluster mode' in pre['live_reason']
+
+
+def test_no_secret_anywhere_and_source_untouched(redis70, valkey80_tls, run_module, tmp_path, syncs):
+    fast_source(redis70)
+    preload(redis70, [0], keys=200)
+    before = compare.snapshot(redis70)
+    writes = compare.source_writes(redis70)
+    record = tmp_path / 'sync.json'
+    syncs.append((redis70, str(record)))
+    args = args_for(redis70, valkey80_tls, record, dbs=[0], spool_passphrase='spool-Secret-6')
+    started = run_module('kv_sync', args)
+    assert started.get('failed') is not True, started.get('msg')
+    pid = started['pid']
+    with open('/proc/%d/cmdline' % pid, 'rb') as fh:
+        cmdline = fh.read().decode('utf-8', 'replace')
+    with open('/proc/%d/environ' % pid, 'rb') as fh:
+        environ = fh.read().decode('utf-8', 'replace')
+    with open(record) as fh:
+        text = fh.read()
+    assert oct(os.stat(record).st_mode & 0o777) == '0o600'
+    for blob in (cmdline, environ, text, started['_output']):
+        assert_no_secret(blob, 'spool-Secret-6')
+    # the follower is a replica that cannot be reached: it announces port 0
+    info = redis70.admin().info('replication')
+    assert info['connected_slaves'] == 1 and info['slave0']['port'] == 0
+    again = engine('kv_sync', args)
+    assert again['changed'] is False and again['pid'] == pid
+    stopped = engine('kv_sync', dict(args, state='stopped'))
+    assert stopped['phase'] == 'stopped' and not os.path.exists('/proc/%d' % pid) or \
+        open('/proc/%d/stat' % pid).read().split()[2] == 'Z'
+    assert compare.snapshot(redis70) == before and compare.source_writes(redis70) == writes
+    compare.assert_same(redis70, valkey80_tls, [(0, 0)])
+    for blob in (repr(stopped), open(record).read()):
+        assert_no_secret(blob, 'spool-Secret-6')
+    gone = engine('kv_sync', dict(args, state='absent'))
+    assert gone['changed'] is True and not os.path.exists(record)
+    assert engine('kv_sync', dict(args, state='absent'))['changed'] is False
+    assert PASSWORDS['migrator'] not in text
+
+
+# -- expiry in transit, deterministic (the applier alone on a real target) --------------------------------
+
+@pytest.mark.parametrize('mode', ['hold', 'import'])
+def test_key_expiring_in_transit_survives_its_renewal(mode, valkey80, valkey9, tmp_path):
+    """A snapshot key whose expiry passed before its renewal arrives must get the renewal, not vanish."""
+    target = valkey80 if mode == 'hold' else valkey9
+    admin = target.admin()
+    admin.set(b'tmp', b'value')
+    payload = admin.dump(b'tmp')
+    admin.delete(b'tmp')
+    if mode == 'import':
+        admin.config_set('import-mode', 'yes')
+    keys_log, held_log = KeysLog(str(tmp_path / 'keys')), KeysLog(str(tmp_path / 'held'))
+    ep = Endpoint(target.endpoint(user='admin'), 'target')
+    applier = Applier(ep, [(0, 0)], keys_log, ttl_mode=mode, held_log=held_log)
+    try:
+        applier.connect(import_source=(mode == 'import'))
+        now = int(time.time() * 1000)
+        for key in (b'renewed', b'deleted', b'untouched'):
+            applier.snapshot_event(('key', 0, key, payload, now - 500))       # expired while in transit
+        applier.snapshot_event(('key', 0, b'later', payload, now + 3600000))
+        applier.wait_all()
+        stream = (pack_args([b'SELECT', b'0']) + pack_args([b'PEXPIREAT', b'renewed', b'%d' % (now + 60000)]) +
+                  pack_args([b'DEL', b'deleted']) + pack_args([b'SET', b'rel', b'v', b'EX', b'100']) +
+                  pack_args([b'PING']))
+        applier.applied = 0
+        assert applier.feed(stream, now, 0) == len(stream)
+        applier.wait_all()
+        assert applier.applied == len(stream)
+    finally:
+        applier.close()
+        keys_log.close()
+        held_log.close()
+    if mode == 'hold':
+        assert settle_expiries(ep, str(tmp_path / 'keys'), str(tmp_path / 'held')) == 4
+    else:
+        admin.config_set('import-mode', 'no')
+    assert admin.execute_command('PEXPIRETIME', b'renewed') == now + 60000
+    assert admin.execute_command('PEXPIRETIME', b'rel') == now + 100000
+    assert admin.execute_command('PEXPIRETIME', b'later') == now + 3600000
+    assert admin.exists(b'deleted') == 0 and admin.exists(b'untouched') == 0  # the source's own expiry holds
+    assert list(iter_keys_log(str(tmp_path / 'keys'))) == [(0, b'renewed'), (0, b'deleted'), (0, b'rel')]
