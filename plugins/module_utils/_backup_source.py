@@ -24,12 +24,15 @@ import fnmatch
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import (
-    TTL_TOLERANCE_MS, DumpRestore, Progress, _DbState, _now_ms, _Worker)
+    TTL_TOLERANCE_MS, DumpRestore, Progress, _DbState, _Worker)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result, sample_key, select_dbs
+from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import iter_logical, logical_header
+from ansible_collections.kvtools.migration.plugins.module_utils._logical import iter_logical, logical_header
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import Wire
 
 
@@ -53,12 +56,7 @@ class BackupRestore(DumpRestore):
         path = self.source_ep.backup_file
         self.header = logical_header(path, self.passphrase)
         self.tgt = connect_server(self.target_ep)
-        if self.tgt.cluster_enabled:
-            raise KVError('target %s runs in cluster mode, which kv_dump_restore does not support yet'
-                          % self.target_ep.address, kind='config')
-        if self.tgt.role not in ('master', 'primary'):
-            raise KVError('target %s is a replica (read-only): give its primary' % self.target_ep.address,
-                          kind='readonly')
+        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.tgt, tool=self.name))
         self.src = _BackupFacts(self.source_ep, self.header)
         self.src_pexpiretime = True  # the file holds absolute expiry times
         self.src_rdb, self.src_rdb_source = self.header.get('rdb_version'), 'backup header'
@@ -100,11 +98,7 @@ class BackupRestore(DumpRestore):
         counts = dict((int(k), int(v)) for k, v in (stats.get('dbs') or {}).items())
         self.header_bytes = int(stats.get('payload_bytes') or 0)
         pairs = select_dbs(dict((db, {}) for db in counts if counts[db]), self.opts.dbs, self.opts.db_map)
-        databases = self.tgt.databases
-        for dummy, t in pairs:
-            if databases is not None and t >= databases:
-                raise KVError('target db %d does not exist on %s (databases = %d): change db_map'
-                              % (t, self.target_ep.address, databases), kind='db')
+        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.tgt, pairs, tool=self.name))
         self.progress = None
         if self.opts.progress and not self.opts.check_mode:
             self.progress = Progress(self.opts.progress, dict((s, counts.get(s, 0)) for s, dummy in pairs))
@@ -157,7 +151,7 @@ class BackupRestore(DumpRestore):
             ctx = dict(plan=plan, check_existing=plan or self.before.get(state.result['target_db'], 0) > 0,
                        state=state)
             worker = workers[db] = _TargetWorker(self, db, state.result['target_db'], ctx)
-        now = _now_ms()
+        now = now_ms()
         items = [(key, payload, exp, exp) for key, payload, exp in records if exp is None or exp > now]
         size = sum(len(it[1]) for it in items)
         worker._handle_part([r[0] for r in records], items, len(records) - len(items), size)
@@ -198,7 +192,7 @@ class _TargetWorker(_Worker):
             return False
         if expire_at is not None and abs(expire_at - t_exp) > TTL_TOLERANCE_MS:
             return False
-        return payload[:-10] == t_payload[:-10]
+        return payload_body(payload) == payload_body(t_payload)
 
     def _copy_typed(self, items, replace_keys, counts, failures):
         # only reached when RESTORE refused a payload the version check let through

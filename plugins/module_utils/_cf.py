@@ -29,7 +29,7 @@ from urllib.parse import urlencode, urljoin
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 
 RECORD_FORMAT = 'kvtools.migration/cf-bindings/1'

@@ -26,7 +26,6 @@ __metaclass__ = type
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 
@@ -36,10 +35,13 @@ except ImportError:  # pragma: no cover
     rexc = None
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import (
     TypedCopier, UncopyableKey, values_equal)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
@@ -56,25 +58,6 @@ def _is_connection_error(exc):
     return isinstance(exc, (OSError, rexc.ConnectionError, rexc.TimeoutError)) if rexc else isinstance(exc, OSError)
 
 
-def _now_ms():
-    return int(time.time() * 1000)
-
-
-def atomic_write(path, data, mode=0o600):
-    """Write ``data`` (bytes or text) to ``path`` through a temp file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path)) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as fh:
-            fh.write(data if isinstance(data, bytes) else data.encode('utf-8'))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class CopyOptions:
@@ -176,19 +159,9 @@ class DumpRestore:
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
-        if not self.source_ep.unix_socket and not self.target_ep.unix_socket \
-                and (self.source_ep.host, self.source_ep.port) == (self.target_ep.host, self.target_ep.port):
-            raise KVError('source and target are the same server (%s): give a different target'
-                          % self.source_ep.address, kind='config')
         self.src = connect_server(self.source_ep)
         self.tgt = connect_server(self.target_ep)
-        for server, label in ((self.src, 'source'), (self.tgt, 'target')):
-            if server.cluster_enabled:
-                raise KVError('%s %s runs in cluster mode, which %s does not support yet'
-                              % (label, server.endpoint.address, self.name), kind='config')
-        if self.tgt.role not in ('master', 'primary'):
-            raise KVError('target %s is a replica (read-only): give its primary' % self.target_ep.address,
-                          kind='readonly')
+        raise_first(pair_problems(self.source_ep, self.target_ep, self.src, self.tgt, tool=self.name))
         self.src_pexpiretime = self.src.capabilities['pexpiretime']
         self.src_rdb, self.src_rdb_source = self.src.rdb_version()
         self.tgt_rdb, self.tgt_rdb_source = self.tgt.rdb_version()
@@ -248,11 +221,7 @@ class DumpRestore:
         self._connect()
         path = self._payload_path()
         pairs = select_dbs(self.src.keyspace(), self.opts.dbs, self.opts.db_map)
-        databases = self.tgt.databases
-        for _s, t in pairs:
-            if databases is not None and t >= databases:
-                raise KVError('target db %d does not exist on %s (databases = %d): change db_map'
-                              % (t, self.target_ep.address, databases), kind='db')
+        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.tgt, pairs, tool=self.name))
         self.progress = None
         if self.opts.progress and not self.opts.check_mode:
             keyspace = self.src.keyspace()
@@ -518,7 +487,7 @@ class _Worker:
             raise self._fail(errors[0], 'source', 'DUMP in db %d' % self.s_db)
         dumps = replies[0::2]
         exps = replies[1::2]
-        now = _now_ms()
+        now = now_ms()
         if self.expiry_cmd == b'PEXPIRETIME':
             items = [(k, p, None if e == -1 else e, e) for k, p, e in zip(keys, dumps, exps)]
         else:
@@ -541,7 +510,7 @@ class _Worker:
             replies = self.tgt.call_packed(pack_key_commands((b'DUMP', self.tgt_expiry_cmd), keys), 2 * len(keys))
         except Exception as exc:
             raise self._fail(exc, 'target', 'reading db %d' % self.t_db)
-        now = _now_ms()
+        now = now_ms()
         out = []
         for n in range(len(items)):
             payload, exp = replies[2 * n], replies[2 * n + 1]
@@ -567,7 +536,7 @@ class _Worker:
             return False
         if expire_at is not None and abs(expire_at - t_exp) > TTL_TOLERANCE_MS:
             return False
-        if payload[:-10] == t_payload[:-10]:  # same serialized value, whatever the RDB version footer
+        if payload_body(payload) == payload_body(t_payload):  # same serialized value, whatever the RDB version footer
             return True
         try:
             return values_equal(self.typed.src, self.typed.tgt, key)

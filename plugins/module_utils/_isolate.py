@@ -34,7 +34,7 @@ import signal
 import time
 import uuid
 
-from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 

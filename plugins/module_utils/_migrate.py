@@ -32,6 +32,7 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore, _Worker
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
+from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack
 
 TARGET_ERROR_PREFIX = 'Target instance replied with error:'
@@ -57,49 +58,12 @@ class Migrate(DumpRestore):
     name = 'kv_migrate'
 
     def _connect(self):
-        if self.target_ep.unix_socket:
-            raise KVError('the target is a unix socket: MIGRATE needs a host and port the source server can reach. '
-                          'Give target.migrate_host and target.migrate_port, or use kv_dump_restore',
-                          kind='config')
         super(Migrate, self)._connect()
-        if self.accepts is False:
-            raise KVError(
-                'the target %s (%s %s, RDB %s, rdb-version-check %s) refuses DUMP payloads of RDB version %s from the '
-                'source %s (%s %s), so MIGRATE cannot copy between these servers. Use kv_dump_restore with '
-                'payload=auto: it copies such keys type-aware with ordinary commands'
-                % (self.target_ep.address, self.tgt.engine, self.tgt.version_string, self.tgt_rdb,
-                   self.tgt.rdb_version_check.get('value'), self.src_rdb, self.source_ep.address,
-                   self.src.engine, self.src.version_string), kind='payload')
-        if self.target_ep.username and not self.src.at_least((6, 0, 0), (6, 0, 0)):
-            raise KVError('the source %s (%s %s) cannot send AUTH2 (an ACL user) with MIGRATE; it needs 6.0 or later. '
-                          'Use kv_dump_restore' % (self.source_ep.address, self.src.engine, self.src.version_string),
-                          kind='config')
-        self._check_tls_path()
+        raise_first(migrate_blockers(self.source_ep, self.target_ep, self.src, self.accepts, self.src_rdb, self.tgt_rdb),
+                    warn=self._warn)
         keys = sum(entry.get('keys', 0) for entry in self.src.keyspace().values())
         data = self.src.memory['used_memory'] - int(self.src.info.get('used_memory_startup', 0) or 0)
         self.avg_key_bytes = max(0, data) // max(1, keys)
-
-    def _check_tls_path(self):
-        """MIGRATE speaks TLS to the target only when the source runs with ``tls-cluster yes``."""
-        try:
-            tls_cluster = self.src.config_get('tls-cluster')
-        except KVError:
-            tls_cluster = None
-        if tls_cluster is None:
-            if self.target_ep.tls:
-                self._warn('cannot read tls-cluster on the source %s: if it is "no", MIGRATE cannot reach the TLS '
-                           'target and the first batch fails with IOERR' % self.source_ep.address)
-            return
-        source_tls = str(tls_cluster).lower() == 'yes'
-        if self.target_ep.tls and not source_tls:
-            raise KVError('the target %s accepts TLS only, but the source %s opens plain connections for MIGRATE '
-                          '(tls-cluster is no). Nothing was copied. Use kv_dump_restore, which connects to each '
-                          'server itself, or give target.migrate_host/migrate_port of a plain port'
-                          % (self.target_ep.address, self.source_ep.address), kind='tls')
-        if source_tls and not self.target_ep.tls:
-            raise KVError('the source %s opens TLS connections for MIGRATE (tls-cluster is yes), but the target %s '
-                          'is plain TCP. Nothing was copied. Use kv_dump_restore, or give the target\'s TLS port'
-                          % (self.source_ep.address, self.target_ep.address), kind='tls')
 
     def _payload_path(self):
         return 'migrate'

@@ -64,3 +64,12 @@ def target_accepts(target_engine, target_rdb, payload_rdb, rdb_version_check=Non
             return None if (rdb_version_check or 'strict') == 'relaxed' else False
         return True
     return payload_rdb <= target_rdb
+
+
+FOOTER_SIZE = 10  # RDB version (2 bytes) + CRC64 (8 bytes)
+
+
+def payload_body(payload):
+    """A DUMP payload without its footer: the serialized value, equal for equal values whatever
+    RDB version the server stamped on it."""
+    return payload[:-FOOTER_SIZE]

@@ -16,7 +16,8 @@ __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key, scan_batches, select_dbs
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import rdb_version_for, target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, pair_problems
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body, rdb_version_for, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import values_equal
 
@@ -53,7 +54,7 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
         for key, a, b in zip(keys, src_dumps, tgt_dumps):
             if b is None:
                 continue  # gone meanwhile
-            if a is None or (a[:-10] != b[:-10] and not values_equal(src, tgt, key)):
+            if a is None or (payload_body(a) != payload_body(b) and not values_equal(src, tgt, key)):
                 out.append(key)
         return out
     except KVError:
@@ -73,27 +74,12 @@ def _facts(server):
     return facts
 
 
-def choose_method(src, tgt, accepts, wanted='auto', isolation='none', source_ep=None, target_ep=None):
+def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isolation='none', src=None, tgt=None):
     """``(method, reasons, migrate_possible)``: 'migrate' or 'dump_restore' and why."""
-    blockers = []
-    if accepts is False:
-        blockers.append('the target refuses the source\'s DUMP payloads (RDB %s -> %s): only the type-aware copy of '
-                        'kv_dump_restore works' % (src['rdb_version'], tgt['rdb_version']))
-    if target_ep is not None and target_ep.unix_socket:
-        blockers.append('the target is a unix socket, which the source server cannot reach')
-    if target_ep is not None and target_ep.tls and (src.get('tls_cluster') or 'no') != 'yes':
-        blockers.append('the target uses TLS but the source does not open TLS connections for MIGRATE '
-                        '(tls-cluster is %s)' % (src.get('tls_cluster') or 'not available'))
-    if target_ep is not None and not target_ep.tls and src.get('tls_cluster') == 'yes':
-        blockers.append('the source opens TLS connections for MIGRATE (tls-cluster yes) but the target is plain TCP')
-    if isolation == 'pause':
-        blockers.append('the source is isolated with CLIENT PAUSE WRITE, under which MIGRATE (a write) would wait')
-    if src.get('commands', {}).get('migrate') == 'no':
-        blockers.append('the source user may not run MIGRATE')
-    first = str(src['version']).split('.', 1)[0]
-    major = int(first) if first.isdigit() else 0
-    if target_ep is not None and target_ep.username and src['engine'] == 'redis' and major < 6:
-        blockers.append('the source is older than 6.0 and cannot send AUTH2 for the target\'s ACL user')
+    migrate_permitted = None if src is None else src.get('commands', {}).get('migrate') != 'no'
+    blockers = [p.text for p in migrate_blockers(
+        source_ep, target_ep, src_server, accepts, src and src['rdb_version'], tgt and tgt['rdb_version'],
+        isolation=isolation, migrate_permitted=migrate_permitted)]
     if wanted == 'dump_restore':
         return 'dump_restore', ['chosen: method is dump_restore'], not blockers
     if wanted == 'migrate':
@@ -185,26 +171,16 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         tgt_server.client.close()
     problems = []
     warnings = []
-    if (source_ep.host, source_ep.port, source_ep.unix_socket) == (target_ep.host, target_ep.port, target_ep.unix_socket):
-        problems.append('source and target are the same server (%s): give a different target' % source_ep.address)
-    for side, facts in (('source', src), ('target', tgt)):
-        if facts['cluster_enabled']:
-            problems.append('the %s %s runs in cluster mode, which the collection does not support yet'
-                            % (side, facts['address']))
-    if tgt['role'] not in ('master', 'primary'):
-        problems.append('the target %s is a replica (read-only): give its primary' % tgt['address'])
-    if src['role'] not in ('master', 'primary'):
-        warnings.append('the source %s is a replica: make sure it is in sync with its primary' % src['address'])
     keyspace = dict((d['db'], d) for d in src['dbs'])
     pairs = select_dbs(keyspace, dbs, db_map)
+    problems.extend(p.text for p in pair_problems(source_ep, target_ep, src_server, tgt_server, pairs))
+    if src['role'] not in ('master', 'primary'):
+        warnings.append('the source %s is a replica: make sure it is in sync with its primary' % src['address'])
     target_keys = dict((d['db'], d['keys']) for d in tgt['dbs'])
     plan = []
     for s_db, t_db in pairs:
         plan.append(dict(db=s_db, target_db=t_db, keys=keyspace.get(s_db, {}).get('keys', 0),
                          expires=keyspace.get(s_db, {}).get('expires', 0), target_keys=target_keys.get(t_db, 0)))
-        if tgt['databases'] is not None and t_db >= tgt['databases']:
-            problems.append('target db %d does not exist on %s (databases = %d): change db_map or raise "databases"'
-                            % (t_db, tgt['address'], tgt['databases']))
     busy = [p for p in plan if p['target_keys']]
     foreign = []
     for entry in busy:
@@ -234,7 +210,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                             % (need // 2 ** 20, max(room, 0) // 2 ** 20))
     accepts = target_accepts(tgt['engine'], tgt['rdb_version'], src['rdb_version'],
                              (tgt.get('rdb_version_check') or {}).get('value'))
-    chosen, reasons, migrate_possible = choose_method(src, tgt, accepts, method, isolation, source_ep, target_ep)
+    chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, src_server, accepts, method,
+                                                      isolation, src, tgt)
     for side, facts, needed in (('source', src, ('scan', 'dump')), ('target', tgt, ('restore',))):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
         if refused:

@@ -55,7 +55,7 @@ except Exception:  # pragma: no cover - the pure-Python CRC is the fallback
     HAS_ANYCRC = False
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import crc64 as py_crc64
+from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64
 
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file

@@ -11,7 +11,7 @@ The flow of :meth:`Verifier.run`:
 2. choose the db pairs (every db non-empty on either side unless ``dbs`` is given, ``db_map`` applied);
 3. per db, walk the source in SCAN batches (never KEYS).  Worker threads, each with its own
    connections, pipeline ``DUMP`` + ``PEXPIRETIME`` (``PTTL`` before 7.0) for the batch's keys on the
-   source and on the target at the same time and compare ``payload[:-10]`` (the serialized value
+   source and on the target at the same time and compare ``payload_body()`` (the serialized value
    without the RDB version and CRC footer).  Only keys whose payloads differ (other encodings or RDB
    formats, e.g. Redis 7.0 against Valkey 9) are compared type-aware with
    :func:`~._typed.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
@@ -36,11 +36,14 @@ import re
 import threading
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
+from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms, plural, seconds_text
 from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
     MAX_RECHECK_DELAY, MAX_ROUNDS, DiffingKeys, Touched, differing, ignored_keys, recheck_reset)
@@ -70,23 +73,6 @@ DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs'
 EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
                      ttl_differs='TTL of')
 
-
-def _now_ms():
-    return int(time.time() * 1000)
-
-
-def _text(value):
-    if isinstance(value, bytes):
-        return value.decode('utf-8', 'replace')
-    return str(value)
-
-
-def _plural(count, one, many=None):
-    return '%d %s' % (count, one if count == 1 else (many or one + 's'))
-
-
-def _seconds(ms):
-    return '%.1f s' % (ms / 1000.0)
 
 
 class VerifyOptions:
@@ -213,13 +199,13 @@ def ttl_difference(src_at, tgt_at, tolerance_ms, now_ms):
     if src_at is None and tgt_at is None:
         return None
     if tgt_at is None:
-        return 'expires in %s on the source, no TTL on the target' % _seconds(max(0, src_at - now_ms))
+        return 'expires in %s on the source, no TTL on the target' % seconds_text(max(0, src_at - now_ms))
     if src_at is None:
-        return 'no TTL on the source, expires in %s on the target' % _seconds(max(0, tgt_at - now_ms))
+        return 'no TTL on the source, expires in %s on the target' % seconds_text(max(0, tgt_at - now_ms))
     delta = tgt_at - src_at
     if abs(delta) > tolerance_ms:
         return 'expires %s %s on the target than on the source (tolerance %s)' % (
-            _seconds(abs(delta)), 'later' if delta > 0 else 'earlier', _seconds(tolerance_ms))
+            seconds_text(abs(delta)), 'later' if delta > 0 else 'earlier', seconds_text(tolerance_ms))
     return None
 
 
@@ -233,7 +219,7 @@ def _size(values):
 
 def strip_footer(payload):
     """A DUMP payload without its 2-byte RDB version and 8-byte CRC64."""
-    return payload[:-10]
+    return payload_body(payload)
 
 
 class _DbState:
@@ -280,10 +266,8 @@ class Verifier:
     def _connect(self):
         self.src = connect_server(self.source_ep)
         self.tgt = connect_server(self.target_ep)
-        for server, label in ((self.src, 'source'), (self.tgt, 'target')):
-            if server.cluster_enabled:
-                raise KVError('%s %s runs in cluster mode, which kv_verify does not support yet'
-                              % (label, server.endpoint.address), kind='config')
+        raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.src, self.tgt, tool='kv_verify')
+                     if p.rule == 'cluster'])  # a replica, or two dbs of one server, can be compared
         self.src_absolute = self.src.capabilities['pexpiretime']
         self.tgt_absolute = self.tgt.capabilities['pexpiretime']
 
@@ -306,12 +290,8 @@ class Verifier:
                     self._warn('target db %d holds %d keys but no source db maps to it (db_map sends source db %d '
                                'to db %d): it was not compared' % (t_db, tgt_space[t_db]['keys'], t_db, mapping[t_db]))
             pairs = select_dbs(src_space, sorted(wanted), self.opts.db_map) if wanted else []
-        for label, server, index in (('source', self.src, 0), ('target', self.tgt, 1)):
-            databases = server.databases
-            for pair in pairs:
-                if databases is not None and pair[index] >= databases:
-                    raise KVError('%s db %d does not exist on %s (databases = %d): change dbs or db_map'
-                                  % (label, pair[index], server.endpoint.address, databases), kind='db')
+        raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.src, self.tgt, pairs,
+                                              check_source_dbs=True) if p.rule == 'databases'])
         return pairs, src_space, tgt_space
 
     def _warn(self, msg):
@@ -593,9 +573,9 @@ class Verifier:
     def _change_text(label, change):
         parts = []
         if change['writes']:
-            parts.append(_plural(change['writes'], 'write'))
+            parts.append(plural(change['writes'], 'write'))
         if change['expiries']:
-            parts.append(_plural(change['expiries'], 'key expiry', 'key expiries') + ' or evictions')
+            parts.append(plural(change['expiries'], 'key expiry', 'key expiries') + ' or evictions')
         return 'the %s changed during the verification (%s counted in INFO persistence and stats)' % (
             label, ' and '.join(parts))
 
@@ -613,12 +593,12 @@ class Verifier:
                 'none': 'no values'}[self.opts.values]
         head = 'Target %s (%s %s) against source %s (%s %s), %s (%s)' % (
             tgt['address'], tgt['engine'], tgt['version'], src['address'], src['engine'], src['version'],
-            _plural(len(result['dbs']), 'db') if result['dbs'] else 'no non-empty db on either side',
+            plural(len(result['dbs']), 'db') if result['dbs'] else 'no non-empty db on either side',
             ('db ' if len(result['dbs']) == 1 else 'dbs ') + pairs if result['dbs'] else 'nothing to compare')
         if result['consistent']:
             text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
                     'types, %s and TTLs (within %g s) match.' % (
-                        head, _plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
+                        head, plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
             text += self._scope_text(result)
             if src_change['changed']:
                 text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
@@ -632,13 +612,13 @@ class Verifier:
                   ('ttl_differs', 'TTL differs', 'TTLs differ'))
         for name, one, many in labels:
             if total[name]:
-                parts.append(_plural(total[name], one, many))
+                parts.append(plural(total[name], one, many))
         text = '%s: NOT consistent' % head
         if parts:
             examples = ', '.join('%s "%s" in db %d' % (EXAMPLE_WORDS[d['kind']], d['key'], d['db'])
                                  for d in result['differences'][:3])
             example = ' (for example: %s)' % examples if examples else ''
-            text += ' - %s out of %s checked%s.' % (', '.join(parts), _plural(total['keys'], 'source key'), example)
+            text += ' - %s out of %s checked%s.' % (', '.join(parts), plural(total['keys'], 'source key'), example)
         else:
             text += '.'
         text += self._scope_text(result)
@@ -671,15 +651,15 @@ class Verifier:
             listed = [d for d in result['dbs'] if d['scope'] == 'keys']
             text += ' Scope: the %s the keys log names from offset %d to %d (%s) and the key counts of %s, ' \
                     'equal on both sides%s.' % (
-                        _plural(touched['keys'], 'key'), touched['start'], touched['end'],
-                        _plural(touched['records'], 'record'), _plural(len(listed), 'db'),
-                        '; %s compared whole' % _plural(len(result['dbs']) - len(listed), 'db')
+                        plural(touched['keys'], 'key'), touched['start'], touched['end'],
+                        plural(touched['records'], 'record'), plural(len(listed), 'db'),
+                        '; %s compared whole' % plural(len(result['dbs']) - len(listed), 'db')
                         if len(listed) < len(result['dbs']) else '')
         rounds = result.get('rounds') or []
         if len(rounds) > 1:
             text += ' %s differed in round 1 (%s); %s rechecked after %g s each, %s differing after the last.' % (
-                _plural(rounds[0]['differing'], 'key'), 'while the source changed' if result['source_changed']
-                else 'the source was quiet', _plural(len(rounds) - 1, 'recheck round'), self.opts.recheck_delay,
+                plural(rounds[0]['differing'], 'key'), 'while the source changed' if result['source_changed']
+                else 'the source was quiet', plural(len(rounds) - 1, 'recheck round'), self.opts.recheck_delay,
                 rounds[-1]['differing'])
         return text
 
@@ -791,7 +771,7 @@ class _Checker:
                     raw, rest = read_lines(wire.sock, lines)
                     if rest:
                         wire.reader.feed(rest)
-                out.append((raw, wire.recv(count), _now_ms()))
+                out.append((raw, wire.recv(count), now_ms()))
             except Exception as exc:
                 raise self._fail(exc, side, 'reading')
         return out
@@ -847,7 +827,7 @@ class _Checker:
                 same = None not in s_vals and s_vals == t_vals
             else:
                 try:
-                    same = [p[:-10] for p in s_vals] == [p[:-10] for p in t_vals]
+                    same = list(map(payload_body, s_vals)) == list(map(payload_body, t_vals))
                 except TypeError:  # a nil (key gone) or an error reply
                     same = False
             if same:
@@ -896,8 +876,8 @@ class _Checker:
                 s_present = s_present and s_val is not None
                 t_present = t_present and t_val is not None
             else:
-                s_present = s_present and _text(s_val) != 'none'
-                t_present = t_present and _text(t_val) != 'none'
+                s_present = s_present and as_text(s_val) != 'none'
+                t_present = t_present and as_text(t_val) != 'none'
             if not s_present:
                 if not self.listed:
                     counts['expired'] += 1  # gone from the source since SCAN
@@ -929,11 +909,11 @@ class _Checker:
                 if s_val != t_val:
                     kinds.append(('value_differs', 'string values differ'))
             elif valued:
-                if s_val[:-10] != t_val[:-10]:
+                if payload_body(s_val) != payload_body(t_val):
                     slow.append((key, ttl))
                     continue
-            elif _text(s_val) != _text(t_val):
-                kinds.append(('type_differs', '%s on the source, %s on the target' % (_text(s_val), _text(t_val))))
+            elif as_text(s_val) != as_text(t_val):
+                kinds.append(('type_differs', '%s on the source, %s on the target' % (as_text(s_val), as_text(t_val))))
             if ttl:
                 kinds.append(('ttl_differs', ttl))
             self._count(counts, differences, key, kinds)

@@ -100,12 +100,7 @@ class Wire:
 
     def __init__(self, client):
         self.client = client
-        pool = client.connection_pool
-        try:
-            self.conn = pool.get_connection()
-        except TypeError:  # redis-py < 5.1 wants a command name
-            self.conn = pool.get_connection('PING')
-        self.conn.connect()
+        self.conn = open_connection(client)
         self.sock = self.conn._sock
         self.reader = hiredis.Reader(replyError=ReplyError) if HAS_HIREDIS else None
 
@@ -124,12 +119,7 @@ class Wire:
         return self.recv(count)
 
     def send(self, commands, packed=False):
-        try:
-            self.sock.sendall(commands if packed else pack(commands))
-        except socket.timeout as exc:
-            raise rexc.TimeoutError('Timeout writing to socket: %s' % exc)
-        except OSError as exc:
-            raise rexc.ConnectionError('Error while writing to socket: %s' % exc)
+        send_all(self.sock, commands if packed else pack(commands))
 
     def recv(self, count):
         out = []
@@ -162,14 +152,46 @@ class Wire:
             pass
 
 
-def _recv_chunk(sock):
-    """The next bytes from ``sock``, with socket errors turned into redis-py's exceptions."""
+# -- raw socket access: the one place that touches a connection's socket ----------------------------------
+
+def open_connection(client, command='PING'):
+    """A connected (and authenticated) connection of its own from ``client``'s pool.
+
+    Its socket is ``conn._sock``; give it back with ``conn.disconnect()`` and
+    ``client.connection_pool.release(conn)``.
+    """
+    pool = client.connection_pool
     try:
-        data = sock.recv(1 << 20)
+        conn = pool.get_connection()
+    except TypeError:  # redis-py < 5.1 wants a command name
+        conn = pool.get_connection(command)
+    conn.connect()
+    return conn
+
+
+def send_all(sock, data):
+    """``sock.sendall(data)`` with socket errors turned into redis-py's exceptions."""
+    try:
+        sock.sendall(data)
+    except socket.timeout as exc:
+        raise rexc.TimeoutError('Timeout writing to socket: %s' % exc)
+    except OSError as exc:
+        raise rexc.ConnectionError('Error while writing to socket: %s' % exc)
+
+
+def recv_some(sock, size=1 << 20):
+    """Up to ``size`` bytes from ``sock`` (``b''`` when the peer closed), socket errors as redis-py's."""
+    try:
+        return sock.recv(size)
     except socket.timeout as exc:
         raise rexc.TimeoutError('Timeout reading from socket: %s' % exc)
     except OSError as exc:
         raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
+
+
+def _recv_chunk(sock):
+    """The next bytes from ``sock``; a closed connection is an error here."""
+    data = recv_some(sock)
     if not data:
         raise rexc.ConnectionError('Connection closed by server.')
     return data

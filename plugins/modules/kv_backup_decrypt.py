@@ -98,7 +98,7 @@ keys:
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import decrypt_file
+from ansible_collections.kvtools.migration.plugins.module_utils._backup import decrypt_file
 
 
 def main():

@@ -238,7 +238,7 @@ mb_per_second:
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb import Backup
+from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup
 
 
 def main():

@@ -386,7 +386,7 @@ def test_no_progress_file_in_check_mode(redis70, valkey80, tmp_path):
 # --- a logical backup of kv_rdb_backup as the source ----------------------------------------------
 
 def _logical_backup(server, path, passphrase=None):
-    from ansible_collections.kvtools.migration.plugins.module_utils._rdb import Backup
+    from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup
     return Backup(Endpoint(server.endpoint(), 'server'), str(path), method='logical', passphrase=passphrase).run()
 
 

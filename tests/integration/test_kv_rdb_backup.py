@@ -1,7 +1,7 @@
 """kv_rdb_backup and kv_backup_decrypt against real servers.
 
 The main paths run through ansible-playbook as users run them; the engine-level tests call
-plugins/module_utils/_rdb.py directly.  Every RDB backup is proven by starting a fresh server on
+plugins/module_utils/_backup.py and the files it uses directly.  Every RDB backup is proven by starting a fresh server on
 it and comparing its data with the source; every logical backup by restoring it into a fresh
 server (``restore_logical`` below, RESTORE ... ABSTTL) and comparing.  Broken transfers come from a
 small fake replication server in this file.
@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _rdb
+from ansible_collections.kvtools.migration.plugins.module_utils import _backup, _crc64, _logical
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from tests.conftest import assert_no_secret
@@ -37,7 +37,7 @@ def load(server):
 
 
 def backup(server, dest, user='migrator', **kwargs):
-    return _rdb.Backup(Endpoint(server.endpoint(user)), str(dest), **kwargs).run()
+    return _backup.Backup(Endpoint(server.endpoint(user)), str(dest), **kwargs).run()
 
 
 def start_on_rdb(server_factory, flavour, rdb_path, tmp_path):
@@ -55,7 +55,7 @@ def restore_logical(path, server, passphrase=None):
     """Test helper: RESTORE ... ABSTTL every record of a logical backup into ``server``."""
     clients = {}
     count = 0
-    for db, key, payload, expire_at in _rdb.iter_logical(str(path), passphrase):
+    for db, key, payload, expire_at in _logical.iter_logical(str(path), passphrase):
         if db not in clients:
             clients[db] = server.admin(db).pipeline(transaction=False)
         args = ['RESTORE', key, expire_at or 0, payload]
@@ -159,7 +159,7 @@ def test_crc64_matches_the_servers_dump_payloads(redis70, valkey9):
         client.rpush(b'l', *[os.urandom(50) for dummy in range(100)])
         for key in (b'k', b'l'):
             payload = client.dump(key)
-            assert _rdb.crc64(payload[:-8]) == struct.unpack('<Q', payload[-8:])[0]
+            assert _crc64.crc64(payload[:-8]) == struct.unpack('<Q', payload[-8:])[0]
 
 
 # --- through ansible-playbook ------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_noperm_falls_back_to_a_logical_backup_that_restores(redis70, server_fac
     assert_no_secret(result)
     assert_no_secret(result['_output'])
 
-    header = _rdb.logical_header(dest)
+    header = _logical.logical_header(dest)
     assert header['engine'] == 'redis' and header['rdb_version'] == 10 and header['format'] == 1
     target = server_factory('redis70')
     assert restore_logical(dest, target) == 48
@@ -309,17 +309,17 @@ def test_encrypted_logical_backup_and_damage(redis70, server_factory, tmp_path):
     result = backup(redis70, dest, user='reader', passphrase=PASSPHRASE)
     assert result['method_used'] == 'logical' and result['encrypted']
     with pytest.raises(KVError) as err:
-        list(_rdb.iter_logical(str(dest)))
+        list(_logical.iter_logical(str(dest)))
     assert err.value.kind == 'passphrase'
     with pytest.raises(KVError) as err:
-        list(_rdb.iter_logical(str(dest), 'wrong'))
+        list(_logical.iter_logical(str(dest), 'wrong'))
     assert err.value.kind == 'passphrase'
     target = server_factory('valkey80')
     restore_logical(dest, target, PASSPHRASE)
     compare.assert_same(redis70, target, [(db, db) for db in DBS])
 
     plain = tmp_path / 'plain.kvt'
-    dec = _rdb.decrypt_file(str(dest), str(plain), PASSPHRASE)
+    dec = _backup.decrypt_file(str(dest), str(plain), PASSPHRASE)
     assert dec['content'] == 'logical' and dec['keys'] == 48 and sha256(plain) == result['content_sha256']
 
     raw = bytearray(dest.read_bytes())
@@ -327,7 +327,7 @@ def test_encrypted_logical_backup_and_damage(redis70, server_factory, tmp_path):
     damaged = tmp_path / 'damaged.kvt'
     damaged.write_bytes(bytes(raw))
     with pytest.raises(KVError) as err:
-        _rdb.decrypt_file(str(damaged), str(tmp_path / 'out.kvt'), PASSPHRASE)
+        _backup.decrypt_file(str(damaged), str(tmp_path / 'out.kvt'), PASSPHRASE)
     assert err.value.kind == 'corrupt' and 'fails authentication' in err.value.message
     assert not os.path.exists(str(tmp_path / 'out.kvt'))
 
@@ -353,13 +353,13 @@ def test_tls_client_certificate_and_server_name(server_factory, tmp_path):
     source = server_factory('redis70', tls=True, tls_auth_clients=True)
     source.admin().set(b'k', b'v')
     ep = source.endpoint('migrator', host='127.0.0.1', server_name='localhost')
-    result = _rdb.Backup(Endpoint(ep), str(tmp_path / 'c.rdb'), method='sync').run()
+    result = _backup.Backup(Endpoint(ep), str(tmp_path / 'c.rdb'), method='sync').run()
     assert result['checksum'] == 'verified'
     no_cert = dict(ep)
     no_cert.pop('client_cert')
     no_cert.pop('client_key')
     with pytest.raises(KVError) as err:
-        _rdb.Backup(Endpoint(no_cert), str(tmp_path / 'd.rdb'), method='sync').run()
+        _backup.Backup(Endpoint(no_cert), str(tmp_path / 'd.rdb'), method='sync').run()
     assert err.value.kind == 'tls'
     assert not os.path.exists(str(tmp_path / 'd.rdb'))
 
@@ -369,7 +369,7 @@ def test_tls_client_certificate_and_server_name(server_factory, tmp_path):
 def synthetic_rdb(crc=True):
     body = (b'REDIS0010' + b'\xfa\x09redis-ver\x067.0.15' + b'\xfe\x00\xfb\x01\x00' + b'\x00\x01k\x01v'
             + b''.join(b'\x00\x05key%02d\x05value' % i for i in range(20)) + b'\xff')
-    return body + struct.pack('<Q', _rdb.crc64(body) if crc else 0)
+    return body + struct.pack('<Q', _crc64.crc64(body) if crc else 0)
 
 
 class FakeReplicationServer:
@@ -463,7 +463,7 @@ def test_broken_transfers_leave_nothing(name, reply, kind, words, tmp_path):
         dest.write_bytes(b'the previous backup')
         ep = Endpoint({'host': '127.0.0.1', 'port': fake.port, 'username': 'u', 'password': 'fake-Secret-9'})
         with pytest.raises(KVError) as err:
-            _rdb.Backup(ep, str(dest), method='sync', keep=3).run()
+            _backup.Backup(ep, str(dest), method='sync', keep=3).run()
         assert err.value.kind == kind, (name, err.value.message)
         assert words in err.value.message, err.value.message
         assert 'fake-Secret-9' not in err.value.message
@@ -482,7 +482,7 @@ def test_good_transfer_from_the_fake_server_both_framings(tmp_path):
         try:
             dest = tmp_path / ('%s.rdb' % transfer)
             ep = Endpoint({'host': '127.0.0.1', 'port': fake.port})
-            result = _rdb.Backup(ep, str(dest), method='sync').run()
+            result = _backup.Backup(ep, str(dest), method='sync').run()
             assert result['transfer'] == transfer and result['checksum'] == 'verified'
             assert dest.read_bytes() == GOOD
         finally:
@@ -511,8 +511,8 @@ def test_check_mode_plans_logical_when_acl_dryrun_says_no(redis70, tmp_path):
                           '+info', '+select', '+ping', '+acl|dryrun', '+acl|whoami')
     admin.set(b'k', b'v')
     ep = Endpoint({'host': '127.0.0.1', 'port': redis70.port, 'username': 'nosync', 'password': 'nosync-Secret-5'})
-    plan = _rdb.Backup(ep, str(tmp_path / 'x'), check_mode=True).run()
+    plan = _backup.Backup(ep, str(tmp_path / 'x'), check_mode=True).run()
     assert plan['method_used'] == 'logical' and plan['method_reason'] == 'the user may not run SYNC'
     assert plan['changed'] is True and os.listdir(str(tmp_path)) == []
-    real = _rdb.Backup(ep, str(tmp_path / 'x')).run()
+    real = _backup.Backup(ep, str(tmp_path / 'x')).run()
     assert real['method_used'] == 'logical' and real['keys'] == 1

@@ -1,4 +1,4 @@
-"""Pure logic of plugins/module_utils/_rdb.py: CRC64, RDB validation, the encrypted and logical formats,
+"""Pure logic of plugins/module_utils/_backup.py and the files it uses: CRC64, RDB validation, the encrypted and logical formats,
 rotation.  (Everything that talks to a server is in tests/integration/test_kv_rdb_backup.py.)"""
 
 import io
@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _rdb
+from ansible_collections.kvtools.migration.plugins.module_utils import _backup, _crc64, _encryption, _logical, _rdb_validate
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 
 
@@ -17,7 +17,7 @@ def crc64_bitwise(data, crc=0):
     for byte in data:
         crc ^= byte
         for dummy in range(8):
-            crc = (crc >> 1) ^ _rdb.CRC64_POLY if crc & 1 else crc >> 1
+            crc = (crc >> 1) ^ _crc64.CRC64_POLY if crc & 1 else crc >> 1
     return crc
 
 
@@ -25,41 +25,41 @@ def crc64_bitwise(data, crc=0):
 
 def test_crc64_known_vector():
     # the check value of Redis's crc64.c self-test (crc64 Jones, "123456789")
-    assert _rdb.crc64(b'123456789') == 0xe9c6d914c4b8d9ca
-    assert _rdb.crc64(b'') == 0
+    assert _crc64.crc64(b'123456789') == 0xe9c6d914c4b8d9ca
+    assert _crc64.crc64(b'') == 0
 
 
 def test_crc64_block_algorithm_matches_the_reference():
     rng = random.Random(7)
-    data = bytes(rng.getrandbits(8) for dummy in range(_rdb.CRC_BLOCK * 2 + 12345))
-    expected = _rdb._crc64_small(data, 0)
-    assert _rdb.crc64(data) == expected
-    assert _rdb._crc64_small(data[:4000], 0) == crc64_bitwise(data[:4000])
+    data = bytes(rng.getrandbits(8) for dummy in range(_crc64.CRC_BLOCK * 2 + 12345))
+    expected = _crc64._crc64_small(data, 0)
+    assert _crc64.crc64(data) == expected
+    assert _crc64._crc64_small(data[:4000], 0) == crc64_bitwise(data[:4000])
     # continuing from a running value, across block boundaries
-    assert _rdb.crc64(data[1000:], _rdb.crc64(data[:1000])) == expected
+    assert _crc64.crc64(data[1000:], _crc64.crc64(data[:1000])) == expected
 
 
 def test_crc64_streaming_with_any_split():
     rng = random.Random(3)
-    data = os.urandom(_rdb.CRC_BLOCK + 777)
-    crc = _rdb.Crc64()
+    data = os.urandom(_crc64.CRC_BLOCK + 777)
+    crc = _crc64.Crc64()
     pos = 0
     while pos < len(data):
-        step = rng.choice([1, 7, 4096, 300000, _rdb.CRC_BLOCK])
+        step = rng.choice([1, 7, 4096, 300000, _crc64.CRC_BLOCK])
         crc.update(data[pos:pos + step])
         pos += step
-    assert crc.value == _rdb.crc64(data)
+    assert crc.value == _crc64.crc64(data)
 
 
 # --- RDB validation -------------------------------------------------------------------------------
 
 def rdb(magic=b'REDIS0011', body=b'\xfe\x00\x00\x01k\x01v', crc=True):
     content = magic + body + b'\xff'
-    return content + struct.pack('<Q', _rdb.crc64(content) if crc else 0)
+    return content + struct.pack('<Q', _crc64.crc64(content) if crc else 0)
 
 
 def validate(data, pieces=3):
-    validator = _rdb.RdbValidator()
+    validator = _rdb_validate.RdbValidator()
     step = max(1, len(data) // pieces)
     for pos in range(0, len(data), step):
         validator.feed(data[pos:pos + step])
@@ -90,7 +90,7 @@ def test_validator_rejects(data, words):
 
 def encrypt(plain, passphrase='pw', chunk=64):
     buf = io.BytesIO()
-    writer = _rdb.EncryptWriter(buf, passphrase, 'rdb', chunk_size=chunk)
+    writer = _encryption.EncryptWriter(buf, passphrase, 'rdb', chunk_size=chunk)
     for pos in range(0, len(plain), 50):
         writer.write(plain[pos:pos + 50])
     writer.close()
@@ -98,7 +98,7 @@ def encrypt(plain, passphrase='pw', chunk=64):
 
 
 def decrypt(blob, passphrase='pw'):
-    return b''.join(_rdb.DecryptReader(io.BytesIO(blob), passphrase).chunks())
+    return b''.join(_encryption.DecryptReader(io.BytesIO(blob), passphrase).chunks())
 
 
 def split_chunks(blob):
@@ -121,7 +121,7 @@ def test_encryption_round_trip(size):
     assert decrypt(blob) == plain
     lead, chunks = split_chunks(blob)
     assert len(chunks) == max(1, -(-size // 64))
-    reader = _rdb.DecryptReader(io.BytesIO(blob), 'pw')
+    reader = _encryption.DecryptReader(io.BytesIO(blob), 'pw')
     assert reader.content == 'rdb' and reader.header['kdf'] == 'scrypt' and reader.header['n'] == 1 << 15
     assert b''.join(iter(lambda: reader.read(7), b'')) == plain
 
@@ -185,8 +185,8 @@ RECORDS = ((0, b'', b'\x00payload', None), (0, b'with\nnewline', b'p' * 1000, 18
 
 def write_logical(path, records=RECORDS, passphrase=None):
     with open(path, 'wb') as fh:
-        out = _rdb.EncryptWriter(fh, passphrase, 'logical', chunk_size=512) if passphrase else fh
-        writer = _rdb.LogicalWriter(out, dict(format=1, engine='redis', version='7.0.15', rdb_version=10))
+        out = _encryption.EncryptWriter(fh, passphrase, 'logical', chunk_size=512) if passphrase else fh
+        writer = _logical.LogicalWriter(out, dict(format=1, engine='redis', version='7.0.15', rdb_version=10))
         db = None
         for rec_db, key, payload, expire in records:
             if rec_db != db:
@@ -205,10 +205,10 @@ def test_logical_round_trip(tmp_path, passphrase):
     trailer = write_logical(path, passphrase=passphrase)
     assert trailer['keys'] == 4 and trailer['dbs'] == {'0': 2, '3': 1, '15': 1}
     stats = {}
-    assert list(_rdb.iter_logical(path, passphrase, stats)) == list(RECORDS)
+    assert list(_logical.iter_logical(path, passphrase, stats)) == list(RECORDS)
     assert stats['keys'] == 4
-    assert _rdb.logical_header(path, passphrase)['rdb_version'] == 10
-    facts = _rdb.verify_backup(path, passphrase)
+    assert _logical.logical_header(path, passphrase)['rdb_version'] == 10
+    facts = _backup.verify_backup(path, passphrase)
     assert facts['content'] == 'logical' and facts['keys'] == 4 and facts['encrypted'] is bool(passphrase)
 
 
@@ -221,14 +221,14 @@ def test_logical_truncated_or_damaged(tmp_path, cut):
     with open(path, 'wb') as fh:
         fh.write(raw[:-cut])
     with pytest.raises(KVError) as err:
-        list(_rdb.iter_logical(path))
+        list(_logical.iter_logical(path))
     assert err.value.kind == 'corrupt'
     damaged = bytearray(raw)
     damaged[len(raw) // 2] ^= 1
     with open(path, 'wb') as fh:
         fh.write(bytes(damaged))
     with pytest.raises(KVError) as err:
-        list(_rdb.iter_logical(path))
+        list(_logical.iter_logical(path))
     assert err.value.kind == 'corrupt'
 
 
@@ -237,7 +237,7 @@ def test_not_a_logical_backup(tmp_path):
     with open(path, 'wb') as fh:
         fh.write(b'REDIS0011...')
     with pytest.raises(KVError) as err:
-        _rdb.logical_header(path)
+        _logical.logical_header(path)
     assert 'KVTLOG1' in err.value.message
 
 
@@ -247,12 +247,12 @@ def test_rotation_plan(tmp_path):
     dest = str(tmp_path / 'b.rdb')
     for name in ('b.rdb', 'b.rdb.json', 'b.rdb.1', 'b.rdb.1.json', 'b.rdb.2', 'b.rdb.7', 'other.1', 'b.rdb.x'):
         (tmp_path / name).write_bytes(b'')
-    moves, removals = _rdb.rotation_plan(dest, 2)
+    moves, removals = _backup.rotation_plan(dest, 2)
     names = [(os.path.basename(a), os.path.basename(b)) for a, b in moves]
     assert names == [('b.rdb.1', 'b.rdb.2'), ('b.rdb.1.json', 'b.rdb.2.json'), ('b.rdb', 'b.rdb.1'),
                      ('b.rdb.json', 'b.rdb.1.json')]
     assert sorted(os.path.basename(p) for p in removals) == ['b.rdb.2', 'b.rdb.7']
-    moves, removals = _rdb.rotation_plan(dest, 0)
+    moves, removals = _backup.rotation_plan(dest, 0)
     assert moves == []
     assert sorted(os.path.basename(p) for p in removals) == ['b.rdb.1', 'b.rdb.1.json', 'b.rdb.2', 'b.rdb.7',
                                                              'b.rdb.json']
