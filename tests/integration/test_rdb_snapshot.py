@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _rdb
+from ansible_collections.kvtools.migration.plugins.module_utils import _replication as _rdb
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import (
     SnapshotParser, SpooledPayload, chunk_reader)
