@@ -112,6 +112,27 @@ class Cutover:
         result.pop('warnings_list', None)
         return result
 
+    def _unpause_client(self):
+        try:
+            client = self.source_ep.client(db=0)
+            client.ping()
+            return client
+        except Exception:  # the release then goes through kv_isolate's engine
+            return None
+
+    @staticmethod
+    def _unpause(client):
+        """CLIENT UNPAUSE on the prepared connection; the time after the reply, or None when that failed."""
+        if client is None:
+            return None
+        try:
+            client.execute_command('CLIENT', 'UNPAUSE')
+            return time.time()
+        except Exception:
+            return None
+        finally:
+            client.close()
+
     def run(self):
         opts = self.opts
         result = dict(changed=False, isolation=opts.isolation, verify_scope=opts.verify, isolated_at=None,
@@ -121,6 +142,8 @@ class Cutover:
                               'verify (%s)' % opts.verify] + (['release the isolation'] if opts.release else [])
             result['changed'] = True
             return result
+        # with pause, the release is one command on a connection opened before the pause: no set-up inside it
+        unpause_client = self._unpause_client() if opts.isolation == 'pause' else None
         isolated = self._isolation('isolated').run() if opts.isolation != 'none' else None
         if isolated is not None:
             result['isolated_at'] = isolated.get('isolated_at')
@@ -148,8 +171,10 @@ class Cutover:
             failure = KVError('unexpected error during the cutover: %s: %s' % (type(exc).__name__, exc))
         if isolated is not None and (opts.release or failure is not None):
             try:
-                released = self._isolation('released').run()
-                result['released_at'] = released.get('released_at')
+                result['released_at'] = self._unpause(unpause_client)
+                if result['released_at'] is None:
+                    released = self._isolation('released').run()
+                    result['released_at'] = released.get('released_at')
             except KVError as exc:
                 if failure is None:
                     failure = exc

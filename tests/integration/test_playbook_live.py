@@ -91,7 +91,7 @@ def test_live_when_not_possible_fails_in_preflight_and_auto_takes_offline(redis7
     writes = compare.source_writes(redis70)
     refused = ansible_playbook(PLAYBOOK, inventory=inventory)
     assert refused.returncode != 0
-    assert 'kv_strategy is live, but live is not possible: a match filter (kv_match)' in refused.stdout
+    assert 'kv_strategy is live, but live is not possible: a match filter is set' in refused.stdout
     assert valkey80.admin().info('keyspace') == {}, 'the target was written to'
     assert compare.source_writes(redis70) == writes
     report, markdown = report_of(tmp_path, 'pair')
@@ -102,10 +102,10 @@ def test_live_when_not_possible_fails_in_preflight_and_auto_takes_offline(redis7
                                 kv_isolation='pause', kv_strategy='auto', kv_match='db0:*')
     chosen = ansible_playbook(PLAYBOOK, inventory=inventory)
     assert chosen.returncode == 0, chosen.stdout[-4000:]
-    assert 'strategy: offline (live is not possible: a match filter' in chosen.stdout
+    assert 'strategy: offline (live is not possible: a match filter is set' in chosen.stdout
     report, markdown = report_of(tmp_path, 'pair')
     assert report['strategy'] == 'offline' and report['strategy_reason'].startswith('live is not possible: a match')
-    assert '- strategy: offline (live is not possible: a match filter' in markdown
+    assert '- strategy: offline (live is not possible: a match filter is set' in markdown
     no_secret(refused.stdout + chosen.stdout)
 
 
