@@ -180,6 +180,8 @@ class Cutover:
                     failure = exc
                 else:
                     failure.message += ' Releasing the isolation failed too: %s' % exc.message
+        elif unpause_client is not None:
+            unpause_client.close()
         if result['isolated_at'] is not None and result['released_at'] is not None:
             result['writes_paused_s'] = round(result['released_at'] - result['isolated_at'], 3)
         if failure is not None:
