@@ -163,7 +163,7 @@ def main():
             users=dict(type='list', elements='str', default=[]),
             isolate_record=dict(type='path'),
             verify=dict(type='str', default='keys', choices=['keys', 'full']),
-            keys_file_offset=dict(type='int', default=0),
+            keys_file_offset=dict(type='int', default=0, no_log=False),
             dbs=dict(type='list', elements='int'),
             db_map=dict(type='dict'),
             ttl_tolerance=dict(type='float', default=2),

@@ -100,7 +100,7 @@ options:
     type: path
   keys_file_offset:
     description:
-      - Byte offset of O(keys_file) to read from - a C(keys_log_size) kv_sync returned, or RV(keys_file.end) of an
+      - Byte offset of O(keys_file) to read from - a C(keys_log_size) kv_sync returned, or C(end) of RV(keys_file) of an
         earlier kv_verify. V(0) reads the whole log.
     type: int
     default: 0
@@ -330,10 +330,10 @@ def main():
             max_reported=dict(type='int', default=DEFAULT_MAX_REPORTED),
             report=dict(type='path'),
             keys_file=dict(type='path'),
-            keys_file_offset=dict(type='int', default=0),
+            keys_file_offset=dict(type='int', default=0, no_log=False),
             rounds=dict(type='int', default=1),
             recheck_delay=dict(type='float', default=1),
-            ignore_target_keys=dict(type='list', elements='dict'),
+            ignore_target_keys=dict(type='list', elements='dict', no_log=False),
             target_expiry_offset=dict(type='int', default=0),
         ),
         endpoints=('source', 'target'),
