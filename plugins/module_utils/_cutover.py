@@ -158,9 +158,9 @@ class Cutover:
             result['verification'] = verification
             if isolated is not None and opts.isolation == 'pause' \
                     and (time.time() - began) * 1000 > opts.pause_ms - LEASE_MARGIN_MS:
+                took = time.time() - began
                 raise KVError('the drain and the verification took %.1f s, close to or past the pause lease of %d ms: '
-                              'writes may have resumed before the end. Raise pause_ms' % (time.time() - began,
-                                                                                         opts.pause_ms),
+                              'writes may have resumed before the end. Raise pause_ms' % (took, opts.pause_ms),
                               kind='timeout')
             if not verification['consistent']:
                 raise KVError('the final verification found differences: %s' % verification['summary'],

@@ -74,7 +74,6 @@ EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', v
                      ttl_differs='TTL of')
 
 
-
 class VerifyOptions:
     """The options of kv_verify, with their defaults (``workers`` and ``batch_size`` are internal)."""
 

@@ -53,7 +53,7 @@ options:
       - V(keys) - the keys the follower wrote since O(keys_file_offset) (its touched-keys log) and the key count of every
         db pair on both sides; a db whose counts differ is compared whole. Proves the copy when every key was compared
         (M(kvtools.migration.kv_verify), in rounds) after the follower's log had O(keys_file_offset) bytes.
-      - V(full) - every key, value and TTL (takes longer: the writers wait for it).
+      - V(full) - every key, value and TTL (takes longer, and the writers wait for it).
     type: str
     choices: [keys, full]
     default: keys

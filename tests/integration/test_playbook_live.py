@@ -227,8 +227,8 @@ def test_live_failure_after_kv_sync_started_releases_everything(redis70, server_
 
 
 @needs_kv_sync
-def test_auto_takes_offline_where_the_source_refuses_replication_or_the_payload(redis70, redis74, valkey80,
-                                                                              tmp_path):
+def test_auto_takes_offline_where_the_source_refuses_replication_or_the_payload(
+        redis70, redis74, valkey80, tmp_path):
     """A source user without SYNC/PSYNC, and Redis 7.4 -> Valkey 8.0 (payload version refused): auto takes offline
     with kv_preflight's reason."""
     load(redis70, [0])
