@@ -60,8 +60,7 @@ def play(source, target, strategy, workdir, rate):
         raise SystemExit('%s: the play failed\n%s' % (strategy, result.stdout[-5000:]))
     with open(os.path.join(workdir, 'reports', host + '.json')) as fh:
         report = json.load(fh)
-    with open(os.path.join(workdir, 'work', 'kv-isolation-%s.json' % host)) as fh:
-        paused_at = json.load(fh).get('isolated_epoch') or app.longest_at
+    paused_at = report.get('writes_paused_from') or app.longest_at
     acked = app.acked_before(paused_at)
     client = target.admin(0)
     lost = 0

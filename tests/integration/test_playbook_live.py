@@ -76,7 +76,8 @@ def test_offline_strategy_reports_the_pause_and_keeps_acknowledged_writes(redis7
     assert any('Writes paused: %.2f s' % paused in line for line in first_lines), first_lines
     assert report['live']['snapshot_seconds'] is None
     compare.assert_same(redis70, valkey80, [(0, 0), (2, 2)])
-    paused_at = app.longest_at
+    paused_at = report['writes_paused_from']
+    assert abs(paused_at - app.longest_at) < 0.5, (paused_at, app.longest_at)
     assert_app_writes_on_target(app, valkey80, paused_at)
     assert_target_app_keys_on_source(redis70, valkey80)
     no_secret(result.stdout)
@@ -160,8 +161,8 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     assert report['verification']['consistent'] is True and report['verification']['scope'] == 'keys'
     assert report['backup']['dest'] and report['backup']['taken_by'] == 'this run'
     compare.assert_same(redis70, valkey80, [(0, 0), (2, 2), (3, 3)])
-    with open(str(tmp_path / 'work' / 'kv-isolation-pair.json')) as fh:
-        paused_at = json.load(fh)['isolated_epoch']
+    paused_at = report['writes_paused_from']
+    assert abs(paused_at - app.longest_at) < 0.3, (paused_at, app.longest_at)
     n = assert_app_writes_on_target(app, valkey80, paused_at)
     assert n > 100
     assert_target_app_keys_on_source(redis70, valkey80)
@@ -232,12 +233,16 @@ def test_auto_takes_offline_where_the_source_refuses_replication_or_the_payload(
     """A source user without SYNC/PSYNC, and Redis 7.4 -> Valkey 8.0 (payload version refused): auto takes offline
     with kv_preflight's reason."""
     load(redis70, [0])
-    no_sync = redis70.endpoint('reader')  # +@read +scan +dump: no +sync/+psync/+replconf
-    inventory = write_inventory(tmp_path, {'pair-acl': (no_sync, valkey80.endpoint('restorer'))},
+    # everything but the replication commands (ACL DRYRUN lets kv_preflight see that)
+    redis70.admin().execute_command('ACL', 'SETUSER', 'nosync', 'on', '>nosync-secret-77', '~*', '&*', '+@all',
+                                    '-sync', '-psync', '-replconf')
+    no_sync = dict(redis70.endpoint(), username='nosync', password='nosync-secret-77')
+    inventory = write_inventory(tmp_path, {'pair-acl': (no_sync, valkey80.endpoint())},
                                 kv_isolation='none', kv_backup=False)
     result = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
     assert 'strategy: offline (live is not possible:' in result.stdout, result.stdout[-3000:]
     assert 'sync' in result.stdout.split('strategy: offline (live is not possible:', 1)[1][:300].lower()
+    assert 'nosync-secret-77' not in result.stdout
 
     load(redis74, [0])
     inventory = write_inventory(tmp_path, {'pair-74': (redis74.endpoint(), valkey80.endpoint())},

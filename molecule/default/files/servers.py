@@ -6,9 +6,9 @@
                                source, write WORKDIR/endpoints.json (kv_source, kv_target, source_keys; mode 0600)
     servers.py stop WORKDIR    stop whatever the pid files name; safe to run when nothing was started
     servers.py writer WORKDIR  start the application: a detached process writing app:<n> = n to db 5 of the source
-                               (about 200 writes/s) and logging every acknowledged write (WORKDIR/writer.log). When
-                               the migration has paused the source (kv_isolate's record), its in-flight write goes to
-                               the target too - the app switched over - and it stops.
+                               (about 200 writes/s) and logging every acknowledged write (WORKDIR/writer.log). After
+                               a write that waited for the migration's pause, it repeats that write on the target -
+                               the app switched over - and stops.
     servers.py check WORKDIR   every write the application saw acknowledged before the pause is on the target
 
 Needs redis-server and valkey-server on PATH (Debian: apt install redis-server valkey-server) and the redis
@@ -125,16 +125,16 @@ def _clients(work, side_user):
     return out
 
 
+BLOCKED = 0.1  # a write that waited this long (seconds) met the migration's pause
+
+
 def _pause_began(work):
-    """kv_isolate's record: when the source was paused (epoch seconds), None before."""
-    folder = os.path.join(work, 'work')
+    """When the migration paused the writers (the report's writes_paused_from), None if it did not."""
+    folder = os.path.join(work, 'reports')
     for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        if name.startswith('kv-isolation-') and name.endswith('.json'):
-            try:
-                with open(os.path.join(folder, name)) as fh:
-                    return json.load(fh).get('isolated_epoch')
-            except ValueError:  # being written
-                return None
+        if name.endswith('.json'):
+            with open(os.path.join(folder, name)) as fh:
+                return json.load(fh).get('writes_paused_from')
     return None
 
 
@@ -159,9 +159,9 @@ def writer(work):
             acked = time.time()
             log.write('%d %.6f %.6f\n' % (n, sent, acked))
             log.flush()
-            began = _pause_began(work)
-            if began is not None and acked >= began:
-                clients['target'].set(b'app:%d' % n, b'%d' % n)  # the app's retry on the new server
+            if acked - sent >= BLOCKED:
+                # the write waited for the pause: the app now works with the target and repeats it there
+                clients['target'].set(b'app:%d' % n, b'%d' % n)
                 log.write('switched %d\n' % n)
                 break
             n += 1
@@ -174,7 +174,7 @@ def writer(work):
 def check(work):
     began = _pause_began(work)
     if began is None:
-        sys.exit('the source was never paused (no isolated_epoch in the isolation record)')
+        sys.exit('the report says the writers were never paused (no writes_paused_from)')
     acked = []
     with open(os.path.join(work, 'writer.log')) as fh:
         for line in fh:
