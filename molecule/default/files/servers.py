@@ -128,6 +128,12 @@ def _clients(work, side_user):
 BLOCKED = 0.1  # a write that waited this long (seconds) met the migration's pause
 
 
+def _following(work):
+    """Whether kv_sync's follower record exists (before it, a slow write is only a slow machine)."""
+    folder = os.path.join(work, 'work')
+    return os.path.isdir(folder) and any(n.startswith('kv-sync-') and n.endswith('.json') for n in os.listdir(folder))
+
+
 def _pause_began(work):
     """When the migration paused the writers (the report's writes_paused_from), None if it did not."""
     folder = os.path.join(work, 'reports')
@@ -159,7 +165,7 @@ def writer(work):
             acked = time.time()
             log.write('%d %.6f %.6f\n' % (n, sent, acked))
             log.flush()
-            if acked - sent >= BLOCKED:
+            if acked - sent >= BLOCKED and _following(work):
                 # the write waited for the pause: the app now works with the target and repeats it there
                 clients['target'].set(b'app:%d' % n, b'%d' % n)
                 log.write('switched %d\n' % n)
