@@ -134,16 +134,6 @@ def _following(work):
     return os.path.isdir(folder) and any(n.startswith('kv-sync-') and n.endswith('.json') for n in os.listdir(folder))
 
 
-def _pause_began(work):
-    """When the migration paused the writers (the report's writes_paused_from), None if it did not."""
-    folder = os.path.join(work, 'reports')
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        if name.endswith('.json'):
-            with open(os.path.join(folder, name)) as fh:
-                return json.load(fh).get('writes_paused_from')
-    return None
-
-
 def writer(work):
     if os.fork():
         return
@@ -178,15 +168,20 @@ def writer(work):
 
 
 def check(work):
-    began = _pause_began(work)
-    if began is None:
-        sys.exit('the report says the writers were never paused (no writes_paused_from)')
-    acked = []
+    """The writes acknowledged before the one that waited for the pause (sent before the pause began) are on the
+    target."""
+    entries, switched = [], None
     with open(os.path.join(work, 'writer.log')) as fh:
         for line in fh:
             parts = line.split()
-            if len(parts) == 3 and float(parts[2]) < began:
-                acked.append(int(parts[0]))
+            if parts[0] == 'switched':
+                switched = int(parts[1])
+            elif len(parts) == 3:
+                entries.append((int(parts[0]), float(parts[1]), float(parts[2])))
+    if switched is None:
+        sys.exit('the application never waited for a pause')
+    began = [sent for n, sent, acked in entries if n == switched][0]
+    acked = [n for n, sent, done in entries if done < began]
     if len(acked) < 50:
         sys.exit('the application wrote only %d times before the pause' % len(acked))
     target = _clients(work, (('target', 'migrator'),))['target']
