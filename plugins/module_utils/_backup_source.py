@@ -5,7 +5,7 @@
 
 """kv_dump_restore with a logical backup (``source.url: file:///...``) instead of a live source.
 
-The records of the file (``iter_logical`` of :mod:`._rdb`: db, key, DUMP payload, absolute
+The records of the file (``iter_logical`` of :mod:`._logical`: db, key, DUMP payload, absolute
 expiry) take the place of SCAN + DUMP + PEXPIRETIME; everything on the target side is the same
 worker code as a live copy: identical keys skipped, conflicts by ``on_conflict`` (checked for every
 db before the first write), pipelined ``RESTORE ... ABSTTL``, check mode, report, progress.
