@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles molecule
 
-.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify bench-live clean distclean
+.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify bench-live bench-sync clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -32,6 +32,7 @@ help:
 	@echo 'make bench      benchmark the copy against xargs+MIGRATE and a full sync (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make bench-verify  benchmark kv_verify against KEYS + sort + diff (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make bench-live    the writers pause of migrate.yml, live vs offline, an app writing (BENCH_ARGS=--scale 0.01)'
+	@echo 'make bench-sync    benchmark kv_sync against a full sync, and its lag at 20k writes/s (BENCH_ARGS=--scale 0.1)'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
 
@@ -108,6 +109,11 @@ bench-verify: | $(PYTHON)
 bench-live: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(PYTHON) tests/benchmarks/bench_live.py --out $(BUILD)/bench-live.json $(BENCH_ARGS)
+
+# Several minutes at full size (1M keys, 1 GiB, 30 s of writes).  Results also in .build/bench-sync.json.
+bench-sync: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/benchmarks/bench_sync.py --out $(BUILD)/bench-sync.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output .cache

@@ -116,7 +116,7 @@ def replication_permissions(server):
 def snapshot_rdb_version(src, tgt, diskless):
     """The RDB version the source will send us: Valkey >= 9 writes the target's own when asked (diskless only)."""
     own = rdb_version_for(src.engine, src.version)
-    if src.engine == 'valkey' and src.version >= (9, 0, 0) and diskless:
+    if src.engine == 'valkey' and src.version >= (9, 1, 0) and diskless:  # measured: 9.0 ignores REPLCONF version
         wanted = rdb_version_for(tgt.engine, tgt.version) if tgt.engine == 'valkey' else 11
         if wanted is not None and own is not None:
             return min(own, max(wanted, 11))
@@ -143,8 +143,8 @@ def live_possibility(src, tgt, match=None, permissions=None):
     accepts = target_accepts(tgt.engine, target_rdb, payload, tgt.rdb_version_check.get('value'))
     if accepts is False:
         hint = ''
-        if src.engine == 'valkey' and src.version >= (9, 0, 0) and not diskless:
-            hint = ' (a Valkey 9 source writes an older RDB for us only with repl-diskless-sync yes)'
+        if src.engine == 'valkey' and src.version >= (9, 1, 0) and not diskless:
+            hint = ' (a Valkey 9.1+ source writes an older RDB for us only with repl-diskless-sync yes)'
         reasons.append('the target (%s %s, RDB %s) refuses the source\'s payload version (RDB %s)%s; copy offline with '
                        'the type-aware fallback of kv_dump_restore' % (tgt.engine, tgt.version_string, target_rdb,
                                                                        payload, hint))

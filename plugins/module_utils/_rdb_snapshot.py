@@ -17,8 +17,9 @@ Events are plain tuples, in the order of the stream:
 * ``('key', db, key, payload, expire_ms)``: ``payload`` is exactly what ``DUMP key`` returns on the
   server that wrote the snapshot: ``bytes``, or a :class:`SpooledPayload` (a 0600 temp file) for an
   object of which more than ``big_threshold`` bytes had to be kept across buffer refills, so a
-  ``bytes`` payload is never longer than ``big_threshold + read_size`` (+ 11).  The consumer calls
-  ``payload.close()`` when it is done with a SpooledPayload.  ``expire_ms`` is the absolute expiry
+  ``bytes`` payload is at most about ``big_threshold + 2 * read_size`` long.  The consumer calls
+  ``payload.close()`` when it is done with a SpooledPayload (a spool file still being written when the
+  generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).  ``expire_ms`` is the absolute expiry
   in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
@@ -28,13 +29,19 @@ Events are plain tuples, in the order of the stream:
 
 A DUMP payload is the object's type byte, the object's bytes exactly as the RDB holds them, the
 RDB version (2 bytes LE) and the CRC-64/Jones (8 bytes LE) of everything before it.  Values are
-never decoded; the parser only learns where each object ends (see ``docs`` of each type below).
-Redis and Valkey give different meanings to type 22/23 and opcode 243, so the magic decides.  An
-opcode or type the parser does not know stops it with a KVError naming the number and the
-offset: an unknown object's length is unknowable, so skipping it would corrupt what follows.
+never decoded; the parser only learns where each object ends (the skip rule of each type is in
+``_rdb_encoding.TYPES``).  Redis and Valkey give different meanings to type 22/23 and opcode 243, so
+the magic decides; RDB versions outside the known ranges are refused.  An opcode or type the parser
+does not know stops it with a KVError (kind ``unsupported``) naming the number and the offset: an
+unknown object's length is unknowable, so skipping it would corrupt what follows.  Module values
+and MODULE_AUX are refused the same way (the target would need the module).  A cut-off stream
+raises kind ``truncated``, a malformed one kind ``corrupt``, both with the offset.
 
 After the ``end`` event, ``parser.rest`` holds the bytes ``read`` returned past the snapshot's
-trailer (the start of the command stream when ``read`` is a raw replication socket).
+trailer: the start of the command stream when ``read`` is a raw replication socket and the transfer was
+sized (``$<length>``); after a diskless transfer (``$EOF:<mark>``) read raw, ``rest`` starts with the
+40-byte end mark.  (``ReplicationStream.payload()`` through :func:`chunk_reader` does the framing
+itself: then ``rest`` is empty.)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,155 +49,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 import struct
 import tempfile
 
-try:
-    import anycrc
-    _ANYCRC_MODEL = anycrc.Model('CRC64-REDIS')
-    HAS_ANYCRC = True
-except Exception:  # pragma: no cover - the pure-Python CRC is the fallback
-    _ANYCRC_MODEL = None
-    HAS_ANYCRC = False
-
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import (
+    CRC64, CRC64_IMPLEMENTATION, KNOWN_VERSIONS, OP_AUX, OP_EOF, OP_EXPIRETIME, OP_EXPIRETIME_MS, OP_FREQ,
+    OP_FUNCTION2, OP_FUNCTION_PRE_GA, OP_IDLE, OP_MODULE_AUX, OP_RESIZEDB, OP_SELECTDB, OP_SLOT_IMPORT, OP_SLOT_INFO,
+    RDB_MAGIC, TYPES, lzf_decompress, string_end)
 
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file
 SPOOL_CHUNK = 1 << 20
-
-
-def _pick_crc():
-    if HAS_ANYCRC:
-        return _ANYCRC_MODEL.calc, 'anycrc'
-    return py_crc64, 'python'
-
-
-CRC64, CRC64_IMPLEMENTATION = _pick_crc()
-
-_MAGIC = re.compile(br'^(REDIS)(\d{4})$|^(VALKEY)(\d{3})$')
-# RDB versions whose every opcode and type this parser knows (by magic).
-KNOWN_VERSIONS = {'redis': (1, 12), 'valkey': (80, 81)}
-
-# Opcodes (the same numbers in both engines unless noted).
-OP_SLOT_IMPORT = 243     # Valkey 9: slot import state (cluster); Redis 8.6: KEY_META (not known here)
-OP_SLOT_INFO = 244       # Redis 7.4 cluster; Valkey: foreign, safe to ignore
-OP_FUNCTION2 = 245
-OP_FUNCTION_PRE_GA = 246
-OP_MODULE_AUX = 247
-OP_IDLE = 248
-OP_FREQ = 249
-OP_AUX = 250
-OP_RESIZEDB = 251
-OP_EXPIRETIME_MS = 252
-OP_EXPIRETIME = 253
-OP_SELECTDB = 254
-OP_EOF = 255
-
-# How each object type is skipped (a rule name), by engine.  Types 0-21 are shared; 22 and 23 differ.
-_COMMON_TYPES = {
-    0: 'string',            # STRING
-    1: 'strings',           # LIST (plain, RDB < 7 era)
-    2: 'strings',           # SET (plain / hashtable)
-    3: 'zset_text',         # ZSET (old: scores as text)
-    4: 'pairs',             # HASH (hashtable)
-    5: 'zset_binary',       # ZSET_2 (skiplist: binary doubles)
-    6: 'module',            # MODULE_PRE_GA
-    7: 'module',            # MODULE_2
-    9: 'string',            # HASH_ZIPMAP
-    10: 'string',           # LIST_ZIPLIST
-    11: 'string',           # SET_INTSET
-    12: 'string',           # ZSET_ZIPLIST
-    13: 'string',           # HASH_ZIPLIST
-    14: 'strings',          # LIST_QUICKLIST (ziplists)
-    15: 'stream1',          # STREAM_LISTPACKS
-    16: 'string',           # HASH_LISTPACK
-    17: 'string',           # ZSET_LISTPACK
-    18: 'quicklist2',       # LIST_QUICKLIST_2
-    19: 'stream2',          # STREAM_LISTPACKS_2
-    20: 'string',           # SET_LISTPACK
-    21: 'stream3',          # STREAM_LISTPACKS_3
-}
-
-
-def _with(extra):
-    table = dict(_COMMON_TYPES)
-    table.update(extra)
-    return table
-
-
-TYPES = {
-    'redis': _with({
-        22: 'hash_meta_pre_ga',   # HASH_METADATA_PRE_GA (7.4 RC): n x (absolute ttl, field, value)
-        23: 'string',             # HASH_LISTPACK_EX_PRE_GA (7.4 RC)
-        24: 'hash_meta',          # HASH_METADATA (7.4+): min expire + n x (relative ttl, field, value)
-        25: 'listpack_ex',        # HASH_LISTPACK_EX (7.4+): min expire + listpack
-    }),
-    'valkey': _with({
-        22: 'hash2',              # HASH_2 (9.0+): n x (field, value, 8-byte expiry, -1 = none)
-    }),
-}
-TYPE_NAMES = {
-    0: 'string', 1: 'list', 2: 'set', 3: 'zset', 4: 'hash', 5: 'zset', 6: 'module', 7: 'module', 9: 'hash',
-    10: 'list', 11: 'set', 12: 'zset', 13: 'hash', 14: 'list', 15: 'stream', 16: 'hash', 17: 'zset', 18: 'list',
-    19: 'stream', 20: 'set', 21: 'stream', 22: 'hash', 23: 'hash', 24: 'hash', 25: 'hash',
-}
-
-
-def lzf_decompress(data, expected):
-    """LZF-decompress ``data`` (the RDB's compressed strings) into ``expected`` bytes."""
-    out = bytearray()
-    pos = 0
-    end = len(data)
-    while pos < end:
-        ctrl = data[pos]
-        pos += 1
-        if ctrl < 32:                      # a literal run of ctrl + 1 bytes
-            run = ctrl + 1
-            if pos + run > end:
-                raise ValueError('literal run past the end')
-            out += data[pos:pos + run]
-            pos += run
-            continue
-        length = ctrl >> 5                 # a back reference
-        if length == 7:
-            if pos >= end:
-                raise ValueError('truncated back reference')
-            length += data[pos]
-            pos += 1
-        if pos >= end:
-            raise ValueError('truncated back reference')
-        ref = len(out) - ((ctrl & 0x1f) << 8) - data[pos] - 1
-        pos += 1
-        length += 2
-        if ref < 0:
-            raise ValueError('back reference before the start')
-        if ref + length <= len(out):
-            out += out[ref:ref + length]
-        else:                              # overlapping copy: byte by byte
-            for i in range(length):
-                out.append(out[ref + i])
-    if len(out) != expected:
-        raise ValueError('decompressed to %d bytes, expected %d' % (len(out), expected))
-    return bytes(out)
-
-
-def chunk_reader(chunks):
-    """A ``read(n)`` callable over an iterable of byte chunks (e.g. ``ReplicationStream.payload()``)."""
-    source = iter(chunks)
-    state = [b'']
-
-    def read(size):
-        data = state[0]
-        while not data:
-            data = next(source, None)
-            if data is None:
-                return b''
-        state[0] = data[size:]
-        return data[:size]
-    return read
+MAX_HELD_STRING = 512 << 20      # proto-max-bulk-len: no key name can be longer
 
 
 class SpooledPayload:
@@ -236,32 +107,50 @@ class _Spool:
     """The temp file a big object is written to while it is read, with its running CRC."""
 
     def __init__(self, spool_dir, rdb_type):
-        fd, self.path = tempfile.mkstemp(prefix='kv-rdb-object-', suffix='.tmp', dir=spool_dir)  # mode 0600
-        self.fh = os.fdopen(fd, 'wb')
+        self.spool_dir = spool_dir or tempfile.gettempdir()
+        self.path = self.fh = None
+        try:
+            fd, self.path = tempfile.mkstemp(prefix='kv-rdb-object-', suffix='.tmp', dir=spool_dir)  # mode 0600
+            self.fh = os.fdopen(fd, 'wb')
+        except (OSError, IOError) as exc:
+            raise self._error(exc)
         self.rdb_type = rdb_type
         self.crc = 0
         self.length = 0
         self.write(bytes(bytearray([rdb_type])))
 
+    def _error(self, exc):
+        return KVError('cannot write the spool file of a big object in %s: %s. Give spool_dir a folder with room '
+                       'for the largest key' % (self.spool_dir, exc), kind='io')
+
     def write(self, data):
-        self.fh.write(data)
+        try:
+            self.fh.write(data)
+        except (OSError, IOError) as exc:
+            raise self._error(exc)
         self.crc = CRC64(data, self.crc)
         self.length += len(data)
 
     def finish(self, version_bytes):
         self.write(version_bytes)
-        self.fh.write(struct.pack('<Q', self.crc))
+        try:
+            self.fh.write(struct.pack('<Q', self.crc))
+            self.fh.close()
+        except (OSError, IOError) as exc:
+            raise self._error(exc)
         self.length += 8
-        self.fh.close()
         return SpooledPayload(self.path, self.length, self.rdb_type)
 
     def abort(self):
         try:
-            self.fh.close()
+            if self.fh is not None:
+                self.fh.close()
+        except (OSError, IOError):
+            pass
         finally:
             try:
                 os.unlink(self.path)
-            except OSError:
+            except (OSError, TypeError):
                 pass
 
 
@@ -293,6 +182,8 @@ class SnapshotParser:
         self.checksum = None
         self.keys = 0
         self.spooled = 0
+        self.lzf_strings = 0        # LZF-compressed key names / AUX fields / function sources decompressed
+        self.opcodes = {}           # opcode number -> how many times it was read
         self.rest = b''
         self.finished = False
         # the buffer: _buf[_pos:] is unread; _base is the stream offset of _buf[0]
@@ -344,6 +235,9 @@ class SnapshotParser:
         if self._spool is not None:
             self._spool.write(data)
             return
+        if self._cap is None:
+            self._cap = []
+            self._cap_len = 0
         self._cap.append(data)
         self._cap_len += len(data)
         if self._cap_len > self.big_threshold:
@@ -424,6 +318,10 @@ class SnapshotParser:
         return value
 
     def _skip_string(self):
+        end = string_end(self._buf, self._pos)
+        if end >= 0:
+            self._pos = end
+            return
         value, enc = self._length()
         if value is not None:
             self._skip(value)
@@ -442,8 +340,16 @@ class SnapshotParser:
 
     def _string(self):
         """A whole string (key names, AUX fields, function code): decoded to its bytes."""
+        buf, pos = self._buf, self._pos
+        if pos < len(buf):
+            first = buf[pos]
+            if first < 0x40 and pos + 1 + first <= len(buf):
+                self._pos = pos + 1 + first
+                return buf[pos + 1:pos + 1 + first]
+        start = self.offset
         value, enc = self._length()
         if value is not None:
+            self._held(value, start)
             return bytes(self._take(value))
         if enc == 0:
             return b'%d' % struct.unpack('<b', self._take(1))[0]
@@ -452,15 +358,23 @@ class SnapshotParser:
         if enc == 2:
             return b'%d' % struct.unpack('<i', self._take(4))[0]
         if enc == 3:
-            start = self.offset
             compressed = self._len()
             size = self._len()
+            self._held(max(compressed, size), start)
             data = self._take(compressed)
+            self.lzf_strings += 1
             try:
                 return lzf_decompress(data, size)
             except (ValueError, IndexError) as exc:
                 raise self._error('an LZF-compressed string does not decompress: %s' % exc, offset=start)
         raise self._error('unknown string encoding %d' % enc, offset=self.offset - 1)
+
+    def _held(self, size, start):
+        """A key name, AUX field or function source is held in memory: refuse an impossible size (a corrupt
+        length would otherwise make the parser read the rest of the stream into memory)."""
+        if size > MAX_HELD_STRING:
+            raise self._error('a key name, AUX field or function source of %d bytes (more than the 512 MiB a server '
+                              'accepts): the stream is corrupt' % size, offset=start)
 
     # -- objects -----------------------------------------------------------------------------------
     def _skip_object(self, rule, rdb_type):
@@ -546,7 +460,7 @@ class SnapshotParser:
     # -- the stream --------------------------------------------------------------------------------
     def _header(self):
         head = bytes(self._take(9))
-        match = _MAGIC.match(head)
+        match = RDB_MAGIC.match(head)
         if not match:
             raise self._error('it starts with %r, not REDISnnnn or VALKEYnnn: not an RDB snapshot' % head, offset=0)
         self.magic = head.decode('ascii')
@@ -566,8 +480,7 @@ class SnapshotParser:
     def events(self):
         """Yield the snapshot's events (see the module docstring); raise KVError on anything unknown."""
         try:
-            for event in self._events():
-                yield event
+            yield from self._events()
         finally:
             if self._spool is not None:
                 self._spool.abort()
@@ -580,18 +493,38 @@ class SnapshotParser:
         expire = None
         version_bytes = self.version_bytes
         crc = CRC64
+        pack_q = struct.Struct('<Q').pack
+        opcodes = self.opcodes
         while True:
-            start = self.offset
-            code = self._byte()
+            pos = self._pos
+            start = self._base + pos
+            if pos < len(self._buf):
+                code = self._buf[pos]
+                self._pos = pos + 1
+            else:
+                code = self._byte()
             rule = types.get(code)
             if rule is not None:
-                key = self._string()
+                # the key name: in place when it is short and whole in the buffer (the usual case)
+                buf, pos = self._buf, self._pos
+                if pos < len(buf) and buf[pos] < 0x40 and pos + 1 + buf[pos] <= len(buf):
+                    end = pos + 1 + buf[pos]
+                    key = buf[pos + 1:end]
+                    self._pos = pos = end
+                else:
+                    key = self._string()
+                    buf, pos = self._buf, self._pos
                 # capture the object's bytes from here
                 self._rdb_type = code
-                self._cap_start = self._pos
-                self._cap = []
-                self._cap_len = 0
-                self._skip_object(rule, code)
+                self._cap_start = pos
+                if rule == 'string':
+                    end = string_end(buf, pos)
+                    if end >= 0:
+                        self._pos = end
+                    else:
+                        self._skip_string()
+                else:
+                    self._skip_object(rule, code)
                 if self._spool is not None:
                     if self._cap_start < self._pos:
                         self._spool.write(self._buf[self._cap_start:self._pos])
@@ -604,13 +537,15 @@ class SnapshotParser:
                                         + [self._buf[self._cap_start:self._pos], version_bytes])
                     else:
                         body = b'%c%s%s' % (code, self._buf[self._cap_start:self._pos], version_bytes)
-                    payload = body + struct.pack('<Q', crc(body))
+                    payload = body + pack_q(crc(body))
                 self._cap_start = None
                 self._cap = None
                 self.keys += 1
                 yield ('key', db, key, payload, expire)
                 expire = None
-            elif code == OP_EXPIRETIME_MS:
+                continue
+            opcodes[code] = opcodes.get(code, 0) + 1
+            if code == OP_EXPIRETIME_MS:
                 expire = struct.unpack('<q', self._take(8))[0]
             elif code == OP_SELECTDB:
                 db = self._len()

@@ -32,7 +32,9 @@ from ansible_collections.kvtools.migration.plugins.module_utils._preflight impor
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
     RECORD_FORMAT, Follower, now_iso, read_record, start_process, write_record)
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import iter_keys_log, settle_expiries
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
+    drop_marker, iter_keys_log, read_marker, settle_expiries)
+
 
 class Sync:
     """``Sync(source_ep, target_ep, params, check_mode).run()`` -> the module result."""
@@ -175,11 +177,18 @@ class Sync:
             return self._wait_caught_up(rec['token'], changed=False)
         resume = None
         fresh = True
+        if rec and rec.get('state') == 'stopped':
+            raise KVError('the live copy of record %s was drained and stopped at %s (offset %s); the target may be in '
+                          'use now. Remove the record (state=absent) to start a new live copy'
+                          % (self.record_path, rec.get('stopped_at'), rec.get('final_offset')), kind='config')
         if rec:
             self._check_same(rec)
             fresh = False
-            if rec.get('snapshot_done') and rec.get('replid') and rec.get('offset') is not None:
-                resume = dict(replid=rec['replid'], offset=rec['offset'], db=rec.get('stream_db'))
+            if rec.get('snapshot_done') and rec.get('marker'):
+                # the target's own marker, written with the data it describes, is where to continue exactly
+                found = read_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
+                if found:
+                    resume = dict(replid=found[0], offset=found[1], db=found[2])
         plan = self._plan()
         tgt = plan['tgt']
         try:
@@ -205,7 +214,8 @@ class Sync:
                 if os.path.exists(path):
                     os.unlink(path)
         deadline = time.time() + self.p['max_seconds']
-        new = dict(format=RECORD_FORMAT, token=token, state='started', phase='starting',
+        marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']), 'kvtools:sync:offset:%s' % token[:12]]
+        new = dict(marker=marker, format=RECORD_FORMAT, token=token, state='started', phase='starting',
                    source=self.source.address, target=self.target.address, pairs=plan['pairs'], ttl_mode=ttl_mode,
                    import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, spool_dir=self.spool_dir,
                    created_at=(rec or {}).get('created_at') or now_iso(), deadline=deadline,
@@ -218,7 +228,7 @@ class Sync:
         cfg = dict(record=self.record_path, token=token, spool_dir=self.spool_dir, pairs=plan['pairs'],
                    ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
                    deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log, resume=resume,
-                   fresh_target=fresh, max_lag=self.p['max_lag'])
+                   fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker)
         follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'))
         start_process(follower.run)
         return self._wait_caught_up(token, changed=True, resumed=bool(resume))
@@ -239,8 +249,8 @@ class Sync:
         for d in plan['dbs']:
             lines.append('db %d -> db %d: %d keys (%d with TTL), target holds %d'
                          % (d['db'], d['target_db'], d['keys'], d['expires'], d['target_keys']))
-        lines.append('expiries in transit: %s' % ('target import mode' if plan['import_mode'] is not None else
-                                                 'held back and set at the drain'))
+        how = 'target import mode' if plan['import_mode'] is not None else 'held back and set at the drain'
+        lines.append('expiries in transit: %s' % how)
         return lines
 
     def _wait_caught_up(self, token, changed, resumed=False):
@@ -257,8 +267,8 @@ class Sync:
             if phase == 'streaming':
                 return self._result(rec, changed, resumed=resumed)
             if rec.get('pid') and not self._alive(rec) and phase != 'streaming':
-                raise KVError('the follower (pid %s) ended in phase %s: %s' % (rec.get('pid'), phase,
-                                                                              rec.get('last_error')), kind='error')
+                raise KVError('the follower (pid %s) ended in phase %s: %s'
+                              % (rec.get('pid'), phase, rec.get('last_error')), kind='error')
             if time.time() > deadline:
                 err = KVError('the follower has not caught up within started_timeout (%s s): phase %s, lag %s bytes. It '
                               'keeps running; run the task again to wait more, or state=absent to stop it'
@@ -304,8 +314,10 @@ class Sync:
         stop_renewer(rec, wait=15.0)
         rec = read_record(self.record_path) or rec
         if rec.get('offset') is None or rec['offset'] < target_offset:
-            raise KVError('the follower stopped at offset %s, before the drained offset %s' % (rec.get('offset'),
-                                                                                                target_offset))
+            raise KVError('the follower stopped at offset %s, before the drained offset %s'
+                          % (rec.get('offset'), target_offset))
+        if rec.get('marker'):
+            drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
         settled = 0
         if rec.get('ttl_mode') == 'hold':
             settled = settle_expiries(self.target, rec.get('keys_log'), rec.get('held_log'))
@@ -328,8 +340,8 @@ class Sync:
             if rec.get('phase') == 'failed':
                 raise KVError('the follower failed: %s' % rec.get('last_error'), kind='error')
             if not self._alive(rec):
-                raise KVError('the follower ended while draining (phase %s: %s)' % (rec.get('phase'),
-                                                                                   rec.get('last_error')))
+                raise KVError('the follower ended while draining (phase %s: %s)'
+                              % (rec.get('phase'), rec.get('last_error')))
             if rec.get('phase') == 'streaming' and rec.get('offset') is not None and rec['offset'] >= offset:
                 return rec
             time.sleep(0.05)
@@ -358,10 +370,14 @@ class Sync:
                 self._import_mode_off()
             except KVError:
                 pass
+        if rec.get('marker'):
+            try:
+                drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
+            except KVError:
+                pass
         for path in (rec.get('keys_log'), rec.get('held_log')):
             if path and os.path.exists(path):
                 os.unlink(path)
         os.unlink(self.record_path)
         return dict(changed=True, state='absent', phase='absent', record=self.record_path,
                     offset=rec.get('offset'), replid=rec.get('replid'))
-

@@ -27,12 +27,13 @@ import signal
 import time
 import traceback
 
-from ansible_collections.kvtools.migration.plugins.module_utils._copy import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier, KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 
 try:
     from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
@@ -44,6 +45,7 @@ except ImportError:  # pragma: no cover - the parser lands with sync-parse
 RECORD_FORMAT = 'kvtools.migration/sync/1'
 RECORD_EVERY = 0.2
 RECONNECT_SECONDS = 60.0
+RETRY_KINDS = ('connection', 'timeout', 'refused', 'unreachable', 'truncated', 'loading')
 
 
 class StopFollower(Exception):
@@ -183,8 +185,9 @@ class Follower:
         try:
             keys_log = KeysLog(self.cfg['keys_log'])
             held_log = KeysLog(self.cfg['held_log']) if self.cfg['ttl_mode'] == 'hold' else None
+            marker = (self.cfg['marker'][0], self.cfg['marker'][1].encode())
             self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
-                                   replace=self.cfg['replace'], held_log=held_log)
+                                   replace=self.cfg['replace'], held_log=held_log, marker=marker)
             self.applier.connect(import_source=self.cfg['import_source'])
             self.follow()
         except StopFollower as exc:
@@ -244,7 +247,7 @@ class Follower:
                     self.link.close()
                     self.link.cleanup()
                     self.link = None
-                if exc.kind not in ('connection', 'timeout') or replid is None:
+                if exc.kind not in RETRY_KINDS or replid is None:
                     raise
                 failing_since = failing_since or time.time()
                 if time.time() - failing_since > RECONNECT_SECONDS:
@@ -253,6 +256,8 @@ class Follower:
                 time.sleep(1.0)
                 continue
             failing_since = None
+            self.applier.replid = self.link.replid.encode()
+            self.applier.atomic = False
             self.link.start()
             if self.link.mode == 'full':
                 if had_data:
@@ -267,10 +272,13 @@ class Follower:
             self.link.close()
             self.link.cleanup()
             self.link = None
-            if error is not None and error.kind not in ('connection', 'timeout', 'truncated'):
+            if error is not None and error.kind not in RETRY_KINDS:
                 raise error
             replid, offset = self.record.get('replid'), self.applier.applied
+            # continue exactly after the last applied command: drop what was parsed past it
             self.applier.buf = b''
+            self.applier.block = None
+            self.applier.src_db = self.applier.applied_db
             self.update(force=True, phase='reconnecting',
                         last_error=scrub(str(error) if error else 'the link ended', self.secrets))
 
@@ -294,6 +302,8 @@ class Follower:
             raise KVError('the snapshot from %s failed its CRC check: nothing of it can be trusted' % self.source.address,
                           kind='corrupt')
         a.wait_all()
+        if a.held_log is not None:
+            a.held_log.flush()
         a.applied = link.offset
         a.applied_db = a.src_db
         link.applied = link.offset
@@ -306,6 +316,7 @@ class Follower:
         spool = link.stream_spool
         base = link.offset
         a.buf = b''
+        a.atomic = True
         caught_up_at = None
         start = time.time()
         while True:

@@ -296,8 +296,8 @@ class ReplicaLink:
         self._send(b''.join(c for _n, c in commands))
         for name, _cmd in commands:
             line = self._line('REPLCONF %s' % name)
-            self.replconf[name] = 'ok' if line.startswith(b'+') else scrub(line[1:200].decode('utf-8', 'replace'),
-                                                                             self.endpoint.secrets)
+            text = line[1:200].decode('utf-8', 'replace')
+            self.replconf[name] = 'ok' if line.startswith(b'+') else scrub(text, self.endpoint.secrets)
             if name == 'capa' and line.startswith(b'-'):
                 raise self._err('the source refused REPLCONF: %s. Grant the user +replconf +psync'
                                 % self.replconf[name], kind='noperm' if b'NOPERM' in line else 'protocol')
@@ -306,6 +306,8 @@ class ReplicaLink:
         else:
             self._send(_pack(b'PSYNC', b'?', b'-1'))
         line = self._line('PSYNC')
+        if line.startswith(b'-LOADING'):
+            raise self._err('the source is loading its data set', kind='loading')
         if line.startswith(b'-'):
             text = scrub(line[1:300].decode('utf-8', 'replace'), self.endpoint.secrets)
             raise self._err('the source refused PSYNC: %s. Live copy needs a user with +psync +replconf on a source '

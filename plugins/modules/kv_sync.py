@@ -34,15 +34,22 @@ description:
     a copied one) stops the follower with an error naming it. An error of the target stops the follower with
     the command name and the server's words (never values) in the record and in the next result.
   - Expiries never kill a key in transit. Relative expiries (C(EXPIRE), C(SETEX) of a Redis 6.2 source) are
-    made absolute when received. On a Valkey 8.1+ target the follower uses the import mode (C(import-mode yes),
+    made absolute when received - later than the source ran them by the time the stream waited, which during
+    the snapshot transfer can be its whole length (Redis 7.0+ and Valkey stream absolute times, kept exactly).
+    On a Valkey 8.1+ target the follower uses the import mode (C(import-mode yes),
     C(CLIENT IMPORT-SOURCE ON)), switched off at the drain when the module switched it on. Elsewhere every
     expiry is written 100 years later than the source's while following, so the target cannot expire a key
     whose renewal is still in the stream, and the exact expiries are set at the drain (RV(expiries_settled)).
   - The follower reads the source without pause and keeps what is not yet applied in spool files (mode 0600,
     AES-256-GCM with O(spool_passphrase)), so the source's replica output buffer never grows because of it. It
     announces C(listening-port 0), so Sentinel can never reach or promote it.
-  - Every (target db, key) written by the stream is appended to a touched-keys log (RV(keys_log)); flushes
-    and swaps are logged as whole-db markers.
+  - Each batch of stream commands is one C(MULTI)/C(EXEC) on the target that also sets an offset marker key,
+    C(kvtools:sync:offset:<id>) in the first target db (its name is in the record). So what the target holds and
+    the offset it is at always agree, and a follower killed at any moment resumes exactly where the target is.
+    The marker is removed by O(state=stopped) and O(state=absent); compare the target with the source only after
+    the drain.
+  - Every (target db, key) written by the stream is appended to a touched-keys log (RV(keys_log)) before it is
+    sent; flushes and swaps are logged as whole-db markers.
   - Nothing is ever written to the source.
 author:
   - kvtools.migration contributors (!UNKNOWN)

@@ -5,15 +5,17 @@ For each version startable here (Redis 6.2, 7.0, 7.2, 7.4, Valkey 8.0, 9.0, 9.1)
 dump.rdb after SAVE and from the replication protocol (disk-based and diskless transfers).
 """
 
+import io
 import os
 import random
+import struct
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import _replication as _rdb
+from ansible_collections.kvtools.migration.plugins.module_utils import _replication
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import (
-    SnapshotParser, SpooledPayload, chunk_reader)
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser, SpooledPayload
 from tests.support import rdb_data
 
 FLAVOURS = ['redis62', 'redis70', 'redis72', 'redis74', 'valkey80', 'valkey90', 'valkey9']
@@ -102,13 +104,22 @@ def _save_and_open(server):
 def test_dump_rdb_payloads_equal_dump(request, flavour, tmp_path):
     server = request.getfixturevalue(flavour)
     expected = rdb_data.load_every_encoding(server)
-    with _save_and_open(server) as fh:
-        # a small buffer and threshold, so objects straddle refills and the big ones are spooled
-        parser = SnapshotParser(fh.read, spool_dir=str(tmp_path), big_threshold=64 * 1024, read_size=16 * 1024)
-        facts = check_snapshot(server, parser.events(), expected)
+    # an LFU or LRU policy makes the server write FREQ (249) or IDLE (248) before each key
+    lfu = FLAVOURS.index(flavour) % 2 == 0
+    server.admin().config_set('maxmemory-policy', 'allkeys-lfu' if lfu else 'allkeys-lru')
+    try:
+        with _save_and_open(server) as fh:
+            # a small buffer and threshold, so objects straddle refills and the big ones are spooled
+            parser = SnapshotParser(fh.read, spool_dir=str(tmp_path), big_threshold=64 * 1024, read_size=16 * 1024)
+            facts = check_snapshot(server, parser.events(), expected)
+    finally:
+        server.admin().config_set('maxmemory-policy', 'noeviction')
+    assert parser.opcodes[249 if lfu else 248] == facts['keys']
+    assert parser.opcodes[252] >= 5 and parser.opcodes[254] == 3 and parser.opcodes[251] == 3
     assert facts['dbs'] == [0, 3, 15]
     assert facts['spooled'] >= 2  # str:big and hash:bigvalues at least
     assert parser.checksum == 'verified'
+    assert parser.lzf_strings >= 1  # the long key name was LZF-compressed in the RDB
     assert parser.facts()['keys'] == facts['keys']
     assert os.listdir(str(tmp_path)) == []  # every spool file was closed
 
@@ -127,7 +138,7 @@ def test_any_read_sizes(redis74, tmp_path):
 def _stream_events(server, tmp_path, capabilities):
     info = server.admin().info('server')
     version = str(info.get('valkey_version') or info['redis_version'])
-    stream = _rdb.ReplicationStream(Endpoint(server.endpoint()), version, capabilities)
+    stream = _replication.ReplicationStream(Endpoint(server.endpoint()), version, capabilities)
     stream.open()
     try:
         parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path), big_threshold=100000)
@@ -153,3 +164,40 @@ def test_replication_transfer_payloads_equal_dump(request, flavour, diskless, tm
     assert transfer == ('eof-stream' if diskless else 'sized')
     check_snapshot(server, events, expected)
     assert parser.rest == b''
+
+
+@pytest.mark.parametrize('flavour', ['redis70', 'valkey80'])
+def test_old_encodings_restore_as_the_right_objects(request, flavour):
+    """Payloads split from a hand-made RDB 9 stream holding the plain/old encodings no server here writes any
+    more (plain LIST and SET, ZSET with text scores, plain HASH, old EXPIRETIME in seconds, an LZF key name)
+    are accepted by a real server and read back as the objects they encode."""
+    from tests.unit.test_rdb_snapshot import enc_len, enc_str, rdb
+    server = request.getfixturevalue(flavour)
+    key_lzf = bytes([2]) + b'key' + bytes([(1 << 5) | 0, 2])   # "keykey"
+    body = (b'\xfe\x00'
+            + b'\x01' + enc_str(b'list') + enc_len(3) + enc_str(b'a') + b'\xc0\x07' + enc_str(b'\xff\x00')
+            + b'\x02' + enc_str(b'set') + enc_len(2) + enc_str(b'm') + b'\xc1\x10\x27'
+            + b'\x03' + enc_str(b'zset') + enc_len(3) + enc_str(b'a') + b'\x031.5' + enc_str(b'b') + b'\xfe'
+            + enc_str(b'c') + b'\xff'
+            + b'\x04' + enc_str(b'hash') + enc_len(2) + enc_str(b'f') + b'\xc2' + struct.pack('<i', -5)
+            + enc_str(b'g') + enc_str(b'')
+            + b'\x05' + enc_str(b'zset2') + enc_len(1) + enc_str(b'm') + struct.pack('<d', 2.5)
+            + b'\xfd' + struct.pack('<i', 2000000000) + b'\x00\xc3' + enc_len(len(key_lzf)) + enc_len(6) + key_lzf
+            + b'\xc0\x2a')
+    parser = SnapshotParser(io.BytesIO(rdb(body)).read)
+    client = server.admin()
+    for event in parser.events():
+        if event[0] == 'key':
+            dummy, db, key, payload, expire = event
+            if expire is None:
+                client.restore(key, 0, payload)
+            else:
+                client.restore(key, expire, payload, absttl=True)
+    assert client.lrange(b'list', 0, -1) == [b'a', b'7', b'\xff\x00']
+    assert client.smembers(b'set') == {b'm', b'10000'}
+    scores = [(b'c', float('-inf')), (b'a', 1.5), (b'b', float('inf'))]
+    assert client.zrange(b'zset', 0, -1, withscores=True) == scores
+    assert client.hgetall(b'hash') == {b'f': b'-5', b'g': b''}
+    assert client.zrange(b'zset2', 0, -1, withscores=True) == [(b'm', 2.5)]
+    assert client.get(b'keykey') == b'42'
+    assert client.execute_command('PEXPIRETIME', b'keykey') == 2000000000000

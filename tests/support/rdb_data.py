@@ -22,7 +22,7 @@ def engine(server):
     return 'valkey' if 'valkey_version' in server.admin().info('server') else 'redis'
 
 
-def _hfe_supported(server):
+def hfe_supported(server):
     eng, ver = engine(server), version_tuple(server)
     return (eng == 'redis' and ver >= (7, 4)) or (eng == 'valkey' and ver >= (9, 0))
 
@@ -40,7 +40,7 @@ def load_every_encoding(server, ttl_ms=3600 * 1000):
         pipe.set(b'str:int:%d' % n, value)
     pipe.set(b'str:raw', b'plain short value')
     pipe.set(b'str:lzf', b'abcabcabc' * 200)
-    pipe.set(b'str:random', bytes(rng.getrandbits(8) for _ in range(3000)))
+    pipe.set(b'str:random', rng.randbytes(3000))
     pipe.set(b'K' * 64 + b':compressed-key-name', b'key name long and repetitive: LZF in the RDB')
     pipe.set(b'str:ttl', b'expires', px=ttl_ms)
     pipe.set(b'str:ttl-abs', b'expires at', pxat=4102444800000)
@@ -96,7 +96,7 @@ def load_every_encoding(server, ttl_ms=3600 * 1000):
         expected |= {19}
     else:
         expected |= {15}
-    if _hfe_supported(server):
+    if hfe_supported(server):
         hc = c
         hc.hset(b'hfe:small', mapping={b'a': b'1', b'b': b'2', b'c': b'3'})
         hc.execute_command('HPEXPIRE', b'hfe:small', ttl_ms, 'FIELDS', 1, b'a')

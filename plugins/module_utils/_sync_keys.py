@@ -1,0 +1,251 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What ``kv_sync`` keeps about keys: the touched-keys log, the offset marker, the held-back expiries.
+
+* :class:`KeysLog` / :func:`iter_keys_log`: an append-only binary log of every (target db, key) the
+  follower's commands wrote (``key`` None: the whole db was flushed or swapped).  Entries are written
+  before the command is sent (write-ahead), so a killed follower never leaves a written key out.
+  Format: ``KVTKEYS1\\n``, then per entry a big-endian int32 db, a uint32 length (0xFFFFFFFF: whole db)
+  and the key bytes.
+* The offset marker: a key on the target that the follower sets in the same transaction as each
+  batch of commands (``replid offset stream-db``); :func:`read_marker` tells a resumed follower where
+  the target really is, :func:`drop_marker` removes it at the drain.
+* :func:`settle_expiries`: with ``ttl_mode='hold'`` every expiry was written :data:`HOLD_OFFSET` ms
+  late; at the drain this sets the exact times.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import struct
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+
+HOLD_OFFSET = 100 * 365 * 86400 * 1000      # 100 years: an expiry this far out is one we hold back
+KEYS_MAGIC = b'KVTKEYS1\n'
+_KEYREC = struct.Struct('>iI')
+_WHOLE_DB = 0xFFFFFFFF
+_ARGS_TAIL = re.compile(r',? with args beginning with:.*$', re.S)
+
+
+def server_words(text):
+    """The server's error text without the arguments some servers echo (they may be values)."""
+    return _ARGS_TAIL.sub('', str(text))[:300]
+
+
+def _int(value):
+    return int(value)
+
+
+# -- expiry rewriting ------------------------------------------------------------------------------
+
+def absolute_expiry(args, received_ms):
+    """The command with every relative expiry made absolute (ms), or None when it changes nothing.
+
+    ``EXPIRE``/``PEXPIRE``/``EXPIREAT`` -> ``PEXPIREAT``; ``SETEX``/``PSETEX`` and ``SET ... EX|PX|EXAT``
+    -> ``SET ... PXAT``; ``GETEX`` -> ``PEXPIREAT``/``PERSIST``; ``RESTORE`` with a relative ttl -> ``ABSTTL``.
+    """
+    name = args[0].lower()
+    if name in (b'expire', b'pexpire', b'expireat') and len(args) >= 3:
+        value = _int(args[2])
+        when = {b'expire': received_ms + value * 1000, b'pexpire': received_ms + value,
+                b'expireat': value * 1000}[name]
+        return [b'PEXPIREAT', args[1], b'%d' % when] + args[3:]
+    if name in (b'setex', b'psetex') and len(args) == 4:
+        value = _int(args[2])
+        when = received_ms + (value * 1000 if name == b'setex' else value)
+        return [b'SET', args[1], args[3], b'PXAT', b'%d' % when]
+    if name == b'set' and len(args) > 3:
+        out = args[:3]
+        i = 3
+        while i < len(args):
+            opt = args[i].lower()
+            if opt in (b'ex', b'px', b'exat') and i + 1 < len(args):
+                value = _int(args[i + 1])
+                when = {b'ex': received_ms + value * 1000, b'px': received_ms + value, b'exat': value * 1000}[opt]
+                out += [b'PXAT', b'%d' % when]
+                i += 2
+                continue
+            out.append(args[i])
+            i += 1
+        return out
+    if name == b'getex' and len(args) >= 2:
+        if len(args) >= 4:
+            opt, value = args[2].lower(), _int(args[3])
+            when = {b'ex': received_ms + value * 1000, b'px': received_ms + value, b'exat': value * 1000,
+                    b'pxat': value}.get(opt)
+            if when is not None:
+                return [b'PEXPIREAT', args[1], b'%d' % when]
+        if len(args) == 3 and args[2].lower() == b'persist':
+            return [b'PERSIST', args[1]]
+        return []
+    if name == b'restore' and len(args) >= 4:
+        flags = [a.lower() for a in args[4:]]
+        if args[2] not in (b'0',) and b'absttl' not in flags:
+            return args[:2] + [b'%d' % (received_ms + _int(args[2]))] + args[3:] + [b'ABSTTL']
+    return None
+
+
+def hold_expiry(args):
+    """The command with every absolute expiry moved :data:`HOLD_OFFSET` later (``ttl_mode='hold'``)."""
+    name = args[0].lower()
+    if name == b'pexpireat' and len(args) >= 3:
+        return args[:2] + [b'%d' % (_int(args[2]) + HOLD_OFFSET)] + args[3:]
+    if name == b'set':
+        out = list(args)
+        for i in range(3, len(out) - 1):
+            if out[i].lower() == b'pxat':
+                out[i + 1] = b'%d' % (_int(out[i + 1]) + HOLD_OFFSET)
+        return out
+    if name == b'restore' and len(args) >= 4 and args[2] != b'0' and b'absttl' in [a.lower() for a in args[4:]]:
+        return args[:2] + [b'%d' % (_int(args[2]) + HOLD_OFFSET)] + args[3:]
+    return args
+
+
+class KeysLog:
+    """Append-only binary log of (target db, key); key None means the whole db changed."""
+
+    def __init__(self, path):
+        self.path = path
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fh = os.fdopen(fd, 'ab')
+        if new:
+            self.fh.write(KEYS_MAGIC)
+        self.buf = []
+
+    def add(self, db, key):
+        if key is None:
+            self.buf.append(_KEYREC.pack(db, _WHOLE_DB))
+        else:
+            self.buf.append(_KEYREC.pack(db, len(key)) + key)
+        if len(self.buf) > 4096:
+            self.flush()
+
+    def flush(self):
+        if self.buf:
+            self.fh.write(b''.join(self.buf))
+            self.buf = []
+        self.fh.flush()
+
+    def size(self):
+        self.flush()
+        return os.path.getsize(self.path)
+
+    def close(self):
+        self.flush()
+        self.fh.close()
+
+
+def iter_keys_log(path, start=0):
+    """Yield ``(db, key)`` from a touched-keys log, from byte ``start`` (0 or a size returned before).
+
+    ``key`` is None for a whole-db marker (the db was flushed or swapped).  A record cut off at the end
+    (the follower is still writing) is left for the next call.
+    """
+    with open(path, 'rb') as fh:
+        if start <= len(KEYS_MAGIC):
+            if fh.read(len(KEYS_MAGIC)) != KEYS_MAGIC:
+                raise KVError('%s is not a kv_sync keys log' % path, kind='config')
+        else:
+            fh.seek(start)
+        while True:
+            head = fh.read(_KEYREC.size)
+            if len(head) < _KEYREC.size:
+                return
+            db, size = _KEYREC.unpack(head)
+            if size == _WHOLE_DB:
+                yield db, None
+                continue
+            key = fh.read(size)
+            if len(key) < size:
+                return
+            yield db, key
+
+
+def read_marker(target_ep, marker):
+    """``(replid, offset, stream db or None)`` from the offset marker on the target, or None."""
+    t_db, key = marker
+    client = target_ep.client(db=t_db)
+    try:
+        value = client.get(key)
+    except Exception as exc:
+        raise target_ep.error(exc, 'reading the offset marker', db=t_db)
+    finally:
+        client.close()
+    if not value:
+        return None
+    parts = value.split()
+    db = int(parts[2])
+    return parts[0].decode('ascii'), int(parts[1]), (None if db < 0 else db)
+
+
+def drop_marker(target_ep, marker):
+    t_db, key = marker
+    client = target_ep.client(db=t_db)
+    try:
+        client.delete(key)
+    except Exception as exc:
+        raise target_ep.error(exc, 'removing the offset marker', db=t_db)
+    finally:
+        client.close()
+
+
+def settle_expiries(target_ep, keys_log_path, held_log_path, start=0, batch=1000):
+    """``ttl_mode='hold'`` at the drain: every key whose expiry we held back gets its exact expiry.
+
+    The candidates are the snapshot's keys with a TTL and every key the stream touched; dbs with a
+    whole-db marker are scanned.  Returns the number of keys whose expiry was set.
+    """
+    candidates = {}
+    whole = set()
+    for path, begin in ((held_log_path, 0), (keys_log_path, start)):
+        if path and os.path.exists(path):
+            for db, key in iter_keys_log(path, begin):
+                if key is None:
+                    whole.add(db)
+                else:
+                    candidates.setdefault(db, set()).add(key)
+    fixed = 0
+    for db in sorted(set(candidates) | whole):
+        client = target_ep.client(db=db)
+        try:
+            if db in whole:
+                cursor = 0
+                while True:
+                    cursor, keys = client.scan(cursor=cursor, count=1000)
+                    candidates.setdefault(db, set()).update(keys)
+                    if int(cursor) == 0:
+                        break
+            keys = list(candidates.get(db, ()))
+            for i in range(0, len(keys), batch):
+                part = keys[i:i + batch]
+                pipe = client.pipeline(transaction=False)
+                for key in part:
+                    pipe.execute_command('PEXPIRETIME', key)
+                times = pipe.execute(raise_on_error=False)
+                pipe = client.pipeline(transaction=False)
+                count = 0
+                for key, when in zip(part, times):
+                    if isinstance(when, int) and when >= HOLD_OFFSET:
+                        pipe.execute_command('PEXPIREAT', key, when - HOLD_OFFSET)
+                        count += 1
+                if count:
+                    for reply in pipe.execute(raise_on_error=False):
+                        if isinstance(reply, Exception):
+                            raise KVError('setting the exact expiry of held keys failed on the target: %s'
+                                          % server_words(reply), kind='target', endpoint=target_ep.address)
+                fixed += count
+        except KVError:
+            raise
+        except Exception as exc:
+            raise target_ep.error(exc, 'setting the exact expiry of held keys', db=db)
+        finally:
+            client.close()
+    return fixed

@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Benchmark kv_sync's snapshot splitter and restorer (measurements, not assertions).
+
+    .venv/bin/python tests/benchmarks/bench_snapshot.py [--keys 200000] [--out FILE]
+
+* CRC-64/Jones: anycrc and the pure-Python fallback, calls/s on 100-byte payloads and MB/s on 64 MiB.
+* Redis 7.0 source with ``--keys`` small keys (100-byte strings, 10% with a TTL, over dbs 0 and 1):
+  parse only (events/s and MB/s of RDB, from the server's dump.rdb), parse with the pure-Python CRC,
+  and parse + restore into a Valkey 8.0 target (keys/s), from dump.rdb and over a diskless transfer.
+  Wall-clock rates and the CPU seconds of this process (``keys_per_cpu_s``: what one free core would give;
+  on a loaded machine the wall-clock rate mostly measures the wait for a core).
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from tests.support import servers  # noqa: E402
+from tests.support.ansible import ensure_collection_path  # noqa: E402
+
+sys.path.insert(0, ensure_collection_path())
+
+from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding as enc  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot as snap  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._replication import ReplicationStream  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._snapshot_restore import SnapshotRestorer  # noqa: E402
+
+
+def bench_crc():
+    out = {}
+    small = [os.urandom(100) for dummy in range(1000)]
+    big = os.urandom(64 << 20)
+    impls = [('python', py_crc64)]
+    if enc.HAS_ANYCRC:
+        impls.insert(0, ('anycrc', enc.ANYCRC_MODEL.calc))
+    for name, fn in impls:
+        rounds = 200 if name == 'anycrc' else 20
+        t0 = time.perf_counter()
+        for dummy in range(rounds):
+            for data in small:
+                fn(data, 0)
+        calls = rounds * len(small) / (time.perf_counter() - t0)
+        data = big if name == 'anycrc' else big[:8 << 20]
+        t0 = time.perf_counter()
+        fn(data, 0)
+        mbs = len(data) / (time.perf_counter() - t0) / 1e6
+        out[name] = dict(calls_per_s_100b=round(calls), mb_per_s=round(mbs, 1))
+    return out
+
+
+def load(server, n):
+    for db in (0, 1):
+        client = server.admin(db)
+        pipe = client.pipeline(transaction=False)
+        for i in range(db, n, 2):
+            if i % 10 == 0:
+                pipe.set(b'key:%d' % i, b'v' * 100, px=3600 * 1000)
+            else:
+                pipe.set(b'key:%d' % i, b'v%099d' % i)
+            if i % 5000 == 0:
+                pipe.execute()
+        pipe.execute()
+
+
+def parse_file(path, restore_to=None):
+    with open(path, 'rb') as fh:
+        parser = snap.SnapshotParser(fh.read)
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        if restore_to is None:
+            events = sum(1 for dummy in parser.events())
+            result = None
+        else:
+            result = SnapshotRestorer(restore_to).run(parser.events())
+            events = parser.keys
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+    return dict(keys=parser.keys, events=events, seconds=round(seconds, 2), keys_per_s=round(parser.keys / seconds),
+                mb_per_s=round(parser.offset / seconds / 1e6, 1), cpu_seconds=round(cpu, 2),
+                keys_per_cpu_s=round(parser.keys / cpu), copied=result and result['totals']['copied'])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--keys', type=int, default=200000)
+    ap.add_argument('--out')
+    args = ap.parse_args()
+    report = dict(crc=bench_crc(), crc_used=enc.CRC64_IMPLEMENTATION)
+    source = servers.Server('redis70', name='bench-snap-src').start()
+    target = servers.Server('valkey80', name='bench-snap-tgt').start()
+    try:
+        load(source, args.keys)
+        source.admin().save()
+        path = os.path.join(source.dir, 'dump.rdb')
+        report['rdb_bytes'] = os.path.getsize(path)
+        report['parse_only'] = parse_file(path)
+        saved = snap.CRC64
+        snap.CRC64 = py_crc64
+        try:
+            report['parse_only_python_crc'] = parse_file(path)
+        finally:
+            snap.CRC64 = saved
+        report['parse_restore_file'] = parse_file(path, Endpoint(target.endpoint()))
+        target.flushall()
+        stream = ReplicationStream(Endpoint(source.endpoint()), '7.0.15')
+        stream.open()
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        parser = snap.SnapshotParser(enc.chunk_reader(stream.payload()))
+        result = SnapshotRestorer(Endpoint(target.endpoint())).run(parser.events())
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        stream.close()
+        report['parse_restore_replication'] = dict(keys=parser.keys, seconds=round(seconds, 2),
+                                                   keys_per_s=round(parser.keys / seconds),
+                                                   cpu_seconds=round(cpu, 2), keys_per_cpu_s=round(parser.keys / cpu),
+                                                   copied=result['totals']['copied'], transfer=stream.transfer)
+        report['peak_rss_mib'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    finally:
+        source.cleanup()
+        target.cleanup()
+    print(json.dumps(report, indent=2))
+    if args.out:
+        with open(args.out, 'w') as fh:
+            json.dump(report, fh, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,211 @@
+#!/usr/bin/env python
+"""Benchmark kv_sync (the live copy) against the target's own full sync, and its lag under writes.
+
+    make bench-sync                                   # full size (several minutes)
+    .venv/bin/python tests/benchmarks/bench_sync.py --scale 0.01 --lag-seconds 3
+
+Source Redis 7.0 (Debian), target Valkey 8.0 (Debian backports), loopback, ACL users (migrator).
+Datasets (full size):
+  small  1,000,000 keys of 100-byte strings, 10% with a TTL
+  big    1 GiB as 10,000 random values of 100 KiB
+For each: the target's own full sync (REPLICAOF until loaded) and kv_sync state=started until caught up
+(snapshot seconds, wall seconds, the follower's peak RSS from /proc VmHWM), then state=stopped.
+Then "lag": an empty source, kv_sync started, a writer paced at --rate SETs/s (pipelines of 100,
+default 20,000/s) for --lag-seconds; the lag (source master_repl_offset - applied offset) is sampled every
+0.25 s; then the writer stops and state=stopped drains (drain seconds).
+Timings are measurements, not assertions.  --out writes JSON.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from tests.support import servers  # noqa: E402
+from tests.support.ansible import ensure_collection_path  # noqa: E402
+
+sys.path.insert(0, ensure_collection_path())
+
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync  # noqa: E402
+
+PARAMS = dict(state='started', spool_dir=None, dbs=None, db_map=None, on_conflict='fail', max_lag=1048576,
+              started_timeout=7200, drain_timeout=120, max_seconds=86400, spool_passphrase=None, backup=None,
+              backup_passphrase=None)
+
+
+def load_small(src, n):
+    a = src.admin()
+    a.execute_command('DEBUG', 'POPULATE', n, 'key', 100)
+    pipe = a.pipeline(transaction=False)
+    for i in range(0, n, 10):
+        pipe.pexpire(b'key:%d' % i, 3600 * 1000)
+        if i % 50000 == 0:
+            pipe.execute()
+    pipe.execute()
+
+
+def load_big(src, n, size):
+    a = src.admin()
+    pipe = a.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(b'blob:%d' % i, os.urandom(size))
+        if i % 100 == 99:
+            pipe.execute()
+    pipe.execute()
+
+
+def full_sync(src, tgt):
+    """The target's own initial sync; it authenticates as the source's migrator user."""
+    a = tgt.admin()
+    a.config_set('masteruser', 'migrator')
+    a.config_set('masterauth', servers.PASSWORDS['migrator'])
+    t0 = time.time()
+    a.execute_command('REPLICAOF', '127.0.0.1', src.port)
+    while True:
+        info = a.info('replication')
+        if info.get('master_link_status') == 'up' and not int(info.get('master_sync_in_progress', 0)):
+            break
+        time.sleep(0.01)
+    seconds = time.time() - t0
+    a.execute_command('REPLICAOF', 'NO', 'ONE')
+    a.flushall()
+    return seconds
+
+
+def vm_hwm_mib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as fh:
+            for line in fh:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024.0
+    except (IOError, OSError, TypeError):
+        return None
+    return None
+
+
+def sync(src, tgt, record, state='started'):
+    params = dict(PARAMS, record=record, state=state)
+    return Sync(Endpoint(src.endpoint(), 'source'), Endpoint(tgt.endpoint(), 'target'), params).run()
+
+
+def bench_dataset(name, loader, src, tgt, workdir):
+    src.admin().flushall()
+    tgt.admin().flushall()
+    loader()
+    keys = src.admin().dbsize()
+    mib = src.admin().info('memory')['used_memory'] / 2.0 ** 20
+    sync_s = full_sync(src, tgt)
+    record = os.path.join(workdir, '%s.json' % name)
+    t0 = time.time()
+    started = sync(src, tgt, record)
+    wall = time.time() - t0
+    peak = vm_hwm_mib(started['pid'])
+    stopped = sync(src, tgt, record, 'stopped')
+    sync(src, tgt, record, 'absent')
+    copied = tgt.admin().dbsize()
+    tgt.admin().flushall()
+    return dict(dataset=name, keys=keys, source_mib=round(mib), full_sync_s=round(sync_s, 2),
+                kv_sync_s=round(wall, 2), snapshot_s=started['snapshot_seconds'], vs_full_sync=round(wall / sync_s, 2),
+                follower_peak_mib=round(peak or 0), target_keys=copied, drain_s=stopped['drain_seconds'])
+
+
+class PacedWriter(threading.Thread):
+    def __init__(self, server, rate):
+        super().__init__(daemon=True)
+        self.client = server.admin()
+        self.rate = rate
+        self.stop = False
+        self.done = 0
+
+    def run(self):
+        batch = 100
+        start = time.time()
+        n = 0
+        while not self.stop:
+            pipe = self.client.pipeline(transaction=False)
+            for _ in range(batch):
+                pipe.set(b'w:%d' % (n % 200000), b'x' * 64)
+                n += 1
+            pipe.execute()
+            self.done = n
+            ahead = n / float(self.rate) - (time.time() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def bench_lag(src, tgt, workdir, rate, seconds):
+    src.admin().flushall()
+    tgt.admin().flushall()
+    record = os.path.join(workdir, 'lag.json')
+    started = sync(src, tgt, record)
+    writer = PacedWriter(src, rate)
+    writer.start()
+    samples = []
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        time.sleep(0.25)
+        with open(record) as fh:
+            applied = json.load(fh).get('offset') or 0
+        offset = src.admin().info('replication')['master_repl_offset']
+        samples.append(max(0, offset - applied))
+    writer.stop = True
+    writer.join()
+    achieved = writer.done / (time.time() - t0)
+    peak = vm_hwm_mib(started['pid'])
+    stopped = sync(src, tgt, record, 'stopped')
+    sync(src, tgt, record, 'absent')
+    samples.sort()
+    return dict(dataset='lag', rate_asked=rate, rate_done=round(achieved), seconds=seconds,
+                lag_p50_bytes=samples[len(samples) // 2] if samples else None,
+                lag_max_bytes=samples[-1] if samples else None, drain_s=stopped['drain_seconds'],
+                commands_applied=stopped['commands_applied'], follower_peak_mib=round(peak or 0))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--datasets', default='small,big,lag')
+    parser.add_argument('--scale', type=float, default=1.0, help='multiply every dataset size')
+    parser.add_argument('--rate', type=int, default=20000, help='writes per second for the lag run')
+    parser.add_argument('--lag-seconds', type=float, default=30.0)
+    parser.add_argument('--out')
+    args = parser.parse_args()
+    s = args.scale
+    src = servers.Server('redis70', extra=['enable-debug-command yes', 'repl-diskless-sync-delay 0'],
+                         name='bench-sync-src').start()
+    tgt = servers.Server('valkey80', name='bench-sync-tgt').start()
+    workdir = tempfile.mkdtemp(prefix='kv-bench-sync-')
+    rows = []
+    try:
+        for name in args.datasets.split(','):
+            if name == 'small':
+                rows.append(bench_dataset(name, lambda: load_small(src, int(1000000 * s)), src, tgt, workdir))
+            elif name == 'big':
+                rows.append(bench_dataset(name, lambda: load_big(src, max(1, int(10000 * s)), 100 * 1024), src, tgt,
+                                          workdir))
+            elif name == 'lag':
+                rows.append(bench_lag(src, tgt, workdir, args.rate, args.lag_seconds))
+            print(json.dumps(rows[-1]))
+    finally:
+        src.cleanup()
+        tgt.cleanup()
+    cols = ['dataset', 'keys', 'source_mib', 'full_sync_s', 'kv_sync_s', 'snapshot_s', 'vs_full_sync',
+            'follower_peak_mib', 'drain_s', 'rate_asked', 'rate_done', 'lag_p50_bytes', 'lag_max_bytes']
+    print()
+    print('| ' + ' | '.join(cols) + ' |')
+    print('|' + '---|' * len(cols))
+    for row in rows:
+        print('| ' + ' | '.join(str(row.get(c, '')) for c in cols) + ' |')
+    if args.out:
+        with open(args.out, 'w') as fh:
+            json.dump(dict(rows=rows, scale=s), fh, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,127 @@
+"""kv_sync pieces that need no server: RESP parsing of the stream, expiry rewriting, the keys log, the spool."""
+
+import os
+import stat
+import threading
+
+import pytest
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
+    HOLD_OFFSET, KeysLog, absolute_expiry, hold_expiry, iter_keys_log, server_words)
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import Spool
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import parse_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
+
+NOW = 1700000000000
+
+
+def test_parse_commands_binary_and_partial():
+    cmds = [[b'SELECT', b'0'], [b'SET', b'new\r\nline\x00', b'\xff' * 3], [b'PING']]
+    data = pack(cmds)
+    for cut in range(len(data) + 1):
+        first, pos = parse_commands(data[:cut])
+        rest, end = parse_commands(data[pos:])
+        assert [a for a, _e in first] + [a for a, _e in rest] == cmds
+        assert pos + end == len(data)
+    out, pos = parse_commands(data)
+    assert [e for _a, e in out] == [len(pack(cmds[:i + 1])) for i in range(3)]
+
+
+def test_parse_commands_refuses_what_is_not_resp():
+    with pytest.raises(KVError, match='not RESP'):
+        parse_commands(b'+OK\r\n')
+
+
+@pytest.mark.parametrize('args,expected', [
+    ([b'EXPIRE', b'k', b'10'], [b'PEXPIREAT', b'k', b'%d' % (NOW + 10000)]),
+    ([b'EXPIRE', b'k', b'10', b'NX'], [b'PEXPIREAT', b'k', b'%d' % (NOW + 10000), b'NX']),
+    ([b'pexpire', b'k', b'250'], [b'PEXPIREAT', b'k', b'%d' % (NOW + 250)]),
+    ([b'EXPIREAT', b'k', b'1800000000'], [b'PEXPIREAT', b'k', b'1800000000000']),
+    ([b'SETEX', b'k', b'5', b'v'], [b'SET', b'k', b'v', b'PXAT', b'%d' % (NOW + 5000)]),
+    ([b'PSETEX', b'k', b'5', b'v'], [b'SET', b'k', b'v', b'PXAT', b'%d' % (NOW + 5)]),
+    ([b'SET', b'k', b'v', b'EX', b'7', b'NX'], [b'SET', b'k', b'v', b'PXAT', b'%d' % (NOW + 7000), b'NX']),
+    ([b'SET', b'k', b'v', b'px', b'7'], [b'SET', b'k', b'v', b'PXAT', b'%d' % (NOW + 7)]),
+    ([b'GETEX', b'k', b'EX', b'3'], [b'PEXPIREAT', b'k', b'%d' % (NOW + 3000)]),
+    ([b'GETEX', b'k', b'PERSIST'], [b'PERSIST', b'k']),
+    ([b'GETEX', b'k'], []),
+    ([b'RESTORE', b'k', b'100', b'P', b'REPLACE'],
+     [b'RESTORE', b'k', b'%d' % (NOW + 100), b'P', b'REPLACE', b'ABSTTL']),
+    ([b'RESTORE', b'k', b'0', b'P'], None),
+    ([b'PEXPIREAT', b'k', b'5'], None),
+    ([b'SET', b'k', b'v'], None),
+    ([b'INCR', b'k'], None),
+])
+def test_relative_expiries_become_absolute(args, expected):
+    assert absolute_expiry(args, NOW) == expected
+
+
+def test_hold_moves_every_absolute_expiry():
+    assert hold_expiry([b'PEXPIREAT', b'k', b'5', b'GT']) == [b'PEXPIREAT', b'k', b'%d' % (5 + HOLD_OFFSET), b'GT']
+    assert hold_expiry([b'SET', b'k', b'v', b'PXAT', b'9']) == [b'SET', b'k', b'v', b'PXAT', b'%d' % (9 + HOLD_OFFSET)]
+    held = [b'RESTORE', b'k', b'%d' % (9 + HOLD_OFFSET), b'P', b'ABSTTL']
+    assert hold_expiry([b'RESTORE', b'k', b'9', b'P', b'ABSTTL']) == held
+    assert hold_expiry([b'SET', b'pxat', b'v']) == [b'SET', b'pxat', b'v']
+    assert hold_expiry([b'HSET', b'k', b'f', b'v']) == [b'HSET', b'k', b'f', b'v']
+
+
+def test_server_words_drop_echoed_arguments():
+    text = "ERR unknown command 'FOO', with args beginning with: 'secret-value' "
+    assert server_words(text) == "ERR unknown command 'FOO'"
+
+
+def test_keys_log_round_trip_and_resume_point(tmp_path):
+    path = str(tmp_path / 'keys')
+    log = KeysLog(path)
+    log.add(0, b'a')
+    log.add(3, b'new\nline\x00')
+    log.add(2, None)
+    size = log.size()
+    log.add(0, b'')
+    log.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert list(iter_keys_log(path)) == [(0, b'a'), (3, b'new\nline\x00'), (2, None), (0, b'')]
+    assert list(iter_keys_log(path, size)) == [(0, b'')]
+    with open(path, 'ab') as fh:  # a record being written is left for the next read
+        fh.write(b'\x00\x00\x00\x01\x00\x00\x00\x09abc')
+    assert list(iter_keys_log(path, size)) == [(0, b'')]
+
+
+@pytest.mark.parametrize('passphrase', [None, 'spool-Secret'])
+def test_spool_streams_between_threads_and_removes_its_files(tmp_path, passphrase):
+    spool = Spool(str(tmp_path), 'test', passphrase=passphrase, segment_bytes=1000)
+    chunks = [os.urandom(10) + b'PLAINTEXT-%d' % i for i in range(300)]
+
+    def write():
+        for chunk in chunks:
+            spool.append(chunk)
+        spool.finish()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    got = []
+    while True:
+        ts, data = spool.next_chunk(timeout=5)
+        if ts is None and not data:
+            break
+        got.append(data)
+        if len(got) == 5:  # the files are 0600, and sealed when a passphrase is given
+            for name in os.listdir(str(tmp_path)):
+                path = os.path.join(str(tmp_path), name)
+                assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+                with open(path, 'rb') as fh:
+                    assert (b'PLAINTEXT' in fh.read()) is (passphrase is None)
+    thread.join()
+    assert got == chunks
+    assert len(spool.segments) > 5
+    spool.close()
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_spool_read_is_file_like_and_reports_a_cut_transfer(tmp_path):
+    spool = Spool(str(tmp_path), 'rdb')
+    spool.append(b'abcdef')
+    spool.finish(KVError('cut off', kind='truncated'))
+    assert spool.read(4) == b'abcd' and spool.read(4) == b'ef'
+    with pytest.raises(KVError, match='cut off'):
+        spool.read(1)
