@@ -201,3 +201,26 @@ def test_module_keys_file_offset_beyond_the_end(redis70, valkey80, tmp_path, run
                                       keys_file=follower.log.path, keys_file_offset=size, rounds=2))
     assert ok['consistent'] and ok['scope'] == 'keys' and ok['keys_file']['end'] == size
     assert_no_secret(ok)
+
+
+def test_the_followers_marker_and_held_expiries_are_not_differences(live_pair):
+    """While kv_sync runs, its offset marker sits on the target and expiries are held back by a fixed offset."""
+    src, tgt, follower, n = live_pair
+    held = 100 * 365 * 86400 * 1000
+    tgt.admin(0).set(b'kvtools:sync:offset:abc', b'replid 42 0')
+    at = src.admin(0).pexpiretime(b'db0:str:ttl')
+    tgt.admin(0).pexpireat(b'db0:str:ttl', at + held)
+    plain = verify(src, tgt)
+    assert plain['totals']['extra'] == 1 and plain['totals']['ttl_differs'] == 1
+    ignoring = verify(src, tgt, ignore_target_keys=[dict(db=0, key='kvtools:sync:offset:abc')],
+                      target_expiry_offset=held, rounds=2, recheck_delay=0)
+    assert ignoring['consistent'], ignoring['summary']
+    # a real TTL difference still shows with the offset, and a marker in another db is still extra
+    tgt.admin(0).pexpireat(b'db0:str:ttl', at + held + 60000)
+    tgt.admin(2).set(b'kvtools:sync:offset:abc', b'x')
+    still = verify(src, tgt, ignore_target_keys=[dict(db=0, key='kvtools:sync:offset:abc')],
+                   target_expiry_offset=held)
+    assert still['totals']['ttl_differs'] == 1 and still['totals']['extra'] == 1
+    with pytest.raises(KVError) as err:
+        verify(src, tgt, ignore_target_keys=[dict(name='x')])
+    assert err.value.kind == 'config' and 'ignore_target_keys' in err.value.message
