@@ -143,10 +143,14 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     assert valkey80.admin().info('keyspace') == {} and not (tmp_path / 'reports').exists()
     assert not os.path.exists(str(tmp_path / 'work' / 'kv-sync-pair.json'))
 
-    with App(redis70, rate=1000) as app:
+    record = tmp_path / 'work' / 'kv-sync-pair.json'
+    # the app moves to the target at the pause, as a real one would (then the source stays as the copy left it)
+    with AppWriter(redis70.admin(APP_DB), rate=1000, switch_client=valkey80.admin(APP_DB),
+                   armed=record.exists) as app:
         result = ansible_playbook(PLAYBOOK, inventory=inventory)
         time.sleep(0.2)
     assert result.returncode == 0, result.stdout[-5000:]
+    assert app.switched is not None, 'the app never waited for the pause'
     assert not app.errors, app.errors
     report, markdown = report_of(tmp_path, 'pair')
     assert report['strategy'] == 'live' and report['status'] == 'ok'

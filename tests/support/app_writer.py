@@ -8,9 +8,16 @@ import time
 class AppWriter:
     """Writes ``app:<n>`` = n to ``client`` (a redis-py client of the source) about ``rate`` times a second."""
 
-    def __init__(self, client, rate=1000):
+    def __init__(self, client, rate=1000, switch_client=None, armed=None, blocked=0.1):
+        """With ``switch_client`` the app moves to the target like a real one: once ``armed()`` (the migration is
+        far enough) a write that waited ``blocked`` seconds or more met the pause; the app repeats it on
+        ``switch_client`` and stops writing."""
         self.client = client
         self.rate = rate
+        self.switch_client = switch_client
+        self.armed = armed or (lambda: True)
+        self.blocked = blocked
+        self.switched = None     # the n of the write repeated on the target
         self.acked = []          # (n, time acknowledged)
         self.longest = 0.0       # longest wait for one acknowledgement, seconds
         self.longest_at = None   # when that write was sent
@@ -32,6 +39,10 @@ class AppWriter:
             self.acked.append((n, acked))
             if acked - sent > self.longest:
                 self.longest, self.longest_at = acked - sent, sent
+            if self.switch_client is not None and acked - sent >= self.blocked and self.armed():
+                self.switch_client.set(b'app:%d' % n, b'%d' % n)
+                self.switched = n
+                return
             n += 1
             pause = interval - (time.time() - sent)
             if pause > 0:
