@@ -143,10 +143,11 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     assert valkey80.admin().info('keyspace') == {} and not (tmp_path / 'reports').exists()
     assert not os.path.exists(str(tmp_path / 'work' / 'kv-sync-pair.json'))
 
-    record = tmp_path / 'work' / 'kv-sync-pair.json'
-    # the app moves to the target at the pause, as a real one would (then the source stays as the copy left it)
+    rounds_done = tmp_path / 'work' / 'kv-verify-rounds-pair.json'
+    # the app moves to the target at the pause, as a real one would (then the source stays as the copy left it);
+    # armed once the verification rounds are over, so that a slow write earlier is not taken for the pause
     with AppWriter(redis70.admin(APP_DB), rate=1000, switch_client=valkey80.admin(APP_DB),
-                   armed=record.exists) as app:
+                   armed=rounds_done.exists) as app:
         result = ansible_playbook(PLAYBOOK, inventory=inventory)
         time.sleep(0.2)
     assert result.returncode == 0, result.stdout[-5000:]

@@ -129,9 +129,9 @@ BLOCKED = 0.1  # a write that waited this long (seconds) met the migration's pau
 
 
 def _following(work):
-    """Whether kv_sync's follower record exists (before it, a slow write is only a slow machine)."""
+    """Whether the verification rounds are over: the pause comes next (before, a slow write is a slow machine)."""
     folder = os.path.join(work, 'work')
-    return os.path.isdir(folder) and any(n.startswith('kv-sync-') and n.endswith('.json') for n in os.listdir(folder))
+    return os.path.isdir(folder) and any(n.startswith('kv-verify-rounds-') for n in os.listdir(folder))
 
 
 def writer(work):
