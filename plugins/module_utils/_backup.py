@@ -34,12 +34,8 @@ import os
 import re
 import time
 
-try:
-    from redis import exceptions as rexc
-except ImportError:  # pragma: no cover - the module reports missing_required_lib
-    rexc = None
-
 from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import CRC_BLOCK, Crc64
+from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader, live_entries
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import (
     DecryptReader, EncryptWriter, is_encrypted, need_cryptography, open_plain)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
@@ -53,10 +49,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._replication imp
     DEFAULT_CAPABILITIES, ReplicationStream, SyncRefused)
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import iso_time, now_ms
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_key_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import Wire
 
-READ_BATCH_BYTES = 8 << 20       # DUMP payload bytes held at a time by a logical backup
 SIDECAR_VERSION = 1
+
 
 def verify_backup(path, passphrase=None):
     """Read a whole backup (RDB or logical, plain or encrypted) and check it.
@@ -297,7 +293,7 @@ class Backup:
         result.update(changed=True, method=self.method, method_used=method_used, dest=self.dest,
                       sidecar=self.dest + '.json', seconds=round(seconds, 3),
                       mb_per_second=round(result['content_size'] / seconds / 1e6, 1),
-                      check_mode=False, warnings_list=list(self.warnings))
+                      check_mode=False)
         return result
 
     def _plan(self, started):
@@ -324,7 +320,7 @@ class Backup:
                     method_used=would, method_reason=reason, encrypted=bool(self.passphrase),
                     format='rdb' if would == 'sync' else 'logical', engine=self.engine, version=self.version,
                     source_keys=keys, rotated=[dict(src=a, dest=b) for a, b in moves], removed=removals,
-                    seconds=round(time.time() - started, 3), warnings_list=list(self.warnings))
+                    seconds=round(time.time() - started, 3))
 
     def _sync(self):
         stream = ReplicationStream(self.endpoint, self.version, self.capabilities)
@@ -391,40 +387,23 @@ class Backup:
         return result
 
     def _dump_db(self, writer, db, use_pexpiretime):
-        """Write one db: SCAN, then DUMP + expiry pipelined in parts of bounded size."""
+        """Write one db: SCAN, then DUMP + expiry pipelined in parts of bounded size (:mod:`._dumpread`)."""
         client = self.endpoint.client(db=db)
         wire = None
         expired = 0
-        expiry_cmd = b'PEXPIRETIME' if use_pexpiretime else b'PTTL'
+
+        def fail(exc, action):
+            return self.endpoint.error(exc, 'reading db %d' % db if action == 'reading' else
+                                       '%s in db %d' % (action, db), db=db)
         try:
             wire = Wire(client)
+            reader = DumpReader(wire, use_pexpiretime, fail, max_part=1000)
             writer.select(db)
-            chunk = 64
             for dummy_cursor, keys in scan_batches(client, count=1000):
-                pos = 0
-                while pos < len(keys):
-                    part = keys[pos:pos + chunk]
-                    pos += len(part)
-                    replies = wire.call_packed(pack_key_commands((b'DUMP', expiry_cmd), part), 2 * len(part))
-                    errors = [r for r in replies if isinstance(r, ReplyError)]
-                    if errors:
-                        raise self.endpoint.error(rexc.ResponseError(str(errors[0])), 'DUMP in db %d' % db, db=db)
-                    now = now_ms()
-                    items = []
-                    size = 0
-                    for key, payload, exp in zip(part, replies[0::2], replies[1::2]):
-                        if payload is None or exp == -2:
-                            expired += 1  # gone between SCAN and DUMP: not an error
-                            continue
-                        if exp == -1:
-                            expire_at = None
-                        else:
-                            expire_at = exp if use_pexpiretime else now + exp
-                        items.append((key, payload, expire_at))
-                        size += len(payload)
-                    writer.add(items)
-                    avg = max(1, size // max(1, len(part)))
-                    chunk = max(1, min(1000, READ_BATCH_BYTES // avg))
+                for dummy_part, entries, size in reader.parts(keys):
+                    items, gone, dummy = live_entries(entries, size=size)
+                    expired += gone  # gone or expiring between SCAN and DUMP: not an error
+                    writer.add([(key, payload, expire_at) for key, payload, expire_at, dummy_raw in items])
         except KVError:
             raise
         except Exception as exc:

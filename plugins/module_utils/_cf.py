@@ -21,12 +21,10 @@ import base64
 import json
 import os
 import time
-import traceback
 
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urljoin
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
@@ -434,30 +432,3 @@ class Bindings:
             for want in todo:
                 self.cf.request('POST', '/v3/apps/%s/actions/restart' % want['app']['guid'],
                                 action='restarting app %s' % want['app']['name'], ok=(200, 201, 202))
-
-
-class CFModule(AnsibleModule):
-    """An AnsibleModule for the CF modules: no Redis needed; every failure secret-free, like KVModule."""
-
-    def __init__(self, argument_spec, **kwargs):
-        kwargs.setdefault('supports_check_mode', True)
-        super(CFModule, self).__init__(argument_spec=argument_spec, **kwargs)
-
-    @property
-    def secrets(self):
-        return [self.params[k] for k in SECRET_OPTIONS if self.params.get(k)]
-
-    def run(self, func, extra_secrets=lambda: ()):
-        try:
-            result = func()
-        except KVError as exc:
-            secrets = self.secrets + list(extra_secrets())
-            result = dict(getattr(exc, 'partial', {}))
-            result.update(exc.to_result())
-            result['msg'] = scrub(result['msg'], secrets)
-            self.fail_json(**json.loads(scrub(json.dumps(result), secrets)))
-        except Exception as exc:
-            secrets = self.secrets + list(extra_secrets())
-            self.fail_json(msg=scrub('unexpected error: %s: %s' % (type(exc).__name__, exc), secrets),
-                           exception=scrub(traceback.format_exc(), secrets))
-        self.exit_json(**result)

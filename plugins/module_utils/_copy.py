@@ -3,20 +3,31 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The client-side copy: SCAN + DUMP + expiry on the source, RESTORE on the target.
+"""The copy job: one source, one writer, and everything around them.
 
-The flow of :meth:`DumpRestore.run`:
+:class:`CopyJob` is the same for every copy the collection makes; what varies is composed in:
 
-1. connect both sides and read their facts (engine, version, RDB version, capabilities);
-2. decide the payload path per run: ``restore`` when the target accepts the source's payload
-   version, ``commands`` (type-aware) when it cannot, ``restore`` with a per-key fallback when
-   only RESTORE can tell (``payload: auto``);
-3. plan: with ``on_conflict: fail`` every target db that is not empty is compared first and the
-   run stops before its first write if any key differs; check mode plans every db and stops;
-4. copy each db in SCAN batches (pipelined, optionally by several workers), checkpointing the
-   SCAN cursor after each batch so an interrupted run resumes where it stopped.
+* the *source* (:class:`~._live_source.LiveSource`: SCAN + DUMP + PEXPIRETIME of a running server;
+  :class:`~._backup_source.BackupFileSource`: the records of a logical backup; see
+  :mod:`._live_source` for the interface) yields batches;
+* the *writer* (:class:`~._restore_writer.RestoreWriter`: pipelined RESTORE with the type-aware fallback;
+  :class:`~._migrate.MigrateWriter`: ``MIGRATE ... COPY``; see :mod:`._restore_writer` for the
+  interface) takes them.
 
-The source only ever sees SCAN, DUMP, PEXPIRETIME/PTTL, TYPE and read commands.
+The flow of :meth:`CopyJob.run`:
+
+1. open the source and connect the target; check the pair (:mod:`._pair`); let the writer choose the
+   payload path (or refuse the pair);
+2. plan: with ``on_conflict: fail`` every target db that is not empty is compared first and the run
+   stops before its first write if any key differs; check mode plans every db and stops;
+3. copy each db in batches (several workers, each with its own connections and its own reader and
+   writer), checkpointing the SCAN cursor after each batch when the source can resume, so an
+   interrupted run resumes where it stopped;
+4. the per-db result, the report file and the progress file.
+
+The source only ever sees SCAN, DUMP, PEXPIRETIME/PTTL, TYPE, read commands and ``MIGRATE ... COPY``.
+:func:`DumpRestore` and :func:`~._migrate.Migrate` / :func:`~._backup_source.BackupRestore` build the
+jobs of the modules.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,39 +40,47 @@ import os
 import threading
 import time
 
-try:
-    from redis import exceptions as rexc
-except ImportError:  # pragma: no cover
-    rexc = None
-
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
-from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    add_counts, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body, target_accepts
+    add_counts, db_result, process_batches, select_dbs, totals)
+from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
+from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import (
-    TypedCopier, UncopyableKey, values_equal)
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
-    ReplyError, Wire, pack_key_commands, pack_restores)
 
 MAX_FAILURES_LISTED = 100
-TTL_TOLERANCE_MS = 1000
-BATCH_BYTES = 16 * 1024 * 1024     # payload bytes one worker holds at a time (memory bound)
-FIRST_CHUNK = 64                   # keys read before the average payload size is known
 CHECKPOINT_FORMAT = 1
-
-
-def _is_connection_error(exc):
-    return isinstance(exc, (OSError, rexc.ConnectionError, rexc.TimeoutError)) if rexc else isinstance(exc, OSError)
-
-
+PAYLOAD_MODES = ('auto', 'restore', 'commands')
 
 
 class CopyOptions:
-    """The options of kv_dump_restore, with their defaults."""
+    """The options of kv_dump_restore, with their defaults.
+
+    :attr:`SPEC` is the module's argument spec for them (documented in the doc fragment
+    ``kvtools.migration.job``); :meth:`from_params` builds the options from a module's params.
+    """
+
+    SPEC = dict(
+        dbs=dict(type='list', elements='int'),
+        db_map=dict(type='dict'),
+        match=dict(type='str'),
+        on_conflict=dict(type='str', choices=list(ON_CONFLICT), default='fail'),
+        payload=dict(type='str', choices=list(PAYLOAD_MODES), default='auto'),
+        batch_size=dict(type='int', default=1000),
+        workers=dict(type='int', default=3),
+        chunk_size=dict(type='int', default=1000),
+        checkpoint=dict(type='path'),
+        report=dict(type='path'),
+        progress=dict(type='path'),
+    )
+
+    @classmethod
+    def from_params(cls, params, check_mode=False):
+        """The options from a module's ``params`` (the names of :attr:`SPEC`)."""
+        return cls(check_mode=check_mode, **dict((name, params[name]) for name in cls.SPEC if name in params))
 
     def __init__(self, dbs=None, db_map=None, match=None, on_conflict='fail', payload='auto', batch_size=1000,
                  workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False, progress=None):
@@ -77,20 +96,36 @@ class CopyOptions:
         self.chunk_size = max(1, int(chunk_size))
         self.check_mode = check_mode
         self.progress = progress
-        if on_conflict not in ('fail', 'skip', 'replace'):
+        if on_conflict not in ON_CONFLICT:
             raise KVError('on_conflict must be fail, skip or replace', kind='config')
-        if payload not in ('auto', 'restore', 'commands'):
+        if payload not in PAYLOAD_MODES:
             raise KVError('payload must be auto, restore or commands', kind='config')
 
 
-class _DbState:
-    """Counters and failures of one db, shared by its workers."""
+class DbCopy:
+    """The copy of one db: its per-db result and failures, shared by its workers.
 
-    def __init__(self, src_db, tgt_db, path, on_change=None):
-        self.result = db_result(src_db, tgt_db, payload_path=path)
+    ``target_keys_before``: DBSIZE of the target db before the first write; ``planned``: the plan went
+    through this db.
+    """
+
+    def __init__(self, source_db, target_db, payload_path, on_change=None):
+        self.result = db_result(source_db, target_db, payload_path=payload_path)
         self.failures = []
         self.lock = threading.Lock()
         self.on_change = on_change
+        self.target_keys_before = 0
+        self.planned = False
+
+    @property
+    def target_empty(self):
+        return self.target_keys_before == 0
+
+    def reset(self):
+        """Forget the plan's counts before the real pass."""
+        self.result = db_result(self.result['db'], self.result['target_db'],
+                                payload_path=self.result['payload_path'])
+        self.failures = []
 
     def add(self, counts, failures=()):
         with self.lock:
@@ -144,50 +179,48 @@ class Progress:
             atomic_write(self.path, json.dumps(data, sort_keys=True))
 
 
-class DumpRestore:
-    """One kv_dump_restore run.  ``run()`` returns the result dict or raises KVError (with
-    ``.partial`` holding the counts reached)."""
+class CopyJob:
+    """One copy from ``source`` (a source object) into the target, written by ``writer`` (a writer class).
 
-    name = 'kv_dump_restore'
+    ``run()`` returns the result dict or raises KVError (with ``.partial`` holding the counts reached).
+    """
 
-    def __init__(self, source, target, options, warn=None):
-        self.source_ep = source
-        self.target_ep = target
+    def __init__(self, name, source, target_ep, options, writer=RestoreWriter, warn=None):
+        self.name = name
+        self.source = source
+        self.source_ep = source.endpoint
+        self.target_ep = target_ep
         self.opts = options
-        self.warn = warn or (lambda msg: None)
+        self.writer = writer
+        self.warn_callback = warn or (lambda msg: None)
         self.warnings = []
+        self.target = None
+        self.target_rdb = self.target_rdb_source = None
+        self.accepts = None
+        self.payload_path = None
+        self.states = []
+        self.progress = None
+        self.phase = 'connecting'
+        self.started = None
+        self.resumed = False
+        self.checkpoint = None
+        self.checkpoint_lock = threading.Lock()
+        self.target_keys_before = {}
 
     # -- set-up --------------------------------------------------------------------------------
-    def _connect(self):
-        self.src = connect_server(self.source_ep)
-        self.tgt = connect_server(self.target_ep)
-        raise_first(pair_problems(self.source_ep, self.target_ep, self.src, self.tgt, tool=self.name))
-        self.src_pexpiretime = self.src.capabilities['pexpiretime']
-        self.src_rdb, self.src_rdb_source = self.src.rdb_version()
-        self.tgt_rdb, self.tgt_rdb_source = self.tgt.rdb_version()
-        check = self.tgt.rdb_version_check.get('value')
-        self.accepts = target_accepts(self.tgt.engine, self.tgt_rdb, self.src_rdb, check)
+    def connect(self):
+        """Open the source, connect the target, check the pair, let the writer choose the payload path."""
+        self.source.open()
+        self.target = connect_server(self.target_ep)
+        raise_first(pair_problems(self.source_ep, self.target_ep, self.source.server, self.target, tool=self.name))
+        self.target_rdb, self.target_rdb_source = self.target.rdb_version()
+        self.accepts = target_accepts(self.target.engine, self.target_rdb, self.source.rdb_version,
+                                      self.target.rdb_version_check.get('value'))
+        self.payload_path = self.writer.payload_path(self)
 
-    def _payload_path(self):
-        want = self.opts.payload
-        if want == 'commands':
-            return 'commands'
-        if want == 'restore':
-            if self.accepts is False:
-                raise KVError(
-                    'the target %s (%s %s, RDB %s, rdb-version-check %s) refuses DUMP payloads of RDB version %s '
-                    'from the source %s (%s %s): RESTORE cannot work. Use payload=auto or payload=commands'
-                    % (self.target_ep.address, self.tgt.engine, self.tgt.version_string, self.tgt_rdb,
-                       self.tgt.rdb_version_check.get('value'), self.src_rdb, self.source_ep.address,
-                       self.src.engine, self.src.version_string), kind='payload')
-            return 'restore'
-        if self.accepts is False:
-            return 'commands'
-        return 'restore' if self.accepts else 'restore+fallback'
-
-    def _describe(self, server, rdb, rdb_source):
-        return dict(address=server.endpoint.address, engine=server.engine, version=server.version_string,
-                    rdb_version=rdb, rdb_version_source=rdb_source, tls=server.endpoint.tls)
+    def _describe_target(self):
+        return dict(address=self.target_ep.address, engine=self.target.engine, version=self.target.version_string,
+                    rdb_version=self.target_rdb, rdb_version_source=self.target_rdb_source, tls=self.target_ep.tls)
 
     # -- checkpoint ----------------------------------------------------------------------------
     def _fingerprint(self, pairs):
@@ -209,98 +242,99 @@ class DumpRestore:
                           'Remove it or give another checkpoint path' % path, kind='config')
         return data
 
-    def _save_checkpoint(self):
+    def _start_checkpoint(self, pairs):
+        """The checkpoint of this run (None when the source has no cursor to resume from)."""
+        if not self.source.resumable:
+            return
+        previous = self._load_checkpoint(pairs)
+        run_id = self.target.info.get('run_id')
+        run_id = run_id.decode() if isinstance(run_id, bytes) else run_id
+        self.checkpoint = dict(format=CHECKPOINT_FORMAT, fingerprint=self._fingerprint(pairs), target_run_id=run_id,
+                               dbs={})
+        if previous:
+            self.resumed = True
+            if previous.get('target_run_id') != run_id:
+                self.warn('the target restarted since the checkpoint was written: every db is checked again from '
+                          'the start (keys already there and identical are not copied again)')
+                self.checkpoint['dbs'] = dict((k, dict(cursor=0, done=False, recheck=True)) for k in previous['dbs'])
+            else:
+                self.checkpoint['dbs'] = previous['dbs']
+
+    def _save_checkpoint(self, db, cursor, recheck):
+        if self.checkpoint is None:
+            return
+        self.checkpoint['dbs'][str(db)] = dict(cursor=cursor, done=(cursor == 0), recheck=recheck)
         if not self.opts.checkpoint or self.opts.check_mode:
             return
-        with self._ckpt_lock:
-            atomic_write(self.opts.checkpoint, json.dumps(self._ckpt, sort_keys=True))
+        with self.checkpoint_lock:
+            atomic_write(self.opts.checkpoint, json.dumps(self.checkpoint, sort_keys=True))
+
+    def _resume_point(self, db):
+        if self.checkpoint is None:
+            return {}
+        return self.checkpoint['dbs'].get(str(db), {})
 
     # -- the run -------------------------------------------------------------------------------
     def run(self):
-        started = time.time()
-        self._connect()
-        path = self._payload_path()
-        pairs = select_dbs(self.src.keyspace(), self.opts.dbs, self.opts.db_map)
-        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.tgt, pairs, tool=self.name))
-        self.progress = None
+        self.started = time.time()
+        self.connect()
+        keys_per_db = self.source.keys_per_db()
+        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map)
+        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name))
         if self.opts.progress and not self.opts.check_mode:
-            keyspace = self.src.keyspace()
-            self.progress = Progress(self.opts.progress, dict((s, keyspace.get(s, {}).get('keys', 0)) for s, _t in pairs))
+            self.progress = Progress(self.opts.progress, dict((s, keys_per_db.get(s, 0)) for s, _t in pairs))
         self.phase = 'planning'
-        self.states = [_DbState(s, t, path, on_change=self._tick) for s, t in pairs]
+        self.states = [DbCopy(s, t, self.payload_path, on_change=self._tick) for s, t in pairs]
         self._check_room()
-        self._ckpt_lock = threading.Lock()
-        previous = self._load_checkpoint(pairs)
-        tgt_run_id = self.tgt.info.get('run_id')
-        tgt_run_id = tgt_run_id.decode() if isinstance(tgt_run_id, bytes) else tgt_run_id
-        resumed = False
-        self._ckpt = dict(format=CHECKPOINT_FORMAT, fingerprint=self._fingerprint(pairs), target_run_id=tgt_run_id,
-                          dbs={})
-        if previous:
-            resumed = True
-            if previous.get('target_run_id') != tgt_run_id:
-                msg = ('the target restarted since the checkpoint was written: every db is checked again from the '
-                       'start (keys already there and identical are not copied again)')
-                self._warn(msg)
-                previous_dbs = dict((k, dict(cursor=0, done=False, recheck=True)) for k in previous['dbs'])
-            else:
-                previous_dbs = previous['dbs']
-            self._ckpt['dbs'] = previous_dbs
-        self.before = {}
-        partial = dict(changed=False)
+        self._start_checkpoint(pairs)
         try:
             # Plan first: conflicts stop the run before the first write (and check mode ends here).
-            plan_all = self.opts.check_mode
             for state in self.states:
-                s_db, t_db = state.result['db'], state.result['target_db']
-                self.before[t_db] = self._dbsize(t_db)
-                state.target_empty = self.before[t_db] == 0
-                need_plan = plan_all or (self.opts.on_conflict == 'fail' and not state.target_empty)
-                if need_plan:
-                    self._copy_db(state, plan=True)
+                state.target_keys_before = self.target_keys_before[state.result['target_db']] = \
+                    self.dbsize(state.result['target_db'])
+                if self.opts.check_mode or (self.opts.on_conflict == 'fail' and not state.target_empty):
+                    self._copy_db(state, planning=True)
                     state.planned = True
-            self._stop_on_conflicts(started, resumed, 'the source')
+            self._stop_on_conflicts()
             if not self.opts.check_mode:
                 self.phase = 'copying'
                 for state in self.states:
-                    key = str(state.result['db'])
-                    done = self._ckpt['dbs'].get(key, {})
+                    done = self._resume_point(state.result['db'])
                     if done.get('done'):
                         continue
-                    if getattr(state, 'planned', False) and not state.result['copied'] and not done:
+                    if state.planned and not state.result['copied'] and not done:
                         continue  # the plan found nothing to write: its counts are the result
                     if state.result['keys'] or state.failures:  # drop the plan's counts
-                        state.result = db_result(state.result['db'], state.result['target_db'], payload_path=path)
-                        state.failures = []
-                    self._copy_db(state, plan=False, cursor=done.get('cursor', 0),
-                                  recheck=done.get('recheck', False))
+                        state.reset()
+                    self._copy_db(state, planning=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
         except Exception as exc:  # every failure leaves a report and the counts reached
-            raise self._failed(exc, started, resumed, 'copying')
+            raise self._failed(exc, 'copying')
         self._tick('done')
-        result = self._result(started, resumed)
-        if self.opts.checkpoint and not self.opts.check_mode and os.path.exists(self.opts.checkpoint):
+        result = self.result()
+        if self.checkpoint is not None and self.opts.checkpoint and not self.opts.check_mode \
+                and os.path.exists(self.opts.checkpoint):
             os.unlink(self.opts.checkpoint)  # the job is complete: a rerun starts a fresh idempotent pass
         self._write_report(result)
         return result
 
-    def _stop_on_conflicts(self, started, resumed, what):
+    def _stop_on_conflicts(self):
         """After planning: with on_conflict=fail, differing target keys stop the run before any write."""
         conflicted = [st.result for st in self.states if st.result['conflicts']]
         if conflicted and self.opts.on_conflict == 'fail' and not self.opts.check_mode:
             err = KVError('the target already holds keys that differ from %s: %s. Nothing was written. '
                           'Use on_conflict=replace to overwrite them, on_conflict=skip to keep them, or empty '
-                          'the target' % (what, ', '.join('db %d: %d' % (r['target_db'], r['conflicts'])
-                                                          for r in conflicted)),
+                          'the target' % (self.source.label, ', '.join('db %d: %d' % (r['target_db'], r['conflicts'])
+                                                                       for r in conflicted)),
                           kind='conflict', endpoint=self.target_ep.address,
                           details=dict(samples=[f for st in self.states for f in st.failures][:20]))
-            err.partial = self._result(started, resumed, partial=True)
+            err.partial = self.result(partial=True)
             raise err
 
-    def _failed(self, exc, started, resumed, action):
+    def _failed(self, exc, action):
         """The KVError to raise for ``exc``, with the counts reached; the report and progress say so."""
         err = exc if isinstance(exc, KVError) else self.target_ep.error(exc, action)
         if not hasattr(err, 'partial'):
-            err.partial = self._result(started, resumed, partial=True)
+            err.partial = self.result(partial=True)
         self._write_report(err.partial)
         self._tick('failed')
         return err
@@ -311,22 +345,22 @@ class DumpRestore:
 
     def _check_room(self):
         """Warn early when the target's maxmemory looks too small for the source's data."""
-        tgt_mem, src_mem = self.tgt.memory, self.src.memory
-        if not tgt_mem['maxmemory']:
+        memory = self.target.memory
+        if not memory['maxmemory']:
             return
-        room = tgt_mem['maxmemory'] - tgt_mem['used_memory']
-        need = src_mem['used_memory'] - int(self.src.info.get('used_memory_startup', 0) or 0)
+        room = memory['maxmemory'] - memory['used_memory']
+        need = self.source.data_bytes()
         if need > room:
-            self._warn('the target %s may be too small: the source holds about %d MiB of data, the target has about '
-                       '%d MiB left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'
-                       % (self.target_ep.address, need // 2 ** 20, max(room, 0) // 2 ** 20,
-                          tgt_mem['maxmemory_policy']))
+            self.warn('the target %s may be too small: %s holds about %d MiB of data, the target has about %d MiB '
+                      'left under maxmemory (%s). The copy stops with an out-of-memory error when it is full'
+                      % (self.target_ep.address, self.source.label, need // 2 ** 20, max(room, 0) // 2 ** 20,
+                          memory['maxmemory_policy']))
 
-    def _warn(self, msg):
+    def warn(self, msg):
         self.warnings.append(msg)
-        self.warn(msg)
+        self.warn_callback(msg)
 
-    def _dbsize(self, db):
+    def dbsize(self, db):
         client = self.target_ep.client(db=db)
         try:
             return int(client.dbsize())
@@ -335,12 +369,13 @@ class DumpRestore:
         finally:
             client.close()
 
-    def _result(self, started, resumed, partial=False):
-        dbs = [st.result for st in self.states] if hasattr(self, 'states') else []
+    def result(self, partial=False):
+        """The result dict (``partial``: of a run that stopped)."""
+        dbs = [st.result for st in self.states]
         total = totals(dbs)
-        seconds = max(time.time() - started, 1e-6)
+        seconds = max(time.time() - self.started, 1e-6)
         failures = []
-        for st in getattr(self, 'states', []):
+        for st in self.states:
             failures.extend(st.failures)
         result = dict(
             changed=total['copied'] > 0,
@@ -350,331 +385,84 @@ class DumpRestore:
             bytes=total['bytes'],
             seconds=round(seconds, 3),
             keys_per_second=round(total['keys'] / seconds, 1),
-            resumed=resumed,
+            resumed=self.resumed,
             check_mode=self.opts.check_mode,
             on_conflict=self.opts.on_conflict,
-            warnings_list=list(self.warnings),
         )
-        if hasattr(self, 'src'):
-            result['source'] = self._describe(self.src, self.src_rdb, self.src_rdb_source)
-            result['target'] = self._describe(self.tgt, self.tgt_rdb, self.tgt_rdb_source)
-            result['payload_path'] = self._payload_path() if not partial else (dbs[0]['payload_path'] if dbs else None)
-        result['target_keys_before'] = dict((str(k), v) for k, v in getattr(self, 'before', {}).items())
+        if self.payload_path is not None:
+            result['source'] = self.source.describe()
+            result['target'] = self._describe_target()
+            result['payload_path'] = self.payload_path
+        result['target_keys_before'] = dict((str(k), v) for k, v in self.target_keys_before.items())
+        self.writer.result(self, result)
         return result
 
     def _write_report(self, result):
         if self.opts.report and not self.opts.check_mode:
-            atomic_write(self.opts.report, json.dumps(result, indent=2, sort_keys=True))
+            data = dict(result, warnings=list(self.warnings))
+            atomic_write(self.opts.report, json.dumps(data, indent=2, sort_keys=True))
 
     # -- one db ----------------------------------------------------------------------------------
-    def _copy_db(self, state, plan, cursor=0, recheck=False):
-        s_db, t_db = state.result['db'], state.result['target_db']
-        src_client = self.source_ep.client(db=s_db)
-        workers = 1 if plan else self.opts.workers
-        ctx = dict(plan=plan, check_existing=plan or recheck or not state.target_empty, state=state)
-        key = str(s_db)
+    def _copy_db(self, state, planning, cursor=0, recheck=False):
+        s_db = state.result['db']
+        check_existing = planning or recheck or not state.target_empty
+        values = self.writer.needs_values(state, planning, check_existing)
+        before = None if planning else self.writer.start_db(self, state, planning, recheck)
+        workers = 1 if planning else self.opts.workers
         seq_lock = threading.Lock()
-        progress = dict(next_seq=0, done=set(), cursors={})
+        order = dict(next_seq=0, done=set(), cursors={})
 
         def committed(seq, cursor_after):
             # Advance the checkpoint to the end of the longest run of finished batches.
-            if plan:
+            if planning or self.checkpoint is None:
                 return
             with seq_lock:
-                progress['done'].add(seq)
-                progress['cursors'][seq] = cursor_after
-                advanced = False
-                while progress['next_seq'] in progress['done']:
-                    progress['done'].discard(progress['next_seq'])
-                    cur = progress['cursors'].pop(progress['next_seq'])
-                    progress['next_seq'] += 1
-                    advanced = True
-                if advanced:
-                    self._ckpt['dbs'][key] = dict(cursor=cur, done=(cur == 0), recheck=recheck)
-                    self._save_checkpoint()
+                order['done'].add(seq)
+                order['cursors'][seq] = cursor_after
+                advanced = None
+                while order['next_seq'] in order['done']:
+                    order['done'].discard(order['next_seq'])
+                    advanced = order['cursors'].pop(order['next_seq'])
+                    order['next_seq'] += 1
+                if advanced is not None:
+                    self._save_checkpoint(s_db, advanced, recheck)
 
-        batches = scan_batches(src_client, match=self.opts.match, count=self.opts.batch_size, cursor=cursor)
+        def make_worker():
+            return DbWorker(self, state, values, planning, check_existing)
 
         def handle(worker, job):
-            seq, (cursor_after, keys) = job
-            worker.process(keys)
+            seq, (cursor_after, work) = job
+            worker.process(work)
             committed(seq, cursor_after)
 
+        batches = self.source.batches(s_db, match=self.opts.match, count=self.opts.batch_size, cursor=cursor)
+        process_batches(enumerate(batches), workers, make_worker, handle)
+        if not planning:
+            self.writer.reconcile(self, state, before)
+
+
+class DbWorker:
+    """One worker thread's reader and writer for one db."""
+
+    def __init__(self, job, state, values, planning, check_existing):
+        self.reader = job.source.reader(state.result['db'], values, job.opts.batch_size)
         try:
-            process_batches(enumerate(batches), workers, lambda: self.worker_class(self, s_db, t_db, ctx), handle)
-        except Exception as exc:
-            if isinstance(exc, KVError):
-                raise
-            raise self.source_ep.error(exc, 'scanning db %d' % s_db, db=s_db)
-        finally:
-            src_client.close()
+            self.writer = job.writer(job, state, self.reader, planning, check_existing)
+        except Exception:
+            self.reader.close()
+            raise
 
-
-class _Worker:
-    """Processes SCAN batches of one db with its own source and target connections."""
-
-    def __init__(self, run, s_db, t_db, ctx):
-        self.run = run
-        self.s_db = s_db
-        self.t_db = t_db
-        self.plan = ctx['plan']
-        self.check_existing = ctx['check_existing']
-        self.state = ctx['state']
-        self.path = self.state.result['payload_path']
-        self.on_conflict = run.opts.on_conflict
-        self.src_client = run.source_ep.client(db=s_db)
-        self.tgt_client = run.target_ep.client(db=t_db)
-        self.src = Wire(self.src_client)
-        self.tgt = Wire(self.tgt_client)
-        self.typed = TypedCopier(self.src_client, self.tgt_client, run.src, run.tgt, run.opts.chunk_size)
-        self.expiry_cmd = b'PEXPIRETIME' if run.src_pexpiretime else b'PTTL'
-        self.tgt_expiry_cmd = b'PEXPIRETIME' if run.tgt.capabilities['pexpiretime'] else b'PTTL'
-        self.chunk = min(FIRST_CHUNK, run.opts.batch_size)
-        self.max_chunk = run.opts.batch_size
+    def process(self, work):
+        for batch in self.reader.read(work):
+            self.writer.write(batch)
 
     def close(self):
-        for wire in (self.src, self.tgt):
-            wire.close()
-        for client in (self.src_client, self.tgt_client):
-            client.close()
-
-    def process(self, keys):
-        """Copy one SCAN batch.  The source read of the next part is sent before the current
-        part is written, so source and target work at the same time."""
-        position = [0]
-
-        def send_next():
-            start = position[0]
-            if start >= len(keys):
-                return None
-            part = keys[start:start + self.chunk]
-            position[0] = start + len(part)
-            self._send_read(part)
-            return part
-
-        pending = send_next()
-        while pending is not None:
-            items, expired, size = self._recv_read(pending)
-            # keep the bytes held per step near BATCH_BYTES, whatever the value sizes are
-            avg = max(1, size // max(1, len(pending)))
-            self.chunk = max(1, min(self.max_chunk, BATCH_BYTES // avg))
-            following = send_next()
-            self._handle_part(pending, items, expired, size)
-            pending = following
-
-    # -- steps ---------------------------------------------------------------------------------
-    def _fail(self, exc, side, action):
-        ep = self.run.source_ep if side == 'source' else self.run.target_ep
-        return ep.error(exc, action, db=self.s_db if side == 'source' else self.t_db)
-
-    def _send_read(self, keys):
         try:
-            self.src.send(pack_key_commands((b'DUMP', self.expiry_cmd), keys), packed=True)
-        except Exception as exc:
-            raise self._fail(exc, 'source', 'reading db %d' % self.s_db)
-
-    def _recv_read(self, keys):
-        """Replies to :meth:`_send_read` -> (items, expired count, payload bytes).
-
-        An item is ``(key, payload, expire_at_ms or None, raw expiry reply)``.
-        """
-        try:
-            replies = self.src.recv(2 * len(keys))
-        except Exception as exc:
-            raise self._fail(exc, 'source', 'reading db %d' % self.s_db)
-        errors = [r for r in replies if r.__class__ is ReplyError]
-        if errors:
-            raise self._fail(errors[0], 'source', 'DUMP in db %d' % self.s_db)
-        dumps = replies[0::2]
-        exps = replies[1::2]
-        now = now_ms()
-        if self.expiry_cmd == b'PEXPIRETIME':
-            items = [(k, p, None if e == -1 else e, e) for k, p, e in zip(keys, dumps, exps)]
-        else:
-            items = [(k, p, None if e == -1 else now + e, e) for k, p, e in zip(keys, dumps, exps)]
-        if None in dumps or -2 in exps or any(it[2] is not None and it[2] <= now for it in items):
-            # gone since SCAN, or expiring right now: counted as expired, never as failed
-            kept = [it for it in items if it[1] is not None and it[3] != -2
-                    and (it[2] is None or it[2] > now)]
-            expired = len(items) - len(kept)
-            items = kept
-        else:
-            expired = 0
-        size = sum(len(it[1]) for it in items) if expired else sum(map(len, dumps))
-        return items, expired, size
-
-    def _target_state(self, items):
-        """For each item: None (absent) or (payload, expire_at) of the target's key."""
-        keys = [item[0] for item in items]
-        try:
-            replies = self.tgt.call_packed(pack_key_commands((b'DUMP', self.tgt_expiry_cmd), keys), 2 * len(keys))
-        except Exception as exc:
-            raise self._fail(exc, 'target', 'reading db %d' % self.t_db)
-        now = now_ms()
-        out = []
-        for n in range(len(items)):
-            payload, exp = replies[2 * n], replies[2 * n + 1]
-            for reply in (payload, exp):
-                if isinstance(reply, ReplyError):
-                    raise self._fail(reply, 'target', 'DUMP in db %d' % self.t_db)
-            if payload is None:
-                out.append(None)
-                continue
-            if exp in (-1, -2):
-                exp_at = None
-            elif self.tgt_expiry_cmd == b'PEXPIRETIME':
-                exp_at = int(exp)
-            else:
-                exp_at = now + int(exp)
-            out.append((payload, exp_at))
-        return out
-
-    def _same(self, item, existing):
-        key, payload, expire_at, _raw = item
-        t_payload, t_exp = existing
-        if (expire_at is None) != (t_exp is None):
-            return False
-        if expire_at is not None and abs(expire_at - t_exp) > TTL_TOLERANCE_MS:
-            return False
-        if payload_body(payload) == payload_body(t_payload):  # same serialized value, whatever the RDB version footer
-            return True
-        try:
-            return values_equal(self.typed.src, self.typed.tgt, key)
-        except Exception as exc:
-            raise self._fail(exc, 'target', 'comparing a key in db %d' % self.t_db)
-
-    def _handle_part(self, keys, items, expired, size):
-        counts = dict(keys=len(keys))
-        failures = []
-        counts['expired'] = expired
-        counts['bytes'] = size
-        replace_keys = set()
-        if self.check_existing and items:
-            states = self._target_state(items)
-            todo = []
-            for item, existing in zip(items, states):
-                if existing is None:
-                    todo.append(item)
-                    continue
-                if self._same(item, existing):
-                    counts['identical'] = counts.get('identical', 0) + 1
-                    continue
-                counts['conflicts'] = counts.get('conflicts', 0) + 1
-                if self.on_conflict == 'replace':
-                    replace_keys.add(item[0])
-                    todo.append(item)
-                else:
-                    if self.on_conflict == 'skip':
-                        counts['skipped'] = counts.get('skipped', 0) + 1
-                    failures.append(dict(db=self.s_db, key=sample_key(item[0]), reason='conflict'))
-            items = todo
-        if self.plan:
-            self._plan_writes(items, replace_keys)
-            counts['copied'] = len(items)
-            counts['replaced'] = len(replace_keys)
-            if self.path == 'commands':
-                counts['fallback'] = len(items)
-            self.state.add(counts, failures)
-            return size
-        try:
-            if self.path == 'commands':
-                self._copy_typed(items, replace_keys, counts, failures)
-            else:
-                self._restore(items, replace_keys, counts, failures)
+            self.writer.close()
         finally:
-            self.state.add(counts, failures)
-        return size
-
-    def _plan_writes(self, items, replace_keys):
-        """Check mode: called with what a real run would write (subclasses count their calls)."""
-
-    def _restore(self, items, replace_keys, counts, failures):
-        if not items:
-            return
-        absolute = self.expiry_cmd == b'PEXPIRETIME'
-        try:
-            replies = self.tgt.call_packed(pack_restores(items, absolute, replace_keys), len(items))
-        except Exception as exc:
-            raise self._fail(exc, 'target', 'RESTORE into db %d' % self.t_db)
-        if replies.count(b'OK') == len(replies):  # the usual case: every key written
-            counts['copied'] = counts.get('copied', 0) + len(replies)
-            if replace_keys:
-                counts['replaced'] = counts.get('replaced', 0) + sum(1 for it in items if it[0] in replace_keys)
-            return
-        fallback = []
-        busy = []
-        fatal = None
-        for item, reply in zip(items, replies):
-            if not isinstance(reply, ReplyError):
-                counts['copied'] = counts.get('copied', 0) + 1
-                if item[0] in replace_keys:
-                    counts['replaced'] = counts.get('replaced', 0) + 1
-                continue
-            kind = reply_kind(reply)
-            if kind == 'busykey':
-                busy.append(item)
-            elif kind == 'payload' and self.run.opts.payload == 'auto':
-                fallback.append(item)
-            elif kind in ('oom', 'noperm', 'auth', 'readonly', 'loading'):
-                counts['failed'] = counts.get('failed', 0) + 1
-                fatal = fatal or reply
-            else:
-                counts['failed'] = counts.get('failed', 0) + 1
-                failures.append(dict(db=self.s_db, key=sample_key(item[0]), reason=str(reply)[:200]))
-        if fatal is not None:
-            raise self._fail(fatal, 'target', 'RESTORE into db %d' % self.t_db)
-        if busy:
-            self._resolve_busy(busy, counts, failures)
-        if fallback:
-            self._copy_typed(fallback, replace_keys, counts, failures)
-
-    def _resolve_busy(self, items, counts, failures):
-        """Keys that appeared on the target after planning (SCAN duplicates, concurrent writers)."""
-        states = self._target_state(items)
-        retry = []
-        for item, existing in zip(items, states):
-            if existing is not None and self._same(item, existing):
-                counts['identical'] = counts.get('identical', 0) + 1
-                continue
-            counts['conflicts'] = counts.get('conflicts', 0) + 1
-            if self.on_conflict == 'replace':
-                retry.append(item)
-            else:
-                if self.on_conflict == 'skip':
-                    counts['skipped'] = counts.get('skipped', 0) + 1
-                else:
-                    counts['failed'] = counts.get('failed', 0) + 1
-                failures.append(dict(db=self.s_db, key=sample_key(item[0]), reason='conflict'))
-        if retry:
-            self._restore(retry, set(i[0] for i in retry), counts, failures)
-
-    def _copy_typed(self, items, replace_keys, counts, failures):
-        for key, _payload, expire_at, _raw in items:
-            replace = key in replace_keys
-            try:
-                status, note = self.typed.copy(key, expire_at, replace)
-            except UncopyableKey as exc:
-                counts['failed'] = counts.get('failed', 0) + 1
-                failures.append(dict(db=self.s_db, key=sample_key(key), reason=str(exc)))
-                continue
-            except Exception as exc:
-                kind = reply_kind(exc)
-                if kind in ('oom', 'noperm', 'auth', 'readonly', 'loading') or _is_connection_error(exc):
-                    raise self._fail(exc, 'target', 'copying a key with commands into db %d' % self.t_db)
-                counts['failed'] = counts.get('failed', 0) + 1
-                failures.append(dict(db=self.s_db, key=sample_key(key), reason=str(exc)[:200]))
-                continue
-            if status == 'copied':
-                counts['copied'] = counts.get('copied', 0) + 1
-                counts['fallback'] = counts.get('fallback', 0) + 1
-                if replace:
-                    counts['replaced'] = counts.get('replaced', 0) + 1
-                if note:
-                    failures.append(dict(db=self.s_db, key=sample_key(key), reason=note, copied=True))
-            elif status == 'expired':
-                counts['expired'] = counts.get('expired', 0) + 1
-            else:  # busykey
-                self._resolve_busy([(key, _payload, expire_at, _raw)], counts, failures)
+            self.reader.close()
 
 
-DumpRestore.worker_class = _Worker
+def DumpRestore(source, target, options, warn=None):  # pylint: disable=invalid-name
+    """The job of kv_dump_restore: a live source, the RESTORE writer."""
+    return CopyJob('kv_dump_restore', LiveSource(source), target, options, RestoreWriter, warn=warn)

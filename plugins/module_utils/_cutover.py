@@ -30,7 +30,8 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation
 from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
-from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier, VerifyOptions
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 
 ISOLATIONS = ('pause', 'acl', 'none')
 SCOPES = ('keys', 'full')

@@ -30,7 +30,7 @@ class KVError(Exception):
     """A failure the user can act on.
 
     ``kind`` is a stable machine-readable word (``auth``, ``refused``, ``timeout``, ``tls``,
-    ``noperm``, ``db``, ``oom``, ``payload``, ``busykey``, ``not_empty``, ``config``, ...).
+    ``noperm``, ``db``, ``oom``, ``payload``, ``busykey``, ``not_empty``, ``config``, ``lost``, ...).
     ``endpoint`` is the ``host:port`` it happened at.  The message never holds a secret.
     """
 

@@ -57,6 +57,7 @@ def file_sha256(path):
         hash_stream(fh, sha)
     return sha.hexdigest()
 
+
 class _Sink:
     """The bytes on their way to disk: counts size and sha256 of the file as written."""
 

@@ -5,21 +5,28 @@
 
 """The server-side copy: SCAN on the source, then ``MIGRATE ... COPY ... KEYS`` batch by batch.
 
-It shares everything but the write step with :mod:`._copy` (connection, plan, conflicts, check
-mode, per-db results, checkpoints, reports): :class:`Migrate` is a :class:`DumpRestore` whose
-workers send MIGRATE instead of RESTORE.
+:class:`MigrateWriter` is the writer of kv_migrate in a :class:`~._copy.CopyJob` (the interface is
+described in :mod:`._restore_writer`); the job, the live source, the plan, conflicts, check mode,
+checkpoints and reports are those of kv_dump_restore.
 
-* An empty target db takes the fast path: each SCAN batch is cut into MIGRATE calls of at most
-  ``batch_size`` keys and about ``batch_bytes`` bytes, so the source's main thread, which is
-  blocked while MIGRATE runs, is never held for long.  Key sizes come from ``MEMORY USAGE``
-  (keys that are gone are counted as expired).  Asking that key by key costs about a quarter of
-  the throughput on small keys, so it is skipped while a whole batch of average-sized keys
-  (``used_memory`` over the number of keys) fits into ``batch_bytes``; a MIGRATE call that takes
-  longer than ``SLOW_MIGRATE_S`` because of many big keys (not one, which nothing can split)
-  switches the sizing on for the rest of the db.  No value passes through this machine.
-* A target db that holds keys is compared first, exactly as kv_dump_restore does (DUMP and
-  expiry on both sides): identical keys are skipped, conflicts follow ``on_conflict``, and only
-  the keys to write are migrated (``REPLACE`` only for the ones being replaced).
+* An empty target db takes the fast path: the reader hands out keys only, and each batch is cut into
+  MIGRATE calls of at most ``batch_size`` keys and about ``batch_bytes`` bytes, so the source's main
+  thread, which is blocked while MIGRATE runs, is never held for long.  Key sizes come from
+  ``MEMORY USAGE`` (keys that are gone are counted as expired).  Asking that key by key costs about a
+  quarter of the throughput on small keys, so it is skipped while a whole batch of average-sized keys
+  (``used_memory`` over the number of keys) fits into ``batch_bytes``; a MIGRATE call that takes longer
+  than ``SLOW_MIGRATE_S`` because of many big keys (not one, which nothing can split) switches the
+  sizing on for the rest of the db.  No value passes through this machine.
+* A target db that holds keys is compared first, exactly as kv_dump_restore does (DUMP and expiry on
+  both sides): identical keys are skipped, conflicts follow ``on_conflict``, and only the keys to
+  write are migrated (``REPLACE`` only for the ones being replaced).
+* The writer owns a source connection of its own for MIGRATE, MEMORY USAGE and the reads of a busy
+  part: the reader's connection has DUMP replies in flight, which no other request may cross.
+* Counts are exact: ``MIGRATE`` answers OK when at least one key of the call existed and skips the
+  others silently, and stops at the target's first error after writing part of a call.  After an
+  error the target is asked which keys of the call arrived; after a db that was empty, keys that did
+  not arrive count as expired only when the source's (or the target's) expiry counters account for
+  them, otherwise the run fails with the missing count.
 * ``COPY`` is always sent: the source keeps every key whatever the target answers.
 """
 
@@ -29,10 +36,15 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore, _Worker
+from ansible_collections.kvtools.migration.plugins.module_utils._conflict import add, same_entry, sort_existing
+from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob, CopyOptions
+from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader, live_entries
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
+from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import TargetSide
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack
 
 TARGET_ERROR_PREFIX = 'Target instance replied with error:'
@@ -43,6 +55,19 @@ SLOW_MIGRATE_S = 0.5
 class MigrateOptions(CopyOptions):
     """The options of kv_migrate: those of kv_dump_restore it shares, plus ``timeout`` and ``batch_bytes``."""
 
+    SPEC = dict(
+        dbs=CopyOptions.SPEC['dbs'],
+        db_map=CopyOptions.SPEC['db_map'],
+        match=CopyOptions.SPEC['match'],
+        on_conflict=CopyOptions.SPEC['on_conflict'],
+        batch_size=dict(type='int', default=5000),
+        batch_bytes=dict(type='int', default=DEFAULT_BATCH_BYTES),
+        timeout=dict(type='int', default=5000),
+        workers=CopyOptions.SPEC['workers'],
+        report=CopyOptions.SPEC['report'],
+        progress=CopyOptions.SPEC['progress'],
+    )
+
     def __init__(self, timeout=5000, batch_bytes=DEFAULT_BATCH_BYTES, **kwargs):
         kwargs.setdefault('workers', 3)
         kwargs.setdefault('batch_size', 5000)
@@ -52,75 +77,155 @@ class MigrateOptions(CopyOptions):
         self.batch_bytes = max(1, int(batch_bytes))
 
 
-class Migrate(DumpRestore):
-    """One kv_migrate run.  ``run()`` returns the result dict or raises KVError (with ``.partial``)."""
+def Migrate(source, target, options, warn=None):  # pylint: disable=invalid-name
+    """The job of kv_migrate: a live source, the MIGRATE writer."""
+    return CopyJob('kv_migrate', LiveSource(source), target, options, MigrateWriter, warn=warn)
 
-    name = 'kv_migrate'
 
-    def _connect(self):
-        super(Migrate, self)._connect()
-        raise_first(migrate_blockers(self.source_ep, self.target_ep, self.src, self.accepts, self.src_rdb, self.tgt_rdb),
-                    warn=self._warn)
-        keys = sum(entry.get('keys', 0) for entry in self.src.keyspace().values())
-        data = self.src.memory['used_memory'] - int(self.src.info.get('used_memory_startup', 0) or 0)
-        self.avg_key_bytes = max(0, data) // max(1, keys)
+def expiry_counters(server):
+    """``(run_id, keys expired, keys evicted)`` of a server, from INFO server and stats."""
+    try:
+        stats = server.client.info('stats')
+        run_id = server.client.info('server').get('run_id')
+    except Exception as exc:
+        raise server.endpoint.error(exc, 'reading INFO stats')
+    return run_id, int(stats.get('expired_keys', 0) or 0), int(stats.get('evicted_keys', 0) or 0)
 
-    def _payload_path(self):
+
+class MigrateWriter:
+    """Writes batches of one db with ``MIGRATE ... COPY`` sent to the source server."""
+
+    # -- the writer interface (see _restore_writer) ----------------------------------------------
+    @classmethod
+    def payload_path(cls, job):
+        raise_first(migrate_blockers(job.source_ep, job.target_ep, job.source.server, job.accepts,
+                                     job.source.rdb_version, job.target_rdb), warn=job.warn)
         return 'migrate'
 
-    def _copy_db(self, state, plan, cursor=0, recheck=False):
-        super(Migrate, self)._copy_db(state, plan, cursor=cursor, recheck=recheck)
-        if plan or recheck or not getattr(state, 'target_empty', False):
+    @classmethod
+    def fast(cls, state, planning, check_existing):
+        return state.target_empty and (planning or not check_existing)
+
+    @classmethod
+    def needs_values(cls, state, planning, check_existing):
+        return not cls.fast(state, planning, check_existing)
+
+    @classmethod
+    def start_db(cls, job, state, planning, recheck):
+        if planning or recheck or not state.target_empty:
+            return None
+        return expiry_counters(job.source.server), expiry_counters(job.target)
+
+    @classmethod
+    def reconcile(cls, job, state, before):
+        """After a db that was empty: what did not arrive is expired only when expiry accounts for it."""
+        if before is None:
             return
-        # MIGRATE answers OK when at least one key of the call existed and skips the others silently.
-        # The db was empty before: what it holds now is what arrived; the rest expired on the way.
-        arrived = self._dbsize(state.result['target_db'])
+        arrived = job.dbsize(state.result['target_db'])
+        missing = state.result['copied'] - arrived
+        if missing <= 0:
+            return
+        src_expired = before[0][1]
+        tgt_run, tgt_expired, tgt_evicted = before[1]
+        src_now = expiry_counters(job.source.server)[1]
+        tgt_run_now, tgt_now, tgt_evicted_now = expiry_counters(job.target)
+        explained = 0 if tgt_run_now != tgt_run else (src_now - src_expired) + (tgt_now - tgt_expired)
         with state.lock:
-            missing = state.result['copied'] - arrived
-            if missing > 0:
+            if missing <= explained:
                 state.result['copied'] -= missing
                 state.result['expired'] += missing
+                return
+            lost = missing - explained
+            state.result['copied'] -= missing
+            state.result['expired'] += explained
+            state.result['failed'] += lost
+        why = []
+        if tgt_run_now != tgt_run:
+            why.append('the target restarted during the copy')
+        if tgt_evicted_now > tgt_evicted:
+            why.append('the target evicted %d keys (maxmemory-policy)' % (tgt_evicted_now - tgt_evicted))
+        raise KVError('the target %s holds %d keys fewer in db %d than were copied into it, and at most %d of them '
+                      'can have expired: at least %d keys were lost on the target (%s). Nothing on the source changed; '
+                      'rerun the copy, which copies what is missing'
+                      % (job.target_ep.address, missing, state.result['target_db'], explained, lost,
+                         '; '.join(why) or 'a FLUSHDB, a failover or a restart of the target?'),
+                      kind='lost', endpoint=job.target_ep.address)
 
-    def _result(self, started, resumed, partial=False):
-        result = super(Migrate, self)._result(started, resumed, partial)
+    @classmethod
+    def result(cls, job, result):
         for entry in result['dbs']:
             entry.setdefault('batches', 0)
         result['batches'] = sum(entry['batches'] for entry in result['dbs'])
-        result['migrate_address'] = '%s:%d' % (self.target_ep.migrate_host, self.target_ep.migrate_port)
-        return result
+        result['migrate_address'] = '%s:%d' % (job.target_ep.migrate_host, job.target_ep.migrate_port)
 
-
-class _MigrateWorker(_Worker):
-    """Processes SCAN batches of one db: sizes (or compares) the keys, then MIGRATEs them."""
-
-    def __init__(self, run, s_db, t_db, ctx):
-        super(_MigrateWorker, self).__init__(run, s_db, t_db, ctx)
-        # MIGRATE goes over its own source connection: the inherited one may have reads in flight.
-        self.mig_client = run.source_ep.client(db=s_db)
-        self.mig = Wire(self.mig_client)
-        ep = run.target_ep
+    # -- one worker ------------------------------------------------------------------------------
+    def __init__(self, job, state, reader, planning, check_existing):
+        self.job = job
+        self.state = state
+        self.s_db, self.t_db = state.result['db'], state.result['target_db']
+        self.planning = planning
+        self.check_existing = check_existing
+        self.is_fast = self.fast(state, planning, check_existing)
+        self.on_conflict = job.opts.on_conflict
+        self.max_part = job.opts.batch_size
+        self.batch_bytes = job.opts.batch_bytes
+        # MIGRATE, MEMORY USAGE and the reads of a busy part go over a source connection of this writer:
+        # the reader's connection may have DUMP replies in flight.
+        self.source_client = job.source_ep.client(db=self.s_db)
+        self.source_wire = Wire(self.source_client)
+        self.source_dump = DumpReader(self.source_wire, job.source.absolute_expiry, self._fail_source_read,
+                                      self.max_part)
+        self._target = None
+        self.typed_client = reader.client
+        ep = job.target_ep
         self.head = [b'MIGRATE', ep.migrate_host.encode('utf-8'), str(ep.migrate_port).encode(), b'',
-                     str(t_db).encode(), str(run.opts.timeout).encode(), b'COPY']
+                     str(self.t_db).encode(), str(job.opts.timeout).encode(), b'COPY']
         if ep.username and ep.password:
             self.auth = [b'AUTH2', ep.username.encode('utf-8'), ep.password.encode('utf-8')]
         elif ep.password:
             self.auth = [b'AUTH', ep.password.encode('utf-8')]
         else:
             self.auth = []
-        self.batch_bytes = run.opts.batch_bytes
         self.sizes_known = True  # False once the source refused MEMORY USAGE
-        self.sizing = run.avg_key_bytes * run.opts.batch_size > self.batch_bytes
+        server = job.source.server
+        keys = sum(entry.get('keys', 0) for entry in server.keyspace().values())
+        avg_key_bytes = max(0, job.source.data_bytes()) // max(1, keys)
+        self.sizing = avg_key_bytes * self.max_part > self.batch_bytes
+
+    @property
+    def target(self):
+        if self._target is None:
+            self._target = TargetSide(self.job, self.s_db, self.t_db)
+        return self._target
 
     def close(self):
-        super(_MigrateWorker, self).close()
-        self.mig.close()
-        self.mig_client.close()
+        if self._target is not None:
+            self._target.close()
+        self.source_wire.close()
+        self.source_client.close()
 
-    # -- the fast path: an empty target db ------------------------------------------------------
-    def process(self, keys):
-        fast = getattr(self.state, 'target_empty', False) and (self.plan or not self.check_existing)
-        if not fast:
-            return super(_MigrateWorker, self).process(keys)
+    def _fail(self, exc, side, action):
+        ep = self.job.source_ep if side == 'source' else self.job.target_ep
+        return ep.error(exc, action, db=self.s_db if side == 'source' else self.t_db)
+
+    def _fail_source_read(self, exc, action):
+        return self._fail(exc, 'source', 'reading db %d' % self.s_db if action == 'reading'
+                          else '%s in db %d' % (action, self.s_db))
+
+    def _same(self, item, entry):
+        try:
+            return same_entry(item, entry, self.typed_client, self.target.client)
+        except Exception as exc:
+            raise self._fail(exc, 'target', 'comparing a key in db %d' % self.t_db)
+
+    def write(self, batch):
+        if self.is_fast:
+            self._write_fast(batch.keys)
+        else:
+            self._write_compared(batch)
+
+    # -- the fast path: an empty target db --------------------------------------------------------
+    def _write_fast(self, keys):
         counts = dict(keys=len(keys))
         failures = []
         try:
@@ -129,35 +234,35 @@ class _MigrateWorker(_Worker):
             counts['bytes'] = sum(size for _key, size in live)
             for part in self._parts(live):
                 part_keys = [key for key, _size in part]
-                if self.plan:  # check mode: the same cut into MIGRATE calls, nothing sent
-                    counts['copied'] = counts.get('copied', 0) + len(part)
+                if self.planning:  # check mode: the same cut into MIGRATE calls, nothing sent
+                    add(counts, 'copied', len(part))
                     self._count_batch()
                     continue
                 if self._migrate(part_keys, False, counts, failures) == 'busy':
                     # A key appeared on the target (a SCAN duplicate or another writer): compare this part.
                     counts['keys'] -= len(part)
                     counts['bytes'] -= sum(size for _key, size in part)
-                    self._compare_and_migrate(part_keys)
+                    items, expired, size = live_entries(self.source_dump.read(part_keys))
+                    self._write_compared(Batch(part_keys, items, expired, size), check_existing=True)
         finally:
             self.state.add(counts, failures)
-        return None
 
     def _sizes(self, keys):
-        """``[(key, estimated bytes)]`` for the keys that still exist."""
+        """``[(key, estimated bytes)]`` for the keys that still exist (on this writer's own connection)."""
         if not keys:
             return []
         if not self.sizes_known or not self.sizing:
             return [(key, 0) for key in keys]
         try:
-            replies = self.src.call([(b'MEMORY', b'USAGE', key) for key in keys])
+            replies = self.source_wire.call([(b'MEMORY', b'USAGE', key) for key in keys])
         except Exception as exc:
             raise self._fail(exc, 'source', 'MEMORY USAGE in db %d' % self.s_db)
         errors = [r for r in replies if isinstance(r, ReplyError)]
         if errors:
             if reply_kind(errors[0]) in ('noperm', 'unknown_command'):
                 self.sizes_known = False
-                self.run._warn('the source user may not run MEMORY USAGE: MIGRATE batches are bounded by batch_size '
-                               'keys only, not by bytes')
+                self.job.warn('the source user may not run MEMORY USAGE: MIGRATE batches are bounded by batch_size '
+                              'keys only, not by bytes')
                 return [(key, 0) for key in keys]
             raise self._fail(errors[0], 'source', 'MEMORY USAGE in db %d' % self.s_db)
         return [(key, int(size)) for key, size in zip(keys, replies) if size is not None]
@@ -174,7 +279,7 @@ class _MigrateWorker(_Worker):
         """Cut ``[(key, size)]`` into MIGRATE calls of at most batch_size keys and about batch_bytes."""
         part, total = [], 0
         for key, size in sized:
-            if part and (total + size > self.batch_bytes or len(part) >= self.max_chunk):
+            if part and (total + size > self.batch_bytes or len(part) >= self.max_part):
                 yield part
                 part, total = [], 0
             part.append((key, size))
@@ -182,41 +287,57 @@ class _MigrateWorker(_Worker):
         if part:
             yield part
 
-    def _compare_and_migrate(self, keys):
-        self._send_read(keys)
-        items, expired, size = self._recv_read(keys)
-        saved = self.check_existing
-        self.check_existing = True
+    # -- the comparing path: a target db that holds keys ------------------------------------------
+    def _write_compared(self, batch, check_existing=None):
+        counts = dict(keys=len(batch.keys), expired=batch.expired, bytes=batch.size)
+        failures = []
+        items = batch.items
+        replace_keys = set()
+        if (self.check_existing if check_existing is None else check_existing) and items:
+            items, replace_keys = sort_existing(items, self.target.entries(items), self.on_conflict, self._same,
+                                                self.s_db, counts, failures)
+        if self.planning:
+            for replace in (False, True):
+                group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
+                for dummy in self._parts(group):
+                    self._count_batch()
+            counts['copied'] = len(items)
+            counts['replaced'] = len(replace_keys)
+            self.state.add(counts, failures)
+            return
         try:
-            self._handle_part(keys, items, expired, size)
+            self._migrate_items(items, replace_keys, counts, failures)
         finally:
-            self.check_existing = saved
+            self.state.add(counts, failures)
 
-    # -- the write step (also used by the comparing path of the base class) ---------------------
-    def _plan_writes(self, items, replace_keys):
-        """Check mode, comparing path: count the MIGRATE calls a real run would send."""
-        for replace in (False, True):
-            group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
-            for dummy in self._parts(group):
-                self._count_batch()
-
-    def _restore(self, items, replace_keys, counts, failures):
+    def _migrate_items(self, items, replace_keys, counts, failures):
         if not items:
             return
+        by_key = dict((it[0], it) for it in items)
         for replace in (False, True):
             group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
             for part in self._parts(group):
                 keys = [key for key, _size in part]
-                if self._migrate(keys, replace, counts, failures) == 'busy':
-                    by_key = dict((it[0], it) for it in items)
+                if self._migrate(keys, replace, counts, failures, by_key) == 'busy':
                     self._resolve_busy([by_key[key] for key in keys], counts, failures)
 
+    def _resolve_busy(self, items, counts, failures):
+        """Keys that appeared on the target after planning (SCAN duplicates, concurrent writers)."""
+        retry, dummy = sort_existing(items, self.target.entries(items), self.on_conflict, self._same, self.s_db,
+                                     counts, failures, after_plan=True)
+        if retry:
+            self._migrate_items(retry, set(item[0] for item in retry), counts, failures)
+
+    # -- one MIGRATE call ---------------------------------------------------------------------------
     def _count_batch(self):
         with self.state.lock:
             self.state.result['batches'] = self.state.result.get('batches', 0) + 1
 
-    def _migrate(self, keys, replace, counts, failures):
-        """One MIGRATE call; updates ``counts``.  Returns ``'ok'``, ``'nokey'`` or ``'busy'``."""
+    def migrate(self, keys, replace, counts, failures, by_key=None):
+        """One MIGRATE call; updates ``counts``.  Returns ``'ok'``, ``'nokey'``, ``'busy'`` or ``'failed'``."""
+        return self._migrate(keys, replace, counts, failures, by_key)
+
+    def _migrate(self, keys, replace, counts, failures, by_key=None):
         command = list(self.head)
         if replace:
             command.append(b'REPLACE')
@@ -225,27 +346,45 @@ class _MigrateWorker(_Worker):
         command += keys
         started = time.time()
         try:
-            reply = self.mig.call_packed(pack([command]), 1)[0]
+            reply = self.source_wire.call_packed(pack([command]), 1)[0]
         except Exception as exc:
             raise self._fail(exc, 'source', 'MIGRATE from db %d' % self.s_db)
         if time.time() - started > SLOW_MIGRATE_S and len(keys) > 1 and not self.sizing and self.sizes_known:
             self._slow_call(keys)
         self._count_batch()
         if reply == b'OK':
-            counts['copied'] = counts.get('copied', 0) + len(keys)
+            add(counts, 'copied', len(keys))
             if replace:
-                counts['replaced'] = counts.get('replaced', 0) + len(keys)
+                add(counts, 'replaced', len(keys))
             return 'ok'
         if reply == b'NOKEY' or (isinstance(reply, ReplyError) and reply_kind(reply) == 'nokey'):
-            counts['expired'] = counts.get('expired', 0) + len(keys)
+            add(counts, 'expired', len(keys))  # the source says: none of these keys exists any more
             return 'nokey'
         if not isinstance(reply, ReplyError):
             raise KVError('MIGRATE from db %d answered %r, which kv_migrate does not know' % (self.s_db, reply[:100]),
-                          kind='error', endpoint=self.run.source_ep.address)
-        return self._migrate_error(reply, keys, counts, failures)
+                          kind='error', endpoint=self.job.source_ep.address)
+        return self._migrate_error(reply, keys, replace, counts, failures, by_key)
 
-    def _migrate_error(self, reply, keys, counts, failures):
-        run = self.run
+    def _arrived(self, keys, replace, by_key):
+        """After a MIGRATE call stopped at a target error: how many of its keys the target now holds as sent."""
+        try:
+            entries = self.target.dump.read(keys)
+        except KVError:
+            return 0  # the target cannot be read either: what arrived stays unknown (counted as not copied)
+        if not replace or by_key is None:
+            return sum(1 for entry in entries if entry[1] is not None)
+        return sum(1 for entry in entries if entry[1] is not None
+                   and payload_body(entry[1]) == payload_body(by_key[entry[0]][1]))
+
+    def _count_arrived(self, keys, replace, counts, by_key):
+        arrived = self._arrived(keys, replace, by_key)
+        add(counts, 'copied', arrived)
+        if replace:
+            add(counts, 'replaced', arrived)
+        return arrived
+
+    def _migrate_error(self, reply, keys, replace, counts, failures, by_key):
+        run = self.job
         text = scrub(str(reply), run.target_ep.secrets)
         src, tgt = run.source_ep.address, run.target_ep.address
         mig = '%s:%d' % (run.target_ep.migrate_host, run.target_ep.migrate_port)
@@ -263,6 +402,8 @@ class _MigrateWorker(_Worker):
         kind = reply_kind(inner)
         if kind == 'busykey':
             return 'busy'
+        # MIGRATE stops at the target's first error after writing part of the call: count what arrived.
+        arrived = self._count_arrived(keys, replace, counts, by_key)
         if kind == 'payload':
             raise KVError('the target %s refused the source\'s DUMP payloads (%s): the two servers use payload '
                           'versions MIGRATE cannot bridge. Use kv_dump_restore with payload=auto, which copies such '
@@ -282,10 +423,7 @@ class _MigrateWorker(_Worker):
                           kind='oom', endpoint=tgt)
         if kind in ('readonly', 'loading', 'db'):
             raise KVError('the target %s cannot take keys: %s' % (tgt, inner[:200]), kind=kind, endpoint=tgt)
-        counts['failed'] = counts.get('failed', 0) + len(keys)
+        add(counts, 'failed', len(keys) - arrived)
         for key in keys[:10]:
             failures.append(dict(db=self.s_db, key=sample_key(key), reason=inner[:200]))
         return 'failed'
-
-
-Migrate.worker_class = _MigrateWorker

@@ -3,13 +3,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The AnsibleModule every kvtools module uses: endpoint options, the redis import check,
-and the translation of :class:`KVError` into ``fail_json``."""
+"""The AnsibleModule every kvtools module uses: endpoint options, the redis import check, the diff,
+and the translation of :class:`KVError` into ``fail_json`` without secrets."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -23,22 +24,36 @@ class KVModule(AnsibleModule):
     """``KVModule(argument_spec, endpoints=('server',), ...)``.
 
     ``endpoints`` names the endpoint options this module takes; each gets the shared spec.
+    ``options`` (an options class with ``SPEC``, e.g. ``CopyOptions``) adds its options to the spec.
+    ``secret_options`` names further options whose values never appear in a result or a message;
+    ``needs_redis`` is False for the modules that do not talk to a server (kv_cf_bindings).
     """
 
-    def __init__(self, argument_spec=None, endpoints=('server',), **kwargs):
-        spec = dict(argument_spec or {})
+    def __init__(self, argument_spec=None, endpoints=('server',), options=None, secret_options=(),
+                 needs_redis=True, **kwargs):
+        spec = dict(options.SPEC) if options is not None else {}
+        spec.update(argument_spec or {})
         for name in endpoints:
             spec[name] = endpoint_spec(required=True)
         kwargs.setdefault('supports_check_mode', True)
         super(KVModule, self).__init__(argument_spec=spec, **kwargs)
         self._endpoint_names = endpoints
-        if not HAS_REDIS:
+        self._secret_options = secret_options
+        self.options_class = options
+        if needs_redis and not HAS_REDIS:
             self.fail_json(msg=missing_required_lib('redis'), exception=str(REDIS_IMPORT_ERROR))
 
     def endpoint(self, name):
         """The :class:`Endpoint` for option ``name``; fails the module on a config error."""
         try:
             return Endpoint(self.params[name], label=name)
+        except KVError as exc:
+            self.fail_kv(exc)
+
+    def options(self):
+        """The engine's options from the params (``options`` class given at creation), in check mode or not."""
+        try:
+            return self.options_class.from_params(self.params, check_mode=self.check_mode)
         except KVError as exc:
             self.fail_kv(exc)
 
@@ -50,21 +65,30 @@ class KVModule(AnsibleModule):
             for key in ('password', 'url'):
                 if params.get(key):
                     out.append(params[key])
+        out.extend(self.params[name] for name in self._secret_options if self.params.get(name))
         return out
 
-    def fail_kv(self, exc, **result):
+    def fail_kv(self, exc, secrets=(), **result):
         """Fail with a classified error; merge any partial ``result`` (counts done so far)."""
+        secrets = self.secrets + list(secrets)
         result.update(exc.to_result())
-        result['msg'] = scrub(result['msg'], self.secrets)
-        self.fail_json(**result)
+        result['msg'] = scrub(result['msg'], secrets)
+        self.fail_json(**json.loads(scrub(json.dumps(result), secrets)))
 
-    def run(self, func):
-        """Call ``func()`` -> result dict and exit; turn every error into a clear failure."""
+    def run(self, func, diff=None, extra_secrets=lambda: ()):
+        """Call ``func()`` -> result dict and exit; turn every error into a clear failure.
+
+        ``diff(result)``, in diff mode, gives the result's ``diff``; ``extra_secrets()`` values learnt
+        while running (tokens) that must not appear either.
+        """
         try:
             result = func()
+            if diff is not None and self._diff:
+                result['diff'] = diff(result)
         except KVError as exc:
-            self.fail_kv(exc, **getattr(exc, 'partial', {}))
+            self.fail_kv(exc, extra_secrets(), **getattr(exc, 'partial', {}))
         except Exception as exc:  # an unexpected bug: say so, without secrets
-            self.fail_json(msg=scrub('unexpected error: %s: %s' % (type(exc).__name__, exc), self.secrets),
-                           exception=scrub(traceback.format_exc(), self.secrets))
+            secrets = self.secrets + list(extra_secrets())
+            self.fail_json(msg=scrub('unexpected error: %s: %s' % (type(exc).__name__, exc), secrets),
+                           exception=scrub(traceback.format_exc(), secrets))
         self.exit_json(**result)

@@ -114,17 +114,18 @@ def migrate_blockers(source_ep, target_ep, source, accepts, source_rdb=None, tar
     tls_cluster = source.config_get('tls-cluster')
     if tls_cluster is None:
         if target_ep.tls:
-            text = ('cannot read tls-cluster on the source %s: if it is "no", MIGRATE cannot reach the TLS target '
-                    'and the first batch fails with IOERR' % source_ep.address)
+            text = ('the target uses TLS but tls-cluster cannot be read on the source %s: if it is "no", MIGRATE '
+                    'cannot reach the TLS target and the first batch fails with IOERR' % source_ep.address)
             out.append(Problem('tls_cluster', 'tls', text, certain=False))
     elif target_ep.tls and str(tls_cluster).lower() != 'yes':
-        text = ('the target %s accepts TLS only, but the source %s opens plain connections for MIGRATE (tls-cluster '
-                'is no). Use kv_dump_restore, which connects to each server itself, or give '
+        text = ('the target uses TLS but the source does not open TLS connections for MIGRATE (tls-cluster is no; '
+                'target %s, source %s). Use kv_dump_restore, which connects to each server itself, or give '
                 'target.migrate_host/migrate_port of a plain port' % (target_ep.address, source_ep.address))
         out.append(Problem('tls_cluster', 'tls', text))
     elif not target_ep.tls and str(tls_cluster).lower() == 'yes':
-        text = ('the source %s opens TLS connections for MIGRATE (tls-cluster is yes), but the target %s is plain '
-                'TCP. Use kv_dump_restore, or give the target\'s TLS port' % (source_ep.address, target_ep.address))
+        text = ('the source opens TLS connections for MIGRATE (tls-cluster yes) but the target is plain TCP (source '
+                '%s, target %s). Use kv_dump_restore, or give the target\'s TLS port'
+                % (source_ep.address, target_ep.address))
         out.append(Problem('tls_cluster', 'tls', text))
     if isolation == 'pause':
         out.append(Problem('paused', 'config', 'the source is isolated with CLIENT PAUSE WRITE, under which MIGRATE '

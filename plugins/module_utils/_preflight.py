@@ -19,7 +19,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, pair_problems
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body, rdb_version_for, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import values_equal
 
 # Rates used for the estimate: kv_dump_restore measured on a 2-core machine with source, target and
 # copier on it (tests/benchmarks/bench_copy.py); real networks are usually slower per byte.

@@ -25,6 +25,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._wire import ope
 RECV_SIZE = 1 << 20              # bytes asked of the socket per read
 EOF_MARK_SIZE = 40
 
+
 class SyncRefused(KVError):
     """The server answered SYNC (or the handshake) with an error: a logical backup may still work."""
 

@@ -14,7 +14,7 @@ The flow of :meth:`Verifier.run`:
    source and on the target at the same time and compare ``payload_body()`` (the serialized value
    without the RDB version and CRC footer).  Only keys whose payloads differ (other encodings or RDB
    formats, e.g. Redis 7.0 against Valkey 9) are compared type-aware with
-   :func:`~._typed.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
+   :func:`~._type_aware.values_equal`.  With ``values: none`` (and for the keys left out by ``sample``)
    ``TYPE`` replaces ``DUMP``;
 4. keys extra on the target: when every source key was found on the target, nothing was written on
    either side and both DBSIZEs equal the number of keys found, the key sets are equal; otherwise the
@@ -30,220 +30,26 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import random
-import re
 import threading
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
+    db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms, plural, seconds_text
-from ansible_collections.kvtools.migration.plugins.module_utils._typed import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import key_type, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_report import change_text, summary, write_report
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import (
+    DIFF_KINDS, EXTRA_DEDUP_LIMIT, FIRST_PART, PART_BYTES, VERIFY_FIELDS, counter_delta, expire_at, read_counters,
+    reply_bytes, ttl_difference, used_memory)
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
-    MAX_RECHECK_DELAY, MAX_ROUNDS, DiffingKeys, Touched, differing, ignored_keys, recheck_reset)
+    DbState, Touched, recheck_rounds, round_done, scope_text, verify_listed_db)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
-
-VALUES_MODES = ('none', 'sample', 'full')
-DEFAULT_WORKERS = 2          # fastest on the 2-core benchmark machine (source, target and verifier)
-DEFAULT_BATCH = 1000         # SCAN COUNT
-DEFAULT_MAX_REPORTED = 100
-PART_BYTES = 8 * 1024 * 1024  # payload bytes read per side and step, per worker
-FIRST_PART = 64               # keys read before the average payload size is known
-EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates once
-
-# The verify counters of each db entry (next to the collection's common COUNTERS).
-#   source_keys / source_expires / target_keys / target_expires   INFO keyspace at the start
-#   missing        source keys absent on the target
-#   extra          target keys absent on the source
-#   type_differs   keys on both sides with different types
-#   value_differs  keys on both sides, same type, different value
-#   ttl_differs    keys whose expiry differs by more than ttl_tolerance (or exists on one side only)
-#   listed         keys compared by name (from the keys log, or rechecked after a round), not found by SCAN
-#   absent         listed keys that were on neither side (deleted on both: nothing to compare)
-VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
-                 'type_differs', 'value_differs', 'ttl_differs', 'listed', 'absent')
-DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs')
-EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
-                     ttl_differs='TTL of')
-
-
-class VerifyOptions:
-    """The options of kv_verify, with their defaults (``workers`` and ``batch_size`` are internal)."""
-
-    def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2,
-                 memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
-                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
-                 keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0):
-        if values not in VALUES_MODES:
-            raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
-        try:
-            sample_rate = float(sample_rate)
-            ttl_tolerance = float(ttl_tolerance)
-            memory_tolerance = None if memory_tolerance is None else float(memory_tolerance)
-        except (TypeError, ValueError):
-            raise KVError('sample_rate, ttl_tolerance and memory_tolerance must be numbers', kind='config')
-        if not 0 < sample_rate <= 1:
-            raise KVError('sample_rate must be greater than 0 and at most 1, got %s' % sample_rate, kind='config')
-        if ttl_tolerance < 0:
-            raise KVError('ttl_tolerance must not be negative, got %s' % ttl_tolerance, kind='config')
-        if memory_tolerance is not None and memory_tolerance < 0:
-            raise KVError('memory_tolerance must not be negative, got %s' % memory_tolerance, kind='config')
-        _check_live_options(keys_file, keys_file_offset, match, rounds, recheck_delay)
-        self.keys_file = keys_file
-        self.keys_file_offset = int(keys_file_offset or 0)
-        self.rounds = int(rounds)
-        self.recheck_delay = float(recheck_delay)
-        self.ignore = ignored_keys(ignore_target_keys)
-        try:
-            self.target_expiry_offset = int(target_expiry_offset or 0)
-        except (TypeError, ValueError):
-            raise KVError('target_expiry_offset must be a whole number of milliseconds, got %r'
-                          % (target_expiry_offset,), kind='config')
-        if self.target_expiry_offset < 0:
-            raise KVError('target_expiry_offset must be 0 or more, got %d' % self.target_expiry_offset, kind='config')
-        self.dbs = dbs
-        self.db_map = db_map
-        self.match = match
-        self.values = values
-        self.sample_rate = sample_rate
-        self.ttl_tolerance = ttl_tolerance
-        self.ttl_tolerance_ms = int(round(ttl_tolerance * 1000))
-        self.memory_tolerance = memory_tolerance
-        self.fail_on_mismatch = bool(fail_on_mismatch)
-        self.max_reported = max(0, int(max_reported))
-        self.report = report
-        self.check_mode = check_mode
-        self.workers = max(1, int(workers))
-        self.batch_size = max(1, int(batch_size))
-
-
-def _check_live_options(keys_file, keys_file_offset, match, rounds, recheck_delay):
-    """keys_file / keys_file_offset / rounds / recheck_delay: ranges, not clamps."""
-    for name, value, kind in (('keys_file_offset', keys_file_offset, int), ('rounds', rounds, int),
-                              ('recheck_delay', recheck_delay, float)):
-        try:
-            if value is not None and not isinstance(value, bool):
-                kind(value)
-                if kind is int and int(value) != float(value):
-                    raise ValueError(value)
-                continue
-        except (TypeError, ValueError):
-            pass
-        raise KVError('%s must be a number, got %r' % (name, value), kind='config')
-    if int(keys_file_offset or 0) < 0:
-        raise KVError('keys_file_offset must be 0 or more, got %s' % keys_file_offset, kind='config')
-    if keys_file_offset and not keys_file:
-        raise KVError('keys_file_offset %s was given without keys_file' % keys_file_offset, kind='config')
-    if keys_file and match:
-        raise KVError('keys_file cannot be combined with match (the keys log lists every key the follower '
-                      'wrote; kv_sync does not filter by pattern)', kind='config')
-    if not 1 <= int(rounds) <= MAX_ROUNDS:
-        raise KVError('rounds must be between 1 and %d, got %s' % (MAX_ROUNDS, rounds), kind='config')
-    if not 0 <= float(recheck_delay) <= MAX_RECHECK_DELAY:
-        raise KVError('recheck_delay must be between 0 and %d seconds, got %s' % (MAX_RECHECK_DELAY, recheck_delay),
-                      kind='config')
-
-
-# -- write counters ---------------------------------------------------------------------------------
-
-def read_counters(server):
-    """The counters that move when a server's data changes: writes (``rdb_changes_since_last_save``,
-    reset by a save, so the save time comes along), and keys expired or evicted."""
-    client = server.client
-    try:
-        info = dict(client.info('persistence'))
-        info.update(client.info('stats'))
-    except Exception as exc:
-        raise server.endpoint.error(exc, 'reading INFO persistence and stats')
-    return dict(changes=int(info.get('rdb_changes_since_last_save', 0) or 0),
-                last_save=int(info.get('rdb_last_save_time', 0) or 0),
-                expired=int(info.get('expired_keys', 0) or 0),
-                evicted=int(info.get('evicted_keys', 0) or 0))
-
-
-def counter_delta(before, after):
-    """``{'writes': n, 'expiries': m, 'changed': bool}`` between two :func:`read_counters` readings.
-
-    A save in between resets the write counter: then the writes since the save are a lower bound.
-    """
-    if after['last_save'] == before['last_save'] and after['changes'] >= before['changes']:
-        writes = after['changes'] - before['changes']
-    else:
-        writes = after['changes']
-    expiries = max(0, after['expired'] - before['expired']) + max(0, after['evicted'] - before['evicted'])
-    return dict(writes=writes, expiries=expiries, changed=bool(writes or expiries))
-
-
-# -- per-key comparison (pure logic, unit-tested) --------------------------------------------------------
-
-def expire_at(reply, absolute, now_ms):
-    """An expiry reply -> ``(present, expire_at_ms or None)``; ``absolute`` for PEXPIRETIME, else PTTL."""
-    reply = int(reply)
-    if reply == -2:
-        return False, None
-    if reply < 0:
-        return True, None
-    return True, (reply if absolute else now_ms + reply)
-
-
-def ttl_difference(src_at, tgt_at, tolerance_ms, now_ms):
-    """None when the expiries agree, else a short description (never a value)."""
-    if src_at is None and tgt_at is None:
-        return None
-    if tgt_at is None:
-        return 'expires in %s on the source, no TTL on the target' % seconds_text(max(0, src_at - now_ms))
-    if src_at is None:
-        return 'no TTL on the source, expires in %s on the target' % seconds_text(max(0, tgt_at - now_ms))
-    delta = tgt_at - src_at
-    if abs(delta) > tolerance_ms:
-        return 'expires %s %s on the target than on the source (tolerance %s)' % (
-            seconds_text(abs(delta)), 'later' if delta > 0 else 'earlier', seconds_text(tolerance_ms))
-    return None
-
-
-def _size(values):
-    """Bytes held by a list of replies (nil and error replies count nothing)."""
-    try:
-        return sum(map(len, values))
-    except TypeError:
-        return sum(len(v) for v in values if v.__class__ is bytes)
-
-
-def strip_footer(payload):
-    """A DUMP payload without its 2-byte RDB version and 8-byte CRC64."""
-    return payload_body(payload)
-
-
-class _DbState:
-    """Counters and differences of one db pair, shared by its workers."""
-
-    def __init__(self, src_db, tgt_db, run):
-        self.run = run
-        extra = dict((name, 0) for name in VERIFY_FIELDS)
-        self.result = db_result(src_db, tgt_db, **extra)
-        self.result['scope'] = 'full'
-        self.found = 0
-        self.lock = threading.Lock()
-        self.differing = DiffingKeys() if run.opts.rounds > 1 else None
-
-    def note(self, key):
-        """A key that differs: remembered for the next round's recheck."""
-        if self.differing is not None:
-            self.differing.add(key)
-
-    def add(self, counts, differences, found):
-        with self.lock:
-            for name, value in counts.items():
-                self.result[name] = self.result.get(name, 0) + value
-            self.found += found
-        self.run.add_differences(differences)
 
 
 class Verifier:
@@ -260,6 +66,7 @@ class Verifier:
         self.states = []
         self.rounds = []
         self.touched = None
+        self.fields = VERIFY_FIELDS
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -316,7 +123,7 @@ class Verifier:
             self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
             round_started = time.time()
             for s_db, t_db in pairs:
-                state = _DbState(s_db, t_db, self)
+                state = DbState(s_db, t_db, self)
                 for name, space, db in (('source', src_space, s_db), ('target', tgt_space, t_db)):
                     info = space.get(db, {})
                     state.result[name + '_keys'] = info.get('keys', 0)
@@ -324,13 +131,13 @@ class Verifier:
                 self.states.append(state)
                 listed = self.touched.for_target_db(t_db) if self.touched is not None else None
                 if listed is None:
-                    self._verify_db(state)
+                    self.verify_db(state)
                 else:
-                    self._verify_listed_db(state, listed)
-            self._round_done(1, 'keys' if self.touched is not None else 'full', round_started,
-                             sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
-                                 for st in self.states))
-            self._recheck_rounds()
+                    verify_listed_db(self, state, listed)
+            round_done(self, 1, 'keys' if self.touched is not None else 'full', round_started,
+                       sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
+                           for st in self.states))
+            recheck_rounds(self)
             self.src_end = read_counters(self.src)
             self.tgt_end = read_counters(self.tgt)
             result = self._result(started)
@@ -338,10 +145,10 @@ class Verifier:
             for server in (getattr(self, 'src', None), getattr(self, 'tgt', None)):
                 if server is not None:
                     server.client.close()
-        self._write_report(result)
+        write_report(self.opts, result, self.warnings)
         return result
 
-    def _dbsize(self, endpoint, db):
+    def dbsize(self, endpoint, db):
         client = endpoint.client(db=db)
         try:
             return int(client.dbsize())
@@ -350,47 +157,7 @@ class Verifier:
         finally:
             client.close()
 
-    # -- live scope: listed keys, key counts, rounds ----------------------------------------------------
-    def _round_done(self, number, scope, started, compared):
-        self.rounds.append(dict(round=number, scope=scope, compared=compared,
-                                differing=sum(differing(st.result) for st in self.states),
-                                seconds=round(time.time() - started, 3)))
-
-    def _recheck_rounds(self):
-        """Rounds 2..n: after ``recheck_delay``, compare again only the keys that differed in the round
-        before (the follower may simply not have applied them yet), until none differs or the limit."""
-        for number in range(2, self.opts.rounds + 1):
-            pending = [st for st in self.states if differing(st.result)]
-            if not pending:
-                return
-            time.sleep(self.opts.recheck_delay)
-            started = time.time()
-            self.differences = []  # the differences of the last look at every key
-            compared = 0
-            for state in pending:
-                keys, overflow = state.differing.take()
-                if overflow:  # too many to remember: compare the db whole again
-                    self._reset(state)
-                    self._verify_db(state)
-                    compared += state.result['keys'] + state.result['extra'] + state.result['expired']
-                else:
-                    recheck_reset(state.result)
-                    self._compare_listed(state, keys)
-                    compared += len(keys)
-            self._round_done(number, 'recheck', started, compared)
-
-    def _reset(self, state):
-        """Forget what a db pair's comparison counted (its keyspace figures stay)."""
-        for name, value in list(state.result.items()):
-            if isinstance(value, int) and name not in ('db', 'target_db', 'source_keys', 'target_keys',
-                                                       'source_expires', 'target_expires'):
-                state.result[name] = 0
-        state.found = 0
-        s_db = state.result['db']
-        with self.diff_lock:
-            self.differences = [d for d in self.differences if d['db'] != s_db]
-
-    def _compare_listed(self, state, keys):
+    def compare_listed(self, state, keys):
         """Compare the named keys of one db pair (absent on both sides is fine, on the target only is extra)."""
         size = self.opts.batch_size
         batches = ((None, keys[i:i + size]) for i in range(0, len(keys), size))
@@ -402,29 +169,10 @@ class Verifier:
         with state.lock:
             state.result['listed'] += len(keys)
 
-    def _verify_listed_db(self, state, keys):
-        """The keys the follower changed since the last full round, then the key counts of both sides:
-        a key no log names was compared in that round and has not changed since; equal counts show that
-        no key appeared elsewhere.  Counts that differ: the db is compared whole."""
+    def verify_db(self, state):
         s_db, t_db = state.result['db'], state.result['target_db']
-        state.result['scope'] = 'keys'
-        self._compare_listed(state, keys)
-        src_size = self._dbsize(self.source_ep, s_db)
-        tgt_size = self._dbsize(self.target_ep, t_db)
-        state.result['source_count'] = src_size
-        state.result['target_count'] = tgt_size
-        if src_size == tgt_size:
-            return
-        self._warn('db %d holds %d keys on the source and db %d %d on the target after the listed keys were '
-                   'compared: the db was compared whole' % (s_db, src_size, t_db, tgt_size))
-        self._reset(state)
-        state.result['scope'] = 'full (key counts differed)'
-        self._verify_db(state)
-
-    def _verify_db(self, state):
-        s_db, t_db = state.result['db'], state.result['target_db']
-        src_size = self._dbsize(self.source_ep, s_db)
-        tgt_size = self._dbsize(self.target_ep, t_db)
+        src_size = self.dbsize(self.source_ep, s_db)
+        tgt_size = self.dbsize(self.target_ep, t_db)
         src_counters = read_counters(self.src)
         tgt_counters = read_counters(self.tgt)
         self._source_pass(state)
@@ -432,7 +180,7 @@ class Verifier:
             and not counter_delta(tgt_counters, read_counters(self.tgt))['changed']
         if not self.opts.match and unchanged and state.result['missing'] == 0 \
                 and src_size == tgt_size == state.found \
-                and self._dbsize(self.source_ep, s_db) == src_size and self._dbsize(self.target_ep, t_db) == tgt_size:
+                and self.dbsize(self.source_ep, s_db) == src_size and self.dbsize(self.target_ep, t_db) == tgt_size:
             # Every source key is on the target, nothing changed, and the target holds exactly as many keys as
             # were found (SCAN duplicates would make found exceed the source's DBSIZE): no key can be extra.
             state.result['extra_check'] = 'dbsize'
@@ -505,30 +253,13 @@ class Verifier:
             state.result['extra'] += extra
 
     # -- the result ----------------------------------------------------------------------------
-    def _memory(self):
-        out = {}
-        for label, server in (('source', self.src), ('target', self.tgt)):
-            try:
-                info = server.client.info('memory')
-            except Exception as exc:
-                raise server.endpoint.error(exc, 'reading INFO memory')
-            out[label + '_used_memory'] = int(info.get('used_memory', 0) or 0)
-        ratio = out['target_used_memory'] / float(out['source_used_memory']) if out['source_used_memory'] else None
-        out['ratio'] = None if ratio is None else round(ratio, 3)
-        out['tolerance'] = self.opts.memory_tolerance
-        if self.opts.memory_tolerance is None or ratio is None:
-            out['within_tolerance'] = None
-        else:
-            out['within_tolerance'] = abs(ratio - 1) <= self.opts.memory_tolerance
-        return out
-
     def _result(self, started):
         dbs = [st.result for st in self.states]
         total = totals(dbs)
         for name in VERIFY_FIELDS:
             total[name] = sum(d.get(name, 0) for d in dbs)
         differing = sum(total[k] for k in DIFF_KINDS)
-        memory = self._memory()
+        memory = used_memory(self.src, self.tgt, self.opts.memory_tolerance)
         src_change = counter_delta(self.src_start, self.src_end)
         tgt_change = counter_delta(self.tgt_start, self.tgt_end)
         memory_ok = memory['within_tolerance'] is not False
@@ -559,120 +290,18 @@ class Verifier:
             rounds=self.rounds,
         )
         if src_change['changed']:
-            self._warn(self._change_text('source', src_change) + ': differences found while data moves may come '
+            self._warn(change_text('source', src_change) + ': differences found while data moves may come '
                        'from those changes rather than from the copy. Stop the writers (CLIENT PAUSE WRITE, or unbind '
                        'the applications) and verify again')
         if tgt_change['changed']:
-            self._warn(self._change_text('target', tgt_change) + ': is something else writing to it?')
-        result['summary'] = self._summary(result, differing, memory, src_change)
-        result['warnings_list'] = list(self.warnings)
+            self._warn(change_text('target', tgt_change) + ': is something else writing to it?')
+        result['summary'] = summary(result, differing, memory, src_change, self.opts) + scope_text(result, self.opts)
         return result
-
-    @staticmethod
-    def _change_text(label, change):
-        parts = []
-        if change['writes']:
-            parts.append(plural(change['writes'], 'write'))
-        if change['expiries']:
-            parts.append(plural(change['expiries'], 'key expiry', 'key expiries') + ' or evictions')
-        return 'the %s changed during the verification (%s counted in INFO persistence and stats)' % (
-            label, ' and '.join(parts))
 
     @staticmethod
     def _describe(server):
         return dict(address=server.endpoint.address, engine=server.engine, version=server.version_string,
                     tls=server.endpoint.tls)
-
-    def _summary(self, result, differing, memory, src_change):
-        src, tgt = result['source'], result['target']
-        total = result['totals']
-        pairs = ', '.join('%d' % d['db'] if d['db'] == d['target_db'] else '%d -> %d' % (d['db'], d['target_db'])
-                          for d in result['dbs'])
-        what = {'full': 'values', 'sample': 'values (a %g%% sample)' % (self.opts.sample_rate * 100),
-                'none': 'no values'}[self.opts.values]
-        head = 'Target %s (%s %s) against source %s (%s %s), %s (%s)' % (
-            tgt['address'], tgt['engine'], tgt['version'], src['address'], src['engine'], src['version'],
-            plural(len(result['dbs']), 'db') if result['dbs'] else 'no non-empty db on either side',
-            ('db ' if len(result['dbs']) == 1 else 'dbs ') + pairs if result['dbs'] else 'nothing to compare')
-        if result['consistent']:
-            text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
-                    'types, %s and TTLs (within %g s) match.' % (
-                        head, plural(total['keys'], 'key'), what, self.opts.ttl_tolerance))
-            text += self._scope_text(result)
-            if src_change['changed']:
-                text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
-                    self._change_text('source', src_change))
-            return text
-        parts = []
-        labels = (('missing', 'key missing on the target', 'keys missing on the target'),
-                  ('extra', 'extra key on the target', 'extra keys on the target'),
-                  ('type_differs', 'key of another type', 'keys of another type'),
-                  ('value_differs', 'value differs', 'values differ'),
-                  ('ttl_differs', 'TTL differs', 'TTLs differ'))
-        for name, one, many in labels:
-            if total[name]:
-                parts.append(plural(total[name], one, many))
-        text = '%s: NOT consistent' % head
-        if parts:
-            examples = ', '.join('%s "%s" in db %d' % (EXAMPLE_WORDS[d['kind']], d['key'], d['db'])
-                                 for d in result['differences'][:3])
-            example = ' (for example: %s)' % examples if examples else ''
-            text += ' - %s out of %s checked%s.' % (', '.join(parts), plural(total['keys'], 'source key'), example)
-        else:
-            text += '.'
-        text += self._scope_text(result)
-        if memory['within_tolerance'] is False:
-            text += ' used_memory of the target is %.1f MiB, %.2f times the source\'s %.1f MiB, outside ' \
-                    'memory_tolerance %g.' % (memory['target_used_memory'] / 2.0 ** 20, memory['ratio'],
-                                              memory['source_used_memory'] / 2.0 ** 20, memory['tolerance'])
-        if src_change['changed']:
-            text += ' Careful: %s, so these differences may come from those changes rather than from the copy: ' \
-                    'stop the writers (CLIENT PAUSE WRITE, or unbind the applications) and verify again.' % (
-                        self._change_text('source', src_change))
-        elif parts:
-            differing = total['type_differs'] + total['value_differs'] + total['ttl_differs']
-            which = ' and '.join(w for w, n in (('missing', total['missing']), ('differing', differing)) if n)
-            steps = []
-            if which:
-                steps.append('copy the %s keys again (kvtools.migration.kv_dump_restore%s)' % (
-                    which, ' with on_conflict: replace' if differing else ''))
-            if total['extra']:
-                steps.append('remove the extra keys from the target or find out who wrote them')
-            text += ' Next: %s, then run kv_verify again; the differences list names up to %d keys.' % (
-                ', '.join(steps), self.opts.max_reported)
-        return text
-
-    def _scope_text(self, result):
-        """What was compared when it was not simply every key once: the keys log, the rounds."""
-        text = ''
-        touched = result.get('keys_file')
-        if touched is not None:
-            listed = [d for d in result['dbs'] if d['scope'] == 'keys']
-            text += ' Scope: the %s the keys log names from offset %d to %d (%s) and the key counts of %s, ' \
-                    'equal on both sides%s.' % (
-                        plural(touched['keys'], 'key'), touched['start'], touched['end'],
-                        plural(touched['records'], 'record'), plural(len(listed), 'db'),
-                        '; %s compared whole' % plural(len(result['dbs']) - len(listed), 'db')
-                        if len(listed) < len(result['dbs']) else '')
-        rounds = result.get('rounds') or []
-        if len(rounds) > 1:
-            text += ' %s differed in round 1 (%s); %s rechecked after %g s each, %s differing after the last.' % (
-                plural(rounds[0]['differing'], 'key'), 'while the source changed' if result['source_changed']
-                else 'the source was quiet', plural(len(rounds) - 1, 'recheck round'), self.opts.recheck_delay,
-                rounds[-1]['differing'])
-        return text
-
-    def _write_report(self, result):
-        path = self.opts.report
-        if not path or self.opts.check_mode:
-            return
-        data = dict(result)
-        data.pop('warnings_list', None)
-        data['warnings'] = list(self.warnings)
-        if path.endswith('.md'):
-            atomic_write(path, render_markdown(data))
-        else:
-            atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + '\n')
 
 
 class _Checker:
@@ -775,6 +404,27 @@ class _Checker:
                 raise self._fail(exc, side, 'reading')
         return out
 
+    # -- the three readers: each sends one request to both sides and returns, per side,
+    #    (raw expiry lines or None, replies, time in ms) - the shape of :meth:`_exchange`
+    def _read_expiry_lines_mget(self, valued):
+        """Expiry integers first, read as raw lines (equal lines on both sides need no parsing), then MGET."""
+        buf = pack_expiry_mget(self.src_exp, valued)
+        return self._exchange(buf, buf, 1, len(valued))
+
+    def _read_mget_expiry(self, valued):
+        """MGET, then the expiry of each key (servers whose expiry commands differ)."""
+        head = pack_mget(valued)
+        src_buf = head + pack_key_commands((self.src_exp,), valued)
+        tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
+        return self._exchange(src_buf, tgt_buf, 1 + len(valued))
+
+    def _read_dump_expiry(self, valued, others):
+        """DUMP + expiry per valued key, TYPE + expiry per other key."""
+        src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + pack_key_commands((b'TYPE', self.src_exp), others)
+        tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
+            pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
+        return self._exchange(src_buf, tgt_buf, 2 * (len(valued) + len(others)))
+
     def _read(self, valued, others, mget, adapt=True):
         """Read and compare ``valued`` keys (their values and expiries) and ``others`` (type and expiry).
 
@@ -785,23 +435,13 @@ class _Checker:
         next parts to MGET.
         """
         n_v = len(valued)
-        s_lines = t_lines = None
         if mget and self.raw_lines:
-            # expiry integers first, read as raw lines: equal lines on both sides need no parsing at all
-            src_buf = tgt_buf = pack_expiry_mget(self.src_exp, valued)
-            (s_lines, s_replies, s_now), (t_lines, t_replies, t_now) = self._exchange(src_buf, tgt_buf, 1, n_v)
+            reading = self._read_expiry_lines_mget(valued)
         elif mget:
-            head = pack_mget(valued)
-            src_buf = head + pack_key_commands((self.src_exp,), valued)
-            tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
-            (dummy, s_replies, s_now), (dummy, t_replies, t_now) = self._exchange(src_buf, tgt_buf, 1 + n_v)
+            reading = self._read_mget_expiry(valued)
         else:
-            src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + \
-                pack_key_commands((b'TYPE', self.src_exp), others)
-            tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
-                pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
-            count = 2 * (n_v + len(others))
-            (dummy, s_replies, s_now), (dummy, t_replies, t_now) = self._exchange(src_buf, tgt_buf, count)
+            reading = self._read_dump_expiry(valued, others)
+        (s_lines, s_replies, s_now), (t_lines, t_replies, t_now) = reading
         if mget:
             s_vals, t_vals = s_replies[0], t_replies[0]
             for vals, side in ((s_vals, 'source'), (t_vals, 'target')):
@@ -813,13 +453,13 @@ class _Checker:
             if s_lines is not None:
                 if s_lines == t_lines and None not in s_vals and s_vals == t_vals:
                     self.state.add(dict(keys=n_v, identical=n_v), (), n_v)
-                    return _size(s_vals) + _size(t_vals)
+                    return reply_bytes(s_vals) + reply_bytes(t_vals)
                 s_exps, t_exps = parse_lines(s_lines), parse_lines(t_lines)
             else:
                 s_exps, t_exps = s_replies[1:], t_replies[1:]
         else:
             s_vals, s_exps, t_vals, t_exps = s_replies[0::2], s_replies[1::2], t_replies[0::2], t_replies[1::2]
-        size = _size(s_vals[:n_v]) + _size(t_vals[:n_v])
+        size = reply_bytes(s_vals[:n_v]) + reply_bytes(t_vals[:n_v])
         # The usual case: every key on both sides, same expiry, same value.
         if not others and self.src_absolute and self.tgt_absolute and s_exps == t_exps:
             if mget:
@@ -954,68 +594,3 @@ class _Checker:
         if ttl:
             kinds.append(('ttl_differs', ttl))
         self._count(counts, differences, key, kinds)
-
-
-# -- the Markdown report ----------------------------------------------------------------------------
-
-def _md_cell(value):
-    """Plain text for a Markdown table cell: one line, Markdown's special characters escaped."""
-    text = '' if value is None else str(value)
-    return re.sub(r'([\\`*_\[\]<>|#])', r'\\\1', text.replace('\n', ' '))
-
-
-def _md_row(*cells):
-    return '| ' + ' | '.join(_md_cell(c) for c in cells) + ' |'
-
-
-def _md_code(text):
-    """A key name as a Markdown code span (shown literally), safe inside a table cell."""
-    text = str(text)
-    if not text:
-        return '*(the empty name)*'
-    ticks = max([len(run) for run in re.findall('`+', text)] or [0])
-    fence = '`' * (ticks + 1)
-    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
-    return fence + pad + text.replace('|', '\\|') + pad + fence
-
-
-def render_markdown(result):
-    """The report as Markdown: summary, per-db table, differences, memory, warnings (never values)."""
-    src, tgt = result.get('source', {}), result.get('target', {})
-    lines = ['# kv_verify report', '',
-             '**%s**' % ('Consistent' if result.get('consistent') else 'NOT consistent'), '',
-             _md_cell(result.get('summary')), '',
-             '| | address | engine | version |', '|---|---|---|---|',
-             _md_row('source', src.get('address'), src.get('engine'), src.get('version')),
-             _md_row('target', tgt.get('address'), tgt.get('engine'), tgt.get('version')),
-             '',
-             'Values compared: %s. TTL tolerance: %g s. Duration: %.1f s.' % (
-                 result.get('values'), result.get('ttl_tolerance') or 0, result.get('seconds') or 0),
-             '', '## Databases', '']
-    cols = ('db', 'target_db', 'source_keys', 'target_keys', 'keys', 'identical', 'conflicts', 'missing', 'extra',
-            'type_differs', 'value_differs', 'ttl_differs', 'expired', 'source_expires', 'target_expires')
-    lines.append('| ' + ' | '.join(cols) + ' |')
-    lines.append('|' + '---|' * len(cols))
-    for entry in result.get('dbs', []):
-        lines.append('| ' + ' | '.join(_md_cell(entry.get(c, '')) for c in cols) + ' |')
-    total = result.get('totals', {})
-    lines.append('| **total** | | ' + ' | '.join(_md_cell(total.get(c, '')) for c in cols[2:]) + ' |')
-    lines += ['', '## Differences', '']
-    diffs = result.get('differences') or []
-    if diffs:
-        lines += ['Key names are escaped (Python byte-string notation); values are never shown.', '',
-                  '| db | target db | kind | key | detail |', '|---|---|---|---|---|']
-        for d in diffs:
-            lines.append('| %s | %s | %s | %s | %s |' % (
-                d.get('db'), d.get('target_db'), d.get('kind'), _md_code(d.get('key')), _md_cell(d.get('detail'))))
-    else:
-        lines.append('None.')
-    mem = result.get('memory', {})
-    lines += ['', '## Memory', '',
-              '| source used_memory | target used_memory | ratio | tolerance | within |', '|---|---|---|---|---|',
-              _md_row(mem.get('source_used_memory'), mem.get('target_used_memory'), mem.get('ratio'),
-                      mem.get('tolerance'), mem.get('within_tolerance'))]
-    warnings = result.get('warnings') or []
-    if warnings:
-        lines += ['', '## Warnings', ''] + ['- %s' % _md_cell(w) for w in warnings]
-    return '\n'.join(lines) + '\n'

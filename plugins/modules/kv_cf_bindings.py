@@ -198,11 +198,15 @@ api:
   type: str
 '''
 
-from ansible_collections.kvtools.migration.plugins.module_utils._cf import Bindings, CFClient, CFModule
+from ansible_collections.kvtools.migration.plugins.module_utils._cf import SECRET_OPTIONS, Bindings, CFClient
+from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
 
 
 def main():
-    module = CFModule(
+    module = KVModule(
+        endpoints=(),
+        needs_redis=False,
+        secret_options=SECRET_OPTIONS,
         argument_spec=dict(
             api=dict(type='str', required=True),
             uaa_url=dict(type='str'),

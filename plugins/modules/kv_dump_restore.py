@@ -35,29 +35,11 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
+  - kvtools.migration.job.SELECTION
+  - kvtools.migration.job.DB_MAP
+  - kvtools.migration.job.RUN
+  - kvtools.migration.attributes.PAIR
 options:
-  dbs:
-    description:
-      - Source databases to copy. Default - every non-empty database of the source.
-    type: list
-    elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
-    type: dict
-  match:
-    description:
-      - Copy only keys whose name matches this glob (C(SCAN MATCH) syntax).
-    type: str
-  on_conflict:
-    description:
-      - What to do with keys that already exist on the target with a different value or expiry.
-      - V(fail) stops before anything is written (to any database) and lists the differing keys.
-      - V(skip) leaves them as they are; V(replace) overwrites them.
-      - Keys identical on both sides are never a conflict.
-    type: str
-    choices: [fail, skip, replace]
-    default: fail
   payload:
     description:
       - V(restore) copies with C(DUMP)/C(RESTORE) only and fails before writing when the target cannot accept the
@@ -74,13 +56,6 @@ options:
         so a worker holds about 16 MiB of payloads at a time.
     type: int
     default: 1000
-  workers:
-    description:
-      - Batches copied in parallel, each worker with its own connections. Each worker also overlaps its
-        reads from the source with its writes to the target.
-      - 3 was the fastest on a 2-core machine running source, target and copier (see the benchmarks).
-    type: int
-    default: 3
   chunk_size:
     description:
       - Elements per command when big collections are copied with commands.
@@ -93,21 +68,10 @@ options:
       - When the target restarted in between, every database is checked again from the start, but keys already
         there and identical are not copied again.
     type: path
-  report:
-    description:
-      - Path of a JSON file to write the result to (also when the copy fails part way), mode 0600.
-    type: path
   backup_passphrase:
     description:
       - The passphrase of an encrypted logical backup given as O(source.url=file:///...).
     type: str
-  progress:
-    description:
-      - Path of a JSON file the run rewrites (atomically, about once a second) with how far it has got - per
-        database the source keys and the keys done, the overall keys per second and the estimated time left -
-        and finally C(phase=done) or C(phase=failed). Meant for polling a run started with C(async); the
-        C(kvtools.migration.migrate) role uses it to show progress. Not written in check mode.
-    type: path
 attributes:
   check_mode:
     support: full
@@ -217,43 +181,16 @@ from ansible_collections.kvtools.migration.plugins.module_utils._module import K
 
 
 def main():
-    module = KVModule(
-        argument_spec=dict(
-            dbs=dict(type='list', elements='int'),
-            db_map=dict(type='dict'),
-            match=dict(type='str'),
-            on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
-            payload=dict(type='str', choices=['auto', 'restore', 'commands'], default='auto'),
-            batch_size=dict(type='int', default=1000),
-            workers=dict(type='int', default=3),
-            chunk_size=dict(type='int', default=1000),
-            checkpoint=dict(type='path'),
-            report=dict(type='path'),
-            progress=dict(type='path'),
-            backup_passphrase=dict(type='str', no_log=True),
-        ),
-        endpoints=('source', 'target'),
-    )
+    module = KVModule(options=CopyOptions, argument_spec=dict(backup_passphrase=dict(type='str', no_log=True)),
+                      endpoints=('source', 'target'))
     source = module.endpoint('source')
     target = module.endpoint('target')
-    p = module.params
-
-    def run():
-        options = CopyOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
-                              payload=p['payload'], batch_size=p['batch_size'], workers=p['workers'],
-                              checkpoint=p['checkpoint'], report=p['report'], progress=p['progress'], chunk_size=p['chunk_size'],
-                              check_mode=module.check_mode)
-        if source.backup_file:
-            engine = BackupRestore(source, target, options, passphrase=p['backup_passphrase'], warn=module.warn)
-        else:
-            engine = DumpRestore(source, target, options, warn=module.warn)
-        result = engine.run()
-        result.pop('warnings_list', None)
-        if module._diff:
-            result['diff'] = target_keys_diff(result)
-        return result
-
-    module.run(run)
+    options = module.options()
+    if source.backup_file:
+        job = BackupRestore(source, target, options, passphrase=module.params['backup_passphrase'], warn=module.warn)
+    else:
+        job = DumpRestore(source, target, options, warn=module.warn)
+    module.run(job.run, diff=target_keys_diff)
 
 
 if __name__ == '__main__':

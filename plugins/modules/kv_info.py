@@ -23,6 +23,7 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint
+  - kvtools.migration.attributes.SERVER
 options:
   permissions:
     description:

@@ -33,6 +33,7 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint
+  - kvtools.migration.attributes.SERVER
 options:
   mode:
     description:

@@ -33,29 +33,11 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
+  - kvtools.migration.job.SELECTION
+  - kvtools.migration.job.DB_MAP
+  - kvtools.migration.job.RUN
+  - kvtools.migration.attributes.PAIR
 options:
-  dbs:
-    description:
-      - Source databases to migrate. Default - every non-empty database of the source.
-    type: list
-    elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
-    type: dict
-  match:
-    description:
-      - Migrate only keys whose name matches this glob (C(SCAN MATCH) syntax).
-    type: str
-  on_conflict:
-    description:
-      - What to do with keys that already exist on the target with a different value or expiry.
-      - V(fail) stops before anything is written (to any database) and lists the differing keys.
-      - V(skip) leaves them as they are; V(replace) overwrites them (C(MIGRATE ... REPLACE), for those keys only).
-      - Keys identical on both sides are never a conflict.
-    type: str
-    choices: [fail, skip, replace]
-    default: fail
   batch_size:
     description:
       - Keys per C(SCAN) batch and the most keys in one C(MIGRATE) call.
@@ -74,23 +56,6 @@ options:
       - Keep the source's O(source.socket_timeout) (seconds) well above it.
     type: int
     default: 5000
-  workers:
-    description:
-      - Batches handled in parallel, each worker with its own connections. The source runs one C(MIGRATE) at a
-        time; the workers overlap the scanning, the comparisons and the network.
-    type: int
-    default: 3
-  report:
-    description:
-      - Path of a JSON file to write the result to (also when the run fails part way), mode 0600.
-    type: path
-  progress:
-    description:
-      - Path of a JSON file the run rewrites (atomically, about once a second) with how far it has got - per
-        database the source keys and the keys done, the overall keys per second and the estimated time left -
-        and finally C(phase=done) or C(phase=failed). Meant for polling a run started with C(async); the
-        C(kvtools.migration.migrate) role uses it to show progress. Not written in check mode.
-    type: path
 attributes:
   check_mode:
     support: full
@@ -199,37 +164,9 @@ from ansible_collections.kvtools.migration.plugins.module_utils._module import K
 
 
 def main():
-    module = KVModule(
-        argument_spec=dict(
-            dbs=dict(type='list', elements='int'),
-            db_map=dict(type='dict'),
-            match=dict(type='str'),
-            on_conflict=dict(type='str', choices=['fail', 'skip', 'replace'], default='fail'),
-            batch_size=dict(type='int', default=5000),
-            batch_bytes=dict(type='int', default=16777216),
-            timeout=dict(type='int', default=5000),
-            workers=dict(type='int', default=3),
-            report=dict(type='path'),
-            progress=dict(type='path'),
-        ),
-        endpoints=('source', 'target'),
-    )
-    source = module.endpoint('source')
-    target = module.endpoint('target')
-    p = module.params
-
-    def run():
-        options = MigrateOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], on_conflict=p['on_conflict'],
-                                 batch_size=p['batch_size'], batch_bytes=p['batch_bytes'], timeout=p['timeout'],
-                                 workers=p['workers'], report=p['report'], progress=p['progress'],
-                                 check_mode=module.check_mode)
-        result = Migrate(source, target, options, warn=module.warn).run()
-        result.pop('warnings_list', None)
-        if module._diff:
-            result['diff'] = target_keys_diff(result)
-        return result
-
-    module.run(run)
+    module = KVModule(options=MigrateOptions, endpoints=('source', 'target'))
+    job = Migrate(module.endpoint('source'), module.endpoint('target'), module.options(), warn=module.warn)
+    module.run(job.run, diff=target_keys_diff)
 
 
 if __name__ == '__main__':

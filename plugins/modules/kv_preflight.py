@@ -29,16 +29,15 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
+  - kvtools.migration.attributes.PAIR
+  - kvtools.migration.attributes.CHECK_MODE_READ_ONLY
+  - kvtools.migration.job.DB_MAP
 options:
   dbs:
     description:
       - Source databases to migrate. Default - every non-empty database of the source.
     type: list
     elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4})."
-    type: dict
   method:
     description:
       - V(auto) chooses as described above; V(migrate) and V(dump_restore) force a method (V(migrate) fails here when
@@ -69,9 +68,6 @@ options:
         stream cannot be filtered by key pattern.
     type: str
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it as usual.
   diff_mode:
     support: none
     description: Nothing changes.

@@ -36,6 +36,7 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint
+  - kvtools.migration.attributes.SERVER
   - ansible.builtin.files
 options:
   dest:
@@ -261,7 +262,6 @@ def main():
         engine = Backup(endpoint, p['dest'], method=p['method'], passphrase=p['passphrase'], keep=p['keep'],
                         check_mode=module.check_mode, warn=module.warn)
         result = engine.run()
-        result.pop('warnings_list', None)
         result.pop('replconf', None)
         if not module.check_mode:
             for path in (result['dest'], result['sidecar']):

@@ -33,6 +33,8 @@ author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
   - kvtools.migration.endpoint.SOURCE_TARGET
+  - kvtools.migration.attributes.PAIR
+  - kvtools.migration.job.DB_MAP
 options:
   dbs:
     description:
@@ -40,10 +42,6 @@ options:
       - Default - every database that holds keys on the source or on the target (through O(db_map)).
     type: list
     elements: int
-  db_map:
-    description:
-      - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
-    type: dict
   match:
     description:
       - Compare only keys whose name matches this glob (C(SCAN MATCH) syntax), in both directions.
@@ -312,47 +310,17 @@ rounds:
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
-from ansible_collections.kvtools.migration.plugins.module_utils._verify import (
-    DEFAULT_MAX_REPORTED, Verifier, VerifyOptions)
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 
 
 def main():
-    module = KVModule(
-        argument_spec=dict(
-            dbs=dict(type='list', elements='int'),
-            db_map=dict(type='dict'),
-            match=dict(type='str'),
-            values=dict(type='str', choices=['none', 'sample', 'full'], default='full'),
-            sample_rate=dict(type='float', default=0.1),
-            ttl_tolerance=dict(type='float', default=2),
-            memory_tolerance=dict(type='float'),
-            fail_on_mismatch=dict(type='bool', default=True),
-            max_reported=dict(type='int', default=DEFAULT_MAX_REPORTED),
-            report=dict(type='path'),
-            keys_file=dict(type='path'),
-            keys_file_offset=dict(type='int', default=0, no_log=False),
-            rounds=dict(type='int', default=1),
-            recheck_delay=dict(type='float', default=1),
-            ignore_target_keys=dict(type='list', elements='dict', no_log=False),
-            target_expiry_offset=dict(type='int', default=0),
-        ),
-        endpoints=('source', 'target'),
-    )
-    source = module.endpoint('source')
-    target = module.endpoint('target')
-    p = module.params
+    module = KVModule(options=VerifyOptions, endpoints=('source', 'target'))
+    options = module.options()
+    verifier = Verifier(module.endpoint('source'), module.endpoint('target'), options, warn=module.warn)
 
     def run():
-        options = VerifyOptions(dbs=p['dbs'], db_map=p['db_map'], match=p['match'], values=p['values'],
-                                sample_rate=p['sample_rate'], ttl_tolerance=p['ttl_tolerance'],
-                                memory_tolerance=p['memory_tolerance'], fail_on_mismatch=p['fail_on_mismatch'],
-                                max_reported=p['max_reported'], report=p['report'], check_mode=module.check_mode,
-                                keys_file=p['keys_file'], keys_file_offset=p['keys_file_offset'],
-                                rounds=p['rounds'], recheck_delay=p['recheck_delay'],
-                                ignore_target_keys=p['ignore_target_keys'],
-                                target_expiry_offset=p['target_expiry_offset'])
-        result = Verifier(source, target, options, warn=module.warn).run()
-        result.pop('warnings_list', None)
+        result = verifier.run()
         if not result['consistent'] and options.fail_on_mismatch:
             module.fail_json(msg=result['summary'], error='mismatch', **result)
         return result

@@ -43,7 +43,8 @@ VERIFIER = r'''
 import json, resource, sys, time
 sys.path.insert(0, %(collections)r)
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
-from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier, VerifyOptions
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 args = json.loads(sys.argv[1])
 t0 = time.time()
 result = Verifier(Endpoint(args['source'], 'source'), Endpoint(args['target'], 'target'),

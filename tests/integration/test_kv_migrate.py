@@ -5,15 +5,15 @@ write counter) - MIGRATE always carries COPY.
 """
 
 import socket
-import threading
+import time
 
 import pytest
 
+from ansible_collections.kvtools.migration.plugins.module_utils import _migrate, _wire
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
-from ansible_collections.kvtools.migration.plugins.module_utils._migrate import (
-    Migrate, MigrateOptions, _MigrateWorker)
+from ansible_collections.kvtools.migration.plugins.module_utils._copy import DbCopy
+from ansible_collections.kvtools.migration.plugins.module_utils._migrate import Migrate, MigrateOptions, MigrateWriter
 from tests.conftest import assert_no_secret
 from tests.support import compare, data
 from tests.support.servers import PASSWORDS
@@ -143,12 +143,16 @@ def test_conflicts_fail_skip_replace(redis70, valkey80):
     compare.assert_same(redis70, valkey80, [(0, 0)])
 
 
-def test_expiring_keys_are_counted_not_failed(redis70, valkey80):
+def test_expiring_keys_are_counted_not_failed(redis70, valkey80, monkeypatch):
+    """Keys that expire between SCAN and MIGRATE are counted as expired, never as failed.  The expiry is reached
+    deterministically: the first MIGRATE call waits until every key with a TTL has expired."""
     a = redis70.admin()
     pipe = a.pipeline(transaction=False)
-    for i in range(20000):
-        pipe.set(b'k%d' % i, b'v', px=1 + i % 400)
+    for i in range(2000):
+        pipe.set(b'k%d' % i, b'v', px=6000 if i % 2 else None)
     pipe.execute()
+    expired_at = time.time() + 6.2
+    MigrateCalls(monkeypatch, before=1, action=lambda: time.sleep(max(0.0, expired_at - time.time())))
     with Untouched(redis70, dbs=[]):
         result = migrate(redis70, valkey80, batch_size=200, workers=1)
     totals = result['totals']
@@ -161,18 +165,19 @@ def test_nokey_reply_counts_the_batch_as_expired(redis70, valkey80):
     """MIGRATE answers NOKEY when none of its keys exists any more (expired since SCAN)."""
     redis70.admin().set(b'present', b'x')
     run = Migrate(Endpoint(redis70.endpoint(), 'source'), Endpoint(valkey80.endpoint(), 'target'), MigrateOptions())
-    run._connect()
-    state = type('State', (), {})()
-    state.result, state.lock = db_result(0, 0, payload_path='migrate'), threading.Lock()
-    worker = _MigrateWorker(run, 0, 0, dict(plan=False, check_existing=False, state=state))
+    run.connect()
+    state = DbCopy(0, 0, 'migrate')
+    reader = run.source.reader(0, values=False)
+    worker = MigrateWriter(run, state, reader, planning=False, check_existing=False)
     try:
         with Untouched(redis70, dbs=[0]):
             counts = {}
-            assert worker._migrate([b'gone:1', b'gone\n2'], False, counts, []) == 'nokey'
+            assert worker.migrate([b'gone:1', b'gone\n2'], False, counts, []) == 'nokey'
             assert counts == {'expired': 2}
-            assert worker._migrate([b'present', b'gone:3'], False, counts, []) == 'ok'
+            assert worker.migrate([b'present', b'gone:3'], False, counts, []) == 'ok'
     finally:
         worker.close()
+        reader.close()
     assert valkey80.admin().get(b'present') == b'x'
 
 
@@ -284,3 +289,84 @@ def test_target_down_fails_before_anything(redis70, run_module):
     assert result['failed'] and result['error'] == 'refused', result['msg']
     assert 'target' in result['msg'] and str(target['port']) in result['msg']
     assert_no_secret(result, 'Down-Pass-9')
+
+
+# --- exact counts (issue 15, items 1, 2 and 4) -----------------------------------------------------
+
+class MigrateCalls:
+    """Counts the MIGRATE calls sent through the collection's Wire and runs ``action`` after call ``after``.
+
+    The seam is the one raw pipelining class every copy path sends through, so the test runs the engine as it
+    is, whatever its inner structure.
+    """
+
+    def __init__(self, monkeypatch, after=None, action=None, before=None):
+        self.calls = 0
+        original = _wire.Wire.call_packed
+        outer = self
+
+        def call_packed(wire, data, count):
+            migrate_call = b'\r\nMIGRATE\r\n' in data[:40]
+            if migrate_call and outer.calls + 1 == before:
+                action()
+            replies = original(wire, data, count)
+            if migrate_call:
+                outer.calls += 1
+                if outer.calls == after:
+                    action()
+            return replies
+
+        monkeypatch.setattr(_wire.Wire, 'call_packed', call_packed)
+
+
+def test_keys_the_target_lost_are_not_booked_as_expired(redis70, valkey80, monkeypatch):
+    """The target loses what it was given mid-copy (FLUSHDB, a restart, a failover): the run fails with the
+    missing count instead of calling keys expired that never had a TTL."""
+    a = redis70.admin()
+    pipe = a.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(b'kept:%d' % i, b'v%d' % i)  # no TTL: none of these can expire
+    pipe.execute()
+    target = valkey80.admin()
+    MigrateCalls(monkeypatch, after=10, action=target.flushdb)
+    with Untouched(redis70, dbs=[]):
+        with pytest.raises(KVError) as err:
+            migrate(redis70, valkey80, batch_size=100, workers=1)
+    assert err.value.kind == 'lost', str(err.value)
+    totals = err.value.partial['totals']
+    holds = target.dbsize()
+    assert totals['expired'] == 0 and totals['copied'] == holds, (totals, holds)
+    assert totals['failed'] == 3000 - holds and str(3000 - holds) in str(err.value)
+
+
+def test_slow_migrate_on_a_nonempty_target_keeps_the_source_connection_in_step(redis70, valkey80, monkeypatch):
+    """A slow MIGRATE switches the sizing on while the reads of the next part are in flight (the comparing path
+    of a rerun): the sizing must not read those replies."""
+    monkeypatch.setattr(_migrate, 'SLOW_MIGRATE_S', 0.0)  # every call with more than one key counts as slow
+    a = redis70.admin()
+    pipe = a.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(b'key:%d' % i, b'%d' % i * 3)
+    pipe.execute()
+    valkey80.admin().set(b'key:0', b'000')  # the target db is not empty: the comparing path, identical key
+    with Untouched(redis70, dbs=[]):
+        result = migrate(redis70, valkey80, batch_size=1000, workers=1)
+    assert result['totals']['failed'] == 0 and result['totals']['identical'] == 1
+    assert result['totals']['copied'] == 2999
+    compare.assert_same(redis70, valkey80, [(0, 0)])
+
+
+def test_counts_are_exact_after_the_target_runs_out_of_memory(redis70, server_factory):
+    """MIGRATE stops at the target's first OOM after writing part of the call: copied is what the target holds."""
+    target = server_factory('valkey80', extra=['maxmemory 3mb', 'maxmemory-policy noeviction'])
+    a = redis70.admin()
+    pipe = a.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(b'big:%d' % i, b'x' * 2000)
+    pipe.execute()
+    with Untouched(redis70, dbs=[]):
+        with pytest.raises(KVError) as err:
+            migrate(redis70, target, batch_size=100, workers=1)
+    assert err.value.kind == 'oom', str(err.value)
+    totals = err.value.partial['totals']
+    assert totals['copied'] == target.admin().dbsize(), totals

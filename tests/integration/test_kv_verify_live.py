@@ -9,7 +9,10 @@ import time
 
 import pytest
 
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils.keys_log import KeysLogWriter
 from tests.conftest import assert_no_secret
@@ -96,12 +99,14 @@ def test_counts_that_differ_make_the_db_whole_and_an_unlisted_difference_is_out_
     assert scoped['consistent'] and scoped['totals']['keys'] == 1
     # ... a key nobody logged appears on the target: the counts differ, db 0 is compared whole and both show
     tgt.admin(0).set(b'db0:unlogged-extra', b'x')
-    whole = verify(src, tgt, keys_file=follower.log.path, keys_file_offset=offset)
+    warnings = []
+    whole = Verifier(Endpoint(src.endpoint(), 'source'), Endpoint(tgt.endpoint(), 'target'),
+                     VerifyOptions(keys_file=follower.log.path, keys_file_offset=offset), warn=warnings.append).run()
     assert not whole['consistent']
     assert whole['totals']['extra'] == 1 and whole['totals']['type_differs'] == 1
     by_db = dict((d['db'], d['scope']) for d in whole['dbs'])
     assert by_db == {0: 'full (key counts differed)', 2: 'keys'}
-    assert any('compared whole' in w for w in whole['warnings_list'])
+    assert any('compared whole' in w for w in warnings), warnings
 
 
 def test_whole_db_marker_and_db_map(redis70, valkey80, tmp_path):

@@ -1,10 +1,9 @@
-"""Pure logic of kv_isolate's renewer and kv_cf_bindings' error messages (no server, no HTTP)."""
+"""Pure logic of kv_isolate's renewer (plugins/module_utils/_isolate.py; no server)."""
 
 import json
 import os
 
 from ansible_collections.kvtools.migration.plugins.module_utils import _isolate
-from ansible_collections.kvtools.migration.plugins.module_utils._cf import CFClient
 
 
 class FakeClient:
@@ -82,16 +81,3 @@ def test_renewer_identity():
     assert _isolate.renewer_alive({'pid': os.getpid()})
     assert not _isolate.renewer_alive({'pid': os.getpid(), 'pid_start_time': -1})  # a recycled pid
     assert not _isolate.renewer_alive({'pid': None})
-
-
-def test_cf_error_messages_name_the_cause_and_no_secret():
-    given = CFClient('https://api.example', token='bearer tok-SECRET')
-    assert given.given_token == 'tok-SECRET'
-    body = {'errors': [{'code': 1000, 'title': 'CF-InvalidAuthToken', 'detail': 'Invalid Auth Token tok-SECRET'}]}
-    err = given.http_error(401, body, 'listing bindings')
-    assert err.kind == 'auth' and 'expired' in err.message and 'tok-SECRET' not in err.message
-    err = CFClient('https://api.example', username='u', password='pw-SECRET').http_error(
-        403, {'errors': [{'code': 10003, 'title': 'CF-NotAuthorized', 'detail': 'no'}]}, 'unbinding app web')
-    assert err.kind == 'noperm' and 'SpaceDeveloper' in err.message and err.message.startswith('unbinding app web')
-    err = given.http_error(502, None, 'binding app web')
-    assert err.kind == 'cf' and 'HTTP 502' in err.message
