@@ -19,8 +19,8 @@ Events are plain tuples, in the order of the stream:
   object of which more than ``big_threshold`` bytes had to be kept across buffer refills, so a
   ``bytes`` payload is at most about ``big_threshold + 2 * read_size`` long.  The consumer calls
   ``payload.close()`` when it is done with a SpooledPayload (a spool file still being written when the
-  generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).  ``expire_ms`` is the absolute expiry
-  in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
+  generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).
+  ``expire_ms`` is the absolute expiry in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
 * ``('end', crc_ok)``: the end of the snapshot; ``crc_ok`` is True when the trailer's CRC-64 matches
@@ -48,110 +48,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import struct
-import tempfile
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import (
     CRC64, CRC64_IMPLEMENTATION, KNOWN_VERSIONS, OP_AUX, OP_EOF, OP_EXPIRETIME, OP_EXPIRETIME_MS, OP_FREQ,
     OP_FUNCTION2, OP_FUNCTION_PRE_GA, OP_IDLE, OP_MODULE_AUX, OP_RESIZEDB, OP_SELECTDB, OP_SLOT_IMPORT, OP_SLOT_INFO,
     RDB_MAGIC, TYPES, lzf_decompress, string_end)
+from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload import ObjectSpool, SpooledPayload
+
+# SpooledPayload is part of this module's API (the type of a big key's payload); it lives in _spooled_payload.
+__all__ = ['SnapshotParser', 'SpooledPayload']
 
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file
-SPOOL_CHUNK = 1 << 20
 MAX_HELD_STRING = 512 << 20      # proto-max-bulk-len: no key name can be longer
-
-
-class SpooledPayload:
-    """A DUMP payload too big to hold in memory: a 0600 temp file of ``length`` bytes.
-
-    ``chunks()`` yields its bytes in order (any number of times); ``close()`` removes the file.
-    ``rdb_type`` is the object's type byte.
-    """
-
-    def __init__(self, path, length, rdb_type):
-        self.path = path
-        self.length = length
-        self.rdb_type = rdb_type
-
-    def __len__(self):
-        return self.length
-
-    def chunks(self, size=SPOOL_CHUNK):
-        with open(self.path, 'rb') as fh:
-            while True:
-                data = fh.read(size)
-                if not data:
-                    return
-                yield data
-
-    def read_all(self):
-        """The whole payload as bytes (tests and small payloads only)."""
-        return b''.join(self.chunks())
-
-    def close(self):
-        if self.path is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            self.path = None
-
-    def __repr__(self):
-        return '<SpooledPayload %d bytes type %d>' % (self.length, self.rdb_type)
-
-
-class _Spool:
-    """The temp file a big object is written to while it is read, with its running CRC."""
-
-    def __init__(self, spool_dir, rdb_type):
-        self.spool_dir = spool_dir or tempfile.gettempdir()
-        self.path = self.fh = None
-        try:
-            fd, self.path = tempfile.mkstemp(prefix='kv-rdb-object-', suffix='.tmp', dir=spool_dir)  # mode 0600
-            self.fh = os.fdopen(fd, 'wb')
-        except (OSError, IOError) as exc:
-            raise self._error(exc)
-        self.rdb_type = rdb_type
-        self.crc = 0
-        self.length = 0
-        self.write(bytes(bytearray([rdb_type])))
-
-    def _error(self, exc):
-        return KVError('cannot write the spool file of a big object in %s: %s. Give spool_dir a folder with room '
-                       'for the largest key' % (self.spool_dir, exc), kind='io')
-
-    def write(self, data):
-        try:
-            self.fh.write(data)
-        except (OSError, IOError) as exc:
-            raise self._error(exc)
-        self.crc = CRC64(data, self.crc)
-        self.length += len(data)
-
-    def finish(self, version_bytes):
-        self.write(version_bytes)
-        try:
-            self.fh.write(struct.pack('<Q', self.crc))
-            self.fh.close()
-        except (OSError, IOError) as exc:
-            raise self._error(exc)
-        self.length += 8
-        return SpooledPayload(self.path, self.length, self.rdb_type)
-
-    def abort(self):
-        try:
-            if self.fh is not None:
-                self.fh.close()
-        except (OSError, IOError):
-            pass
-        finally:
-            try:
-                os.unlink(self.path)
-            except (OSError, TypeError):
-                pass
 
 
 class SnapshotParser:
@@ -241,7 +152,7 @@ class SnapshotParser:
         self._cap.append(data)
         self._cap_len += len(data)
         if self._cap_len > self.big_threshold:
-            self._spool = _Spool(self.spool_dir, self._rdb_type)
+            self._spool = ObjectSpool(self.spool_dir, self._rdb_type, CRC64)
             for part in self._cap:
                 self._spool.write(part)
             self._cap = None

@@ -19,7 +19,8 @@ Per-key outcomes are counted per db in the collection's shared shape (``_keyspac
 (BUSYKEY: the key exists and ``replace`` is off), ``failed`` (any other per-key refusal) and ``bytes``
 (payload bytes); ``replaced`` stays 0 (RESTORE ... REPLACE answers OK whether or not the key existed).
 A caller that must not overwrite checks the target first; conflicts are only counted here, with the
-first 20 in ``failures`` (db, key name, the server's words; never values).  Errors that would refuse every key (payload version or format, OOM, NOPERM, READONLY,
+first 20 in ``failures`` (db, key name, the server's words; never values).
+Errors that would refuse every key (payload version or format, OOM, NOPERM, READONLY,
 LOADING, a missing db, an unknown command) stop the restore with a KVError naming the reason.
 """
 

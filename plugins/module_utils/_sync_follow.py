@@ -31,16 +31,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import at
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
-
-try:
-    from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
-    HAS_PARSER = True
-except ImportError:  # pragma: no cover - the parser lands with sync-parse
-    SnapshotParser = None
-    HAS_PARSER = False
 
 RECORD_FORMAT = 'kvtools.migration/sync/1'
 RECORD_EVERY = 0.2
@@ -283,8 +277,6 @@ class Follower:
                         last_error=scrub(str(error) if error else 'the link ended', self.secrets))
 
     def _snapshot(self):
-        if not HAS_PARSER:
-            raise KVError('this collection has no snapshot parser (_rdb_snapshot): kv_sync cannot apply a snapshot')
         link, a = self.link, self.applier
         started = time.time()
         self.update(force=True, phase='snapshot', replid=link.replid, snapshot_offset=link.offset, last_error=None,

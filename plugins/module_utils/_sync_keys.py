@@ -25,7 +25,7 @@ import os
 import re
 import struct
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 
 HOLD_OFFSET = 100 * 365 * 86400 * 1000      # 100 years: an expiry this far out is one we hold back
 KEYS_MAGIC = b'KVTKEYS1\n'
@@ -197,6 +197,41 @@ def drop_marker(target_ep, marker):
         client.close()
 
 
+# One round trip per batch: the server reads and fixes each key (falls back to a pipeline without EVAL).
+_SETTLE = (b"local off = tonumber(ARGV[1]) local n = 0 "
+           b"for _, k in ipairs(KEYS) do local t = redis.call('PEXPIRETIME', k) "
+           b"if t >= off then redis.call('PEXPIREAT', k, string.format('%.0f', t - off)) n = n + 1 end end "
+           b"return n")
+
+
+def _settle_script(client, keys):
+    try:
+        return int(client.execute_command('EVAL', _SETTLE, len(keys), *(list(keys) + [HOLD_OFFSET])))
+    except Exception as exc:  # no EVAL for this user (or scripts disabled): the pipeline does the same
+        if reply_kind(exc) in ('noperm', 'unknown_command') or 'disabled' in str(exc).lower():
+            return None
+        raise
+
+
+def _settle_pipeline(client, keys, target_ep):
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command('PEXPIRETIME', key)
+    times = pipe.execute(raise_on_error=False)
+    pipe = client.pipeline(transaction=False)
+    count = 0
+    for key, when in zip(keys, times):
+        if isinstance(when, int) and when >= HOLD_OFFSET:
+            pipe.execute_command('PEXPIREAT', key, when - HOLD_OFFSET)
+            count += 1
+    if count:
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception):
+                raise KVError('setting the exact expiry of held keys failed on the target: %s'
+                              % server_words(reply), kind='target', endpoint=target_ep.address)
+    return count
+
+
 def settle_expiries(target_ep, keys_log_path, held_log_path, start=0, batch=1000):
     """``ttl_mode='hold'`` at the drain: every key whose expiry we held back gets its exact expiry.
 
@@ -213,6 +248,7 @@ def settle_expiries(target_ep, keys_log_path, held_log_path, start=0, batch=1000
                 else:
                     candidates.setdefault(db, set()).add(key)
     fixed = 0
+    use_script = True
     for db in sorted(set(candidates) | whole):
         client = target_ep.client(db=db)
         try:
@@ -226,21 +262,10 @@ def settle_expiries(target_ep, keys_log_path, held_log_path, start=0, batch=1000
             keys = list(candidates.get(db, ()))
             for i in range(0, len(keys), batch):
                 part = keys[i:i + batch]
-                pipe = client.pipeline(transaction=False)
-                for key in part:
-                    pipe.execute_command('PEXPIRETIME', key)
-                times = pipe.execute(raise_on_error=False)
-                pipe = client.pipeline(transaction=False)
-                count = 0
-                for key, when in zip(part, times):
-                    if isinstance(when, int) and when >= HOLD_OFFSET:
-                        pipe.execute_command('PEXPIREAT', key, when - HOLD_OFFSET)
-                        count += 1
-                if count:
-                    for reply in pipe.execute(raise_on_error=False):
-                        if isinstance(reply, Exception):
-                            raise KVError('setting the exact expiry of held keys failed on the target: %s'
-                                          % server_words(reply), kind='target', endpoint=target_ep.address)
+                count = _settle_script(client, part) if use_script else None
+                if count is None:
+                    use_script = False
+                    count = _settle_pipeline(client, part, target_ep)
                 fixed += count
         except KVError:
             raise

@@ -133,10 +133,12 @@ attributes:
       dbs and key counts); starts nothing, writes nothing.
   diff_mode:
     support: none
+    description: Nothing is reported as a diff; the result counts what was copied.
 notes:
   - The source user needs C(+psync +replconf) (and C(+info)); the target user needs what the stream writes
     (typically C(+@write +select +restore +function|load) and C(+pexpiretime) for the drain).
-  - Cluster mode and O(match) filters are not supported, see M(kvtools.migration.kv_preflight) (its C(live_possible) result).
+  - Cluster mode and key pattern filters are not supported, see M(kvtools.migration.kv_preflight) (its C(live_possible)
+    result).
   - Pub/sub messages, keyspace notifications and client state (blocking pops) are not migrated.
 seealso:
   - module: kvtools.migration.kv_preflight

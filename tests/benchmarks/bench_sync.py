@@ -130,7 +130,7 @@ class PacedWriter(threading.Thread):
         n = 0
         while not self.stop:
             pipe = self.client.pipeline(transaction=False)
-            for _ in range(batch):
+            for dummy in range(batch):
                 pipe.set(b'w:%d' % (n % 200000), b'x' * 64)
                 n += 1
             pipe.execute()

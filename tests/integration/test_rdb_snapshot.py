@@ -201,3 +201,15 @@ def test_old_encodings_restore_as_the_right_objects(request, flavour):
     assert client.zrange(b'zset2', 0, -1, withscores=True) == [(b'm', 2.5)]
     assert client.get(b'keykey') == b'42'
     assert client.execute_command('PEXPIRETIME', b'keykey') == 2000000000000
+
+
+def test_pure_python_crc_payloads_equal_dump(valkey9, tmp_path, monkeypatch):
+    """Without anycrc (the project's pure-Python CRC-64), the payloads are the same bytes as DUMP."""
+    from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snapshot
+    from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64
+    monkeypatch.setattr(_rdb_snapshot, 'CRC64', crc64)
+    expected = rdb_data.load_every_encoding(valkey9)
+    with _save_and_open(valkey9) as fh:
+        parser = SnapshotParser(fh.read, spool_dir=str(tmp_path), big_threshold=64 * 1024, read_size=16 * 1024)
+        facts = check_snapshot(valkey9, parser.events(), expected)
+    assert facts['spooled'] >= 2 and parser.checksum == 'verified'

@@ -1,5 +1,6 @@
-"""Pure logic of plugins/module_utils/_rdb_snapshot.py and _rdb_encoding.py on hand-made RDB streams: every opcode and skip rule,
-the magic/version branches, refusals with the number and offset, truncation, CRC, spooling, LZF.
+"""Pure logic of plugins/module_utils/_rdb_snapshot.py and _rdb_encoding.py on hand-made RDB streams: every
+opcode and skip rule, the magic/version branches, refusals with the number and offset, truncation, CRC,
+spooling, LZF.
 (Payloads compared with real servers' DUMP are in tests/integration/test_rdb_snapshot.py.)"""
 
 import io

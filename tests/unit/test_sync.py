@@ -88,9 +88,36 @@ def test_keys_log_round_trip_and_resume_point(tmp_path):
 
 
 @pytest.mark.parametrize('passphrase', [None, 'spool-Secret'])
-def test_spool_streams_between_threads_and_removes_its_files(tmp_path, passphrase):
+def test_spool_files_are_0600_and_sealed_with_a_passphrase(tmp_path, passphrase):
     spool = Spool(str(tmp_path), 'test', passphrase=passphrase, segment_bytes=1000)
     chunks = [os.urandom(10) + b'PLAINTEXT-%d' % i for i in range(300)]
+    for chunk in chunks:
+        spool.append(chunk)
+    spool.finish()
+    names = os.listdir(str(tmp_path))
+    assert len(names) > 5
+    blob = b''
+    for name in names:
+        path = os.path.join(str(tmp_path), name)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with open(path, 'rb') as fh:
+            blob += fh.read()
+    assert (b'PLAINTEXT' in blob) is (passphrase is None)
+    got = []
+    while True:
+        ts, data = spool.next_chunk(timeout=5)
+        if ts is None and not data:
+            break
+        got.append(data)
+    assert got == chunks
+    assert len(os.listdir(str(tmp_path))) <= 1  # consumed segments are removed as they are read
+    spool.close()
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_spool_streams_between_threads(tmp_path):
+    spool = Spool(str(tmp_path), 'test', passphrase='spool-Secret', segment_bytes=1000)
+    chunks = [os.urandom(10) + b'%d' % i for i in range(300)]
 
     def write():
         for chunk in chunks:
@@ -105,15 +132,8 @@ def test_spool_streams_between_threads_and_removes_its_files(tmp_path, passphras
         if ts is None and not data:
             break
         got.append(data)
-        if len(got) == 5:  # the files are 0600, and sealed when a passphrase is given
-            for name in os.listdir(str(tmp_path)):
-                path = os.path.join(str(tmp_path), name)
-                assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-                with open(path, 'rb') as fh:
-                    assert (b'PLAINTEXT' in fh.read()) is (passphrase is None)
     thread.join()
     assert got == chunks
-    assert len(spool.segments) > 5
     spool.close()
     assert os.listdir(str(tmp_path)) == []
 
