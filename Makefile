@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles molecule
 
-.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify compat bench-sync clean distclean
+.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify compat bench-live bench-sync clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -33,7 +33,7 @@ help:
 	@echo 'make bench-verify  benchmark kv_verify against KEYS + sort + diff (BENCH_ARGS=--scale 0.1 for a quick run)'
 	@echo 'make compat     every ordered pair of the installed server versions through kv_dump_restore and kv_migrate,'
 	@echo '                compared key by key (COMPAT_ARGS="--only redis74,valkey80" for a subset); prints the grid'
-
+	@echo 'make bench-live    the writers pause of migrate.yml, live vs offline, an app writing (BENCH_ARGS=--scale 0.01)'
 	@echo 'make bench-sync    benchmark kv_sync against a full sync, and its lag at 20k writes/s (BENCH_ARGS=--scale 0.1)'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
@@ -112,6 +112,12 @@ COMPAT_ARGS ?=
 compat: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(PYTHON) tests/support/compat.py --out $(BUILD)/compat.json $(COMPAT_ARGS)
+
+# Several minutes at full size (1,000,000 keys, an app writing 1,000 writes/s; the live and the offline strategy
+# of playbooks/migrate.yml).  Results also in .build/bench-live.json.
+bench-live: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/benchmarks/bench_live.py --out $(BUILD)/bench-live.json $(BENCH_ARGS)
 
 # Several minutes at full size (1M keys, 1 GiB, 30 s of writes).  Results also in .build/bench-sync.json.
 bench-sync: | $(PYTHON)

@@ -324,6 +324,7 @@ class Isolation:
         result['pause_ms'] = self.pause_ms
         if active:
             result['renewer'] = dict(pid=pause['pid'], deadline=pause['deadline'])
+            result['isolated_at'] = record.get('isolated_epoch')
             result['verify'] = self.verify_writes_stopped(raise_on_writes=True)
             return
         result['changed'] = True
@@ -335,11 +336,15 @@ class Isolation:
         deadline = time.time() + self.renew_max_seconds
         if self.renew:
             record = dict(format=RECORD_FORMAT, server=self.endpoint.address, mode='pause', state='isolated',
-                          isolated_at=_now(), released_at=None,
+                          isolated_at=_now(), released_at=None, isolated_epoch=time.time(),
                           pause=dict(lease_ms=self.pause_ms, token=token, deadline=deadline, pid=None,
                                      pid_start_time=None))
             write_record(self.record_path, record)
+        # the moment writes stop, taken before the command: the pause measured from here is never too short
+        result['isolated_at'] = time.time()
         self._execute('CLIENT', 'PAUSE', self.pause_ms, 'WRITE')
+        if self.renew:
+            record['isolated_epoch'] = result['isolated_at']
         if self.renew:
             pid = start_renewer(self.endpoint, self.pause_ms, deadline, self.record_path, token)
             record['pause'].update(pid=pid, pid_start_time=process_start_time(pid))
@@ -364,6 +369,7 @@ class Isolation:
             result['renewer_stopped'] = stop_renewer(pause)
         # CLIENT UNPAUSE is harmless when nothing is paused; always end any pause we may have left.
         self._execute('CLIENT', 'UNPAUSE')
+        result['released_at'] = time.time()  # taken after the reply: the pause measured to here is never too short
 
     # -- mode acl ---------------------------------------------------------------------------------
     def _acl_user(self, name):
@@ -404,10 +410,11 @@ class Isolation:
             return
         if record is None:
             record = dict(format=RECORD_FORMAT, server=self.endpoint.address, mode='acl', state='isolated',
-                          isolated_at=_now(), released_at=None, users=[])
+                          isolated_at=_now(), released_at=None, users=[], isolated_epoch=time.time())
         if new_entries:
             record['users'].extend(new_entries)
             write_record(self.record_path, record)  # the prior state is safe before anything changes
+        result['isolated_at'] = time.time() if to_disable or to_kill else record.get('isolated_epoch')
         for name in to_disable:
             self._execute('ACL', 'SETUSER', name, 'off')
         killed = 0
@@ -443,6 +450,7 @@ class Isolation:
         for user in restore:
             if user['changed']:
                 self._execute('ACL', 'SETUSER', user['name'], 'on' if user['enabled'] else 'off')
+        result['released_at'] = time.time()
         if record.get('state') == 'isolated':
             record['state'] = 'released'
             record['released_at'] = _now()

@@ -39,7 +39,7 @@ import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    db_mapping, db_result, process_batches, sample_key, scan_batches, select_dbs, totals)
+    db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
@@ -48,27 +48,11 @@ from ansible_collections.kvtools.migration.plugins.module_utils._type_aware impo
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_report import change_text, summary, write_report
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import (
     DIFF_KINDS, EXTRA_DEDUP_LIMIT, FIRST_PART, PART_BYTES, VERIFY_FIELDS, counter_delta, expire_at, read_counters,
-    reply_bytes, ttl_difference)
+    reply_bytes, ttl_difference, used_memory)
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
+    DbState, Touched, recheck_rounds, round_done, scope_text, verify_listed_db)
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
-
-
-class _DbState:
-    """Counters and differences of one db pair, shared by its workers."""
-
-    def __init__(self, src_db, tgt_db, run):
-        self.run = run
-        extra = dict((name, 0) for name in VERIFY_FIELDS)
-        self.result = db_result(src_db, tgt_db, **extra)
-        self.found = 0
-        self.lock = threading.Lock()
-
-    def add(self, counts, differences, found):
-        with self.lock:
-            for name, value in counts.items():
-                self.result[name] = self.result.get(name, 0) + value
-            self.found += found
-        self.run.add_differences(differences)
 
 
 class Verifier:
@@ -83,6 +67,9 @@ class Verifier:
         self.differences = []
         self.diff_lock = threading.Lock()
         self.states = []
+        self.rounds = []
+        self.touched = None
+        self.fields = VERIFY_FIELDS
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -136,14 +123,24 @@ class Verifier:
             self.src_start = read_counters(self.src)
             self.tgt_start = read_counters(self.tgt)
             pairs, src_space, tgt_space = self._pairs()
+            self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
+            round_started = time.time()
             for s_db, t_db in pairs:
-                state = _DbState(s_db, t_db, self)
+                state = DbState(s_db, t_db, self)
                 for name, space, db in (('source', src_space, s_db), ('target', tgt_space, t_db)):
                     info = space.get(db, {})
                     state.result[name + '_keys'] = info.get('keys', 0)
                     state.result[name + '_expires'] = info.get('expires', 0)
                 self.states.append(state)
-                self._verify_db(state)
+                listed = self.touched.for_target_db(t_db) if self.touched is not None else None
+                if listed is None:
+                    self.verify_db(state)
+                else:
+                    verify_listed_db(self, state, listed)
+            round_done(self, 1, 'keys' if self.touched is not None else 'full', round_started,
+                       sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
+                           for st in self.states))
+            recheck_rounds(self)
             self.src_end = read_counters(self.src)
             self.tgt_end = read_counters(self.tgt)
             result = self._result(started)
@@ -154,7 +151,7 @@ class Verifier:
         write_report(self.opts, result, self.warnings)
         return result
 
-    def _dbsize(self, endpoint, db):
+    def dbsize(self, endpoint, db):
         client = endpoint.client(db=db)
         try:
             return int(client.dbsize())
@@ -163,10 +160,22 @@ class Verifier:
         finally:
             client.close()
 
-    def _verify_db(self, state):
+    def compare_listed(self, state, keys):
+        """Compare the named keys of one db pair (absent on both sides is fine, on the target only is extra)."""
+        size = self.opts.batch_size
+        batches = ((None, keys[i:i + size]) for i in range(0, len(keys), size))
+
+        def handle(checker, job):
+            checker.process(job[1])
+
+        process_batches(batches, self.opts.workers, lambda: _Checker(self, state, listed=True), handle)
+        with state.lock:
+            state.result['listed'] += len(keys)
+
+    def verify_db(self, state):
         s_db, t_db = state.result['db'], state.result['target_db']
-        src_size = self._dbsize(self.source_ep, s_db)
-        tgt_size = self._dbsize(self.target_ep, t_db)
+        src_size = self.dbsize(self.source_ep, s_db)
+        tgt_size = self.dbsize(self.target_ep, t_db)
         src_counters = read_counters(self.src)
         tgt_counters = read_counters(self.tgt)
         self._source_pass(state)
@@ -174,7 +183,7 @@ class Verifier:
             and counter_delta(tgt_counters, read_counters(self.tgt))['changed'] is False
         if not self.opts.match and unchanged and state.result['missing'] == 0 \
                 and src_size == tgt_size == state.found \
-                and self._dbsize(self.source_ep, s_db) == src_size and self._dbsize(self.target_ep, t_db) == tgt_size:
+                and self.dbsize(self.source_ep, s_db) == src_size and self.dbsize(self.target_ep, t_db) == tgt_size:
             # Every source key is on the target, nothing changed, and the target holds exactly as many keys as
             # were found (SCAN duplicates would make found exceed the source's DBSIZE): no key can be extra.
             state.result['extra_check'] = 'dbsize'
@@ -209,6 +218,7 @@ class Verifier:
         wire = None
         seen = set()
         extra = 0
+        ignore = self.opts.ignore.get(t_db, ())
         try:
             wire = Wire(src_client)
             for dummy, keys in scan_batches(tgt_client, match=self.opts.match, count=self.opts.batch_size):
@@ -222,13 +232,14 @@ class Verifier:
                 for key, reply in zip(keys, replies):
                     if isinstance(reply, ReplyError):
                         raise self.source_ep.error(reply, 'EXISTS in db %d' % s_db, db=s_db)
-                    if reply:
+                    if reply or key in ignore:
                         continue
                     if key in seen:
                         continue  # a SCAN duplicate
                     if len(seen) < EXTRA_DEDUP_LIMIT:
                         seen.add(key)
                     extra += 1
+                    state.note(key)
                     differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='extra',
                                             detail='on the target only'))
                 self.add_differences(differences)
@@ -245,28 +256,6 @@ class Verifier:
             state.result['extra'] += extra
 
     # -- the result ----------------------------------------------------------------------------
-    def _memory(self):
-        out = {}
-        for label, server in (('source', self.src), ('target', self.tgt)):
-            try:
-                info = server.client.info('memory')
-            except Exception as exc:
-                if unavailable(exc) is None:
-                    raise server.endpoint.error(exc, 'reading INFO memory')
-                out[label + '_used_memory'] = None
-                out.setdefault('unknown', []).append('%s: INFO memory is %s' % (label, unavailable(exc)))
-                continue
-            out[label + '_used_memory'] = int(info.get('used_memory', 0) or 0)
-        ratio = out['target_used_memory'] / float(out['source_used_memory']) \
-            if out['source_used_memory'] and out['target_used_memory'] is not None else None
-        out['ratio'] = None if ratio is None else round(ratio, 3)
-        out['tolerance'] = self.opts.memory_tolerance
-        if self.opts.memory_tolerance is None or ratio is None:
-            out['within_tolerance'] = None
-        else:
-            out['within_tolerance'] = abs(ratio - 1) <= self.opts.memory_tolerance
-        return out
-
     def _result(self, started):
         dbs = [st.result for st in self.states]
         total = totals(dbs)
@@ -274,7 +263,7 @@ class Verifier:
             counts = [d.get(name, 0) for d in dbs]
             total[name] = None if None in counts else sum(counts)  # None: unknown (INFO not available)
         differing = sum(total[k] for k in DIFF_KINDS)
-        memory = self._memory()
+        memory = used_memory(self.src, self.tgt, self.opts.memory_tolerance)
         src_change = counter_delta(self.src_start, self.src_end)
         tgt_change = counter_delta(self.tgt_start, self.tgt_end)
         memory_ok = memory['within_tolerance'] is not False
@@ -300,6 +289,9 @@ class Verifier:
             keys_per_second=round(total['keys'] / seconds, 1),
             source=self._describe(self.src),
             target=self._describe(self.tgt),
+            scope='keys' if self.touched is not None else 'full',
+            keys_file=self.touched.describe() if self.touched is not None else None,
+            rounds=self.rounds,
         )
         if src_change['changed']:
             self._warn(change_text('source', src_change) + ': differences found while data moves may come '
@@ -313,7 +305,7 @@ class Verifier:
                            'for with SCAN; stop the writers before verifying' % (label, server.unknown.get('info')))
         if memory.get('unknown') and self.opts.memory_tolerance is not None:
             self._warn('memory_tolerance not checked: %s' % '; '.join(memory['unknown']))
-        result['summary'] = summary(result, differing, memory, src_change, self.opts)
+        result['summary'] = summary(result, differing, memory, src_change, self.opts) + scope_text(result, self.opts)
         return result
 
     @staticmethod
@@ -325,9 +317,12 @@ class Verifier:
 class _Checker:
     """Compares SCAN batches of one db pair with its own source and target connections."""
 
-    def __init__(self, run, state):
+    def __init__(self, run, state, listed=False):
         self.run = run
         self.state = state
+        self.listed = listed  # keys named by a list, not found by SCAN: absent on both sides is fine
+        self.ignore = run.opts.ignore.get(state.result['target_db'], ())
+        self.held = run.opts.target_expiry_offset
         self.opts = run.opts
         self.s_db = state.result['db']
         self.t_db = state.result['target_db']
@@ -510,8 +505,8 @@ class _Checker:
     def _compare_each(self, keys, n_valued, s_vals, s_exps, t_vals, t_exps, s_now, t_now, raw):
         """Key by key.  The first ``n_valued`` keys come with values: whole string values (``raw``, from
         MGET) or DUMP payloads; the others with their TYPE."""
-        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing') + DIFF_KINDS[2:]
-                      + ('field_ttls_dropped',))
+        counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing', 'extra',
+                                             'absent') + DIFF_KINDS[2:] + ('field_ttls_dropped',))
         differences = []
         found = 0
         slow = []  # (key, ttl detail) of keys whose payloads differ: compared type-aware below
@@ -534,7 +529,15 @@ class _Checker:
                 s_present = s_present and as_text(s_val) != 'none'
                 t_present = t_present and as_text(t_val) != 'none'
             if not s_present:
-                counts['expired'] += 1  # gone from the source since SCAN
+                if not self.listed:
+                    counts['expired'] += 1  # gone from the source since SCAN
+                elif not t_present or key in self.ignore:
+                    counts['absent'] += 1  # deleted on both sides (or a key of the follower's own)
+                else:
+                    counts['extra'] += 1
+                    self.state.note(key)
+                    differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='extra',
+                                            detail='on the target only'))
                 continue
             if not t_present and s_at is not None and s_at - s_now <= self.tolerance:
                 counts['expired'] += 1  # expiring now: the target dropped it a moment earlier
@@ -542,10 +545,14 @@ class _Checker:
             counts['keys'] += 1
             if not t_present:
                 counts['missing'] += 1
+                self.state.note(key)
                 differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='missing',
                                         detail='on the source, not on the target'))
                 continue
             found += 1
+            if self.held and t_at is not None and s_at is not None \
+                    and abs(t_at - self.held - s_at) <= self.tolerance:
+                t_at -= self.held  # an expiry the follower holds back until the drain
             ttl = ttl_difference(s_at, t_at, self.tolerance, s_now)
             kinds = []
             if valued and raw:
@@ -575,6 +582,7 @@ class _Checker:
             counts['identical'] += 1
             return
         counts['conflicts'] += 1
+        self.state.note(key)
         for kind, detail in kinds:
             counts[kind] += 1
             differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=kind,

@@ -14,6 +14,7 @@ __metaclass__ = type
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
 from ansible_collections.kvtools.migration.plugins.module_utils._text import seconds_text
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import LiveOptions
 
 VALUES_MODES = ('none', 'sample', 'full')
 DEFAULT_WORKERS = 2          # fastest on the 2-core benchmark machine (source, target and verifier)
@@ -39,9 +40,11 @@ EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates o
 #   pending_differs      streams whose pending entries differ: ids, consumer, delivery count
 #   field_ttls_dropped   hashes with field TTLs on the source that the target cannot hold at all (a loss the copy
 #                        makes only with on_unsupported: drop): reported, not an inconsistency
+#   listed         keys compared by name (from the keys log, or rechecked after a round), not found by SCAN
+#   absent         listed keys that were on neither side (deleted on both: nothing to compare)
 VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
                  'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs', 'stream_meta_differs',
-                 'group_differs', 'pending_differs', 'field_ttls_dropped')
+                 'group_differs', 'pending_differs', 'field_ttls_dropped', 'listed', 'absent')
 DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs',
               'stream_meta_differs', 'group_differs', 'pending_differs')
 EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
@@ -64,6 +67,12 @@ class VerifyOptions:
         fail_on_mismatch=dict(type='bool', default=True),
         max_reported=dict(type='int', default=DEFAULT_MAX_REPORTED),
         report=dict(type='path'),
+        keys_file=dict(type='path'),
+        keys_file_offset=dict(type='int', default=0, no_log=False),
+        rounds=dict(type='int', default=1),
+        recheck_delay=dict(type='float', default=1.0),
+        ignore_target_keys=dict(type='list', elements='dict', no_log=False),
+        target_expiry_offset=dict(type='int', default=0),
     )
 
     @classmethod
@@ -73,7 +82,8 @@ class VerifyOptions:
 
     def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2.0,
                  memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
-                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH):
+                 check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
+                 keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0):
         if values not in VALUES_MODES:
             raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
         try:
@@ -88,6 +98,14 @@ class VerifyOptions:
             raise KVError('ttl_tolerance must not be negative, got %s' % ttl_tolerance, kind='config')
         if memory_tolerance is not None and memory_tolerance < 0:
             raise KVError('memory_tolerance must not be negative, got %s' % memory_tolerance, kind='config')
+        live = LiveOptions(keys_file, keys_file_offset, match, rounds, recheck_delay, ignore_target_keys,
+                           target_expiry_offset)
+        self.keys_file = live.keys_file
+        self.keys_file_offset = live.keys_file_offset
+        self.rounds = live.rounds
+        self.recheck_delay = live.recheck_delay
+        self.ignore = live.ignore
+        self.target_expiry_offset = live.target_expiry_offset
         self.dbs = dbs
         self.db_map = db_map
         self.match = match
@@ -180,3 +198,24 @@ def reply_bytes(values):
 def strip_footer(payload):
     """A DUMP payload without its 2-byte RDB version and 8-byte CRC64."""
     return payload_body(payload)
+
+
+def used_memory(src, tgt, tolerance):
+    """``used_memory`` of both sides, their ratio and whether it lies within ``tolerance`` (None: not checked)."""
+    out = {}
+    for label, server in (('source', src), ('target', tgt)):
+        try:
+            info = server.client.info('memory')
+        except Exception as exc:
+            if unavailable(exc) is None:
+                raise server.endpoint.error(exc, 'reading INFO memory')
+            out[label + '_used_memory'] = None
+            out.setdefault('unknown', []).append('%s: INFO memory is %s' % (label, unavailable(exc)))
+            continue
+        out[label + '_used_memory'] = int(info.get('used_memory', 0) or 0)
+    ratio = out['target_used_memory'] / float(out['source_used_memory']) \
+        if out['source_used_memory'] and out['target_used_memory'] is not None else None
+    out['ratio'] = None if ratio is None else round(ratio, 3)
+    out['tolerance'] = tolerance
+    out['within_tolerance'] = None if tolerance is None or ratio is None else abs(ratio - 1) <= tolerance
+    return out

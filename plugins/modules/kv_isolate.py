@@ -200,6 +200,17 @@ verify:
   returned: when O(state=isolated)
   type: dict
   sample: {"window_ms": 1000, "writes": 0, "stopped": true}
+isolated_at:
+  description:
+    - When writes stopped (epoch seconds, taken just before C(CLIENT PAUSE) or the first C(ACL SETUSER off)); for an
+      isolation already in place, when it began (from the record). With RV(released_at) of the release it measures
+      the writers' pause (the migrate playbook's C(writes_paused_s)).
+  returned: when O(state=isolated) with O(mode=pause) or O(mode=acl), except in check mode
+  type: float
+released_at:
+  description: When writes were let back (epoch seconds, taken after C(CLIENT UNPAUSE) or the last C(ACL SETUSER on)).
+  returned: when O(state=released) with O(mode=pause) or O(mode=acl) wrote something, except in check mode
+  type: float
 executed_commands:
   description: The server commands run (or, in check mode, that would run), without secrets.
   returned: always

@@ -100,6 +100,50 @@ options:
       - How many differing keys to list in RV(differences) (the counts are always complete).
     type: int
     default: 100
+  keys_file:
+    description:
+      - The touched-keys log of a C(kvtools.migration.kv_sync) follower (the C(keys_log) it returns).
+        Instead of walking every key, compare exactly the keys the log names from O(keys_file_offset) on, plus the
+        key count (C(DBSIZE)) of every db pair on both sides. A db the log marks as changed as a whole (C(FLUSHDB),
+        C(SWAPDB)) and a db whose counts differ are compared whole.
+      - This is the final verification of the live strategy, inside the write pause and after the drain - with
+        O(keys_file_offset) the log size when the last full comparison started, every key not named has been
+        compared since and has not changed.
+      - Cannot be combined with O(match).
+    type: path
+  keys_file_offset:
+    description:
+      - Byte offset of O(keys_file) to read from - a C(keys_log_size) kv_sync returned, or C(end) of RV(keys_file) of an
+        earlier kv_verify. V(0) reads the whole log.
+    type: int
+    default: 0
+  rounds:
+    description:
+      - Verification while the data still moves (a follower applying the source's writes). Round 1 compares
+        everything in scope; each further round waits O(recheck_delay) and compares again only the keys that
+        differed in the round before, until none differs or O(rounds) rounds ran. The result counts describe the
+        last look at every key; RV(rounds) lists each round.
+      - Between 1 and 100. V(1) compares once.
+    type: int
+    default: 1
+  recheck_delay:
+    description:
+      - Seconds to wait before a recheck round (long enough for the follower's lag to pass), between 0 and 3600.
+    type: float
+    default: 1
+  ignore_target_keys:
+    description:
+      - Keys of the target that are not data and must not count as extra, as C({db, key}) with the target db - for
+        example the offset marker a running C(kvtools.migration.kv_sync) follower keeps on the target until the drain.
+    type: list
+    elements: dict
+  target_expiry_offset:
+    description:
+      - Milliseconds by which a running follower holds expiries back on the target (kv_sync's C(ttl_mode=hold) until the
+        drain). A target expiry later than the source's by this much (within O(ttl_tolerance)) counts as the same TTL.
+      - V(0) (default) compares expiries as they are.
+    type: int
+    default: 0
   report:
     description:
       - Path of a file to write the result to, mode 0600, through a temporary file and a rename.
@@ -148,6 +192,20 @@ EXAMPLES = r'''
     msg: "{{ verify.summary }}"
   when: not verify.consistent
 
+- name: While kv_sync follows the source - compare everything, recheck what differed until nothing does
+  kvtools.migration.kv_verify:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    rounds: 5
+    recheck_delay: 2
+
+- name: Inside the write pause, after kv_sync stopped - the keys it changed since the last full round, and counts
+  kvtools.migration.kv_verify:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    keys_file: "{{ sync.keys_log }}"
+    keys_file_offset: "{{ keys_log_size_before_last_full_round }}"
+
 - name: Source db 1 was copied into db 4; TTLs may differ by 5 seconds, memory by 30 %
   kvtools.migration.kv_verify:
     source: "{{ kv_source }}"
@@ -181,6 +239,10 @@ dbs:
       the start), C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs), C(field_ttl_differs),
       C(stream_meta_differs), C(group_differs), C(pending_differs) and C(field_ttls_dropped) (not a difference).
     - C(extra_check) says how extra keys were looked for - C(dbsize) (the counts prove there are none) or C(scan).
+    - C(listed) (keys compared by name - from O(keys_file) or in a recheck round) and C(absent) (listed keys on
+      neither side). C(scope) is C(full), C(keys) (the keys of O(keys_file) and the counts) or
+      C(full (key counts differed)); with C(keys), C(source_count) and C(target_count) are the C(DBSIZE) of both
+      sides read after the keys were compared.
   returned: always
   type: list
   elements: dict
@@ -245,6 +307,24 @@ keys_per_second:
   description: Source keys checked per second.
   returned: always
   type: float
+scope:
+  description: C(keys) with O(keys_file), else C(full).
+  returned: success
+  type: str
+keys_file:
+  description: With O(keys_file) - C(start) and C(end) (the offsets read; C(end) is where a later read starts),
+    C(records), C(keys) (distinct keys named) and C(whole_dbs) (target dbs marked as changed as a whole). Null
+    without it.
+  returned: success
+  type: dict
+rounds:
+  description: One entry per round - C(round), C(scope) (C(full), C(keys) or C(recheck)), C(compared) (keys
+    looked at), C(differing) (keys that differed after the round) and C(seconds).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"round": 1, "scope": "full", "compared": 100000, "differing": 12, "seconds": 2.1},
+           {"round": 2, "scope": "recheck", "compared": 12, "differing": 0, "seconds": 0.01}]
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule

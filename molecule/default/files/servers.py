@@ -5,6 +5,11 @@
                                (daemonized, pid files in WORKDIR), load sample data into dbs 0, 3 and 9 of the
                                source, write WORKDIR/endpoints.json (kv_source, kv_target, source_keys; mode 0600)
     servers.py stop WORKDIR    stop whatever the pid files name; safe to run when nothing was started
+    servers.py writer WORKDIR  start the application: a detached process writing app:<n> = n to db 5 of the source
+                               (about 200 writes/s) and logging every acknowledged write (WORKDIR/writer.log). After
+                               a write that waited for the migration's pause, it repeats that write on the target -
+                               the app switched over - and stops.
+    servers.py check WORKDIR   every write the application saw acknowledged before the pause is on the target
 
 Needs redis-server and valkey-server on PATH (Debian: apt install redis-server valkey-server) and the redis
 Python package (the collection's own requirement).  Override the binaries with KV_SOURCE_BIN / KV_TARGET_BIN.
@@ -53,6 +58,9 @@ def start(work):
                 '+replconf +client|pause +client|unpause +client|list +acl|whoami +acl|dryrun +acl|getuser' % migrator_pw,
             ]) + '\n')
         os.chmod(conf, 0o600)
+        fd = os.open(os.path.join(folder, 'admin.pw'), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as fh:
+            fh.write(admin_pw)
         subprocess.run([binary, conf], check=True)
         client = redis.Redis(host='127.0.0.1', port=port, username='admin', password=admin_pw)
         deadline = time.time() + 20
@@ -99,7 +107,105 @@ def load(port, password):
     return total
 
 
+APP_DB = 5
+
+
+def _clients(work, side_user):
+    with open(os.path.join(work, 'endpoints.json')) as fh:
+        endpoints = json.load(fh)
+    out = {}
+    for side, user in side_user:
+        ep = endpoints['kv_' + side]
+        if user == 'admin':
+            with open(os.path.join(work, side, 'admin.pw')) as fh:
+                password = fh.read().strip()
+        else:
+            password = ep['password']
+        out[side] = redis.Redis(host=ep['host'], port=ep['port'], username=user, password=password, db=APP_DB)
+    return out
+
+
+BLOCKED = 0.1  # a write that waited this long (seconds) met the migration's pause
+
+
+def _following(work):
+    """Whether the verification rounds are over: the pause comes next (before, a slow write is a slow machine)."""
+    folder = os.path.join(work, 'work')
+    return os.path.isdir(folder) and any(n.startswith('kv-verify-rounds-') for n in os.listdir(folder))
+
+
+def writer(work):
+    if os.fork():
+        return
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    with open(os.path.join(work, 'writer.pid'), 'w') as fh:
+        fh.write(str(os.getpid()))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    clients = _clients(work, (('source', 'admin'), ('target', 'migrator')))
+    log = open(os.path.join(work, 'writer.log'), 'a')
+    n = 0
+    try:
+        while n < 200000:
+            sent = time.time()
+            clients['source'].set(b'app:%d' % n, b'%d' % n)
+            acked = time.time()
+            log.write('%d %.6f %.6f\n' % (n, sent, acked))
+            log.flush()
+            if acked - sent >= BLOCKED and _following(work):
+                # the write waited for the pause: the app now works with the target and repeats it there
+                clients['target'].set(b'app:%d' % n, b'%d' % n)
+                log.write('switched %d\n' % n)
+                break
+            n += 1
+            time.sleep(max(0, 0.005 - (time.time() - sent)))
+    finally:
+        log.close()
+        os._exit(0)
+
+
+def check(work):
+    """The writes acknowledged before the one that waited for the pause (sent before the pause began) are on the
+    target."""
+    entries, switched = [], None
+    with open(os.path.join(work, 'writer.log')) as fh:
+        for line in fh:
+            parts = line.split()
+            if parts[0] == 'switched':
+                switched = int(parts[1])
+            elif len(parts) == 3:
+                entries.append((int(parts[0]), float(parts[1]), float(parts[2])))
+    if switched is None:
+        sys.exit('the application never waited for a pause')
+    began = [sent for n, sent, acked in entries if n == switched][0]
+    acked = [n for n, sent, done in entries if done < began]
+    if len(acked) < 50:
+        sys.exit('the application wrote only %d times before the pause' % len(acked))
+    target = _clients(work, (('target', 'migrator'),))['target']
+    lost = []
+    for i in range(0, len(acked), 500):
+        part = acked[i:i + 500]
+        for n, value in zip(part, target.mget([b'app:%d' % k for k in part])):
+            if value != b'%d' % n:
+                lost.append(n)
+    if lost:
+        sys.exit('%d acknowledged writes are not on the target, e.g. %r' % (len(lost), lost[:5]))
+    print('all %d writes acknowledged before the pause are on the target' % len(acked))
+
+
 def stop(work):
+    pidfile = os.path.join(work, 'writer.pid')
+    if os.path.exists(pidfile):
+        with open(pidfile) as fh:
+            pid = int(fh.read().strip() or 0)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        os.unlink(pidfile)
     for side in SIDES:
         pidfile = os.path.join(work, side, 'server.pid')
         if not os.path.exists(pidfile):
@@ -124,6 +230,6 @@ def stop(work):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 3 or sys.argv[1] not in ('start', 'stop'):
+    if len(sys.argv) != 3 or sys.argv[1] not in ('start', 'stop', 'writer', 'check'):
         sys.exit(__doc__)
-    (start if sys.argv[1] == 'start' else stop)(sys.argv[2])
+    dict(start=start, stop=stop, writer=writer, check=check)[sys.argv[1]](sys.argv[2])

@@ -1,0 +1,270 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What kv_verify compares when the source is followed live (the ``live`` strategy of migrate.yml).
+
+* :class:`Touched` - the keys kv_sync's follower wrote or deleted since an offset of its keys log,
+  grouped by target db (a whole-db record makes that db whole).  kv_verify compares exactly those
+  keys, plus the key counts of every db pair, inside the write pause.
+* :class:`DiffingKeys` - the raw names of the keys that differed in a round, bounded, so the next
+  round rechecks only them.
+* :func:`recheck_reset` - takes the differences of a round out of a db's counters before its keys are
+  compared again (so the counters describe the last look at every key).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+import time
+
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
+from ansible_collections.kvtools.migration.plugins.module_utils._text import plural
+from ansible_collections.kvtools.migration.plugins.module_utils.keys_log import KeysLogReader
+
+RECHECK_LIMIT = 100000   # differing keys remembered per db for a recheck; beyond it the db is compared whole
+MAX_ROUNDS = 100
+MAX_RECHECK_DELAY = 3600
+# counters of a db entry that describe differences (all of them are redone by a recheck)
+DIFF_COUNTERS = ('conflicts', 'missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs')
+
+
+class LiveOptions:
+    """keys_file, keys_file_offset, rounds, recheck_delay, ignore_target_keys, target_expiry_offset: validated
+    (ranges, not clamps)."""
+
+    def __init__(self, keys_file=None, keys_file_offset=0, match=None, rounds=1, recheck_delay=1.0,
+                 ignore_target_keys=None, target_expiry_offset=0):
+        for name, value, kind in (('keys_file_offset', keys_file_offset, int), ('rounds', rounds, int),
+                                  ('recheck_delay', recheck_delay, float),
+                                  ('target_expiry_offset', target_expiry_offset, int)):
+            try:
+                if value is not None and not isinstance(value, bool):
+                    kind(value)
+                    if kind is int and int(value) != float(value):
+                        raise ValueError(value)
+                    continue
+            except (TypeError, ValueError):
+                pass
+            raise KVError('%s must be a number, got %r' % (name, value), kind='config')
+        if int(keys_file_offset or 0) < 0:
+            raise KVError('keys_file_offset must be 0 or more, got %s' % keys_file_offset, kind='config')
+        if keys_file_offset and not keys_file:
+            raise KVError('keys_file_offset %s was given without keys_file' % keys_file_offset, kind='config')
+        if keys_file and match:
+            raise KVError('keys_file cannot be combined with match (the keys log lists every key the follower '
+                          'wrote; kv_sync does not filter by pattern)', kind='config')
+        if not 1 <= int(rounds) <= MAX_ROUNDS:
+            raise KVError('rounds must be between 1 and %d, got %s' % (MAX_ROUNDS, rounds), kind='config')
+        if not 0 <= float(recheck_delay) <= MAX_RECHECK_DELAY:
+            raise KVError('recheck_delay must be between 0 and %d seconds, got %s'
+                          % (MAX_RECHECK_DELAY, recheck_delay), kind='config')
+        if int(target_expiry_offset or 0) < 0:
+            raise KVError('target_expiry_offset must be 0 or more, got %s' % target_expiry_offset, kind='config')
+        self.keys_file = keys_file
+        self.keys_file_offset = int(keys_file_offset or 0)
+        self.rounds = int(rounds)
+        self.recheck_delay = float(recheck_delay)
+        self.ignore = ignored_keys(ignore_target_keys)
+        self.target_expiry_offset = int(target_expiry_offset or 0)
+
+
+def scope_text(result, opts):
+    """What was compared when it was not simply every key once (the keys log, the rounds), for the summary."""
+    text = ''
+    touched = result.get('keys_file')
+    if touched is not None:
+        listed = [d for d in result['dbs'] if d['scope'] == 'keys']
+        text += ' Scope: the %s the keys log names from offset %d to %d (%s) and the key counts of %s, ' \
+                'equal on both sides%s.' % (
+                    plural(touched['keys'], 'key'), touched['start'], touched['end'],
+                    plural(touched['records'], 'record'), plural(len(listed), 'db'),
+                    '; %s compared whole' % plural(len(result['dbs']) - len(listed), 'db')
+                    if len(listed) < len(result['dbs']) else '')
+    rounds = result.get('rounds') or []
+    if len(rounds) > 1:
+        text += ' %s differed in round 1 (%s); %s rechecked after %g s each, %s differing after the last.' % (
+            plural(rounds[0]['differing'], 'key'), 'while the source changed' if result['source_changed']
+            else 'the source was quiet', plural(len(rounds) - 1, 'recheck round'), opts.recheck_delay,
+            rounds[-1]['differing'])
+    return text
+
+
+class Touched:
+    """The keys of a keys log from an offset: ``keys[target_db]`` a set of names, ``whole`` the target dbs
+    that changed as a whole, ``end`` the offset reached, ``records`` how many records were read."""
+
+    def __init__(self, path, offset=0):
+        reader = KeysLogReader(path, offset)
+        self.keys = {}
+        self.whole = set()
+        for db, key in reader.records():
+            if key is None:
+                self.whole.add(db)
+                self.keys.pop(db, None)
+            elif db not in self.whole:
+                self.keys.setdefault(db, set()).add(key)
+        self.start = offset
+        self.end = reader.offset
+        self.records = reader.records_read
+
+    def for_target_db(self, t_db):
+        """None when the whole db is to be compared, else the (possibly empty) list of keys."""
+        if t_db in self.whole:
+            return None
+        return sorted(self.keys.get(t_db, ()))
+
+    def describe(self):
+        return dict(start=self.start, end=self.end, records=self.records,
+                    keys=sum(len(v) for v in self.keys.values()), whole_dbs=sorted(self.whole))
+
+
+class DiffingKeys:
+    """The raw names of the keys of one db pair that differed; at most ``limit`` (then ``overflow``)."""
+
+    def __init__(self, limit=RECHECK_LIMIT):
+        self.limit = limit
+        self.keys = set()
+        self.overflow = False
+        self.lock = threading.Lock()
+
+    def add(self, key):
+        with self.lock:
+            if len(self.keys) < self.limit:
+                self.keys.add(key)
+            elif key not in self.keys:
+                self.overflow = True
+
+    def take(self):
+        """``(sorted keys, overflow)`` and start afresh."""
+        with self.lock:
+            keys, overflow = sorted(self.keys), self.overflow
+            self.keys, self.overflow = set(), False
+        return keys, overflow
+
+
+def ignored_keys(entries):
+    """``ignore_target_keys`` (``[{db: n, key: name}]``, names as text or bytes) -> ``{target db: set(bytes)}``."""
+    out = {}
+    for entry in entries or []:
+        if not isinstance(entry, dict) or set(entry) - set(('db', 'key')) or 'key' not in entry:
+            raise KVError('ignore_target_keys holds %r: each entry must be {db: <target db>, key: <name>}' % (entry,),
+                          kind='config')
+        try:
+            db = int(entry.get('db', 0))
+        except (TypeError, ValueError):
+            raise KVError('ignore_target_keys: db must be a number, got %r' % (entry.get('db'),), kind='config')
+        key = entry['key']
+        if not isinstance(key, bytes):
+            key = str(key).encode('utf-8')
+        out.setdefault(db, set()).add(key)
+    return out
+
+
+def recheck_reset(result):
+    """Take the differing keys out of a db entry before they are compared again: they will be counted
+    anew, as identical, differing, absent or expired.  ``keys`` (source keys checked) counts only keys that
+    were on the source; those that were missing or differing are recounted by the recheck."""
+    result['keys'] -= result['missing'] + result['conflicts']
+    for name in DIFF_COUNTERS:
+        result[name] = 0
+
+
+def differing(result):
+    """Keys of a db entry that differ (a key with two kinds of difference counts once)."""
+    return result['missing'] + result['extra'] + result['conflicts']
+
+
+class DbState:
+    """Counters and differences of one db pair of a verification, shared by its workers; with rounds, the raw names
+    of the keys that differed."""
+
+    def __init__(self, src_db, tgt_db, run, fields=None):
+        self.run = run
+        extra = dict((name, 0) for name in (fields or run.fields))
+        self.result = db_result(src_db, tgt_db, **extra)
+        self.result['scope'] = 'full'
+        self.found = 0
+        self.lock = threading.Lock()
+        self.differing = DiffingKeys() if run.opts.rounds > 1 else None
+
+    def add(self, counts, differences, found):
+        with self.lock:
+            for name, value in counts.items():
+                self.result[name] = self.result.get(name, 0) + value
+            self.found += found
+        self.run.add_differences(differences)
+
+    def note(self, key):
+        """A key that differs: remembered for the next round's recheck."""
+        if self.differing is not None:
+            self.differing.add(key)
+
+
+def round_done(verifier, number, scope, started, compared):
+    verifier.rounds.append(dict(round=number, scope=scope, compared=compared,
+                                differing=sum(differing(st.result) for st in verifier.states),
+                                seconds=round(time.time() - started, 3)))
+
+
+def recheck_rounds(verifier):
+    """Rounds 2..n: after ``recheck_delay``, compare again only the keys that differed in the round before (the
+    follower may simply not have applied them yet), until none differs or the limit."""
+    opts = verifier.opts
+    for number in range(2, opts.rounds + 1):
+        pending = [st for st in verifier.states if differing(st.result)]
+        if not pending:
+            return
+        time.sleep(opts.recheck_delay)
+        started = time.time()
+        verifier.differences = []  # the differences of the last look at every key
+        compared = 0
+        for state in pending:
+            keys, overflow = state.differing.take()
+            if overflow:  # too many to remember: compare the db whole again
+                reset_state(verifier, state)
+                verifier.verify_db(state)
+                compared += state.result['keys'] + state.result['extra'] + state.result['expired']
+            else:
+                recheck_reset(state.result)
+                verifier.compare_listed(state, keys)
+                compared += len(keys)
+        round_done(verifier, number, 'recheck', started, compared)
+
+
+def reset_state(verifier, state):
+    """Forget what a db pair's comparison counted (its keyspace figures stay)."""
+    for name, value in list(state.result.items()):
+        if isinstance(value, int) and name not in ('db', 'target_db', 'source_keys', 'target_keys',
+                                                   'source_expires', 'target_expires'):
+            state.result[name] = 0
+    state.found = 0
+    s_db = state.result['db']
+    with verifier.diff_lock:
+        verifier.differences = [d for d in verifier.differences if d['db'] != s_db]
+
+
+def verify_listed_db(verifier, state, keys):
+    """The keys the follower changed since the last full round, then the key counts of both sides: a key no log
+    names was compared in that round and has not changed since; equal counts show that no key appeared
+    elsewhere.  Counts that differ: the db is compared whole."""
+    s_db, t_db = state.result['db'], state.result['target_db']
+    state.result['scope'] = 'keys'
+    verifier.compare_listed(state, keys)
+    src_size = verifier.dbsize(verifier.source_ep, s_db)
+    tgt_size = verifier.dbsize(verifier.target_ep, t_db)
+    state.result['source_count'] = src_size
+    state.result['target_count'] = tgt_size
+    if src_size == tgt_size:
+        return
+    message = ('db %d holds %d keys on the source and db %d %d on the target after the listed keys were compared: '
+               'the db was compared whole' % (s_db, src_size, t_db, tgt_size))
+    verifier.warnings.append(message)
+    verifier.warn(message)
+    reset_state(verifier, state)
+    state.result['scope'] = 'full (key counts differed)'
+    verifier.verify_db(state)

@@ -1,0 +1,61 @@
+"""An application writing to the source during a migration: it remembers when every write was acknowledged and
+the longest time one write waited (what the application saw of the pause)."""
+
+import threading
+import time
+
+
+class AppWriter:
+    """Writes ``app:<n>`` = n to ``client`` (a redis-py client of the source) about ``rate`` times a second."""
+
+    def __init__(self, client, rate=1000, switch_client=None, armed=None, blocked=0.1):
+        """With ``switch_client`` the app moves to the target like a real one: once ``armed()`` (the migration is
+        far enough) a write that waited ``blocked`` seconds or more met the pause; the app repeats it on
+        ``switch_client`` and stops writing."""
+        self.client = client
+        self.rate = rate
+        self.switch_client = switch_client
+        self.armed = armed or (lambda: True)
+        self.blocked = blocked
+        self.switched = None     # the n of the write repeated on the target
+        self.acked = []          # (n, time acknowledged)
+        self.longest = 0.0       # longest wait for one acknowledgement, seconds
+        self.longest_at = None   # when that write was sent
+        self.errors = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, name='app-writer')
+
+    def run(self):
+        n = 0
+        interval = 1.0 / self.rate
+        while not self.stopping.is_set():
+            sent = time.time()
+            try:
+                self.client.set(b'app:%d' % n, b'%d' % n)
+            except Exception as exc:  # recorded; callers fail on it
+                self.errors.append(repr(exc))
+                return
+            acked = time.time()
+            self.acked.append((n, acked))
+            if acked - sent > self.longest:
+                self.longest, self.longest_at = acked - sent, sent
+            if self.switch_client is not None and acked - sent >= self.blocked and self.armed():
+                self.switch_client.set(b'app:%d' % n, b'%d' % n)
+                self.switched = n
+                return
+            n += 1
+            pause = interval - (time.time() - sent)
+            if pause > 0:
+                time.sleep(pause)
+
+    def __enter__(self):
+        self.thread.start()
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(60)
+
+    def acked_before(self, moment):
+        return [n for n, t in self.acked if t < moment]

@@ -1,0 +1,105 @@
+"""The touched-keys log of kv_sync (plugins/module_utils/keys_log.py): binary-safe, append-only, partial tails."""
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.kvtools.migration.plugins.module_utils import keys_log
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+
+AWKWARD = [b'', b'plain', b'new\nline', b'nul\x00byte', b'\xff\xfe non-utf8', b'\xff' * 9, b'\xff\xff\xff\xff',
+           b'x' * 70000]
+
+
+def test_round_trip_every_byte_and_whole_db_marker(tmp_path):
+    path = str(tmp_path / 'keys.log')
+    writer = keys_log.KeysLogWriter(path, flush_bytes=10)
+    for n, key in enumerate(AWKWARD):
+        writer.add(n % 3, key)
+    writer.whole_db(7)
+    writer.add(2 ** 31 - 1, b'last')
+    size = writer.flush()
+    writer.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert size == os.path.getsize(path)
+    expected = [(n % 3, key) for n, key in enumerate(AWKWARD)] + [(7, None), (2 ** 31 - 1, b'last')]
+    assert list(keys_log.iter_keys_log(path)) == expected
+    reader = keys_log.KeysLogReader(path)
+    assert list(reader.records()) == expected and reader.offset == size and reader.records_read == len(expected)
+
+
+def test_offsets_are_record_boundaries_and_appending_continues(tmp_path):
+    path = str(tmp_path / 'keys.log')
+    writer = keys_log.KeysLogWriter(path)
+    writer.add(0, b'a')
+    first = writer.flush()
+    writer.close()
+    assert first == len(keys_log.HEADER) + 8 + 1
+    again = keys_log.KeysLogWriter(path)  # reopened: no second header
+    again.add(1, b'b\n')
+    again.whole_db(3)
+    second = again.flush()
+    again.close()
+    assert list(keys_log.iter_keys_log(path, first)) == [(1, b'b\n'), (3, None)]
+    assert list(keys_log.iter_keys_log(path, second)) == []
+    assert list(keys_log.iter_keys_log(path, 0))[0] == (0, b'a')
+
+
+def test_partial_tail_is_not_read_and_offset_stops_before_it(tmp_path):
+    path = str(tmp_path / 'keys.log')
+    writer = keys_log.KeysLogWriter(path)
+    writer.add(0, b'whole')
+    size = writer.flush()
+    writer.close()
+    record = keys_log.encode_key(5, b'being written')
+    for cut in range(1, len(record)):
+        with open(path, 'r+b') as fh:
+            fh.truncate(size)
+            fh.seek(size)
+            fh.write(record[:cut])
+        reader = keys_log.KeysLogReader(path)
+        assert list(reader.records()) == [(0, b'whole')]
+        assert reader.offset == size
+    with open(path, 'ab') as fh:
+        fh.write(record[cut:])
+    assert list(keys_log.iter_keys_log(path, size)) == [(5, b'being written')]
+
+
+def test_bad_files_and_offsets_are_named(tmp_path):
+    path = str(tmp_path / 'keys.log')
+    writer = keys_log.KeysLogWriter(path)
+    writer.add(0, b'abc')
+    size = writer.flush()
+    writer.close()
+    with pytest.raises(KVError) as err:
+        list(keys_log.iter_keys_log(path, size + 1))
+    assert err.value.kind == 'keys_log' and 'beyond its end' in err.value.message
+    with open(path, 'ab') as fh:
+        fh.write(b'\xff\xff\xff\xfe\x00\x00\x00\x01k')  # db -2: a corrupt record
+    with pytest.raises(KVError) as err:
+        list(keys_log.iter_keys_log(path, size))
+    assert 'negative db number at offset %d' % size in err.value.message
+    with pytest.raises(KVError) as err:
+        list(keys_log.iter_keys_log(path, 3))
+    assert 'no record at offset 3' in err.value.message
+    with pytest.raises(KVError) as err:
+        list(keys_log.iter_keys_log(path, -1))
+    assert err.value.kind == 'config'
+    other = tmp_path / 'other'
+    other.write_bytes(b'something else')
+    with pytest.raises(KVError) as err:
+        list(keys_log.iter_keys_log(str(other)))
+    assert 'header' in err.value.message
+    with pytest.raises(KVError) as err:
+        list(keys_log.iter_keys_log(str(tmp_path / 'absent')))
+    assert 'cannot be read' in err.value.message
+    with pytest.raises(ValueError):
+        keys_log.KeysLogWriter(str(tmp_path / 'w')).add(-1, b'k')
+
+
+def test_the_followers_own_records_read_back(tmp_path):
+    """Bytes as kv_sync's follower writes them (header, '>iI' head, 0xFFFFFFFF for a whole db)."""
+    path = tmp_path / 'follower.log'
+    path.write_bytes(b'KVTKEYS1\n' + b'\x00\x00\x00\x03\x00\x00\x00\x02a\n' + b'\x00\x00\x00\x09\xff\xff\xff\xff')
+    assert list(keys_log.iter_keys_log(str(path))) == [(3, b'a\n'), (9, None)]
