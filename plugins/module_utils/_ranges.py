@@ -48,6 +48,11 @@ RANGES = dict(
     pause_ms=(100, DAY_MS, True),
     renew_max_seconds=(1, DAY_S * 7, True),
     verify_window_ms=(0, 600000, True),
+    # kv_verify's live scope and kv_cutover (kv_sync's keys log and held-back expiries)
+    keys_file_offset=(0, 2 ** 62, True),
+    rounds=(1, 100, True),
+    recheck_delay=(0, 3600, True),
+    target_expiry_offset=(0, 2 ** 62, True),
     # kv_sync
     max_lag=(0, 1099511627776, True),
     started_timeout=(1, DAY_S * 7, True),
