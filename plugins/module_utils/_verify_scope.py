@@ -24,7 +24,7 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
 from ansible_collections.kvtools.migration.plugins.module_utils._text import plural
-from ansible_collections.kvtools.migration.plugins.module_utils.keys_log import KeysLogReader
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogReader
 
 RECHECK_LIMIT = 100000   # differing keys remembered per db for a recheck; beyond it the db is compared whole
 MAX_ROUNDS = 100

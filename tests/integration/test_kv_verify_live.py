@@ -14,7 +14,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
-from ansible_collections.kvtools.migration.plugins.module_utils.keys_log import KeysLogWriter
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter
 from tests.conftest import assert_no_secret
 from tests.integration.test_kv_verify import copy, load_dbs, verify
 from tests.support import compare

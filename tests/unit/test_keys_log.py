@@ -1,4 +1,4 @@
-"""The touched-keys log of kv_sync (plugins/module_utils/keys_log.py): binary-safe, append-only, partial tails."""
+"""The touched-keys log of kv_sync (plugins/module_utils/_keys_log.py): binary-safe, append-only, partial tails."""
 
 import os
 import stat
