@@ -166,9 +166,44 @@ def snapshot_rdb_version(src, tgt, diskless):
     return own
 
 
-def live_possibility(src, tgt, match=None, permissions=None):
-    """``(possible, reason)`` for a live copy between two connected :class:`Server` objects."""
+def missing_commands(server, names):
+    """The commands of ``names`` the server does not know (renamed or disabled), by COMMAND INFO; [] if unknown."""
+    try:
+        reply = server.client.execute_command('COMMAND', 'INFO', *names)
+    except Exception:  # COMMAND itself renamed or denied: nothing learnt
+        return []
+    return [name.upper() for name, info in zip(names, reply or []) if not info]
+
+
+def live_db_collision(src, dbs=None, db_map=None):
+    """A sentence when kv_sync's db selection (every source db by default) sends two dbs into one target db."""
+    mapping = dict((int(k), int(v)) for k, v in (db_map or {}).items())
+    chosen = sorted(set(int(d) for d in dbs)) if dbs else list(range(src.databases or 16))
+    seen = {}
+    for s_db in chosen:
+        t_db = mapping.get(s_db, s_db)
+        if t_db in seen:
+            return ('db_map sends db %d and db %d into target db %d: a live copy follows every selected source db '
+                    '(empty ones too, as writes may come), so list the dbs to copy (kv_dbs) or copy offline'
+                    % (seen[t_db], s_db, t_db))
+        seen[t_db] = s_db
+    return None
+
+
+def live_possibility(src, tgt, match=None, permissions=None, dbs=None, db_map=None):
+    """``(possible, reason)`` for a live copy between two connected :class:`Server` objects.
+
+    ``possible`` is None when nothing refuses it but the source user's right to replicate could not be
+    checked (no ACL DRYRUN): ``auto`` then copies offline, an explicit live strategy tries it.
+    """
     reasons = []
+    collision = live_db_collision(src, dbs, db_map)
+    if collision:
+        reasons.append(collision)
+    missing = missing_commands(src, ['psync', 'replconf'])
+    if missing:
+        reasons.append('the source has no %s command (renamed or disabled, as managed plans do): copy offline'
+                       % '/'.join(missing))
     if match:
         reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
@@ -193,6 +228,9 @@ def live_possibility(src, tgt, match=None, permissions=None):
                                                                        payload, hint))
     if tgt.role not in ('master', 'primary'):
         reasons.append('the target is a replica (read-only)')
+    if not reasons and 'unknown' in perms.values() and not missing:
+        return None, ('whether the source user may run PSYNC and REPLCONF could not be checked (ACL DRYRUN is not '
+                      'available to it); kv_strategy auto copies offline, kv_strategy live tries it')
     return (not reasons), ('; '.join(reasons) if reasons else None)
 
 
@@ -214,7 +252,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         if src['capabilities'].get('hash_field_ttl') and not tgt['capabilities'].get('hash_field_ttl'):
             census = field_ttl_census(source_ep, src_server,
                                       select_dbs(dict((d['db'], d) for d in src['dbs']), dbs, db_map))
-        live_possible, live_reason = live_possibility(src_server, tgt_server, match=match)
+        live_possible, live_reason = live_possibility(src_server, tgt_server, match=match, dbs=dbs,
+                                                      db_map=db_map)
     finally:
         src_server.client.close()
         tgt_server.client.close()

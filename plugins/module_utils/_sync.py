@@ -129,8 +129,8 @@ class Sync:
             src.client.close()
             raise
         try:
-            possible, reason = live_possibility(src, tgt)
-            if not possible:
+            possible, reason = live_possibility(src, tgt, dbs=self.p.get('dbs'), db_map=self.p.get('db_map'))
+            if possible is False:  # None: the user's right to PSYNC is unknown; the link says if it is refused
                 raise KVError('live copy is not possible: %s' % reason, kind='config')
             pairs = self._pairs(src)
             keyspace = src.keyspace()

@@ -15,10 +15,8 @@ The flow of :meth:`Verifier.run`:
    without the RDB version and CRC footer).  Only keys whose payloads differ (other encodings or RDB
    formats, e.g. Redis 7.0 against Valkey 9) are compared type-aware with
    :func:`~._type_aware.key_differences`: the value, and what both servers hold beyond it (a DUMP payload
-   carries it, so equal payloads are equal in it too): hash field TTLs (only for hashes whose payload
-   type can carry them) and a stream's metadata, consumer groups, consumers and pending entries.  So
-   these checks cost only for keys whose payloads differ.  With ``values: none`` (and for the keys left out by ``sample``)
-   ``TYPE`` replaces ``DUMP``;
+   carries it): hash field TTLs (where the payload type can carry them), a stream's metadata, groups,
+   consumers and pending entries.  With ``values: none`` (and keys left out by ``sample``) ``TYPE`` replaces ``DUMP``;
 4. keys extra on the target: when every source key was found on the target, nothing was written on
    either side and both DBSIZEs equal the number of keys found, the key sets are equal; otherwise the
    target is walked with SCAN and ``EXISTS`` is pipelined on the source;

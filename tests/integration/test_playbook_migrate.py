@@ -57,7 +57,8 @@ def test_tls_to_tls_with_acl_users_check_migrate_verify_rerun(server_factory, tm
     source = server_factory('redis70', tls=True)
     target = server_factory('valkey80', tls=True)
     loaded = load(source, [0, 2, 7])
-    inventory = write_inventory(tmp_path, {'pair-tls': (source.endpoint(), target.endpoint())})
+    inventory = write_inventory(tmp_path, {'pair-tls': (source.endpoint(), target.endpoint())},
+                                kv_strategy='offline')  # the offline procedure's method choice
     writes = compare.source_writes(source)
 
     dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
@@ -126,7 +127,8 @@ def test_progress_is_shown_while_a_long_copy_runs(redis70, valkey80, tmp_path):
             pipe.set(b'key:%d' % i, b'x' * 20)
         pipe.execute()
     inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), valkey80.endpoint())},
-                                kv_method='dump_restore', migrate_poll_interval=0.3, migrate_workers=1)
+                                kv_method='dump_restore', migrate_poll_interval=0.3, migrate_workers=1,
+                                kv_strategy='offline')
     result = ansible_playbook(PLAYBOOK, inventory=inventory)
     assert result.returncode == 0, result.stdout[-3000:]
     lines = re.findall(r'^pair: kv_dump_restore: copying .*$', result.stdout, re.M)
