@@ -35,7 +35,7 @@ import random
 import threading
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, unavailable
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
