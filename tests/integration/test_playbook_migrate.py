@@ -100,7 +100,7 @@ def test_fleet_of_three_pairs_in_one_play(redis70, valkey9, valkey80, redis72, s
         'pair-a': (redis70.endpoint(), valkey9.endpoint()),
         'pair-b': (valkey90.endpoint(), valkey80.endpoint()),
         'pair-c': (redis72.endpoint(), second_target.endpoint()),
-    })
+    }, kv_strategy='offline')  # the offline procedure's method choice per pair
     with open(inventory) as fh:
         inv = yaml.safe_load(fh)
     inv['all']['hosts']['pair-c']['kv_db_map'] = {3: 4}

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from ansible_collections.kvtools.migration.plugins.module_utils import keys_log
+from ansible_collections.kvtools.migration.plugins.module_utils import _keys_log as keys_log
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 
 AWKWARD = [b'', b'plain', b'new\nline', b'nul\x00byte', b'\xff\xfe non-utf8', b'\xff' * 9, b'\xff\xff\xff\xff',
