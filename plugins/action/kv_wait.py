@@ -82,7 +82,7 @@ class ActionModule(ActionBase):
         started = time.time()
         last_line = None
         delay = min(interval, 0.5)  # short copies end quickly; long ones are polled every `interval` seconds
-        watch = self._watch_start(progress, interval, task_vars) if progress else None
+        watch = None  # made after the first look at the progress, so a short copy is seen before it ends
         while True:
             status = self._execute_module(module_name='ansible.builtin.async_status',
                                           module_args=dict(jid=jid, _async_dir=async_dir), task_vars=task_vars)
@@ -94,7 +94,6 @@ class ActionModule(ActionBase):
                 self._watch_end(watch, task_vars)
                 return result
             if progress:
-                self._watch_renew(watch, task_vars)
                 line = self._progress(progress, task_vars)
                 if line and line != last_line:
                     if last_line is None and self._pid is not None:
@@ -103,6 +102,10 @@ class ActionModule(ActionBase):
                         display.display('%s: %s: %s' % (host, label, hint))
                     display.display('%s: %s: %s' % (host, label, line))
                     last_line = line
+                if watch is None:
+                    watch = self._watch_start(progress, interval, task_vars)
+                else:
+                    self._watch_renew(watch, task_vars)
             if timeout and time.time() - started > timeout:
                 self._watch_end(watch, task_vars)  # the job keeps running: nobody watches it any more
                 result.update(failed=True, msg='%s did not finish within %d seconds (job %s still runs; its progress '
