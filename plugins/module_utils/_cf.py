@@ -29,13 +29,10 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 RECORD_FORMAT = 'kvtools.migration/cf-bindings/1'
 SECRET_OPTIONS = ('password', 'client_secret', 'token')
-
-
-def _now():
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 
 
 class CFClient:
@@ -313,7 +310,7 @@ class Bindings:
         return record
 
     def write_record(self, record):
-        record['updated_at'] = _now()
+        record['updated_at'] = now_iso()
         try:
             atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + '\n', mode=0o600)
         except (IOError, OSError) as exc:
@@ -350,7 +347,7 @@ class Bindings:
                           % (self.record_path, record.get('service_instance', {}).get('name'), instance['name']),
                           kind='config')
         if record is None:
-            record = dict(format=RECORD_FORMAT, api=self.cf.api, created_at=_now(),
+            record = dict(format=RECORD_FORMAT, api=self.cf.api, created_at=now_iso(),
                           service_instance=dict(guid=instance['guid'], name=instance['name'],
                                                 space_guid=instance['space_guid']),
                           bindings=[])
@@ -359,7 +356,7 @@ class Bindings:
             if binding['guid'] in known:
                 continue
             params, why = self.binding_parameters(binding)
-            entry = dict(binding, parameters=params, recorded_at=_now(), unbound_at=None)
+            entry = dict(binding, parameters=params, recorded_at=now_iso(), unbound_at=None)
             if why:
                 entry['parameters_error'] = why
             record['bindings'].append(entry)
@@ -370,7 +367,7 @@ class Bindings:
             status, headers, dummy = self.cf.request('DELETE', '/v3/service_credential_bindings/%s' % binding['guid'],
                                                      action=action)
             self.cf.wait_job(status, headers, action)
-            known[binding['guid']]['unbound_at'] = _now()
+            known[binding['guid']]['unbound_at'] = now_iso()
             self.write_record(record)
 
     def _wanted(self, instance):

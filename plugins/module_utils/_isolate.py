@@ -37,6 +37,7 @@ import uuid
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 RECORD_FORMAT = 'kvtools.migration/isolation/1'
 DEFAULT_PAUSE_MS = 30000
@@ -54,10 +55,6 @@ def _text(value):
     if isinstance(value, bytes):
         return value.decode('utf-8', 'replace')
     return value if value is None else str(value)
-
-
-def _now():
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 
 
 # -- the record file ------------------------------------------------------------------------------
@@ -336,7 +333,7 @@ class Isolation:
         deadline = time.time() + self.renew_max_seconds
         if self.renew:
             record = dict(format=RECORD_FORMAT, server=self.endpoint.address, mode='pause', state='isolated',
-                          isolated_at=_now(), released_at=None, isolated_epoch=time.time(),
+                          isolated_at=now_iso(), released_at=None, isolated_epoch=time.time(),
                           pause=dict(lease_ms=self.pause_ms, token=token, deadline=deadline, pid=None,
                                      pid_start_time=None))
             write_record(self.record_path, record)
@@ -364,7 +361,7 @@ class Isolation:
             return
         if was_isolated:
             record['state'] = 'released'
-            record['released_at'] = _now()
+            record['released_at'] = now_iso()
             write_record(self.record_path, record)  # the renewer sees this and stops by itself
             result['renewer_stopped'] = stop_renewer(pause)
         # CLIENT UNPAUSE is harmless when nothing is paused; always end any pause we may have left.
@@ -395,7 +392,7 @@ class Isolation:
             record = None  # a finished (released) or other isolation: start a new record
         known = dict((u['name'], u) for u in (record or {}).get('users', []))
         current = [self._acl_user(name) for name in self.users]
-        new_entries = [dict(u, recorded_at=_now()) for u in current if u['name'] not in known]
+        new_entries = [dict(u, recorded_at=now_iso()) for u in current if u['name'] not in known]
         to_disable = [u['name'] for u in current if u['enabled']]
         connected = self._connections_by_user()
         to_kill = [name for name in self.users if connected.get(name)]
@@ -410,7 +407,7 @@ class Isolation:
             return
         if record is None:
             record = dict(format=RECORD_FORMAT, server=self.endpoint.address, mode='acl', state='isolated',
-                          isolated_at=_now(), released_at=None, users=[], isolated_epoch=time.time())
+                          isolated_at=now_iso(), released_at=None, users=[], isolated_epoch=time.time())
         if new_entries:
             record['users'].extend(new_entries)
             write_record(self.record_path, record)  # the prior state is safe before anything changes
@@ -453,7 +450,7 @@ class Isolation:
         result['released_at'] = time.time()
         if record.get('state') == 'isolated':
             record['state'] = 'released'
-            record['released_at'] = _now()
+            record['released_at'] = now_iso()
             write_record(self.record_path, record)
 
     # -- checks -------------------------------------------------------------------------------------

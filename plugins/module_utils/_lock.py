@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 WATCH_SUFFIX = '.watch'
 
@@ -80,7 +81,7 @@ class TargetLock:
                                                         owner.get('pid', '?'), owner.get('host', '?'), self.path),
                           kind='locked', endpoint=self.endpoint.address, details={'owner': owner})
         owner = dict(module=self.module, pid=os.getpid(), host=socket.gethostname(), target=self.endpoint.address,
-                     started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), progress=self.progress)
+                     started=now_iso(), progress=self.progress)
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(json.dumps(owner, sort_keys=True))

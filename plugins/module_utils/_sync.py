@@ -31,9 +31,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import live_possibility
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
-    RECORD_FORMAT, Follower, now_iso, read_record, start_process, write_record)
+    RECORD_FORMAT, Follower, read_record, start_process, write_record)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
     drop_marker, iter_keys_log, read_marker, settle_expiries)
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 
 class Sync:

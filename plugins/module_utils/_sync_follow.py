@@ -35,6 +35,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot im
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 RECORD_FORMAT = 'kvtools.migration/sync/1'
 RECORD_EVERY = 0.2
@@ -44,10 +45,6 @@ RETRY_KINDS = ('connection', 'timeout', 'refused', 'unreachable', 'truncated', '
 
 class StopFollower(Exception):
     """Raised in the follower by SIGTERM."""
-
-
-def now_iso():
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 
 
 def read_record(path):

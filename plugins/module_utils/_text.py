@@ -22,6 +22,11 @@ def iso_time(ts):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ts))
 
 
+def now_iso():
+    """The current UTC time as ISO 8601 text (``2026-12-01T21:16:58Z``)."""
+    return iso_time(time.time())
+
+
 def as_text(value):
     """A reply as text: bytes decoded as UTF-8 (undecodable bytes replaced), anything else with str()."""
     if isinstance(value, bytes):
