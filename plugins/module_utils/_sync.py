@@ -262,7 +262,7 @@ class Sync:
                 raise KVError('the record %s was replaced or removed while starting' % self.record_path, kind='error')
             phase = rec.get('phase')
             if phase == 'failed':
-                err = KVError('the follower failed: %s' % rec.get('last_error'), kind='error')
+                err = KVError('the follower failed: %s' % rec.get('last_error'), kind=rec.get('last_error_kind') or 'error')
                 err.partial = self._result(rec, changed)
                 raise err
             if phase == 'streaming':
@@ -339,7 +339,7 @@ class Sync:
         while time.time() < deadline:
             rec = read_record(self.record_path) or {}
             if rec.get('phase') == 'failed':
-                raise KVError('the follower failed: %s' % rec.get('last_error'), kind='error')
+                raise KVError('the follower failed: %s' % rec.get('last_error'), kind=rec.get('last_error_kind') or 'error')
             if not self._alive(rec):
                 raise KVError('the follower ended while draining (phase %s: %s)'
                               % (rec.get('phase'), rec.get('last_error')))

@@ -32,6 +32,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
@@ -184,7 +185,7 @@ class Follower:
         except StopFollower as exc:
             self._final('stopped' if str(exc) == 'stopped' else 'stopped', None)
         except KVError as exc:
-            self._final('failed', scrub(str(exc), self.secrets))
+            self._final('failed', scrub(str(exc), self.secrets), exc.kind)
         except Exception as exc:  # a bug: keep its trace in the record, without secrets
             self._final('failed', scrub('unexpected error in the follower: %s: %s | %s' % (
                 type(exc).__name__, exc, traceback.format_exc()[-1500:]), self.secrets))
@@ -201,7 +202,7 @@ class Follower:
             if self.applier is not None:
                 self.applier.close()
 
-    def _final(self, phase, error):
+    def _final(self, phase, error, kind='error'):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             if self.applier is not None and self.applier.conn is not None and phase == 'stopped':
@@ -214,6 +215,7 @@ class Follower:
             fields = dict(phase=phase, stopped_at=now_iso())
             if error:
                 fields['last_error'] = error
+                fields['last_error_kind'] = kind
             self.update(force=True, **fields)
         except (StopFollower, KVError, OSError):
             pass
@@ -229,6 +231,7 @@ class Follower:
             self.applier.applied_db = resume.get('db')
         failing_since = None
         while True:
+            drops = buffer_drops(self.source)
             try:
                 self.link = ReplicaLink(self.source, self.cfg['spool_dir'], self.passphrase, self.cfg.get('version'),
                                         name='kvsync-%s' % self.cfg['token'][:8])
@@ -238,11 +241,12 @@ class Follower:
                     self.link.close()
                     self.link.cleanup()
                     self.link = None
+                exc = explain_close(self.source, exc, drops, 'snapshot')
                 if exc.kind not in RETRY_KINDS or replid is None:
-                    raise
+                    raise exc
                 failing_since = failing_since or time.time()
                 if time.time() - failing_since > RECONNECT_SECONDS:
-                    raise
+                    raise exc
                 self.update(force=True, phase='reconnecting', last_error=scrub(str(exc), self.secrets))
                 time.sleep(1.0)
                 continue
@@ -254,12 +258,15 @@ class Follower:
                 if had_data:
                     self.record['full_resyncs'] = self.record.get('full_resyncs', 0) + 1
                     self.applier.prepare_full_resync()
-                self._snapshot()
+                try:
+                    self._snapshot()
+                except KVError as exc:
+                    raise explain_close(self.source, exc, drops, 'snapshot')
             else:
                 self.record['continued'] = self.record.get('continued', 0) + 1
                 self.update(force=True, phase='streaming', replid=self.link.replid, last_error=None)
             had_data = True
-            error = self._stream()
+            error = explain_close(self.source, self._stream(), drops, 'streaming')
             self.link.close()
             self.link.cleanup()
             self.link = None

@@ -41,7 +41,10 @@ description:
     expiry is written 100 years later than the source's while following, so the target cannot expire a key
     whose renewal is still in the stream, and the exact expiries are set at the drain (RV(expiries_settled)).
   - The follower reads the source without pause and keeps what is not yet applied in spool files (mode 0600,
-    AES-256-GCM with O(spool_passphrase)), so the source's replica output buffer never grows because of it. It
+    AES-256-GCM with O(spool_passphrase)), so the source's replica output buffer never grows because of it. A
+    source that drops the follower for its C(client-output-buffer-limit replica) anyway (the writes taken while
+    it writes its snapshot wait in that buffer) stops the follower with the setting named (error C(buffer_limit),
+    with the value, where the source counts such drops: Redis 7.4+, Valkey). It
     announces C(listening-port 0), so Sentinel can never reach or promote it.
   - Each batch of stream commands is one C(MULTI)/C(EXEC) on the target that also sets an offset marker key,
     C(kvtools:sync:offset:<id>) in the first target db (its name is in the record). So what the target holds and

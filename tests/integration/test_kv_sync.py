@@ -634,3 +634,56 @@ def test_source_restart_continues(server_factory, valkey80_tls, tmp_path, syncs)
     assert stopped['phase'] == 'stopped', stopped
     assert (stopped['continued'], stopped['full_resyncs']) == (1, 0), stopped  # PSYNC continue after the restart
     assert_identical(source, valkey80_tls, [(0, 0)])
+
+
+# -- the source drops the follower for its replica output-buffer limit ---------------------------------------
+
+@pytest.mark.parametrize('flavour', ['valkey80', 'redis70'])
+def test_output_buffer_drop_is_named_with_the_setting(flavour, server_factory, valkey80_tls, tmp_path, syncs):
+    """Writes taken while the source writes its snapshot (slowed to ~2 s per key delay) overflow a 64 KB replica
+    buffer: the source drops the link.  The follower stops (a retry would be dropped again) with the setting named:
+    with the value and ``error: buffer_limit`` where the source counts such drops (Valkey, Redis >= 7.4), as the
+    likely cause elsewhere.  Nothing is left running and the source is not written to."""
+    source = server_factory(flavour, extra=['repl-diskless-sync no', 'client-output-buffer-limit replica 64kb 32kb 1'])
+    admin = source.admin()
+    pipe = admin.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(b'k:%d' % i, b'v')
+    pipe.execute()
+    admin.config_set('rdb-key-save-delay', 1000)  # 2,000 keys: the snapshot takes about 2 s
+    stop = threading.Event()
+
+    def write():
+        c = source.admin()
+        i = 0
+        while not stop.is_set():
+            c.set(b'w:%d' % (i % 100), b'x' * 2048)
+            i += 1
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    record = tmp_path / 'sync.json'
+    syncs.append((source, str(record)))
+    try:
+        result = engine('kv_sync', args_for(source, valkey80_tls, record, started_timeout=60))
+    finally:
+        stop.set()
+        writer.join(10)
+    admin.config_set('rdb-key-save-delay', 0)
+    assert result.get('failed') is True and result['phase'] == 'failed', result
+    assert 'client-output-buffer-limit' in result['msg'] and 'run state=started again' in result['msg'] \
+        if flavour == 'valkey80' else 'client-output-buffer-limit replica' in result['msg'], result['msg']
+    if flavour == 'valkey80':
+        assert result['error'] == 'buffer_limit', result
+        assert '(replica 65536 32768 1)' in result['msg'] and 'went from 0 to 1' in result['msg'], result['msg']
+    else:  # Redis 7.0 does not count the drops: the likely cause, named
+        assert result['error'] == 'connection', result
+    rec = json.load(open(str(record)))
+    pid = rec.get('pid')
+    deadline = time.time() + 10
+    while pid and time.time() < deadline and os.path.exists('/proc/%d' % pid):
+        time.sleep(0.05)
+    assert not pid or not os.path.exists('/proc/%d' % pid), 'the follower still runs'
+    absent = engine('kv_sync', dict(args_for(source, valkey80_tls, record), state='absent'))
+    assert absent.get('failed') is not True and not os.path.exists(str(record)), absent  # the failed record goes
+    assert len(list(admin.scan_iter(match='k:*', count=1000))) == 2000  # the source keeps its keys
+    assert admin.info('replication')['connected_slaves'] == 0
