@@ -358,16 +358,19 @@ def test_live_copy_versions(request, flavour, diskless, valkey80_tls, valkey9, t
     assert started['transfer'] == ('diskless' if diskless else 'disk')
 
 
-def test_live_copy_valkey9_disk_import_mode(valkey90, valkey9, tmp_path, syncs):
-    """Valkey 9.0 -> 9.1, disk-based, with the target's import mode (the target user may CONFIG SET)."""
-    fast_source(valkey90, diskless=False)
-    preload(valkey90, [0], keys=500)
+@pytest.mark.parametrize('source_name,target_name', [('valkey90', 'valkey9'), ('valkey80', 'valkey81')])
+def test_live_copy_disk_import_mode(request, source_name, target_name, tmp_path, syncs):
+    """Valkey 9.0 -> 9.1 and 8.0 -> 8.1 (the first Valkey with the import mode), disk-based, with the target's
+    import mode (the target user may CONFIG SET); switched off again at the drain."""
+    source, target = request.getfixturevalue(source_name), request.getfixturevalue(target_name)
+    fast_source(source, diskless=False)
+    preload(source, [0], keys=500)
     try:
-        started, stopped = live_copy(engine, valkey90, valkey9, tmp_path, syncs, [(0, 0)], target_user='admin')
+        started, stopped = live_copy(engine, source, target, tmp_path, syncs, [(0, 0)], target_user='admin')
         assert started['ttl_mode'] == 'import'
-        assert valkey9.admin().config_get('import-mode')['import-mode'] == 'no'
+        assert target.admin().config_get('import-mode')['import-mode'] == 'no'
     finally:
-        valkey9.admin().config_set('import-mode', 'no')
+        target.admin().config_set('import-mode', 'no')
 
 
 # -- resume ---------------------------------------------------------------------------------------------
