@@ -37,6 +37,27 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys impor
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 
+def count_written(keys_log):
+    """Distinct keys in a touched-keys log (whole-db markers not counted); 0 without a log."""
+    written = set()
+    if keys_log and os.path.exists(keys_log):
+        for db, key in iter_keys_log(keys_log):
+            if key is not None:
+                written.add((db, key))
+    return len(written)
+
+
+def record_written_count(record_path):
+    """After a drain with ``count_written=False``: count the keys written since the snapshot, keep it in the record."""
+    rec = read_record(record_path)
+    if not rec or rec.get('state') != 'stopped':
+        return None
+    if rec.get('keys_written_since_snapshot') is None:
+        rec['keys_written_since_snapshot'] = count_written(rec.get('keys_log'))
+        write_record(record_path, rec)
+    return rec['keys_written_since_snapshot']
+
+
 class Sync:
     """``Sync(source_ep, target_ep, params, check_mode).run()`` -> the module result."""
 
@@ -210,15 +231,20 @@ class Sync:
         base = os.path.join(self.spool_dir, '.%s' % os.path.basename(self.record_path))
         keys_log = (rec or {}).get('keys_log') or base + '.keys'
         held_log = (rec or {}).get('held_log') or base + '.held'
+        settle_log = (rec or {}).get('settle_log') or base + '.settle'
+        settle_from = dict(held=(rec or {}).get('settled_held_offset', 0), keys=(rec or {}).get('settled_keys_offset', 0))
         if fresh:
-            for path in (keys_log, held_log):
+            settle_from = dict(held=0, keys=0)
+            for path in (keys_log, held_log, settle_log):
                 if os.path.exists(path):
                     os.unlink(path)
         deadline = time.time() + self.p['max_seconds']
         marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']), 'kvtools:sync:offset:%s' % token[:12]]
         new = dict(marker=marker, format=RECORD_FORMAT, token=token, state='started', phase='starting',
                    source=self.source.address, target=self.target.address, pairs=plan['pairs'], ttl_mode=ttl_mode,
-                   import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, spool_dir=self.spool_dir,
+                   import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, settle_log=settle_log,
+                   settled_held_offset=settle_from['held'], settled_keys_offset=settle_from['keys'],
+                   spool_dir=self.spool_dir,
                    created_at=(rec or {}).get('created_at') or now_iso(), deadline=deadline,
                    replid=(rec or {}).get('replid'), offset=(rec or {}).get('offset'),
                    snapshot_done=bool(resume), full_resyncs=(rec or {}).get('full_resyncs', 0),
@@ -228,7 +254,8 @@ class Sync:
         write_record(self.record_path, new)
         cfg = dict(record=self.record_path, token=token, spool_dir=self.spool_dir, pairs=plan['pairs'],
                    ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
-                   deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log, resume=resume,
+                   deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log,
+                   settle_log=settle_log, settle_from=settle_from, resume=resume,
                    fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker)
         follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'))
         start_process(follower.run)
@@ -312,7 +339,9 @@ class Sync:
             raise KVError('the source kept moving for drain_timeout (%s s): applied offset %s, source offset %s. Pause '
                           'the writers (kv_isolate) and run state=stopped again; the follower keeps running'
                           % (self.p['drain_timeout'], rec.get('offset'), self._source_offset()), kind='timeout')
+        steps = dict(wait=time.time() - started)
         stop_renewer(rec, wait=15.0)
+        steps['stop'] = time.time() - started - steps['wait']
         rec = read_record(self.record_path) or rec
         if rec.get('offset') is None or rec['offset'] < target_offset:
             raise KVError('the follower stopped at offset %s, before the drained offset %s'
@@ -321,19 +350,24 @@ class Sync:
             drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
         settled = 0
         if rec.get('ttl_mode') == 'hold':
-            settled = settle_expiries(self.target, rec.get('keys_log'), rec.get('held_log'))
+            settled = settle_expiries(self.target, rec.get('keys_log'), rec.get('held_log'),
+                                      start=rec.get('settled_keys_offset') or 0,
+                                      held_start=rec.get('settled_held_offset') or 0,
+                                      settle_log_path=rec.get('settle_log'))
         elif rec.get('import_mode_set_by_us'):
             self._import_mode_off()
-        written = set()
-        if rec.get('keys_log') and os.path.exists(rec['keys_log']):
-            for db, key in iter_keys_log(rec['keys_log']):
-                written.add((db, key))
+        steps['settle'] = time.time() - started - steps['wait'] - steps['stop']
+        # kv_cutover counts after the release (count_written=False): reading the whole log grows with the follow
+        written = count_written(rec.get('keys_log')) if self.p.get('count_written', True) else None
         rec.update(state='stopped', phase='stopped', final_offset=rec['offset'], drain_seconds=round(
-            time.time() - started, 3), keys_written_since_snapshot=len([k for k in written if k[1] is not None]),
-            expiries_settled=settled, stopped_at=now_iso(), pid=None)
+            time.time() - started, 3), keys_written_since_snapshot=written,
+            expiries_settled=settled, expiries_settled_early=rec.get('expiries_settled_early', 0), stopped_at=now_iso(),
+            pid=None,
+            drain_steps=dict((k, round(v, 3)) for k, v in steps.items()))
         write_record(self.record_path, rec)
         return self._result(rec, True, final_offset=rec['offset'], drain_seconds=rec['drain_seconds'],
-                            keys_written_since_snapshot=rec['keys_written_since_snapshot'], expiries_settled=settled)
+                            keys_written_since_snapshot=rec['keys_written_since_snapshot'], expiries_settled=settled,
+                            expiries_settled_early=rec['expiries_settled_early'], drain_steps=rec['drain_steps'])
 
     def _wait_offset(self, offset, deadline):
         while time.time() < deadline:
@@ -345,7 +379,7 @@ class Sync:
                               % (rec.get('phase'), rec.get('last_error')))
             if rec.get('phase') == 'streaming' and rec.get('offset') is not None and rec['offset'] >= offset:
                 return rec
-            time.sleep(0.05)
+            time.sleep(0.01)
         return None
 
     def _import_mode_off(self):
@@ -376,7 +410,7 @@ class Sync:
                 drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
             except KVError:
                 pass
-        for path in (rec.get('keys_log'), rec.get('held_log')):
+        for path in (rec.get('keys_log'), rec.get('held_log'), rec.get('settle_log')):
             if path and os.path.exists(path):
                 os.unlink(path)
         os.unlink(self.record_path)

@@ -34,7 +34,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_settle import BackgroundSettler
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
@@ -131,6 +132,7 @@ class Follower:
         self.applier = None
         self.last_write = 0.0
         self.stopping = False
+        self.settler = None
 
     # -- record -----------------------------------------------------------------------------------
     def _owned(self):
@@ -160,6 +162,11 @@ class Follower:
                 dbs=[a.counts[s] for s in sorted(a.counts)], functions=a.functions)
             self.record['totals'] = totals(self.record['dbs'])
             self.record['keys_log_size'] = a.keys_log.size()
+        if self.settler is not None:
+            self.record.update(settled_held_offset=self.settler.published.get('held', 0),
+                               settled_keys_offset=self.settler.published.get('keys', 0),
+                               expiries_settled_early=self.settler.settled, settle_note=self.settler.disabled or
+                               self.settler.last_error)
         self.record['updated_at'] = now_iso()
         if self.record.get('pid') != os.getpid():
             self.record['pid'] = os.getpid()
@@ -190,6 +197,9 @@ class Follower:
             self._final('failed', scrub('unexpected error in the follower: %s: %s | %s' % (
                 type(exc).__name__, exc, traceback.format_exc()[-1500:]), self.secrets))
         finally:
+            if self.settler is not None:
+                self.settler.stop()
+                self._final_settle_state()
             if self.link is not None:
                 self.link.close()
                 self.link.cleanup()
@@ -201,6 +211,33 @@ class Follower:
                         pass
             if self.applier is not None:
                 self.applier.close()
+
+    def _start_settler(self):
+        """In hold mode, once caught up: set the exact expiries that are far enough ahead (``_sync_settle``)."""
+        if self.settler is not None or self.cfg['ttl_mode'] != 'hold' or not self.cfg.get('settle_log'):
+            return
+        max_lag = max(self.cfg.get('max_lag', 0), 1 << 20)
+
+        def ready():
+            lag = self.record.get('lag_bytes')
+            return self.record.get('phase') == 'streaming' and lag is not None and lag <= max_lag
+
+        start = self.cfg.get('settle_from') or {}
+        self.settler = BackgroundSettler(self.target, HOLD_OFFSET,
+                                         dict(held=(self.cfg['held_log'], start.get('held', 0)),
+                                              keys=(self.cfg['keys_log'], start.get('keys', 0))),
+                                         self.cfg['settle_log'], ready)
+        self.settler.start()
+
+    def _final_settle_state(self):
+        """After the settler thread ended: its offsets in the record (the drain starts from them)."""
+        if not self._owned():
+            return
+        rec = read_record(self.cfg['record']) or self.record
+        rec.update(settled_held_offset=self.settler.published.get('held', 0),
+                   settled_keys_offset=self.settler.published.get('keys', 0),
+                   expiries_settled_early=self.settler.settled)
+        write_record(self.cfg['record'], rec)
 
     def _final(self, phase, error, kind='error'):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -316,9 +353,14 @@ class Follower:
         caught_up_at = None
         start = time.time()
         while True:
-            chunk = spool.next_chunk(timeout=0.2)
+            # Progress not yet in the record (the drain waits for it): look again soon, and write it when idle.
+            unrecorded = a.applied is not None and a.applied != self.record.get('offset')
+            chunk = spool.next_chunk(timeout=0.01 if unrecorded else 0.2)
             if chunk is None:
                 a.wait_all()
+                link.applied = a.applied
+                if a.applied is not None and a.applied != self.record.get('offset'):
+                    self.update(force=True)
             else:
                 ts, data = chunk
                 if ts is None and not data:
@@ -336,4 +378,5 @@ class Follower:
                 self.record['phase'] = 'streaming'
                 self.record['catchup_seconds'] = round(caught_up_at - start, 3)
                 self.update(force=True)
+                self._start_settler()
             self.update()

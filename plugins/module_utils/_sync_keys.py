@@ -25,7 +25,8 @@ import os
 import re
 import struct
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_settle import settle_batch
 
 HOLD_OFFSET = 100 * 365 * 86400 * 1000      # 100 years: an expiry this far out is one we hold back
 KEYS_MAGIC = b'KVTKEYS1\n'
@@ -197,20 +198,10 @@ def drop_marker(target_ep, marker):
         client.close()
 
 
-# One round trip per batch: the server reads and fixes each key (falls back to a pipeline without EVAL).
-_SETTLE = (b"local off = tonumber(ARGV[1]) local n = 0 "
-           b"for _, k in ipairs(KEYS) do local t = redis.call('PEXPIRETIME', k) "
-           b"if t >= off then redis.call('PEXPIREAT', k, string.format('%.0f', t - off)) n = n + 1 end end "
-           b"return n")
-
-
 def _settle_script(client, keys):
-    try:
-        return int(client.execute_command('EVAL', _SETTLE, len(keys), *(list(keys) + [HOLD_OFFSET])))
-    except Exception as exc:  # no EVAL for this user (or scripts disabled): the pipeline does the same
-        if reply_kind(exc) in ('noperm', 'unknown_command') or 'disabled' in str(exc).lower():
-            return None
-        raise
+    """One round trip per batch: the server reads and fixes each key (None: no EVAL, use the pipeline)."""
+    outcome = settle_batch(client, keys, HOLD_OFFSET)
+    return None if outcome is None else outcome[0]
 
 
 def _settle_pipeline(client, keys, target_ep):
@@ -232,15 +223,17 @@ def _settle_pipeline(client, keys, target_ep):
     return count
 
 
-def settle_expiries(target_ep, keys_log_path, held_log_path, start=0, batch=1000):
+def settle_expiries(target_ep, keys_log_path, held_log_path, start=0, batch=1000, held_start=0, settle_log_path=None):
     """``ttl_mode='hold'`` at the drain: every key whose expiry we held back gets its exact expiry.
 
-    The candidates are the snapshot's keys with a TTL and every key the stream touched; dbs with a
-    whole-db marker are scanned.  Returns the number of keys whose expiry was set.
+    The candidates are the snapshot's keys with a TTL (the held log from ``held_start``), every key the
+    stream touched (the keys log from ``start``) and the keys the follower's background settler left
+    held (``settle_log_path``; see ``_sync_settle``); dbs with a whole-db marker are scanned.  Returns the
+    number of keys whose expiry was set.
     """
     candidates = {}
     whole = set()
-    for path, begin in ((held_log_path, 0), (keys_log_path, start)):
+    for path, begin in ((held_log_path, held_start), (keys_log_path, start), (settle_log_path, 0)):
         if path and os.path.exists(path):
             for db, key in iter_keys_log(path, begin):
                 if key is None:

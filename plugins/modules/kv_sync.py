@@ -39,12 +39,14 @@ description:
     On a Valkey 8.1+ target the follower uses the import mode (C(import-mode yes),
     C(CLIENT IMPORT-SOURCE ON)), switched off at the drain when the module switched it on. Elsewhere every
     expiry is written 100 years later than the source's while following, so the target cannot expire a key
-    whose renewal is still in the stream, and the exact expiries are set at the drain (RV(expiries_settled)).
+    whose renewal is still in the stream. Once caught up, the follower sets the exact expiry of every held key
+    whose expiry is more than 2 minutes ahead (RV(expiries_settled_early)), so the drain, inside the write pause,
+    sets only the rest (RV(expiries_settled)).
   - The follower reads the source without pause and keeps what is not yet applied in spool files (mode 0600,
     AES-256-GCM with O(spool_passphrase)), so the source's replica output buffer never grows because of it. A
     source that drops the follower for its C(client-output-buffer-limit replica) anyway (the writes taken while
     it writes its snapshot wait in that buffer) stops the follower with the setting named (error C(buffer_limit),
-    with the value, where the source counts such drops: Redis 7.4+, Valkey). It
+    with the value, where the source counts such drops, as Redis 7.4+ and Valkey do). It
     announces C(listening-port 0), so Sentinel can never reach or promote it.
   - Each batch of stream commands is one C(MULTI)/C(EXEC) on the target that also sets an offset marker key,
     C(kvtools:sync:offset:<id>) in the first target db (its name is in the record). So what the target holds and
@@ -282,6 +284,18 @@ expiries_settled:
   description: Keys whose held-back expiry was set at the drain (C(ttl_mode=hold)).
   returned: when O(state=stopped)
   type: int
+expiries_settled_early:
+  description:
+    - Keys whose held-back expiry the follower set while it streamed, before the drain (C(ttl_mode=hold)), those
+      whose exact expiry was more than 2 minutes ahead when it was caught up.
+  returned: when O(state=stopped)
+  type: int
+drain_steps:
+  description: >-
+    Seconds of the drain's steps: C(wait) (until the source stood still and the follower had applied everything),
+    C(stop) (the follower ended), C(settle) (held expiries set).
+  returned: when O(state=stopped)
+  type: dict
 plan:
   description: What a run would do (check mode).
   returned: in check mode with O(state=started)

@@ -157,3 +157,25 @@ def test_reference_docs_are_current():
     """docs/reference/ is generated from the modules' documentation and the roles' argument specs."""
     from tests.support import gen_docs
     assert gen_docs.main(['--check']) == 0, 'run `make docs` and commit docs/reference/'
+
+
+def test_readme_module_example_runs_as_pasted(redis70, valkey80_tls, tmp_path):
+    """The README's module example is a whole playbook: pasted as it is, with only its two endpoints and the
+    vault passwords given on the command line (extra vars win over play vars), it copies and verifies."""
+    with open(os.path.join(ROOT, 'README.md')) as fh:
+        readme = fh.read()
+    section = readme[readme.index('**The modules** directly'):]
+    block = section[section.index('```yaml') + len('```yaml'):]
+    block = block[:block.index('```')]
+    play = yaml.safe_load(block)
+    assert play[0]['vars']['old']['password'] == '{{ vault_old_password }}'
+    playbook = tmp_path / 'example.yml'
+    playbook.write_text(block)
+    redis70.admin(1).set(b'example', b'1')
+    redis70.admin(1).set(b'with space', b'2', px=600000)
+    result = ansible_playbook(str(playbook), extra_vars=dict(
+        old=redis70.endpoint(), new=valkey80_tls.endpoint(),
+        vault_old_password='unused', vault_new_password='unused'))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'ok=2' in result.stdout and 'failed=0' in result.stdout
+    assert valkey80_tls.admin(4).get(b'example') == b'1' and valkey80_tls.admin(4).pttl(b'with space') > 0

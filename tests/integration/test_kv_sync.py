@@ -690,3 +690,58 @@ def test_output_buffer_drop_is_named_with_the_setting(flavour, server_factory, v
     assert absent.get('failed') is not True and not os.path.exists(str(record)), absent  # the failed record goes
     assert len(list(admin.scan_iter(match='k:*', count=1000))) == 2000  # the source keeps its keys
     assert admin.info('replication')['connected_slaves'] == 0
+
+
+# -- held expiries set before the drain ----------------------------------------------------------------------
+
+def _wait_record(record, predicate, seconds=60):
+    deadline = time.time() + seconds
+    rec = {}
+    while time.time() < deadline:
+        with open(str(record)) as fh:
+            rec = json.load(fh)
+        if predicate(rec):
+            return rec
+        time.sleep(0.05)
+    raise AssertionError('the record never reached the expected state: %s' % rec)
+
+
+def test_held_expiries_far_ahead_are_set_before_the_drain(redis70, valkey80, tmp_path, syncs):
+    """ttl_mode hold: once caught up, the follower sets the exact expiry of held keys more than 2 minutes ahead
+    (snapshot keys and stream keys); nearer ones stay held until the drain.  After the drain every expiry is
+    exact, and the drain set only the near ones."""
+    fast_source(redis70)
+    admin = redis70.admin()
+    now = int(time.time() * 1000)
+    pipe = admin.pipeline(transaction=False)
+    for i in range(300):
+        pipe.set(b'far:%d' % i, b'v', pxat=now + 3600000 + i)
+    for i in range(50):
+        pipe.set(b'near:%d' % i, b'v', pxat=now + 60000 + i)
+    for i in range(20):
+        pipe.set(b'none:%d' % i, b'v')
+    pipe.execute()
+    record = tmp_path / 'sync.json'
+    syncs.append((redis70, str(record)))
+    args = args_for(redis70, valkey80, record, dbs=[0])
+    started = engine('kv_sync', args)
+    assert started['phase'] == 'streaming' and started['ttl_mode'] == 'hold', started
+    _wait_record(record, lambda r: r.get('expiries_settled_early', 0) >= 300)
+    target = valkey80.admin()
+    assert target.execute_command('PEXPIRETIME', b'far:7') == now + 3600007  # exact already
+    assert target.execute_command('PEXPIRETIME', b'near:7') > now + 50 * 365 * 86400 * 1000  # still held
+    # through the stream: a far one is set early too, a near one waits for the drain
+    admin.set(b'far:stream', b'v', pxat=now + 7200000)
+    admin.set(b'near:stream', b'v', pxat=now + 90000)
+    _wait_record(record, lambda r: r.get('expiries_settled_early', 0) >= 301)
+    assert target.execute_command('PEXPIRETIME', b'far:stream') == now + 7200000
+    admin.execute_command('CLIENT', 'PAUSE', 60000, 'WRITE')
+    try:
+        stopped = engine('kv_sync', dict(args, state='stopped'))
+    finally:
+        admin.execute_command('CLIENT', 'UNPAUSE')
+    assert stopped['phase'] == 'stopped', stopped
+    assert stopped['expiries_settled_early'] == 301, stopped
+    assert stopped['expiries_settled'] == 51, stopped  # only the near ones inside the pause
+    assert set(stopped['drain_steps']) == {'wait', 'stop', 'settle'}
+    assert_identical(redis70, valkey80, [(0, 0)])

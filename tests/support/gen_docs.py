@@ -36,13 +36,12 @@ NAMESPACE = 'kvtools.migration'
 def markup(text):
     """Ansible doc markup -> Markdown."""
     text = str(text)
-    text = re.sub(r'[CV]\(([^)]*)\)', r'`\1`', text)
-    text = re.sub(r'[OR]V?\(([^)]*)\)', r'`\1`', text)
-    text = re.sub(r'M\(([^)]*)\)', r'`\1`', text)
-    text = re.sub(r'I\(([^)]*)\)', r'*\1*', text)
-    text = re.sub(r'B\(([^)]*)\)', r'**\1**', text)
-    text = re.sub(r'U\(([^)]*)\)', r'<\1>', text)
-    text = re.sub(r'L\(([^,]*),([^)]*)\)', r'[\1](\2)', text)
+    # a marker is a capital (or RV/OV) not preceded by a letter: the V of RV( is not a V( of its own
+    text = re.sub(r'(?<![A-Za-z])(?:RV|OV|[OR]|[CVEPM])\(([^)]*)\)', r'`\1`', text)
+    text = re.sub(r'(?<![A-Za-z])I\(([^)]*)\)', r'*\1*', text)
+    text = re.sub(r'(?<![A-Za-z])B\(([^)]*)\)', r'**\1**', text)
+    text = re.sub(r'(?<![A-Za-z])U\(([^)]*)\)', r'<\1>', text)
+    text = re.sub(r'(?<![A-Za-z])L\(([^,]*),([^)]*)\)', r'[\1](\2)', text)
     return text.replace('|', '\\|').replace('\n', ' ')
 
 
