@@ -32,21 +32,21 @@ SAMPLE_KEYS = 200
 def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
     """Up to ``limit`` keys of the target db (from its first SCAN batches) that the source db does not hold
     with the same value: empty when the target looks like an earlier copy of this source."""
-    src, tgt = source_ep.client(db=s_db), target_ep.client(db=t_db)
+    source_client, target_client = source_ep.client(db=s_db), target_ep.client(db=t_db)
     try:
         keys = []
-        for dummy, batch in scan_batches(tgt, count=limit):
+        for dummy, batch in scan_batches(target_client, count=limit):
             keys.extend(batch)
             if len(keys) >= limit:
                 break
         keys = keys[:limit]
         if not keys:
             return []
-        pipe = src.pipeline(transaction=False)
+        pipe = source_client.pipeline(transaction=False)
         for key in keys:
             pipe.dump(key)
         src_dumps = pipe.execute()
-        pipe = tgt.pipeline(transaction=False)
+        pipe = target_client.pipeline(transaction=False)
         for key in keys:
             pipe.dump(key)
         tgt_dumps = pipe.execute()
@@ -54,7 +54,7 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
         for key, a, b in zip(keys, src_dumps, tgt_dumps):
             if b is None:
                 continue  # gone meanwhile
-            if a is None or (payload_body(a) != payload_body(b) and not values_equal(src, tgt, key)):
+            if a is None or (payload_body(a) != payload_body(b) and not values_equal(source_client, target_client, key)):
                 out.append(key)
         return out
     except KVError:
@@ -62,8 +62,8 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
     except Exception as exc:
         raise target_ep.error(exc, 'comparing keys of the target with the source', db=t_db)
     finally:
-        src.close()
-        tgt.close()
+        source_client.close()
+        target_client.close()
 
 
 def _facts(server):
@@ -79,10 +79,10 @@ def _facts(server):
     return facts
 
 
-def unknown_costs(src, tgt):
+def unknown_costs(source_facts, target_facts):
     """What the plan cannot check because a fact is unknown (a renamed, disabled or denied command), and why."""
     costs = []
-    for side, facts in (('source', src), ('target', tgt)):
+    for side, facts in (('source', source_facts), ('target', target_facts)):
         unknown = facts.get('unknown') or {}
         if 'used_memory' in unknown or 'maxmemory' in unknown:
             costs.append('capacity: the %s\'s memory is unknown (%s)'
@@ -94,19 +94,21 @@ def unknown_costs(src, tgt):
         if 'info' in unknown:
             costs.append('the role and cluster mode of the %s come from HELLO; the change counters are unknown '
                          '(%s)' % (side, unknown['info']))
-    if 'tls_cluster' in src and src.get('tls_cluster') is None and (src.get('unknown') or {}).get('config'):
+    if 'tls_cluster' in source_facts and source_facts.get('tls_cluster') is None \
+            and (source_facts.get('unknown') or {}).get('config'):
         costs.append('whether the source can reach a TLS target with MIGRATE (tls-cluster: %s)'
-                     % src['unknown']['config'])
+                     % source_facts['unknown']['config'])
     return costs
 
 
-def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isolation='none', src=None, tgt=None,
-                  tgt_server=None):
+def choose_method(source_ep, target_ep, source_server, accepts, wanted='auto', isolation='none', source_facts=None,
+                  target_facts=None, target_server=None):
     """``(method, reasons, migrate_possible)``: 'migrate' or 'dump_restore' and why."""
-    migrate_permitted = None if src is None else src.get('commands', {}).get('migrate') != 'no'
+    migrate_permitted = None if source_facts is None else source_facts.get('commands', {}).get('migrate') != 'no'
     blockers = [p.text for p in migrate_blockers(
-        source_ep, target_ep, src_server, accepts, src and src['rdb_version'], tgt and tgt['rdb_version'],
-        isolation=isolation, migrate_permitted=migrate_permitted, target=tgt_server)]
+        source_ep, target_ep, source_server, accepts, source_facts and source_facts['rdb_version'],
+        target_facts and target_facts['rdb_version'],
+        isolation=isolation, migrate_permitted=migrate_permitted, target=target_server)]
     if wanted == 'dump_restore':
         return 'dump_restore', ['chosen: method is dump_restore'], not blockers
     if wanted == 'migrate':
@@ -121,13 +123,13 @@ def choose_method(source_ep, target_ep, src_server, accepts, wanted='auto', isol
                        'kv_dump_restore'], True
 
 
-def field_ttl_census(source_ep, src_server, pairs, match=None):
+def field_ttl_census(source_ep, source_server, pairs, match=None):
     """``{'keys': n, 'fields': m}`` of hashes with field TTLs in the source dbs of ``pairs``."""
     keys = fields = 0
     for s_db, _t_db in pairs:
         client = source_ep.client(db=s_db)
         try:
-            found = find_field_ttls(client, src_server.info.get('db%d' % s_db), match)
+            found = find_field_ttls(client, source_server.info.get('db%d' % s_db), match)
         except Exception as exc:
             raise source_ep.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
         finally:
@@ -156,11 +158,12 @@ def replication_permissions(server):
     return out
 
 
-def snapshot_rdb_version(src, tgt, diskless):
+def snapshot_rdb_version(source_server, target_server, diskless):
     """The RDB version the source will send us: Valkey >= 9 writes the target's own when asked (diskless only)."""
-    own = rdb_version_for(src.engine, src.version)
-    if src.engine == 'valkey' and src.version >= (9, 1, 0) and diskless:  # measured: 9.0 ignores REPLCONF version
-        wanted = rdb_version_for(tgt.engine, tgt.version) if tgt.engine == 'valkey' else 11
+    own = rdb_version_for(source_server.engine, source_server.version)
+    # measured: 9.0 ignores REPLCONF version
+    if source_server.engine == 'valkey' and source_server.version >= (9, 1, 0) and diskless:
+        wanted = rdb_version_for(target_server.engine, target_server.version) if target_server.engine == 'valkey' else 11
         if wanted is not None and own is not None:
             return min(own, max(wanted, 11))
     return own
@@ -175,10 +178,10 @@ def missing_commands(server, names):
     return [name.upper() for name, info in zip(names, reply or []) if not info]
 
 
-def live_db_collision(src, dbs=None, db_map=None):
+def live_db_collision(source_server, dbs=None, db_map=None):
     """A sentence when kv_sync's db selection (every source db by default) sends two dbs into one target db."""
     mapping = dict((int(k), int(v)) for k, v in (db_map or {}).items())
-    chosen = sorted(set(int(d) for d in dbs)) if dbs else list(range(src.databases or 16))
+    chosen = sorted(set(int(d) for d in dbs)) if dbs else list(range(source_server.databases or 16))
     seen = {}
     for s_db in chosen:
         t_db = mapping.get(s_db, s_db)
@@ -190,43 +193,43 @@ def live_db_collision(src, dbs=None, db_map=None):
     return None
 
 
-def live_possibility(src, tgt, match=None, permissions=None, dbs=None, db_map=None):
+def live_possibility(source_server, target_server, match=None, permissions=None, dbs=None, db_map=None):
     """``(possible, reason)`` for a live copy between two connected :class:`Server` objects.
 
     ``possible`` is None when nothing refuses it but the source user's right to replicate could not be
     checked (no ACL DRYRUN): ``auto`` then copies offline, an explicit live strategy tries it.
     """
     reasons = []
-    collision = live_db_collision(src, dbs, db_map)
+    collision = live_db_collision(source_server, dbs, db_map)
     if collision:
         reasons.append(collision)
-    missing = missing_commands(src, ['psync', 'replconf'])
+    missing = missing_commands(source_server, ['psync', 'replconf'])
     if missing:
         reasons.append('the source has no %s command (renamed or disabled, as managed plans do): copy offline'
                        % '/'.join(missing))
     if match:
         reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
-    for side, server in (('source', src), ('target', tgt)):
+    for side, server in (('source', source_server), ('target', target_server)):
         if server.cluster_enabled:
             reasons.append('the %s runs in cluster mode, which live copy does not support' % side)
-    perms = permissions if permissions is not None else replication_permissions(src)
+    perms = permissions if permissions is not None else replication_permissions(source_server)
     refused = [name.upper() for name, value in sorted(perms.items()) if value == 'no']
     if refused:
         reasons.append('the source user may not run %s: grant +psync +replconf (ACL SETUSER <user> +psync +replconf), '
                        'or copy offline' % '/'.join(refused))
-    diskless = (src.config_get('repl-diskless-sync') or 'yes') == 'yes'
-    payload = snapshot_rdb_version(src, tgt, diskless)
-    target_rdb = rdb_version_for(tgt.engine, tgt.version)
-    accepts = target_accepts(tgt.engine, target_rdb, payload, tgt.rdb_version_check.get('value'))
+    diskless = (source_server.config_get('repl-diskless-sync') or 'yes') == 'yes'
+    payload = snapshot_rdb_version(source_server, target_server, diskless)
+    target_rdb = rdb_version_for(target_server.engine, target_server.version)
+    accepts = target_accepts(target_server.engine, target_rdb, payload, target_server.rdb_version_check.get('value'))
     if accepts is False:
         hint = ''
-        if src.engine == 'valkey' and src.version >= (9, 1, 0) and not diskless:
+        if source_server.engine == 'valkey' and source_server.version >= (9, 1, 0) and not diskless:
             hint = ' (a Valkey 9.1+ source writes an older RDB for us only with repl-diskless-sync yes)'
         reasons.append('the target (%s %s, RDB %s) refuses the source\'s payload version (RDB %s)%s; copy offline with '
-                       'the type-aware fallback of kv_dump_restore' % (tgt.engine, tgt.version_string, target_rdb,
-                                                                       payload, hint))
-    if tgt.role not in ('master', 'primary'):
+                       'the type-aware fallback of kv_dump_restore'
+                       % (target_server.engine, target_server.version_string, target_rdb, payload, hint))
+    if target_server.role not in ('master', 'primary'):
         reasons.append('the target is a replica (read-only)')
     if not reasons and 'unknown' in perms.values() and not missing:
         return None, ('whether the source user may run PSYNC and REPLCONF could not be checked (ACL DRYRUN is not '
@@ -240,31 +243,31 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         raise KVError('method must be one of %s' % ', '.join(METHODS), kind='config')
     if on_unsupported not in ('fail', 'drop'):
         raise KVError('on_unsupported must be fail or drop, got %r' % (on_unsupported,), kind='config')
-    src_server = connect_server(source_ep)
+    source_server = connect_server(source_ep)
     try:
-        tgt_server = connect_server(target_ep)
+        target_server = connect_server(target_ep)
     except KVError:
-        src_server.client.close()
+        source_server.client.close()
         raise
     try:
-        src, tgt = _facts(src_server), _facts(tgt_server)
+        source_facts, target_facts = _facts(source_server), _facts(target_server)
         census = None
-        if src['capabilities'].get('hash_field_ttl') and not tgt['capabilities'].get('hash_field_ttl'):
-            census = field_ttl_census(source_ep, src_server,
-                                      select_dbs(dict((d['db'], d) for d in src['dbs']), dbs, db_map))
-        live_possible, live_reason = live_possibility(src_server, tgt_server, match=match, dbs=dbs,
+        if source_facts['capabilities'].get('hash_field_ttl') and not target_facts['capabilities'].get('hash_field_ttl'):
+            census = field_ttl_census(source_ep, source_server,
+                                      select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map))
+        live_possible, live_reason = live_possibility(source_server, target_server, match=match, dbs=dbs,
                                                       db_map=db_map)
     finally:
-        src_server.client.close()
-        tgt_server.client.close()
+        source_server.client.close()
+        target_server.client.close()
     problems = []
     warnings = []
-    keyspace = dict((d['db'], d) for d in src['dbs'])
+    keyspace = dict((d['db'], d) for d in source_facts['dbs'])
     pairs = select_dbs(keyspace, dbs, db_map)
-    problems.extend(p.text for p in pair_problems(source_ep, target_ep, src_server, tgt_server, pairs))
-    if src['role'] not in ('master', 'primary'):
-        warnings.append('the source %s is a replica: make sure it is in sync with its primary' % src['address'])
-    target_keys = dict((d['db'], d['keys']) for d in tgt['dbs'])
+    problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs))
+    if source_facts['role'] not in ('master', 'primary'):
+        warnings.append('the source %s is a replica: make sure it is in sync with its primary' % source_facts['address'])
+    target_keys = dict((d['db'], d['keys']) for d in target_facts['dbs'])
     plan = []
     for s_db, t_db in pairs:
         plan.append(dict(db=s_db, target_db=t_db, keys=keyspace.get(s_db, {}).get('keys', 0),
@@ -288,22 +291,22 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         warnings.append('the target already holds keys identical to the source\'s (%s): an earlier copy; the copy '
                         'skips identical keys' % ', '.join('db %d: %d keys' % (p['target_db'], p['target_keys'])
                                                            for p in busy))
-    need = src['used_memory_dataset']
+    need = source_facts['used_memory_dataset']
     room = None
-    costs = unknown_costs(src, tgt)
-    if tgt['maxmemory'] and tgt['used_memory'] is not None:
-        room = tgt['maxmemory'] - tgt['used_memory']
+    costs = unknown_costs(source_facts, target_facts)
+    if target_facts['maxmemory'] and target_facts['used_memory'] is not None:
+        room = target_facts['maxmemory'] - target_facts['used_memory']
     if need is not None and room is not None:
         if need > room:
             problems.append('the target is too small: the source holds about %d MiB of data, the target has %d MiB '
                             'left under maxmemory. Choose a larger target or raise its maxmemory'
                             % (need // 2 ** 20, max(room, 0) // 2 ** 20))
-    accepts = target_accepts(tgt['engine'], tgt['rdb_version'], src['rdb_version'],
-                             (tgt.get('rdb_version_check') or {}).get('value'))
-    chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, src_server, accepts, method,
-                                                      isolation, src, tgt, tgt_server)
+    accepts = target_accepts(target_facts['engine'], target_facts['rdb_version'], source_facts['rdb_version'],
+                             (target_facts.get('rdb_version_check') or {}).get('value'))
+    chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
+                                                      isolation, source_facts, target_facts, target_server)
     needed_source = ('scan', 'dump', 'client_pause') if isolation == 'pause' else ('scan', 'dump')
-    for side, facts, needed in (('source', src, needed_source), ('target', tgt, ('restore',))):
+    for side, facts, needed in (('source', source_facts, needed_source), ('target', target_facts, ('restore',))):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
         why = facts.get('command_reasons') or {}
         for command in refused:
@@ -318,7 +321,7 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     if census and census['keys']:
         unsupported = dict(hash_field_ttls=census)
         what = ('%d fields of %d hashes have a TTL of their own (hash field TTLs), which the target (%s %s) cannot '
-                'hold' % (census['fields'], census['keys'], tgt['engine'], tgt['version']))
+                'hold' % (census['fields'], census['keys'], target_facts['engine'], target_facts['version']))
         if on_unsupported == 'fail':
             problems.append('%s: the copy refuses before writing anything (on_unsupported: fail). Set on_unsupported: '
                             'drop to copy them without those TTLs, or choose a target that holds them (Redis 7.4+, '
@@ -327,11 +330,12 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
             warnings.append('%s: the copy drops those TTLs (on_unsupported: drop) and counts them' % what)
     keys = sum(p['keys'] for p in plan)
     estimate = round(keys / EST_KEYS_PER_SECOND + (need or 0) / EST_BYTES_PER_SECOND, 1)
-    lines = ['%s %s %s -> %s %s %s' % (src['address'], src['engine'], src['version'], tgt['address'], tgt['engine'],
-                                       tgt['version']),
+    lines = ['%s %s %s -> %s %s %s' % (source_facts['address'], source_facts['engine'], source_facts['version'],
+                                       target_facts['address'], target_facts['engine'], target_facts['version']),
              'method: %s (%s)' % (chosen, '; '.join(reasons)),
-             'payloads: RDB %s -> %s, target accepts them: %s' % (src['rdb_version'], tgt['rdb_version'],
-                                                                  {True: 'yes', False: 'no', None: 'unknown'}[accepts])]
+             'payloads: RDB %s -> %s, target accepts them: %s'
+             % (source_facts['rdb_version'], target_facts['rdb_version'],
+                {True: 'yes', False: 'no', None: 'unknown'}[accepts])]
     for p in plan:
         lines.append('db %d -> db %d: %d keys (%s with TTL), target holds %d'
                      % (p['db'], p['target_db'], p['keys'], '?' if p['expires'] is None else p['expires'],
@@ -347,10 +351,11 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     if previous:
         lines.append('the target already holds as many keys as the source in every db, every sampled key identical: '
                      'an earlier complete copy (this run checks it again and copies what differs)')
-    return dict(changed=False, source=src, target=tgt, dbs=plan, previous_copy_complete=previous, method=chosen, method_reasons=reasons,
-                migrate_possible=migrate_possible, payload=dict(source_rdb=src['rdb_version'],
-                                                                target_rdb=tgt['rdb_version'], accepts=accepts),
-                memory=dict(source_data=need, target_maxmemory=tgt['maxmemory'], target_free=room),
+    return dict(changed=False, source=source_facts, target=target_facts, dbs=plan, previous_copy_complete=previous,
+                method=chosen, method_reasons=reasons,
+                migrate_possible=migrate_possible, payload=dict(source_rdb=source_facts['rdb_version'],
+                                                                target_rdb=target_facts['rdb_version'], accepts=accepts),
+                memory=dict(source_data=need, target_maxmemory=target_facts['maxmemory'], target_free=room),
                 not_checked=costs,
                 target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
                 problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems, unsupported=unsupported,
