@@ -69,7 +69,7 @@ def verify_backup(path, passphrase=None):
     if head == LOGICAL_MAGIC:
         stats = {}
         sha = hashlib.sha256()
-        for dummy in iter_logical(path, passphrase, stats):
+        for dummy in iter_logical(path, passphrase, stats, payloads=False):
             pass
         src, fh, content = open_plain(path, passphrase)
         try:

@@ -30,6 +30,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._live_source imp
 from ansible_collections.kvtools.migration.plugins.module_utils._logical import iter_logical, logical_header
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
 
+BATCH_BYTES = 4 << 20  # payload bytes of one batch (batches wait in a queue of 2 per worker)
+
 
 def BackupRestore(source, target, options, passphrase=None, warn=None):  # pylint: disable=invalid-name
     """The job of kv_dump_restore with ``source.url: file:///...``: a backup file source, the RESTORE writer."""
@@ -75,7 +77,7 @@ class BackupFileSource:
         """The whole file, once: a damaged or truncated backup (or a wrong passphrase) writes nothing."""
         if self.stats is None:
             stats = {}
-            for dummy in iter_logical(self.path, self.passphrase, stats):
+            for dummy in iter_logical(self.path, self.passphrase, stats, payloads=False):
                 pass  # the sha256 trailer (and every chunk's authentication) is checked at the end
             self.stats = stats
         return self.stats
@@ -88,15 +90,23 @@ class BackupFileSource:
         return int(self._verify().get('payload_bytes') or 0)
 
     def batches(self, db, match=None, count=1000, cursor=0):
-        """One pass over the file: the records of ``db`` in batches of ``count`` (no cursor)."""
+        """One pass over the file: the records of ``db`` in batches of ``count`` (no cursor) and about
+        :data:`BATCH_BYTES` of payloads held in memory (a big payload is a temp file: it holds none)."""
         batch = []
-        for rec_db, key, payload, expire_at in iter_logical(self.path, self.passphrase):
-            if rec_db != db or (match and not key_matches(match, key)):
+        held = 0
+        def wanted(rec_db, key):
+            return rec_db == db and (not match or key_matches(match, key))
+
+        for dummy_db, key, payload, expire_at in iter_logical(self.path, self.passphrase, payloads=wanted):
+            if payload is None:
                 continue
             batch.append((key, payload, expire_at, expire_at))
-            if len(batch) >= count:
+            if payload.__class__ is bytes:
+                held += len(payload)
+            if len(batch) >= count or held >= BATCH_BYTES:
                 yield None, batch
                 batch = []
+                held = 0
         if batch:
             yield None, batch
 

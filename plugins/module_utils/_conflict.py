@@ -19,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import values_equal
 
 TTL_TOLERANCE_MS = 1000
@@ -43,7 +43,7 @@ def same_entry(item, existing, source_client=None, target_client=None, scope=Non
         return False
     if expire_at is not None and abs(expire_at - t_exp) > TTL_TOLERANCE_MS:
         return False
-    if payload_body(payload) == payload_body(t_payload):
+    if same_body(payload, t_payload):
         return True
     if source_client is None:
         return False

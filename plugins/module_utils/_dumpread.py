@@ -12,15 +12,18 @@ read time on servers before 7.0); the raw reply is kept because ``RESTORE`` with
 :class:`DumpReader` owns the reading side of one :class:`~._wire.Wire`: between :meth:`DumpReader.send`
 and :meth:`DumpReader.recv` replies are in flight, so nothing else may use that wire.  :meth:`DumpReader.parts`
 sends the read of the next part before it hands out the current one, so the server works while the
-caller writes; parts adapt to about :data:`PART_BYTES` of payloads.
+caller writes; parts adapt to about :data:`PART_BYTES` of payloads.  A payload above
+:data:`~._wire.BIG_REPLY` is a :class:`~._spooled_payload.SpooledPayload` (a 0600 temp file, ``len()``,
+``chunks()``, ``close()``), never bytes in memory.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, pack_key_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, pack_key_commands
 
 PART_BYTES = 16 * 1024 * 1024   # payload bytes one reader holds at a time (memory bound)
 FIRST_PART = 64                 # keys read before the average payload size is known
@@ -63,9 +66,20 @@ class DumpReader:
             raise self.fail(exc, 'reading')
 
     def recv(self, keys):
-        """The entries of ``keys`` (their replies must be the next on the wire)."""
+        """The entries of ``keys`` (their replies must be the next on the wire).
+
+        A payload too big to hold cuts the wire's read (:class:`~._wire.ReplyCut`): the keys not read yet
+        are asked for again and read with spooling, so a big payload comes as a SpooledPayload (a temp file).
+        """
         try:
-            replies = self.wire.recv(2 * len(keys))
+            try:
+                replies = self.wire.recv(2 * len(keys))
+            except ReplyCut as cut:
+                done = len(cut.replies) // 2
+                self.wire.send(pack_key_commands((b'DUMP', self.expiry_cmd), keys[done:]), packed=True)
+                replies = cut.replies[:2 * done] + self.wire.recv_spooled(2 * (len(keys) - done))
+        except KVError:
+            raise
         except Exception as exc:
             raise self.fail(exc, 'reading')
         errors = [reply for reply in replies if reply.__class__ is ReplyError]

@@ -20,6 +20,7 @@ import struct
 
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import HEADER_LIMIT, open_plain
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload import BIG_VALUE, SPOOL_CHUNK, ReplySpool
 
 LOGICAL_MAGIC = b'KVTLOG1\n'
 _REC_DB = b'D'
@@ -51,13 +52,20 @@ class LogicalWriter:
         self._put(_REC_DB + struct.pack('>I', self.db))
 
     def add(self, items):
-        """``items``: ``[(key, payload, expire_at_ms or None), ...]`` of the current db."""
+        """``items``: ``[(key, payload, expire_at_ms or None), ...]`` of the current db.  A payload may be a
+        SpooledPayload (a big value in a temp file): it is copied into the backup chunk by chunk."""
         parts = []
         for key, payload, expire_at in items:
             parts.append(_REC_KEY + _KEY_HEAD.pack(len(key), len(payload), -1 if expire_at is None else expire_at))
             parts.append(key)
-            parts.append(payload)
             self.payload_bytes += len(payload)
+            if payload.__class__ is bytes:
+                parts.append(payload)
+                continue
+            self._put(b''.join(parts))
+            parts = []
+            for chunk in payload.chunks():
+                self._put(chunk)
         self.keys += len(items)
         self.dbs[self.db] += len(items)
         self._put(b''.join(parts))
@@ -89,6 +97,22 @@ class _HashingReader:
             self.file_size = os.path.getsize(path)
         except OSError:
             self.file_size = None
+
+    def spooled(self, size, spool_dir=None):
+        """The next ``size`` bytes into a temp file (a big payload): a SpooledPayload, never held whole."""
+        spool = ReplySpool(spool_dir, size)
+        try:
+            while spool.missing:
+                spool.write(self.exact(min(spool.missing, SPOOL_CHUNK)))
+        except BaseException:
+            spool.abort()
+            raise
+        return spool.finish()
+
+    def skip(self, size):
+        """Read past ``size`` bytes (hashed), a chunk at a time."""
+        while size:
+            size -= len(self.exact(min(size, SPOOL_CHUNK)))
 
     def exact(self, size):
         data = self.src.read(size)
@@ -133,10 +157,13 @@ def logical_header(path, passphrase=None):
         fh.close()
 
 
-def iter_logical(path, passphrase=None, stats=None):
+def iter_logical(path, passphrase=None, stats=None, payloads=True, spool_dir=None):
     """Yield ``(db, key, payload, expire_at_ms or None)`` for every key of a logical backup.
 
-    Bounded memory: one record at a time.  The file's sha256 trailer is checked when the last
+    Bounded memory: one record at a time; a payload above :data:`~._spooled_payload.BIG_VALUE` is a
+    SpooledPayload (a 0600 temp file in ``spool_dir``, default the temp dir).  With ``payloads`` false (a
+    check of the file) the payloads are read past and None is yielded instead; ``payloads`` may also be a
+    function ``(db, key) -> bool`` that says which payloads are wanted.  The file's sha256 trailer is checked when the last
     record has been read; a mismatch, a truncated file or a wrong passphrase raise KVError (kinds
     ``corrupt``, ``passphrase``) - a consumer that must not act on a damaged file calls
     :func:`verify_backup` first.  ``stats`` (a dict), when given, receives the trailer.
@@ -158,7 +185,13 @@ def iter_logical(path, passphrase=None, stats=None):
                     raise KVError('%s is corrupt at offset %d: %d is no expiry time' % (path, at + 13, expire),
                                   kind='corrupt', details={'offset': at + 13})
                 key = reader.exact(klen)
-                payload = reader.exact(plen)
+                if not (payloads is True or (payloads and payloads(db, key))):
+                    reader.skip(plen)
+                    payload = None
+                elif plen > BIG_VALUE:
+                    payload = reader.spooled(plen, spool_dir)
+                else:
+                    payload = reader.exact(plen)
                 yield db, key, payload, None if expire < 0 else expire
             elif kind == _REC_DB:
                 db = struct.unpack('>I', reader.exact(4))[0]

@@ -43,14 +43,16 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import TargetSide
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack, pack_key_commands
 
 TARGET_ERROR_PREFIX = 'Target instance replied with error:'
 DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
 SLOW_MIGRATE_S = 0.5
+EXPIRY_DRIFT_S = 0.2  # a MIGRATE call slower than this has its keys' expiry set again (see _fix_expiries)
 
 
 class MigrateOptions(CopyOptions):
@@ -367,6 +369,8 @@ class MigrateWriter:
             add(counts, 'copied', len(keys))
             if replace:
                 add(counts, 'replaced', len(keys))
+            if time.time() - started > EXPIRY_DRIFT_S:
+                self._fix_expiries(keys)
             return 'ok'
         if reply == b'NOKEY' or (isinstance(reply, ReplyError) and reply_kind(reply) == 'nokey'):
             add(counts, 'expired', len(keys))  # the source says: none of these keys exists any more
@@ -375,6 +379,29 @@ class MigrateWriter:
             raise KVError('MIGRATE from db %d answered %r, which kv_migrate does not know' % (self.s_db, reply[:100]),
                           kind='error', endpoint=self.job.source_ep.address)
         return self._migrate_error(reply, keys, replace, counts, failures, by_key)
+
+    def _fix_expiries(self, keys):
+        """MIGRATE carries a key's TTL as a relative time that the target applies when the key arrives: after a
+        slow call (a big key) the keys would expire that much later on the target.  Their expiry is set
+        again from the source's (absolute) expiry."""
+        absolute = self.job.source.absolute_expiry
+        command = b'PEXPIRETIME' if absolute else b'PTTL'
+        try:
+            expiries = self.source_wire.call_packed(pack_key_commands((command,), keys), len(keys))
+        except Exception as exc:
+            raise self._fail(exc, 'source', '%s in db %d' % (command.decode(), self.s_db))
+        now = now_ms()
+        fixes = [(b'PEXPIREAT', key, at if absolute else now + at) for key, at in zip(keys, expiries)
+                 if at.__class__ is int and at >= 0]
+        if not fixes:
+            return
+        try:
+            replies = self.target.wire.call(fixes)
+        except Exception as exc:
+            raise self._fail(exc, 'target', 'PEXPIREAT in db %d' % self.t_db)
+        errors = [reply for reply in replies if isinstance(reply, ReplyError)]
+        if errors:
+            raise self._fail(errors[0], 'target', 'PEXPIREAT in db %d' % self.t_db)
 
     def _arrived(self, keys, replace, by_key):
         """After a MIGRATE call stopped at a target error: how many of its keys the target now holds as sent."""
@@ -385,7 +412,7 @@ class MigrateWriter:
         if not replace or by_key is None:
             return sum(1 for entry in entries if entry[1] is not None)
         return sum(1 for entry in entries if entry[1] is not None
-                   and payload_body(entry[1]) == payload_body(by_key[entry[0]][1]))
+                   and same_body(entry[1], by_key[entry[0]][1]))
 
     def _count_arrived(self, keys, replace, counts, by_key):
         arrived = self._arrived(keys, replace, by_key)

@@ -73,3 +73,41 @@ def payload_body(payload):
     """A DUMP payload without its footer: the serialized value, equal for equal values whatever
     RDB version the server stamped on it."""
     return payload[:-FOOTER_SIZE]
+
+
+def same_body(one, other):
+    """Whether two DUMP payloads hold the same serialized value (:func:`payload_body` equal).  Either may be a
+    :class:`~._spooled_payload.SpooledPayload` (a big payload in a temp file): compared block by block, never
+    held whole."""
+    if one.__class__ is bytes and other.__class__ is bytes:
+        return one[:-FOOTER_SIZE] == other[:-FOOTER_SIZE]
+    if one is None or other is None or len(one) != len(other):
+        return False
+    left = len(one) - FOOTER_SIZE
+    for mine, theirs in zip(_blocks(one), _blocks(other)):
+        if left <= 0:
+            break
+        if mine[:left] != theirs[:left]:
+            return False
+        left -= len(mine)
+    return True
+
+
+_BLOCK = 1 << 20
+
+
+def _blocks(payload):
+    """A payload in blocks of :data:`_BLOCK` bytes (the last may be shorter)."""
+    if payload.__class__ is bytes:
+        view = memoryview(payload)
+        return (view[start:start + _BLOCK].tobytes() for start in range(0, len(payload), _BLOCK))
+    return payload.chunks(_BLOCK)
+
+
+def first_byte(payload):
+    """The first byte of a payload (bytes or spooled): its RDB type."""
+    if payload is None:
+        return b''
+    if payload.__class__ is bytes:
+        return payload[:1]
+    return payload.head(1)

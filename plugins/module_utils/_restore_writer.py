@@ -40,7 +40,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import (
     CompareScope, TypedCopier, UncopyableKey)
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack_restores
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire
 
 FATAL_REPLIES = ('oom', 'noperm', 'auth', 'readonly', 'loading')
 
@@ -180,7 +180,7 @@ class RestoreWriter:
         if not items:
             return
         try:
-            replies = self.target.wire.call_packed(pack_restores(items, self.absolute, replace_keys), len(items))
+            replies = self.target.wire.call_restores(items, self.absolute, replace_keys)
         except Exception as exc:
             raise self.target.fail(exc, 'RESTORE into db %d' % self.t_db)
         if replies.count(b'OK') == len(replies):  # the usual case: every key written

@@ -3,11 +3,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""A DUMP payload too big to hold in memory, in a 0600 temp file (the snapshot splitter's big objects).
+"""A DUMP payload too big to hold in memory, in a 0600 temp file (the snapshot splitter's big objects, and
+the big replies of a :class:`~._wire.Wire`: DUMP payloads and string values above :data:`~._wire.BIG_REPLY`).
 
 :class:`ObjectSpool` is written while the object is read (its CRC-64 kept on the way) and becomes a
 :class:`SpooledPayload`: ``length``, ``chunks()`` and ``close()``, so a RESTORE can be sent with the
-payload's length and its bytes streamed from the file.
+payload's length and its bytes streamed from the file.  :class:`ReplySpool` is the same for a reply read
+from a socket as it arrives.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,6 +23,7 @@ import tempfile
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 
 SPOOL_CHUNK = 1 << 20
+BIG_VALUE = 8 << 20  # a payload or value above this is spooled to a temp file, never held whole
 
 
 class SpooledPayload:
@@ -50,6 +53,11 @@ class SpooledPayload:
         """The whole payload as bytes (tests and small payloads only)."""
         return b''.join(self.chunks())
 
+    def head(self, size):
+        """The first ``size`` bytes."""
+        with open(self.path, 'rb') as fh:
+            return fh.read(size)
+
     def close(self):
         if self.path is not None:
             try:
@@ -58,8 +66,66 @@ class SpooledPayload:
                 pass
             self.path = None
 
+    def __del__(self):  # a payload dropped on an error path takes its file with it
+        self.close()
+
     def __repr__(self):
         return '<SpooledPayload %d bytes type %d>' % (self.length, self.rdb_type)
+
+
+def spool_error(spool_dir, exc):
+    return KVError('cannot write the spool file of a big value in %s: %s. Give it room for the largest key '
+                   '(TMPDIR, or spool_dir where the module has it)' % (spool_dir or tempfile.gettempdir(), exc),
+                   kind='io')
+
+
+def open_spool(spool_dir, prefix):
+    """``(path, file open for writing)`` of a new 0600 temp file in ``spool_dir`` (default: the temp dir)."""
+    try:
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix='.tmp', dir=spool_dir)  # mode 0600
+        return path, os.fdopen(fd, 'wb')
+    except (OSError, IOError) as exc:
+        raise spool_error(spool_dir, exc)
+
+
+class ReplySpool:
+    """A big reply of ``length`` bytes written to a temp file as it arrives: ``write(data)`` until
+    ``missing`` is 0, then ``finish()`` returns its :class:`SpooledPayload` (``abort()`` on failure)."""
+
+    def __init__(self, spool_dir, length):
+        self.spool_dir = spool_dir
+        self.path, self.fh = open_spool(spool_dir, 'kv-big-value-')
+        self.missing = length
+        self.length = length
+        self.first = b''
+
+    def write(self, data):
+        if not self.first:
+            self.first = data[:1]
+        try:
+            self.fh.write(data)
+        except (OSError, IOError) as exc:
+            self.abort()
+            raise spool_error(self.spool_dir, exc)
+        self.missing -= len(data)
+
+    def finish(self):
+        try:
+            self.fh.close()
+        except (OSError, IOError) as exc:
+            self.abort()
+            raise spool_error(self.spool_dir, exc)
+        return SpooledPayload(self.path, self.length, bytearray(self.first)[0] if self.first else None)
+
+    def abort(self):
+        try:
+            self.fh.close()
+        except (OSError, IOError):
+            pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
 class ObjectSpool:

@@ -29,6 +29,7 @@ import os
 import threading
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload import BIG_VALUE
 from ansible_collections.kvtools.migration.plugins.module_utils._stream import (
     StreamWriter, groups_info, raw_command, stream_differences)
 
@@ -198,18 +199,23 @@ class TypedCopier:
         if ktype not in COPYABLE_TYPES:
             raise UncopyableKey('type %r cannot be copied with commands' % ktype)
         note = None
+        head = None
         if ktype == 'string':
-            value = self.src.get(key)
-            if value is None:
+            head = self.src.getrange(key, 0, BIG_VALUE)  # one byte more than a small value may hold
+            if not head and not self.src.exists(key):
                 return 'expired', None
-            if not self.tgt.set(key, value, nx=not replace):
-                return 'busykey', None
-            if expire_at_ms:
-                self.tgt.pexpireat(key, int(expire_at_ms))
-            return 'copied', None
+            if len(head) <= BIG_VALUE:
+                if not self.tgt.set(key, head, nx=not replace):
+                    return 'busykey', None
+                if expire_at_ms:
+                    self.tgt.pexpireat(key, int(expire_at_ms))
+                return 'copied', None
         tmp = _tmp_key()
         try:
-            written, note = getattr(self, '_write_' + ktype)(key, tmp)
+            if head is not None:
+                written = self._write_string(key, tmp, head)
+            else:
+                written, note = getattr(self, '_write_' + ktype)(key, tmp)
             if not written:
                 self.tgt.delete(tmp)
                 return 'expired', None
@@ -237,6 +243,19 @@ class TypedCopier:
         finally:
             self._touched.pop(tmp, None)
         return 'copied', note
+
+    def _write_string(self, key, tmp, head):
+        """A big string, :data:`BIG_VALUE` bytes at a time (GETRANGE, APPEND), never held whole."""
+        self.tgt.set(tmp, head)
+        self._touch(tmp)
+        start = len(head)
+        while True:
+            part = self.src.getrange(key, start, start + BIG_VALUE - 1)
+            if not part:
+                return True
+            self.tgt.append(tmp, part)
+            self._touch(tmp)
+            start += len(part)
 
     def _write_hash(self, key, tmp):
         written = False
@@ -337,6 +356,68 @@ def read_value(client, key, ktype=None):
     return ktype, None
 
 
+SIZE_COMMANDS = dict(string='STRLEN', hash='HLEN', list='LLEN', set='SCARD', zset='ZCARD', stream='XLEN')
+WHOLE_ITEMS = 10000  # a collection of more items than this is compared in chunks
+
+
+def values_differ(src, tgt, key, ktype, chunk=1000):
+    """Whether the values of ``key`` (of ``ktype`` on both sides) differ.  Small values are read whole
+    (:func:`read_value`); a string above :data:`BIG_VALUE` or a collection of more than :data:`WHOLE_ITEMS`
+    items is compared in chunks, never held whole."""
+    command = SIZE_COMMANDS[ktype]
+    size = int(src.execute_command(command, key))
+    if size != int(tgt.execute_command(command, key)):
+        return True
+    if size <= (BIG_VALUE if ktype == 'string' else WHOLE_ITEMS):
+        return read_value(src, key, ktype) != read_value(tgt, key, ktype)
+    step = max(1, int(chunk))
+    if ktype in ('string', 'list'):
+        step = BIG_VALUE if ktype == 'string' else step
+        read = (lambda c, a, b: c.getrange(key, a, b)) if ktype == 'string' else (lambda c, a, b: c.lrange(key, a, b))
+        for start in range(0, size, step):
+            if read(src, start, start + step - 1) != read(tgt, start, start + step - 1):
+                return True
+        return False
+    if ktype == 'stream':
+        return _streams_differ(src, tgt, key, step)
+    if ktype == 'set':
+        for members in _sscan(src, key, step):
+            pipe = tgt.pipeline(transaction=False)
+            for member in members:
+                pipe.sismember(key, member)
+            if not all(pipe.execute()):
+                return True
+        return False
+    for items in _raw_scan_pairs(src, 'HSCAN' if ktype == 'hash' else 'ZSCAN', key, step):
+        names, values = items[0::2], items[1::2]
+        if ktype == 'hash':
+            if tgt.hmget(key, names) != list(values):
+                return True
+            continue
+        pipe = tgt.pipeline(transaction=False)
+        for member in names:
+            pipe.zscore(key, member)
+        for score, theirs in zip(values, pipe.execute()):
+            if theirs is None or float(score) != float(theirs):
+                return True
+    return False
+
+
+def _streams_differ(src, tgt, key, step):
+    """Stream entries compared ``step`` at a time (XRANGE from the last id seen, that entry dropped)."""
+    start = b'-'
+    while True:
+        mine = raw_command(src, 'XRANGE', key, start, '+', 'COUNT', step + 1)
+        theirs = raw_command(tgt, 'XRANGE', key, start, '+', 'COUNT', step + 1)
+        if start != b'-':
+            mine, theirs = mine[1:], theirs[1:]
+        if mine != theirs:
+            return True
+        if not mine:
+            return False
+        start = mine[-1][0]
+
+
 class CompareScope:
     """What two servers can both hold, for a comparison: hash field TTLs, stream metadata (entries-added,
     max-deleted-entry-id, entries-read); and the TTL tolerance."""
@@ -404,7 +485,7 @@ def key_differences(src, tgt, key, scope=None, src_type_byte=None, tgt_type_byte
     if s_type not in COPYABLE_TYPES:
         return [] if src.dump(key) == tgt.dump(key) else [('value_differs', '%s values differ' % s_type)]
     out = []
-    if read_value(src, key, s_type) != read_value(tgt, key, t_type):
+    if values_differ(src, tgt, key, s_type, scope.chunk if scope is not None else 1000):
         out.append(('value_differs', '%s values differ' % s_type))
     if s_type == 'hash' and scope is not None and scope.full:
         if src_type_byte is None or src_type_byte in FIELD_TTL_TYPES or tgt_type_byte in FIELD_TTL_TYPES:

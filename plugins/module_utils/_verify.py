@@ -39,9 +39,9 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, payload_body, same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
-from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text, now_ms
+from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope, key_differences
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_report import change_text, summary, write_report
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import (
@@ -49,8 +49,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules im
     reply_bytes, ttl_difference, used_memory)
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
     DbState, Touched, recheck_rounds, round_done, scope_text, verify_listed_db)
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
-    ReplyError, Wire, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_wire import PairWires
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, Wire, pack_key_commands, parse_lines
 
 
 class Verifier:
@@ -337,8 +337,8 @@ class _Checker:
             raise
         self.src_absolute = run.src_absolute
         self.tgt_absolute = run.tgt_absolute
-        self.src_exp = b'PEXPIRETIME' if self.src_absolute else b'PTTL'
-        self.tgt_exp = b'PEXPIRETIME' if self.tgt_absolute else b'PTTL'
+        self.pair = PairWires(self.src, self.tgt, b'PEXPIRETIME' if self.src_absolute else b'PTTL',
+                              b'PEXPIRETIME' if self.tgt_absolute else b'PTTL', self._fail)
         self.tolerance = self.opts.ttl_tolerance_ms
         self.scope = CompareScope(run.src, run.tgt, self.tolerance)
         self.chunk = min(FIRST_PART, self.opts.batch_size)
@@ -388,52 +388,6 @@ class _Checker:
             avg = max(1, size // max(1, 2 * len(part)))
             self.chunk = max(1, min(self.max_chunk, PART_BYTES // avg))
 
-    def _exchange(self, src_buf, tgt_buf, count, lines=0):
-        """Send both buffers, then read both sides' replies: the two servers work at the same time.
-
-        With ``lines`` the first replies are that many one-line replies (the expiry integers) read as raw
-        lines (see :func:`read_lines`), then ``count`` replies parsed as usual.  Returns per side
-        ``(lines or None, replies, time in ms)``.
-        """
-        for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
-            try:
-                wire.send(buf, packed=True)
-            except Exception as exc:
-                raise self._fail(exc, side, 'reading')
-        out = []
-        for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
-            try:
-                raw = None
-                if lines:
-                    raw, rest = read_lines(wire.sock, lines)
-                    if rest:
-                        wire.reader.feed(rest)
-                out.append((raw, wire.recv(count), now_ms()))
-            except Exception as exc:
-                raise self._fail(exc, side, 'reading')
-        return out
-
-    # -- the three readers: each sends one request to both sides and returns, per side,
-    #    (raw expiry lines or None, replies, time in ms) - the shape of :meth:`_exchange`
-    def _read_expiry_lines_mget(self, valued):
-        """Expiry integers first, read as raw lines (equal lines on both sides need no parsing), then MGET."""
-        buf = pack_expiry_mget(self.src_exp, valued)
-        return self._exchange(buf, buf, 1, len(valued))
-
-    def _read_mget_expiry(self, valued):
-        """MGET, then the expiry of each key (servers whose expiry commands differ)."""
-        head = pack_mget(valued)
-        src_buf = head + pack_key_commands((self.src_exp,), valued)
-        tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
-        return self._exchange(src_buf, tgt_buf, 1 + len(valued))
-
-    def _read_dump_expiry(self, valued, others):
-        """DUMP + expiry per valued key, TYPE + expiry per other key."""
-        src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + pack_key_commands((b'TYPE', self.src_exp), others)
-        tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
-            pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
-        return self._exchange(src_buf, tgt_buf, 2 * (len(valued) + len(others)))
-
     def _read(self, valued, others, mget, adapt=True):
         """Read and compare ``valued`` keys (their values and expiries) and ``others`` (type and expiry).
 
@@ -444,12 +398,16 @@ class _Checker:
         next parts to MGET.
         """
         n_v = len(valued)
-        if mget and self.raw_lines:
-            reading = self._read_expiry_lines_mget(valued)
-        elif mget:
-            reading = self._read_mget_expiry(valued)
-        else:
-            reading = self._read_dump_expiry(valued, others)
+        try:
+            if mget and self.raw_lines:
+                reading = self.pair.read_expiry_lines_mget(valued)
+            elif mget:
+                reading = self.pair.read_mget_expiry(valued)
+            else:
+                reading = self.pair.read_dump_expiry(valued, others)
+        except ReplyCut:
+            reading = self.pair.read_spooled(valued, others)
+            mget = False
         (s_lines, s_replies, s_now), (t_lines, t_replies, t_now) = reading
         if mget:
             s_vals, t_vals = s_replies[0], t_replies[0]
@@ -557,8 +515,8 @@ class _Checker:
                 if s_val != t_val:
                     kinds.append(('value_differs', 'string values differ'))
             elif valued:
-                if payload_body(s_val) != payload_body(t_val):
-                    slow.append((key, ttl, s_val[:1], t_val[:1]))
+                if not same_body(s_val, t_val):
+                    slow.append((key, ttl, first_byte(s_val), first_byte(t_val)))
                     continue
             elif as_text(s_val) != as_text(t_val):
                 kinds.append(('type_differs', '%s on the source, %s on the target' % (as_text(s_val), as_text(t_val))))

@@ -10,6 +10,14 @@ small keys sends three million commands.  :class:`Wire` packs a whole batch into
 sends it with one ``sendall`` and reads the replies with hiredis when it is installed (redis-py's
 own parser otherwise).  Error replies are returned in place as :class:`ReplyError` objects, not
 raised, so one refused key never desynchronises the batch.
+
+Big values never sit in memory whole.  :meth:`Wire.recv` notices a reply that grows past
+:data:`BIG_REPLY` before it is complete (or a batch whose replies pass :data:`RECV_BUDGET`): it drops the
+connection, opens a new one and raises :class:`ReplyCut` with the replies complete so far; the caller sends
+the rest again and reads it with :meth:`Wire.recv_spooled`, which writes every bulk reply above
+:data:`BIG_REPLY` to a 0600 temp file as it arrives (a :class:`~._spooled_payload.SpooledPayload`).
+:meth:`Wire.call_restores` streams such a payload from its file into a RESTORE.  The usual small-key path
+pays one comparison per socket read for this.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,9 +38,27 @@ try:
 except ImportError:  # pragma: no cover
     rexc = None
 
+from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload import BIG_VALUE, ReplySpool
+
+BIG_REPLY = BIG_VALUE     # a bulk reply above this is spooled to a temp file, never held whole
+RECV_BUDGET = 32 << 20    # reply bytes one recv() takes in before the rest is read with spooling
+SMALL_BULK = 64 << 10     # past RECV_BUDGET, bulk replies above this are spooled too
+
 
 class ReplyError(Exception):
     """An error reply of one command in a batch (the server's words, e.g. ``BUSYKEY ...``)."""
+
+
+class ReplyCut(Exception):
+    """:meth:`Wire.recv` stopped at a reply too big to hold (or a batch past its budget).
+
+    ``replies``: the replies complete before it.  The wire is on a new connection with nothing in flight:
+    the caller sends the commands of the missing replies again and reads them with :meth:`Wire.recv_spooled`.
+    """
+
+    def __init__(self, replies):
+        Exception.__init__(self, 'a reply too big to hold in memory after %d replies' % len(replies))
+        self.replies = replies
 
 
 def _arg(value):
@@ -59,6 +85,22 @@ def pack(commands):
             append(arg)
             append(b'\r\n')
     return b''.join(out)
+
+
+def restore_head(key, length, expire_at, raw, absolute, replace):
+    """``(head, tail)`` of ``RESTORE key ttl <payload of length bytes> [ABSTTL] [REPLACE]``: the payload goes
+    between them (streamed from a file).  ``expire_at`` and ``raw`` as in :func:`pack_restores`."""
+    flags = [b'REPLACE'] if replace else []
+    if expire_at is None:
+        ttl = b'0'
+    elif absolute:
+        ttl = b'%d' % expire_at
+        flags.insert(0, b'ABSTTL')
+    else:
+        ttl = b'%d' % raw
+    head = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n' % (
+        4 + len(flags), len(key), key, len(ttl), ttl, length)
+    return head, b'\r\n' + b''.join(b'$%d\r\n%s\r\n' % (len(flag), flag) for flag in flags)
 
 
 def pack_key_commands(names, keys):
@@ -98,11 +140,13 @@ def pack_restores(items, absolute, replace_keys=()):
 class Wire:
     """Pipelined raw commands over a dedicated connection of a redis-py client."""
 
-    def __init__(self, client):
+    def __init__(self, client, spool_dir=None):
         self.client = client
+        self.spool_dir = spool_dir
         self.conn = open_connection(client)
         self.sock = self.conn._sock
         self.reader = hiredis.Reader(replyError=ReplyError) if HAS_HIREDIS else None
+        self.spooling = SpoolingReader(self.sock, spool_dir)
 
     def call(self, commands):
         """Send ``commands`` and return their replies (ReplyError objects for error replies)."""
@@ -122,24 +166,78 @@ class Wire:
         send_all(self.sock, commands if packed else pack(commands))
 
     def recv(self, count):
-        out = []
+        """The next ``count`` replies; raises :class:`ReplyCut` at a reply too big to hold."""
         if self.reader is None:
-            for dummy in range(count):
-                try:
-                    out.append(self.conn.read_response(disable_decoding=True))
-                except rexc.ResponseError as exc:
-                    out.append(ReplyError(str(exc)))
-            return out
+            return self.recv_spooled(count)
+        out = []
         reader = self.reader
         sock = self.sock
         gets = reader.gets
+        fed = 0
         while len(out) < count:
             reply = gets()
             if reply is False:
-                reader.feed(_recv_chunk(sock))
+                if fed > RECV_BUDGET or reader.len() > BIG_REPLY:
+                    self.reset()
+                    raise ReplyCut(out)
+                data = _recv_chunk(sock)
+                fed += len(data)
+                reader.feed(data)
                 continue
             out.append(reply)
         return out
+
+    def recv_spooled(self, count):
+        """The next ``count`` replies, parsed here: bulk replies above :data:`BIG_REPLY` (and above
+        :data:`SMALL_BULK` once :data:`RECV_BUDGET` is held) come as SpooledPayload objects.  Call it after a
+        :class:`ReplyCut` (or on a wire whose hiredis parser holds nothing)."""
+        if self.reader is None:
+            return self.spooling.replies(count)
+        if self.reader.has_data():  # pragma: no cover - a caller's mistake, never silently misread
+            raise RuntimeError('recv_spooled() with replies buffered by hiredis: only after a ReplyCut')
+        out = self.spooling.replies(count)
+        rest = self.spooling.take_rest()
+        if rest:  # the start of later replies: hiredis goes on from there
+            self.reader.feed(rest)
+        return out
+
+    def reset(self):
+        """Drop the connection with whatever is in flight on it; go on on a new one (same db and user)."""
+        try:
+            self.conn.disconnect()
+        except Exception:  # pragma: no cover - closing only
+            pass
+        self.conn.connect()
+        self.sock = self.conn._sock
+        self.reader = hiredis.Reader(replyError=ReplyError) if HAS_HIREDIS else None
+        self.spooling = SpoolingReader(self.sock, self.spool_dir)
+
+    def call_restores(self, items, absolute, replace_keys=()):
+        """RESTORE ``items`` (as :func:`pack_restores`) and return the replies; a spooled payload is streamed
+        from its file."""
+        try:
+            data = pack_restores(items, absolute, replace_keys)
+        except TypeError:  # a SpooledPayload among the payloads
+            data = None
+        if data is not None:
+            return self.call_packed(data, len(items))
+        packed = []
+        for item in items:
+            key, payload = item[0], item[1]
+            if payload.__class__ is bytes:
+                packed.append(pack_restores([item], absolute, replace_keys))
+                continue
+            if packed:
+                send_all(self.sock, b''.join(packed))
+                packed = []
+            head, tail = restore_head(key, len(payload), item[2], item[3], absolute, key in replace_keys)
+            send_all(self.sock, head)
+            for chunk in payload.chunks():
+                send_all(self.sock, chunk)
+            send_all(self.sock, tail)
+        if packed:
+            send_all(self.sock, b''.join(packed))
+        return self.recv(len(items))
 
     def close(self):
         try:
@@ -189,12 +287,92 @@ def recv_some(sock, size=1 << 20):
         raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
 
 
-def _recv_chunk(sock):
+def _recv_chunk(sock, size=1 << 20):
     """The next bytes from ``sock``; a closed connection is an error here."""
-    data = recv_some(sock)
+    data = recv_some(sock, size)
     if not data:
         raise rexc.ConnectionError('Connection closed by server.')
     return data
+
+
+class SpoolingReader:
+    """A RESP2 parser on ``sock`` that never holds a bulk reply above :data:`BIG_REPLY`: it goes to a temp
+    file in ``spool_dir`` as it arrives (also every one above :data:`SMALL_BULK` once :data:`RECV_BUDGET` of
+    replies is held).  Replies as hiredis gives them: bytes, int, None, lists, ReplyError objects."""
+
+    def __init__(self, sock, spool_dir=None):
+        self.sock = sock
+        self.spool_dir = spool_dir
+        self.buf = bytearray()
+        self.pos = 0
+        self.held = 0
+
+    def _fill(self):
+        if self.pos:
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += _recv_chunk(self.sock)
+
+    def _line(self):
+        while True:
+            end = self.buf.find(b'\r\n', self.pos)
+            if end >= 0:
+                line = bytes(self.buf[self.pos:end])
+                self.pos = end + 2
+                return line
+            self._fill()
+
+    def replies(self, count):
+        self.held = 0
+        return [self.reply() for dummy in range(count)]
+
+    def take_rest(self):
+        """The bytes received beyond the replies read (the start of later replies)."""
+        rest = bytes(self.buf[self.pos:])
+        self.buf = bytearray()
+        self.pos = 0
+        return rest
+
+    def reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b'$':
+            size = int(rest)
+            return None if size < 0 else self._bulk(size)
+        if kind == b':':
+            return int(rest)
+        if kind == b'*':
+            size = int(rest)
+            return None if size < 0 else [self.reply() for dummy in range(size)]
+        if kind == b'+':
+            return rest
+        if kind == b'-':
+            return ReplyError(rest.decode('utf-8', 'replace'))
+        raise rexc.InvalidResponse('Protocol error: %r' % line[:40])
+
+    def _bulk(self, size):
+        if size <= BIG_REPLY and (self.held <= RECV_BUDGET or size <= SMALL_BULK):
+            while len(self.buf) - self.pos < size + 2:
+                self._fill()
+            data = bytes(self.buf[self.pos:self.pos + size])
+            self.pos += size + 2
+            self.held += size
+            return data
+        spool = ReplySpool(self.spool_dir, size)
+        try:
+            have = min(size, len(self.buf) - self.pos)
+            if have:
+                spool.write(bytes(self.buf[self.pos:self.pos + have]))
+                self.pos += have
+            while spool.missing:
+                spool.write(_recv_chunk(self.sock, min(spool.missing, 1 << 20)))
+            while len(self.buf) - self.pos < 2:  # the CRLF after the value
+                self._fill()
+            self.pos += 2
+        except BaseException:
+            spool.abort()
+            raise
+        return spool.finish()
 
 
 def pack_mget(keys):

@@ -1,0 +1,160 @@
+"""Bounded memory with big keys: a 200 MB string and a ~200 MB hash (plus small keys with awkward names) go
+through kv_dump_restore (a first run and a rerun that compares both sides), kv_verify, kv_migrate and a logical
+backup (encrypted) and its restore; each engine runs in a process of its own whose peak RSS must stay under
+256 MiB, and the target must hold every value and TTL of the source.
+
+A value above the spool threshold is never held in memory: its DUMP reply is spooled to a 0600 temp file as it
+arrives and sent to the target from there (see docs/memory.md)."""
+
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import compare
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LIMIT_MIB = 256
+CHUNK = 8 << 20
+BIG_STRING = 200 * 1000 * 1000
+HASH_PARTS = 200           # 200 x 1000 fields of 1000 bytes: ~200 MB
+AWKWARD = [b'small \n"quoted" key', b'*star\x00nul', b'\xff\xfe not utf-8', b'tab\tspace ', b'']
+
+CHILD = r'''
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
+spec = json.loads(sys.stdin.read())
+kind = spec['kind']
+if kind == 'copy':
+    from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
+    result = DumpRestore(Endpoint(spec['source']), Endpoint(spec['target']), CopyOptions(**spec['options'])).run()
+elif kind == 'migrate':
+    from ansible_collections.kvtools.migration.plugins.module_utils._migrate import Migrate, MigrateOptions
+    result = Migrate(Endpoint(spec['source']), Endpoint(spec['target']), MigrateOptions(**spec['options'])).run()
+elif kind == 'verify':
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
+    result = Verifier(Endpoint(spec['source']), Endpoint(spec['target']), VerifyOptions(**spec['options'])).run()
+elif kind == 'backup':
+    from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup
+    result = Backup(Endpoint(spec['source']), spec['dest'], method='logical', passphrase=spec['passphrase']).run()
+elif kind == 'restore':
+    from ansible_collections.kvtools.migration.plugins.module_utils._backup_source import BackupRestore
+    from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions
+    result = BackupRestore(Endpoint(dict(url='file://' + spec['dest'])), Endpoint(spec['target']),
+                           CopyOptions(**spec['options']), passphrase=spec['passphrase']).run()
+print(json.dumps(dict(maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, result=result), default=str))
+'''
+
+
+def _collections():
+    from tests.support.ansible import ensure_collection_path
+    return ensure_collection_path()
+
+
+def _run(kind, env_tmp, **spec):
+    spec['kind'] = kind
+    started = time.time()
+    env = dict(os.environ, TMPDIR=env_tmp)
+    proc = subprocess.run([sys.executable, '-c', CHILD, _collections()], input=json.dumps(spec).encode(),
+                          capture_output=True, timeout=600, check=False, env=env)
+    assert proc.returncode == 0, '%s failed: %s' % (kind, proc.stderr.decode('utf-8', 'replace')[-3000:])
+    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    out['rss_mib'] = out['maxrss_kb'] / 1024.0
+    print('%s: peak RSS %.1f MiB, %.1f s' % (kind, out['rss_mib'], time.time() - started))
+    return out
+
+
+def _fill(client):
+    """The big string, appended 8 MiB at a time (the test never holds it), the big hash, the small keys."""
+    sha = hashlib.sha256()
+    written = 0
+    seed = hashlib.sha256(b'big values').digest()
+    while written < BIG_STRING:
+        block = hashlib.shake_256(seed + b'%d' % written).digest(min(CHUNK, BIG_STRING - written))
+        client.append(b'big:string', block)
+        sha.update(block)
+        written += len(block)
+    client.pexpire(b'big:string', 3600 * 1000)
+    for part in range(HASH_PARTS):
+        client.hset(b'big:hash', mapping=dict((b'f%d-%d' % (part, i), os.urandom(1000)) for i in range(1000)))
+    for n, key in enumerate(AWKWARD):
+        client.set(key, b'v%d' % n)
+        if n % 2:
+            client.pexpire(key, 7200 * 1000)
+    return sha.hexdigest()
+
+
+def _sha_of(client, key):
+    sha = hashlib.sha256()
+    size = client.strlen(key)
+    for start in range(0, size, CHUNK):
+        sha.update(client.getrange(key, start, min(size, start + CHUNK) - 1))
+    return sha.hexdigest()
+
+
+def _assert_target_same(src, tgt, digest):
+    """Every key, value and expiry (support/compare.py), and the big string byte for byte (its sha256)."""
+    assert compare.differences(src, tgt) == []
+    assert _sha_of(tgt, b'big:string') == digest
+    for key in (b'big:string', b'big:hash') + tuple(AWKWARD[1::2]):
+        assert abs(tgt.execute_command('PEXPIRETIME', key) - src.execute_command('PEXPIRETIME', key)) <= 1
+
+
+@pytest.mark.slow
+def test_big_values_bounded_memory_in_every_engine(server_factory, tmp_path):
+    source = server_factory('redis70')
+    target = server_factory('valkey80')
+    src, tgt = source.admin(), target.admin()
+    digest = _fill(src)
+    spool = str(tmp_path / 'tmp')
+    os.mkdir(spool)
+    s_ep, t_ep = source.endpoint(), target.endpoint()
+    rss = {}
+
+    copied = _run('copy', spool, source=s_ep, target=t_ep, options={})
+    rss['kv_dump_restore'] = copied['rss_mib']
+    assert copied['result']['totals']['copied'] == 2 + len(AWKWARD)
+    _assert_target_same(src, tgt, digest)
+
+    rerun = _run('copy', spool, source=s_ep, target=t_ep, options={})  # both sides' payloads compared
+    rss['kv_dump_restore rerun'] = rerun['rss_mib']
+    assert rerun['result']['changed'] is False
+    assert rerun['result']['totals']['identical'] == 2 + len(AWKWARD)
+
+    verified = _run('verify', spool, source=s_ep, target=t_ep, options={})
+    rss['kv_verify'] = verified['rss_mib']
+    assert verified['result']['totals']['identical'] == 2 + len(AWKWARD), verified['result']['totals']
+
+    tgt.hset(b'big:hash', b'f7-7', b'changed')  # a difference in the big hash is found
+    differs = _run('verify', spool, source=s_ep, target=t_ep, options=dict(fail_on_mismatch=False))
+    rss['kv_verify (a difference)'] = differs['rss_mib']
+    assert differs['result']['totals']['identical'] == 1 + len(AWKWARD), differs['result']['totals']
+
+    dest = str(tmp_path / 'big.kvtlog')
+    backup = _run('backup', spool, source=s_ep, dest=dest, passphrase='big values backup')
+    rss['logical backup (encrypted)'] = backup['rss_mib']
+    assert backup['result']['keys'] == 2 + len(AWKWARD)
+
+    tgt.flushall()
+    restored = _run('restore', spool, target=t_ep, dest=dest, passphrase='big values backup', options={})
+    rss['restore of the backup'] = restored['rss_mib']
+    assert restored['result']['totals']['copied'] == 2 + len(AWKWARD)
+    _assert_target_same(src, tgt, digest)
+
+    tgt.flushall()
+    migrated = _run('migrate', spool, source=s_ep, target=t_ep, options=dict(timeout=60000))
+    rss['kv_migrate'] = migrated['rss_mib']
+    assert migrated['result']['totals']['copied'] == 2 + len(AWKWARD)
+    _assert_target_same(src, tgt, digest)
+
+    print('peak RSS (MiB): %s' % ', '.join('%s %.1f' % item for item in rss.items()))
+    assert not glob.glob(os.path.join(spool, '*')), 'spool files left behind: %s' % os.listdir(spool)
+    over = dict((name, round(mib, 1)) for name, mib in rss.items() if mib >= LIMIT_MIB)
+    assert not over, 'peak RSS over %d MiB: %s (all: %s)' % (LIMIT_MIB, over, rss)
