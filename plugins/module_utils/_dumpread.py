@@ -73,7 +73,7 @@ class DumpReader:
         """
         try:
             try:
-                replies = self.wire.recv(2 * len(keys))
+                replies = self.wire.recv(2 * len(keys), exact=True)
             except ReplyCut as cut:
                 done = len(cut.replies) // 2
                 self.wire.send(pack_key_commands((b'DUMP', self.expiry_cmd), keys[done:]), packed=True)

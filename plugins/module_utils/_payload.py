@@ -81,9 +81,16 @@ def same_body(one, other):
     held whole."""
     if one.__class__ is bytes and other.__class__ is bytes:
         return one[:-FOOTER_SIZE] == other[:-FOOTER_SIZE]
+    return same_bytes(one, other, FOOTER_SIZE)
+
+
+def same_bytes(one, other, footer=0):
+    """Whether two values (bytes or SpooledPayload) are equal, but for their last ``footer`` bytes."""
+    if one.__class__ is bytes and other.__class__ is bytes:
+        return one == other if not footer else one[:-footer] == other[:-footer]
     if one is None or other is None or len(one) != len(other):
         return False
-    left = len(one) - FOOTER_SIZE
+    left = len(one) - footer
     for mine, theirs in zip(_blocks(one), _blocks(other)):
         if left <= 0:
             break

@@ -39,7 +39,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, payload_body, same_body
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, payload_body, same_body, same_bytes
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope, key_differences
@@ -512,7 +512,7 @@ class _Checker:
             ttl = ttl_difference(s_at, t_at, self.tolerance, s_now)
             kinds = []
             if valued and raw:
-                if s_val != t_val:
+                if s_val != t_val and not same_bytes(s_val, t_val):
                     kinds.append(('value_differs', 'string values differ'))
             elif valued:
                 if not same_body(s_val, t_val):

@@ -30,12 +30,13 @@ class PairWires:
         self.tgt_exp = tgt_exp
         self.fail = fail
 
-    def exchange(self, src_buf, tgt_buf, count, lines=0):
+    def exchange(self, src_buf, tgt_buf, count, lines=0, exact=True):
         """Send both buffers, then read both sides' replies: the two servers work at the same time.
 
         With ``lines`` the first replies are that many one-line replies (the expiry integers) read as raw
         lines (see :func:`read_lines`), then ``count`` replies parsed as usual.  Returns per side
-        ``(lines or None, replies, time in ms)``.
+        ``(lines or None, replies, time in ms)``.  ``exact``: no reply is a status line (see
+        :meth:`~._wire.Wire.recv`).
         """
         for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
             try:
@@ -45,12 +46,10 @@ class PairWires:
         out = []
         for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
             try:
-                raw = None
+                raw, rest = None, b''
                 if lines:
                     raw, rest = read_lines(wire.sock, lines)
-                    if rest:
-                        wire.reader.feed(rest)
-                out.append((raw, wire.recv(count), now_ms()))
+                out.append((raw, wire.recv(count, exact=exact, first=rest), now_ms()))
             except ReplyCut:  # a value too big to hold: the caller reads the part again with spooling
                 if side == 'source':
                     self.tgt.reset()  # the target's replies are still in flight
@@ -100,4 +99,4 @@ class PairWires:
     def read_dump_expiry(self, valued, others):
         """DUMP + expiry per valued key, TYPE + expiry per other key."""
         src_buf, tgt_buf = self.dump_buffers(valued, others)
-        return self.exchange(src_buf, tgt_buf, 2 * (len(valued) + len(others)))
+        return self.exchange(src_buf, tgt_buf, 2 * (len(valued) + len(others)), exact=not others)  # TYPE: a status

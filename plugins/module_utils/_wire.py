@@ -165,27 +165,65 @@ class Wire:
     def send(self, commands, packed=False):
         send_all(self.sock, commands if packed else pack(commands))
 
-    def recv(self, count):
-        """The next ``count`` replies; raises :class:`ReplyCut` at a reply too big to hold."""
+    def recv(self, count, exact=False, first=b''):
+        """The next ``count`` replies.
+
+        A reply that grows past :data:`BIG_REPLY` before it is complete (or replies past
+        :data:`RECV_BUDGET`) are read on with spooling (:meth:`recv_spooled`).  With ``exact`` (the caller
+        knows that every bytes reply is a bulk string, none a status line) the reading goes on where hiredis
+        stopped: the last chunks fed are kept (about the size of the reply being read), and the complete
+        replies' wire size says where in them the cut reply starts.  Otherwise (or when an error reply makes
+        that unsure) the connection is dropped and :class:`ReplyCut` is raised: the caller asks again.
+        ``first``: bytes already received for these replies (fed before anything else).
+        """
         if self.reader is None:
+            if first:
+                self.spooling.buf += first
             return self.recv_spooled(count)
         out = []
         reader = self.reader
+        clean = exact and not reader.has_data()  # this call's bytes start with its first reply
         sock = self.sock
         gets = reader.gets
-        fed = 0
+        fed = len(first)
+        kept = [first]  # the last chunks fed: they hold the reply being read
+        kept_bytes = fed
+        if first:
+            reader.feed(first)
         while len(out) < count:
             reply = gets()
             if reply is False:
-                if fed > RECV_BUDGET or reader.len() > BIG_REPLY:
-                    self.reset()
-                    raise ReplyCut(out)
+                pending = reader.len()  # unparsed bytes (and at most 1023 parsed ones)
+                if fed > RECV_BUDGET or pending > BIG_REPLY:
+                    return out + self._read_on(out, count, kept, fed - kept_bytes, clean)
                 data = _recv_chunk(sock)
                 fed += len(data)
                 reader.feed(data)
+                kept.append(data)
+                kept_bytes += len(data)
+                while kept_bytes - len(kept[0]) > pending + len(data) + 1024:
+                    kept_bytes -= len(kept.pop(0))
                 continue
             out.append(reply)
         return out
+
+    def _read_on(self, out, count, kept, kept_from, clean):
+        """After ``out``, the rest of ``count`` replies with spooling: from the kept chunks (``kept_from``: their
+        offset in this call's bytes) when the cut reply's start is known exactly, else :class:`ReplyCut`."""
+        start = wire_size(out) if clean else None
+        if start is None or start < kept_from:
+            self.reset()
+            raise ReplyCut(out)
+        held = b''.join(kept)[start - kept_from:]
+        del kept[:]
+        if held[:1] not in (b'$', b'*'):  # pragma: no cover - a reply that is not what the caller said
+            self.reset()
+            raise ReplyCut(out)
+        self.reader = hiredis.Reader(replyError=ReplyError)
+        self.spooling.buf = bytearray(held)
+        self.spooling.pos = 0
+        del held
+        return self.recv_spooled(count - len(out))
 
     def recv_spooled(self, count):
         """The next ``count`` replies, parsed here: bulk replies above :data:`BIG_REPLY` (and above
@@ -285,6 +323,28 @@ def recv_some(sock, size=1 << 20):
         raise rexc.TimeoutError('Timeout reading from socket: %s' % exc)
     except OSError as exc:
         raise rexc.ConnectionError('Error while reading from socket: %s' % exc)
+
+
+def wire_size(replies):
+    """The RESP2 bytes of ``replies`` as hiredis parsed them, bytes taken as bulk strings; None when that
+    cannot be known (an error reply, whose raw bytes are not kept)."""
+    total = 0
+    for reply in replies:
+        cls = reply.__class__
+        if cls is bytes:
+            total += len(reply) + len(b'%d' % len(reply)) + 5
+        elif cls is int:
+            total += len(b'%d' % reply) + 3
+        elif reply is None:
+            total += 5
+        elif cls is list:
+            inner = wire_size(reply)
+            if inner is None:
+                return None
+            total += inner + len(b'%d' % len(reply)) + 3
+        else:
+            return None
+    return total
 
 
 def _recv_chunk(sock, size=1 << 20):
