@@ -23,7 +23,7 @@ __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, pack_key_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, pack_key_commands, recv_key_replies
 
 PART_BYTES = 16 * 1024 * 1024   # payload bytes one reader holds at a time (memory bound)
 FIRST_PART = 64                 # keys read before the average payload size is known
@@ -68,16 +68,10 @@ class DumpReader:
     def recv(self, keys):
         """The entries of ``keys`` (their replies must be the next on the wire).
 
-        A payload too big to hold cuts the wire's read (:class:`~._wire.ReplyCut`): the keys not read yet
-        are asked for again and read with spooling, so a big payload comes as a SpooledPayload (a temp file).
+        A big payload comes as a SpooledPayload (a temp file): see :func:`~._wire.recv_key_replies`.
         """
         try:
-            try:
-                replies = self.wire.recv(2 * len(keys), exact=True)
-            except ReplyCut as cut:
-                done = len(cut.replies) // 2
-                self.wire.send(pack_key_commands((b'DUMP', self.expiry_cmd), keys[done:]), packed=True)
-                replies = cut.replies[:2 * done] + self.wire.recv_spooled(2 * (len(keys) - done))
+            replies = recv_key_replies(self.wire, (b'DUMP', self.expiry_cmd), keys)
         except KVError:
             raise
         except Exception as exc:

@@ -17,9 +17,11 @@ __metaclass__ = type
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key, scan_batches, select_dbs
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, pair_problems
-from ansible_collections.kvtools.migration.plugins.module_utils._payload import payload_body, rdb_version_for, target_accepts
+from ansible_collections.kvtools.migration.plugins.module_utils._payload import rdb_version_for, same_body, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import find_field_ttls, values_equal
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
+    ReplyError, Wire, pack_key_commands, recv_key_replies)
 
 # Rates used for the estimate: kv_dump_restore measured on a 2-core machine with source, target and
 # copier on it (tests/benchmarks/bench_copy.py); real networks are usually slower per byte.
@@ -33,6 +35,7 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
     """Up to ``limit`` keys of the target db (from its first SCAN batches) that the source db does not hold
     with the same value: empty when the target looks like an earlier copy of this source."""
     source_client, target_client = source_ep.client(db=s_db), target_ep.client(db=t_db)
+    wires = []
     try:
         keys = []
         for dummy, batch in scan_batches(target_client, count=limit):
@@ -42,19 +45,19 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
         keys = keys[:limit]
         if not keys:
             return []
-        pipe = source_client.pipeline(transaction=False)
-        for key in keys:
-            pipe.dump(key)
-        src_dumps = pipe.execute()
-        pipe = target_client.pipeline(transaction=False)
-        for key in keys:
-            pipe.dump(key)
-        tgt_dumps = pipe.execute()
+        dumps = []
+        for client in (source_client, target_client):  # a big payload comes as a temp file (SpooledPayload)
+            wires.append(Wire(client))
+            wires[-1].send(pack_key_commands((b'DUMP',), keys), packed=True)
+            dumps.append(recv_key_replies(wires[-1], (b'DUMP',), keys))
         out = []
-        for key, a, b in zip(keys, src_dumps, tgt_dumps):
+        for key, a, b in zip(keys, dumps[0], dumps[1]):
+            for reply in (a, b):
+                if isinstance(reply, ReplyError):
+                    raise reply
             if b is None:
                 continue  # gone meanwhile
-            if a is None or (payload_body(a) != payload_body(b) and not values_equal(source_client, target_client, key)):
+            if a is None or (not same_body(a, b) and not values_equal(source_client, target_client, key)):
                 out.append(key)
         return out
     except KVError:
@@ -62,6 +65,8 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
     except Exception as exc:
         raise target_ep.error(exc, 'comparing keys of the target with the source', db=t_db)
     finally:
+        for wire in wires:
+            wire.close()
         source_client.close()
         target_client.close()
 

@@ -19,6 +19,7 @@ import re
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import (
     payload_rdb_version, rdb_version_for)
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, Wire
 
 # The commands the collection uses, with harmless arguments for ACL DRYRUN.
 NEEDED_COMMANDS = (
@@ -228,13 +229,22 @@ class Server:
         return None, 'unknown'
 
     def _dump_any_key(self, db):
+        """The DUMP payload of a small key of ``db`` (a payload above :data:`~._wire.BIG_REPLY` is dropped as it
+        arrives: a big key says no more than a small one), or None."""
         client = self.endpoint.client(db=db, check=False)
+        wire = None
         try:
+            wire = Wire(client)
             cursor = 0
             for _page in range(50):
                 cursor, keys = client.scan(cursor=cursor, count=100)
                 for key in keys:
-                    payload = client.dump(key)
+                    try:
+                        payload = wire.call([(b'DUMP', key)])[0]
+                    except ReplyCut:
+                        continue
+                    if isinstance(payload, ReplyError):
+                        raise payload
                     if payload is not None:
                         return payload
                 if int(cursor) == 0:
@@ -245,6 +255,8 @@ class Server:
                 return None
             raise self.endpoint.error(exc, 'reading a DUMP payload', db=db)
         finally:
+            if wire is not None:
+                wire.close()
             client.close()
 
     # -- permissions --------------------------------------------------------------------------

@@ -103,6 +103,19 @@ def restore_head(key, length, expire_at, raw, absolute, replace):
     return head, b'\r\n' + b''.join(b'$%d\r\n%s\r\n' % (len(flag), flag) for flag in flags)
 
 
+def recv_key_replies(wire, names, keys):
+    """The replies of ``NAME key`` for each of ``names`` and each of ``keys``, sent on ``wire`` with
+    ``pack_key_commands(names, keys)``; their bytes replies must be bulk strings.  After a :class:`ReplyCut`
+    the keys not read yet are asked for again and read with spooling (a big value is a SpooledPayload)."""
+    per_key = len(names)
+    try:
+        return wire.recv(per_key * len(keys), exact=True)
+    except ReplyCut as cut:
+        done = len(cut.replies) // per_key
+        wire.send(pack_key_commands(names, keys[done:]), packed=True)
+        return cut.replies[:per_key * done] + wire.recv_spooled(per_key * (len(keys) - done))
+
+
 def pack_key_commands(names, keys):
     """Pack ``NAME key`` for every name in ``names`` (e.g. DUMP, PEXPIRETIME), for every key.
 

@@ -23,6 +23,8 @@ description:
     small (a whole batch of average keys fits into O(batch_bytes)) sizes are not asked key by key, which would
     cost about a quarter of the throughput, unless a call turns out slow because of many big keys. A single key
     bigger than O(batch_bytes) goes alone; nothing can split it.
+  - C(MIGRATE) sends a key's TTL as a relative time that the target starts counting when the key arrives; after a
+    call slower than 0.2 s (a big key) the expiry of its keys is set again on the target from the source's.
   - A target database that already holds keys is compared first (C(DUMP) and expiry on both sides). Keys that
     are identical are counted and not sent again, so a second run writes nothing and reports C(changed=false).
   - MIGRATE needs a network path from the source server to the target. Where there is none (TLS on one side
