@@ -47,7 +47,8 @@ def same_entry(item, existing, source_client=None, target_client=None, scope=Non
         return True
     if source_client is None:
         return False
-    return values_equal(source_client, target_client, key, scope)
+    return values_equal(source_client, target_client, key, scope,
+                        big=payload.__class__ is not bytes or t_payload.__class__ is not bytes)
 
 
 def sort_existing(items, existing, on_conflict, same, db, counts, failures, after_plan=False):

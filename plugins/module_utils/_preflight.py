@@ -57,7 +57,8 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
                     raise reply
             if b is None:
                 continue  # gone meanwhile
-            if a is None or (not same_body(a, b) and not values_equal(source_client, target_client, key)):
+            big = a.__class__ is not bytes or b.__class__ is not bytes
+            if a is None or (not same_body(a, b) and not values_equal(source_client, target_client, key, big=big)):
                 out.append(key)
         return out
     except KVError:

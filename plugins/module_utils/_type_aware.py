@@ -360,10 +360,13 @@ SIZE_COMMANDS = dict(string='STRLEN', hash='HLEN', list='LLEN', set='SCARD', zse
 WHOLE_ITEMS = 10000  # a collection of more items than this is compared in chunks
 
 
-def values_differ(src, tgt, key, ktype, chunk=1000):
-    """Whether the values of ``key`` (of ``ktype`` on both sides) differ.  Small values are read whole
-    (:func:`read_value`); a string above :data:`BIG_VALUE` or a collection of more than :data:`WHOLE_ITEMS`
-    items is compared in chunks, never held whole."""
+def values_differ(src, tgt, key, ktype, chunk=1000, big=False):
+    """Whether the values of ``key`` (of ``ktype`` on both sides) differ.  Values are read whole
+    (:func:`read_value`) unless ``big`` (a DUMP payload of the key is above :data:`BIG_VALUE`): then a string
+    above :data:`BIG_VALUE` or a collection of more than :data:`WHOLE_ITEMS` items is compared in chunks, never
+    held whole."""
+    if not big:
+        return read_value(src, key, ktype) != read_value(tgt, key, ktype)
     command = SIZE_COMMANDS[ktype]
     size = int(src.execute_command(command, key))
     if size != int(tgt.execute_command(command, key)):
@@ -470,13 +473,14 @@ def field_ttl_differences(src, tgt, key, scope):
     return out
 
 
-def key_differences(src, tgt, key, scope=None, src_type_byte=None, tgt_type_byte=None):
+def key_differences(src, tgt, key, scope=None, src_type_byte=None, tgt_type_byte=None, big=False):
     """``[(kind, detail)]``: what differs for ``key`` between the two clients (empty: equal).
 
     Kinds: ``type_differs``, ``value_differs``; with a full ``scope`` also ``field_ttl_differs``,
     ``field_ttl_dropped`` (a loss the target cannot avoid, not a difference), ``stream_meta_differs``,
     ``group_differs`` and ``pending_differs``.  Without a scope a stream's groups are compared by name and
     last-delivered id.  The DUMP type bytes, when known, spare the field TTL reads of hashes without any.
+    ``big``: a DUMP payload of the key is above :data:`BIG_VALUE` (the value is compared in chunks).
     """
     s_type = key_type(src, key)
     t_type = key_type(tgt, key)
@@ -485,7 +489,7 @@ def key_differences(src, tgt, key, scope=None, src_type_byte=None, tgt_type_byte
     if s_type not in COPYABLE_TYPES:
         return [] if src.dump(key) == tgt.dump(key) else [('value_differs', '%s values differ' % s_type)]
     out = []
-    if values_differ(src, tgt, key, s_type, scope.chunk if scope is not None else 1000):
+    if values_differ(src, tgt, key, s_type, scope.chunk if scope is not None else 1000, big):
         out.append(('value_differs', '%s values differ' % s_type))
     if s_type == 'hash' and scope is not None and scope.full:
         if src_type_byte is None or src_type_byte in FIELD_TTL_TYPES or tgt_type_byte in FIELD_TTL_TYPES:
@@ -500,8 +504,8 @@ def key_differences(src, tgt, key, scope=None, src_type_byte=None, tgt_type_byte
     return out
 
 
-def values_equal(src, tgt, key, scope=None):
+def values_equal(src, tgt, key, scope=None, big=False):
     """Whether ``key`` holds the same type and value on both clients (scores compared as doubles); with a
     full ``scope`` also what both servers can hold beyond the value (field TTLs, stream groups, pending
     entries, metadata)."""
-    return not [d for d in key_differences(src, tgt, key, scope) if d[0] != 'field_ttl_dropped']
+    return not [d for d in key_differences(src, tgt, key, scope, big=big) if d[0] != 'field_ttl_dropped']

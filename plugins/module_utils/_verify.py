@@ -516,15 +516,16 @@ class _Checker:
                     kinds.append(('value_differs', 'string values differ'))
             elif valued:
                 if not same_body(s_val, t_val):
-                    slow.append((key, ttl, first_byte(s_val), first_byte(t_val)))
+                    slow.append((key, ttl, first_byte(s_val), first_byte(t_val),
+                                 s_val.__class__ is not bytes or t_val.__class__ is not bytes))
                     continue
             elif as_text(s_val) != as_text(t_val):
                 kinds.append(('type_differs', '%s on the source, %s on the target' % (as_text(s_val), as_text(t_val))))
             if ttl:
                 kinds.append(('ttl_differs', ttl))
             self._count(counts, differences, key, kinds)
-        for key, ttl, s_byte, t_byte in slow:
-            self._compare_typed(counts, differences, key, ttl, s_byte, t_byte)
+        for key, ttl, s_byte, t_byte, big in slow:
+            self._compare_typed(counts, differences, key, ttl, s_byte, t_byte, big)
         self.state.add(counts, differences, found)
 
     def _count(self, counts, differences, key, kinds):
@@ -544,13 +545,14 @@ class _Checker:
             differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=kind,
                                     detail=detail))
 
-    def _compare_typed(self, counts, differences, key, ttl, s_byte=b'', t_byte=b''):
+    def _compare_typed(self, counts, differences, key, ttl, s_byte=b'', t_byte=b'', big=False):
         """Payloads differ: other encodings or RDB formats can still hold the same value.  Compared type-aware,
         with what both servers can hold beyond the value: field TTLs of hashes whose payload type can carry
         them, and for streams their metadata, groups, consumers and pending entries."""
         try:
             kinds = key_differences(self.src_client, self.tgt_client, key, self.scope,
-                                    bytearray(s_byte)[0] if s_byte else None, bytearray(t_byte)[0] if t_byte else None)
+                                    bytearray(s_byte)[0] if s_byte else None, bytearray(t_byte)[0] if t_byte else None,
+                                    big)
         except Exception as exc:
             raise self._fail(exc, 'target', 'comparing a key')
         if ttl:
