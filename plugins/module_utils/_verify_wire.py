@@ -30,6 +30,13 @@ class PairWires:
         self.tgt_exp = tgt_exp
         self.fail = fail
 
+    def _send(self, src_buf, tgt_buf):
+        for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
+            try:
+                wire.send(buf, packed=True)
+            except Exception as exc:
+                raise self.fail(exc, side, 'reading')
+
     def exchange(self, src_buf, tgt_buf, count, lines=0, exact=True):
         """Send both buffers, then read both sides' replies: the two servers work at the same time.
 
@@ -38,11 +45,7 @@ class PairWires:
         ``(lines or None, replies, time in ms)``.  ``exact``: no reply is a status line (see
         :meth:`~._wire.Wire.recv`).
         """
-        for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
-            try:
-                wire.send(buf, packed=True)
-            except Exception as exc:
-                raise self.fail(exc, side, 'reading')
+        self._send(src_buf, tgt_buf)
         out = []
         for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
             try:
@@ -63,11 +66,7 @@ class PairWires:
         with spooling, so a big payload is a SpooledPayload (a temp file) on each side, never in memory."""
         src_buf, tgt_buf = self.dump_buffers(valued, others)
         count = 2 * (len(valued) + len(others))
-        for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
-            try:
-                wire.send(buf, packed=True)
-            except Exception as exc:
-                raise self.fail(exc, side, 'reading')
+        self._send(src_buf, tgt_buf)
         out = []
         for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
             try:

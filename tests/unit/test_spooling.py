@@ -3,11 +3,10 @@ big records of the logical format (plugins/module_utils/_wire.py, _payload.py, _
 thresholds so that every path runs."""
 
 import os
-import socket
-import threading
 
 import pytest
 
+from tests.support.sockets import receiving
 from ansible_collections.kvtools.migration.plugins.module_utils import _logical, _wire
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import EncryptWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, same_body
@@ -26,21 +25,9 @@ def spooled(tmp_path, data, name='p'):
 def parse(stream, count, step, tmp_path, monkeypatch, big=100):
     """``count`` replies of ``stream`` sent in pieces of ``step`` bytes, read by a SpoolingReader."""
     monkeypatch.setattr(_wire, 'BIG_REPLY', big)
-    left, right = socket.socketpair()
-    try:
-        def feed():
-            for pos in range(0, len(stream), step):
-                left.sendall(stream[pos:pos + step])
-
-        thread = threading.Thread(target=feed)
-        thread.start()
+    with receiving(stream, step) as right:
         reader = SpoolingReader(right, str(tmp_path))
-        replies = reader.replies(count)
-        thread.join()
-        return replies, reader.take_rest()
-    finally:
-        left.close()
-        right.close()
+        return reader.replies(count), reader.take_rest()
 
 
 @pytest.mark.parametrize('step', [1, 3, 64, 1 << 16])

@@ -1,10 +1,8 @@
 """Packers and raw line reads of plugins/module_utils/_wire.py."""
 
-import socket
-import threading
-
 import pytest
 
+from tests.support.sockets import receiving
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, pack, pack_expiry_mget, pack_key_commands, pack_mget, parse_lines, read_lines)
 
@@ -20,25 +18,13 @@ def test_packing_matches_the_generic_packer():
 def test_read_lines_splits_one_line_replies_from_what_follows(step):
     """Integer and error lines, then an MGET reply whose values hold CRLFs, sent in pieces of ``step`` bytes."""
     stream = b':1795464736579\r\n:-1\r\n-NOPERM no\r\n:-2\r\n' + b'*2\r\n$4\r\na\r\nb\r\n$-1\r\n'
-    left, right = socket.socketpair()
-    try:
-        def feed():
-            for pos in range(0, len(stream), step):
-                left.sendall(stream[pos:pos + step])
-
-        thread = threading.Thread(target=feed)
-        thread.start()
+    with receiving(stream, step) as right:
         lines, rest = read_lines(right, 4)
-        thread.join()
-        assert lines == [b':1795464736579', b':-1', b'-NOPERM no', b':-2']
         # what arrived after the fourth line belongs to the MGET reply; the rest is still in the socket
         tail = rest
         while len(tail) < len(stream) - 38:
             tail += right.recv(100)
         assert b':1795464736579\r\n:-1\r\n-NOPERM no\r\n:-2\r\n' + tail == stream
-    finally:
-        left.close()
-        right.close()
     replies = parse_lines(lines)
     assert replies[0] == 1795464736579 and replies[1] == -1 and replies[3] == -2
     assert isinstance(replies[2], ReplyError) and str(replies[2]) == 'NOPERM no'
