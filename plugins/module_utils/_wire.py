@@ -208,7 +208,7 @@ class Wire:
             if reply is False:
                 pending = reader.len()  # unparsed bytes (and at most 1023 parsed ones)
                 if fed > RECV_BUDGET or pending > BIG_REPLY:
-                    return out + self._read_on(out, count, kept, fed - kept_bytes, clean)
+                    return out + self._read_on(out, count, kept, fed - kept_bytes, clean, max(0, fed - pending))
                 data = _recv_chunk(sock)
                 fed += len(data)
                 reader.feed(data)
@@ -220,33 +220,35 @@ class Wire:
             out.append(reply)
         return out
 
-    def _read_on(self, out, count, kept, kept_from, clean):
+    def _read_on(self, out, count, kept, kept_from, clean, held):
         """After ``out``, the rest of ``count`` replies with spooling: from the kept chunks (``kept_from``: their
-        offset in this call's bytes) when the cut reply's start is known exactly, else :class:`ReplyCut`."""
+        offset in this call's bytes) when the cut reply's start is known exactly, else :class:`ReplyCut`.
+        ``held``: about the bytes of ``out`` (they count against :data:`RECV_BUDGET`)."""
         start = wire_size(out) if clean else None
         if start is None or start < kept_from:
             self.reset()
             raise ReplyCut(out)
-        held = b''.join(kept)[start - kept_from:]
+        tail = b''.join(kept)[start - kept_from:]
         del kept[:]
-        if held[:1] not in (b'$', b'*'):  # pragma: no cover - a reply that is not what the caller said
+        if tail[:1] not in (b'$', b'*'):  # pragma: no cover - a reply that is not what the caller said
             self.reset()
             raise ReplyCut(out)
         self.reader = hiredis.Reader(replyError=ReplyError)
-        self.spooling.buf = bytearray(held)
+        self.spooling.buf = bytearray(tail)
         self.spooling.pos = 0
-        del held
-        return self.recv_spooled(count - len(out))
+        del tail
+        return self.recv_spooled(count - len(out), held)
 
-    def recv_spooled(self, count):
+    def recv_spooled(self, count, held=0):
         """The next ``count`` replies, parsed here: bulk replies above :data:`BIG_REPLY` (and above
         :data:`SMALL_BULK` once :data:`RECV_BUDGET` is held) come as SpooledPayload objects.  Call it after a
-        :class:`ReplyCut` (or on a wire whose hiredis parser holds nothing)."""
+        :class:`ReplyCut` (or on a wire whose hiredis parser holds nothing).  ``held``: reply bytes the caller
+        already holds."""
         if self.reader is None:
-            return self.spooling.replies(count)
+            return self.spooling.replies(count, held)
         if self.reader.has_data():  # pragma: no cover - a caller's mistake, never silently misread
             raise RuntimeError('recv_spooled() with replies buffered by hiredis: only after a ReplyCut')
-        out = self.spooling.replies(count)
+        out = self.spooling.replies(count, held)
         rest = self.spooling.take_rest()
         if rest:  # the start of later replies: hiredis goes on from there
             self.reader.feed(rest)
@@ -395,8 +397,8 @@ class SpoolingReader:
                 return line
             self._fill()
 
-    def replies(self, count):
-        self.held = 0
+    def replies(self, count, held=0):
+        self.held = held
         return [self.reply() for dummy in range(count)]
 
     def take_rest(self):
