@@ -150,7 +150,7 @@ def test_big_values_bounded_memory_in_every_engine(server_factory, tmp_path):
     _assert_target_same(src, tgt, digest)
 
     tgt.flushall()
-    migrated = _run('migrate', spool, source=s_ep, target=t_ep, options=dict(timeout=60000))
+    migrated = _run('migrate', spool, source=s_ep, target=t_ep, options={})  # the default timeout
     rss['kv_migrate'] = migrated['rss_mib']
     assert migrated['result']['totals']['copied'] == 2 + len(AWKWARD)
     _assert_target_same(src, tgt, digest)
