@@ -94,6 +94,7 @@ class BackupFileSource:
         :data:`BATCH_BYTES` of payloads held in memory (a big payload is a temp file: it holds none)."""
         batch = []
         held = 0
+
         def wanted(rec_db, key):
             return rec_db == db and (not match or key_matches(match, key))
 

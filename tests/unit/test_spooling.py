@@ -107,8 +107,8 @@ def test_big_records_are_written_and_read_in_chunks(passphrase, tmp_path, monkey
     spool = tmp_path / 'spool'
     spool.mkdir()
     records = list(_logical.iter_logical(path, passphrase, spool_dir=str(spool)))
-    assert [(r[0], r[1], r[3]) for r in records] == [(0, b'small', None), (0, b'big', 1893456000000),
-                                                      (0, b'after', 5)]
+    expected = [(0, b'small', None), (0, b'big', 1893456000000), (0, b'after', 5)]
+    assert [(r[0], r[1], r[3]) for r in records] == expected
     assert records[0][2] == b'\x00s' and records[2][2] == b'\x00a'
     assert isinstance(records[1][2], SpooledPayload) and records[1][2].read_all() == big
     del records
