@@ -116,3 +116,12 @@ def test_big_records_are_written_and_read_in_chunks(passphrase, tmp_path, monkey
     stats = {}
     checked = list(_logical.iter_logical(path, passphrase, stats, payloads=False))
     assert [r[2] for r in checked] == [None, None, None] and stats['keys'] == 3
+
+
+def test_a_spool_folder_that_cannot_take_the_value_is_an_io_error_naming_it(tmp_path, monkeypatch):
+    from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+    missing = str(tmp_path / 'no such folder')
+    stream = b'$300\r\n' + b'x' * 300 + b'\r\n'
+    with pytest.raises(KVError) as info:
+        parse(stream, 1, 4096, tmp_path / 'no such folder', monkeypatch)
+    assert info.value.kind == 'io' and missing in info.value.message
