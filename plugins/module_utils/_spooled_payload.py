@@ -73,7 +73,7 @@ class SpooledPayload:
             pass
 
     def __repr__(self):
-        return '<SpooledPayload %d bytes type %d>' % (self.length, self.rdb_type)
+        return '<SpooledPayload %d bytes type %s>' % (self.length, self.rdb_type)
 
 
 def spool_error(spool_dir, exc):
