@@ -68,20 +68,24 @@ class Verifier:
         self.rounds = []
         self.touched = None
         self.fields = VERIFY_FIELDS
+        self.source_server = self.target_server = None
+        self.source_absolute = self.target_absolute = None
+        self.source_start = self.target_start = self.source_end = self.target_end = None
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
-        self.src = connect_server(self.source_ep)
-        self.tgt = connect_server(self.target_ep)
-        raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.src, self.tgt, tool='kv_verify')
+        self.source_server = connect_server(self.source_ep)
+        self.target_server = connect_server(self.target_ep)
+        raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.source_server, self.target_server,
+                                              tool='kv_verify')
                      if p.rule == 'cluster'])  # a replica, or two dbs of one server, can be compared
-        self.src_absolute = self.src.capabilities['pexpiretime']
-        self.tgt_absolute = self.tgt.capabilities['pexpiretime']
+        self.source_absolute = self.source_server.capabilities['pexpiretime']
+        self.target_absolute = self.target_server.capabilities['pexpiretime']
 
     def _pairs(self):
         """The (source db, target db) pairs to compare; default every db non-empty on either side."""
-        src_space = self.src.keyspace()
-        tgt_space = self.tgt.keyspace()
+        src_space = self.source_server.keyspace()
+        tgt_space = self.target_server.keyspace()
         mapping = db_mapping(self.opts.db_map)
         if self.opts.dbs:
             pairs = select_dbs(src_space, self.opts.dbs, self.opts.db_map)
@@ -97,7 +101,7 @@ class Verifier:
                     self._warn('target db %d holds %d keys but no source db maps to it (db_map sends source db %d '
                                'to db %d): it was not compared' % (t_db, tgt_space[t_db]['keys'], t_db, mapping[t_db]))
             pairs = select_dbs(src_space, sorted(wanted), self.opts.db_map) if wanted else []
-        raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.src, self.tgt, pairs,
+        raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.source_server, self.target_server, pairs,
                                               check_source_dbs=True) if p.rule == 'databases'])
         return pairs, src_space, tgt_space
 
@@ -118,8 +122,8 @@ class Verifier:
         started = time.time()
         try:
             self._connect()
-            self.src_start = read_counters(self.src)
-            self.tgt_start = read_counters(self.tgt)
+            self.source_start = read_counters(self.source_server)
+            self.target_start = read_counters(self.target_server)
             pairs, src_space, tgt_space = self._pairs()
             self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
             round_started = time.time()
@@ -139,11 +143,11 @@ class Verifier:
                        sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
                            for st in self.states))
             recheck_rounds(self)
-            self.src_end = read_counters(self.src)
-            self.tgt_end = read_counters(self.tgt)
+            self.source_end = read_counters(self.source_server)
+            self.target_end = read_counters(self.target_server)
             result = self._result(started)
         finally:
-            for server in (getattr(self, 'src', None), getattr(self, 'tgt', None)):
+            for server in (self.source_server, self.target_server):
                 if server is not None:
                     server.client.close()
         write_report(self.opts, result, self.warnings)
@@ -174,11 +178,11 @@ class Verifier:
         s_db, t_db = state.result['db'], state.result['target_db']
         src_size = self.dbsize(self.source_ep, s_db)
         tgt_size = self.dbsize(self.target_ep, t_db)
-        src_counters = read_counters(self.src)
-        tgt_counters = read_counters(self.tgt)
+        src_counters = read_counters(self.source_server)
+        tgt_counters = read_counters(self.target_server)
         self._source_pass(state)
-        unchanged = counter_delta(src_counters, read_counters(self.src))['changed'] is False \
-            and counter_delta(tgt_counters, read_counters(self.tgt))['changed'] is False
+        unchanged = counter_delta(src_counters, read_counters(self.source_server))['changed'] is False \
+            and counter_delta(tgt_counters, read_counters(self.target_server))['changed'] is False
         if not self.opts.match and unchanged and state.result['missing'] == 0 \
                 and src_size == tgt_size == state.found \
                 and self.dbsize(self.source_ep, s_db) == src_size and self.dbsize(self.target_ep, t_db) == tgt_size:
@@ -191,8 +195,8 @@ class Verifier:
 
     def _source_pass(self, state):
         s_db = state.result['db']
-        src_client = self.source_ep.client(db=s_db)
-        batches = scan_batches(src_client, match=self.opts.match, count=self.opts.batch_size)
+        source_client = self.source_ep.client(db=s_db)
+        batches = scan_batches(source_client, match=self.opts.match, count=self.opts.batch_size)
 
         def handle(checker, job):
             keys = job[1]
@@ -206,20 +210,20 @@ class Verifier:
         except Exception as exc:
             raise self.source_ep.error(exc, 'scanning db %d' % s_db, db=s_db)
         finally:
-            src_client.close()
+            source_client.close()
 
     def _extra_pass(self, state):
         """Walk the target and ask the source whether each key exists there."""
         s_db, t_db = state.result['db'], state.result['target_db']
-        tgt_client = self.target_ep.client(db=t_db)
-        src_client = self.source_ep.client(db=s_db)
+        target_client = self.target_ep.client(db=t_db)
+        source_client = self.source_ep.client(db=s_db)
         wire = None
         seen = set()
         extra = 0
         ignore = self.opts.ignore.get(t_db, ())
         try:
-            wire = Wire(src_client)
-            for dummy, keys in scan_batches(tgt_client, match=self.opts.match, count=self.opts.batch_size):
+            wire = Wire(source_client)
+            for dummy, keys in scan_batches(target_client, match=self.opts.match, count=self.opts.batch_size):
                 if not keys:
                     continue
                 try:
@@ -248,8 +252,8 @@ class Verifier:
         finally:
             if wire is not None:
                 wire.close()
-            src_client.close()
-            tgt_client.close()
+            source_client.close()
+            target_client.close()
         with state.lock:
             state.result['extra'] += extra
 
@@ -261,9 +265,9 @@ class Verifier:
             counts = [d.get(name, 0) for d in dbs]
             total[name] = None if None in counts else sum(counts)  # None: unknown (INFO not available)
         differing = sum(total[k] for k in DIFF_KINDS)
-        memory = used_memory(self.src, self.tgt, self.opts.memory_tolerance)
-        src_change = counter_delta(self.src_start, self.src_end)
-        tgt_change = counter_delta(self.tgt_start, self.tgt_end)
+        memory = used_memory(self.source_server, self.target_server, self.opts.memory_tolerance)
+        src_change = counter_delta(self.source_start, self.source_end)
+        tgt_change = counter_delta(self.target_start, self.target_end)
         memory_ok = memory['within_tolerance'] is not False
         consistent = differing == 0 and memory_ok
         seconds = max(time.time() - started, 1e-6)
@@ -285,8 +289,8 @@ class Verifier:
             ttl_tolerance=self.opts.ttl_tolerance,
             seconds=round(seconds, 3),
             keys_per_second=round(total['keys'] / seconds, 1),
-            source=self._describe(self.src),
-            target=self._describe(self.tgt),
+            source=self._describe(self.source_server),
+            target=self._describe(self.target_server),
             scope='keys' if self.touched is not None else 'full',
             keys_file=self.touched.describe() if self.touched is not None else None,
             rounds=self.rounds,
@@ -297,7 +301,8 @@ class Verifier:
                        'the applications) and verify again')
         if tgt_change['changed']:
             self._warn(change_text('target', tgt_change) + ': is something else writing to it?')
-        for label, server, change in (('source', self.src, src_change), ('target', self.tgt, tgt_change)):
+        for label, server, change in (('source', self.source_server, src_change),
+                                      ('target', self.target_server, tgt_change)):
             if change['changed'] is None:
                 self._warn('whether the %s changed during the verification is unknown (%s): extra keys were looked '
                            'for with SCAN; stop the writers before verifying' % (label, server.unknown.get('info')))
@@ -324,37 +329,37 @@ class _Checker:
         self.opts = run.opts
         self.s_db = state.result['db']
         self.t_db = state.result['target_db']
-        self.src_client = None
-        self.tgt_client = None
-        self.src = self.tgt = None
+        self.source_client = None
+        self.target_client = None
+        self.source_wire = self.target_wire = None
         try:
-            self.src_client = run.source_ep.client(db=self.s_db)
-            self.tgt_client = run.target_ep.client(db=self.t_db)
-            self.src = Wire(self.src_client)
-            self.tgt = Wire(self.tgt_client)
+            self.source_client = run.source_ep.client(db=self.s_db)
+            self.target_client = run.target_ep.client(db=self.t_db)
+            self.source_wire = Wire(self.source_client)
+            self.target_wire = Wire(self.target_client)
         except Exception:
             self.close()
             raise
-        self.src_absolute = run.src_absolute
-        self.tgt_absolute = run.tgt_absolute
-        self.pair = PairWires(self.src, self.tgt, b'PEXPIRETIME' if self.src_absolute else b'PTTL',
-                              b'PEXPIRETIME' if self.tgt_absolute else b'PTTL', self._fail)
+        self.source_absolute = run.source_absolute
+        self.target_absolute = run.target_absolute
+        self.pair = PairWires(self.source_wire, self.target_wire, b'PEXPIRETIME' if self.source_absolute else b'PTTL',
+                              b'PEXPIRETIME' if self.target_absolute else b'PTTL', self._fail)
         self.tolerance = self.opts.ttl_tolerance_ms
-        self.scope = CompareScope(run.src, run.tgt, self.tolerance)
+        self.scope = CompareScope(run.source_server, run.target_server, self.tolerance)
         self.chunk = min(FIRST_PART, self.opts.batch_size)
         self.max_chunk = self.opts.batch_size
         self.random = random.Random()
         self.mget_allowed = True
         self.mget = True
         # PEXPIRETIME on both sides and the hiredis parser: expiry replies are compared as raw lines
-        self.raw_lines = self.src_absolute and self.tgt_absolute and self.src.reader is not None \
-            and self.tgt.reader is not None
+        self.raw_lines = self.source_absolute and self.target_absolute and self.source_wire.reader is not None \
+            and self.target_wire.reader is not None
 
     def close(self):
-        for wire in (self.src, self.tgt):
+        for wire in (self.source_wire, self.target_wire):
             if wire is not None:
                 wire.close()
-        for client in (self.src_client, self.tgt_client):
+        for client in (self.source_client, self.target_client):
             if client is not None:
                 client.close()
 
@@ -428,7 +433,7 @@ class _Checker:
             s_vals, s_exps, t_vals, t_exps = s_replies[0::2], s_replies[1::2], t_replies[0::2], t_replies[1::2]
         size = reply_bytes(s_vals[:n_v]) + reply_bytes(t_vals[:n_v])
         # The usual case: every key on both sides, same expiry, same value.
-        if not others and self.src_absolute and self.tgt_absolute and s_exps == t_exps:
+        if not others and self.source_absolute and self.target_absolute and s_exps == t_exps:
             if mget:
                 same = None not in s_vals and s_vals == t_vals
             else:
@@ -476,8 +481,8 @@ class _Checker:
                 if isinstance(reply, ReplyError):
                     raise self._fail(reply, 'target', 'reading')
             valued = i < n_valued
-            s_present, s_at = expire_at(s_exp, self.src_absolute, s_now)
-            t_present, t_at = expire_at(t_exp, self.tgt_absolute, t_now)
+            s_present, s_at = expire_at(s_exp, self.source_absolute, s_now)
+            t_present, t_at = expire_at(t_exp, self.target_absolute, t_now)
             if valued:
                 s_present = s_present and s_val is not None
                 t_present = t_present and t_val is not None
@@ -550,7 +555,7 @@ class _Checker:
         with what both servers can hold beyond the value: field TTLs of hashes whose payload type can carry
         them, and for streams their metadata, groups, consumers and pending entries."""
         try:
-            kinds = key_differences(self.src_client, self.tgt_client, key, self.scope,
+            kinds = key_differences(self.source_client, self.target_client, key, self.scope,
                                     bytearray(s_byte)[0] if s_byte else None, bytearray(t_byte)[0] if t_byte else None,
                                     big)
         except Exception as exc:

@@ -23,15 +23,15 @@ class PairWires:
     """The source and target :class:`~._wire.Wire` of one worker, with the expiry command of each side
     (``PEXPIRETIME`` or ``PTTL``); ``fail(exc, side, action)`` gives the exception to raise."""
 
-    def __init__(self, src, tgt, src_exp, tgt_exp, fail):
-        self.src = src
-        self.tgt = tgt
-        self.src_exp = src_exp
-        self.tgt_exp = tgt_exp
+    def __init__(self, source_wire, target_wire, source_exp, target_exp, fail):
+        self.source_wire = source_wire
+        self.target_wire = target_wire
+        self.source_exp = source_exp
+        self.target_exp = target_exp
         self.fail = fail
 
     def _send(self, src_buf, tgt_buf):
-        for wire, buf, side in ((self.src, src_buf, 'source'), (self.tgt, tgt_buf, 'target')):
+        for wire, buf, side in ((self.source_wire, src_buf, 'source'), (self.target_wire, tgt_buf, 'target')):
             try:
                 wire.send(buf, packed=True)
             except Exception as exc:
@@ -47,7 +47,7 @@ class PairWires:
         """
         self._send(src_buf, tgt_buf)
         out = []
-        for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
+        for wire, side in ((self.source_wire, 'source'), (self.target_wire, 'target')):
             try:
                 raw, rest = None, b''
                 if lines:
@@ -55,7 +55,7 @@ class PairWires:
                 out.append((raw, wire.recv(count, exact=exact, first=rest), now_ms()))
             except ReplyCut:  # a value too big to hold: the caller reads the part again with spooling
                 if side == 'source':
-                    self.tgt.reset()  # the target's replies are still in flight
+                    self.target_wire.reset()  # the target's replies are still in flight
                 raise
             except Exception as exc:
                 raise self.fail(exc, side, 'reading')
@@ -68,7 +68,7 @@ class PairWires:
         count = 2 * (len(valued) + len(others))
         self._send(src_buf, tgt_buf)
         out = []
-        for wire, side in ((self.src, 'source'), (self.tgt, 'target')):
+        for wire, side in ((self.source_wire, 'source'), (self.target_wire, 'target')):
             try:
                 out.append((None, wire.recv_spooled(count), now_ms()))
             except Exception as exc:
@@ -79,20 +79,20 @@ class PairWires:
     #    (raw expiry lines or None, replies, time in ms) - the shape of :meth:`exchange`
     def read_expiry_lines_mget(self, valued):
         """Expiry integers first, read as raw lines (equal lines on both sides need no parsing), then MGET."""
-        buf = pack_expiry_mget(self.src_exp, valued)
+        buf = pack_expiry_mget(self.source_exp, valued)
         return self.exchange(buf, buf, 1, len(valued))
 
     def read_mget_expiry(self, valued):
         """MGET, then the expiry of each key (servers whose expiry commands differ)."""
         head = pack_mget(valued)
-        src_buf = head + pack_key_commands((self.src_exp,), valued)
-        tgt_buf = src_buf if self.src_exp == self.tgt_exp else head + pack_key_commands((self.tgt_exp,), valued)
+        src_buf = head + pack_key_commands((self.source_exp,), valued)
+        tgt_buf = src_buf if self.source_exp == self.target_exp else head + pack_key_commands((self.target_exp,), valued)
         return self.exchange(src_buf, tgt_buf, 1 + len(valued))
 
     def dump_buffers(self, valued, others):
-        src_buf = pack_key_commands((b'DUMP', self.src_exp), valued) + pack_key_commands((b'TYPE', self.src_exp), others)
-        tgt_buf = src_buf if self.src_exp == self.tgt_exp else \
-            pack_key_commands((b'DUMP', self.tgt_exp), valued) + pack_key_commands((b'TYPE', self.tgt_exp), others)
+        src_buf = pack_key_commands((b'DUMP', self.source_exp), valued) + pack_key_commands((b'TYPE', self.source_exp), others)
+        tgt_buf = src_buf if self.source_exp == self.target_exp else \
+            pack_key_commands((b'DUMP', self.target_exp), valued) + pack_key_commands((b'TYPE', self.target_exp), others)
         return src_buf, tgt_buf
 
     def read_dump_expiry(self, valued, others):
