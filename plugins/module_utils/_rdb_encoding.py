@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import struct
 
 try:
     import anycrc
@@ -36,6 +37,8 @@ def _pick_crc():
 
 
 CRC64, CRC64_IMPLEMENTATION = _pick_crc()
+_PACK_Q = struct.Struct('<Q').pack
+_UNPACK_Q = struct.Struct('<q').unpack_from
 
 RDB_MAGIC = re.compile(br'^(REDIS)(\d{4})$|^(VALKEY)(\d{3})$')
 # RDB versions whose every opcode and type this parser knows (by magic).
@@ -188,6 +191,74 @@ def length_at(buf, pos):
     if first < 0x80 and pos + 1 < len(buf):
         return ((first & 0x3f) << 8) | buf[pos + 1], pos + 2
     return -1, pos
+
+
+def split_keys(buf, pos, fast, version, expire, keys, payloads, expires, limit):
+    """The snapshot splitter's hot loop, over ``buf`` from ``pos``: key/value pairs whose object is one RDB
+    string (raw, integer or LZF: strings, listpacks, intsets ... - the types ``fast[type]`` marks) with a
+    key name under 64 bytes, wholly in ``buf``, and the EXPIRETIME_MS opcodes before them.  Appends the key
+    names, the DUMP payloads and the expiries (``expire`` is the one pending) to the three lists, at most
+    ``limit``; stops at the first thing it does not handle (the parser's general loop takes it).
+
+    Returns ``(pos, pending expire, keys added, EXPIRETIME_MS opcodes read)``.
+    """
+    size = len(buf)
+    crc = CRC64
+    pack_q = _PACK_Q
+    unpack_q = _UNPACK_Q
+    add_key, add_payload, add_expire = keys.append, payloads.append, expires.append
+    count = expiries = 0
+    while count < limit and pos + 2 < size:
+        code = buf[pos]
+        if code == 252:                        # EXPIRETIME_MS
+            if pos + 9 > size:
+                break
+            expire = unpack_q(buf, pos + 1)[0]
+            expiries += 1
+            pos += 9
+            continue
+        if not fast[code]:
+            break
+        klen = buf[pos + 1]
+        start = pos + 2 + klen                 # the object's first byte
+        if klen >= 0x40 or start + 1 >= size:
+            break
+        first = buf[start]
+        if first < 0x40:
+            end = start + 1 + first
+        elif first < 0x80:
+            end = start + 2 + (((first & 0x3f) << 8) | buf[start + 1])
+        elif first == 0xc3:                    # LZF: compressed length, raw length, data
+            clen = buf[start + 1]
+            nxt = start + 2
+            if clen >= 0x40:
+                if clen >= 0x80 or nxt >= size:
+                    break
+                clen = ((clen & 0x3f) << 8) | buf[nxt]
+                nxt += 1
+            if nxt >= size:
+                break
+            ulen = buf[nxt]
+            if ulen < 0x40:
+                end = nxt + 1 + clen
+            elif ulen < 0x80:
+                end = nxt + 2 + clen
+            else:
+                break
+        elif 0xc0 <= first <= 0xc2:            # an 8, 16 or 32-bit integer
+            end = start + (2, 3, 5)[first - 0xc0]
+        else:
+            break
+        if end > size:
+            break
+        body = b'%c%b%b' % (code, buf[start:end], version)
+        add_payload(body + pack_q(crc(body)))
+        add_key(buf[pos + 2:start])
+        add_expire(expire)
+        expire = None
+        pos = end
+        count += 1
+    return pos, expire, count, expiries
 
 
 def chunk_reader(chunks):

@@ -54,13 +54,14 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import (
     CRC64, CRC64_IMPLEMENTATION, KNOWN_VERSIONS, OP_AUX, OP_EOF, OP_EXPIRETIME, OP_EXPIRETIME_MS, OP_FREQ,
     OP_FUNCTION2, OP_FUNCTION_PRE_GA, OP_IDLE, OP_MODULE_AUX, OP_RESIZEDB, OP_SELECTDB, OP_SLOT_IMPORT, OP_SLOT_INFO,
-    RDB_MAGIC, TYPES, lzf_decompress, string_end)
+    RDB_MAGIC, TYPES, lzf_decompress, split_keys, string_end)
 from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload import ObjectSpool, SpooledPayload
 
 # SpooledPayload is part of this module's API (the type of a big key's payload); it lives in _spooled_payload.
 __all__ = ['SnapshotParser', 'SpooledPayload']
 
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
+BATCH_KEYS = 1000                # keys per ``keys`` event of :meth:`SnapshotParser.batches`
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file
 MAX_HELD_STRING = 512 << 20      # proto-max-bulk-len: no key name can be longer
 
@@ -390,16 +391,39 @@ class SnapshotParser:
 
     def events(self):
         """Yield the snapshot's events (see the module docstring); raise KVError on anything unknown."""
+        for event in self.batches():
+            if event[0] == 'keys':
+                db = event[1]
+                for key, payload, expire in zip(event[2], event[3], event[4]):
+                    yield ('key', db, key, payload, expire)
+            else:
+                yield event
+
+    def batches(self, batch=BATCH_KEYS):
+        """Like :meth:`events`, but runs of keys come as one event (the fast path of a consumer):
+        ``('keys', db, keys, payloads, expires)``, three lists of the same length (payloads ``bytes``; a
+        SpooledPayload always comes alone as a ``key`` event), at most ``batch`` keys each."""
         try:
-            yield from self._events()
+            yield from self._events(batch)
         finally:
             if self._spool is not None:
                 self._spool.abort()
                 self._spool = None
 
-    def _events(self):
+    def _fast_keys(self, expire, keys, payloads, expires, limit):
+        """The hot path (``_rdb_encoding.split_keys``) over what is in the buffer; returns the pending expiry."""
+        pos, expire, count, expiries = split_keys(self._buf, self._pos, self._fast_types, self.version_bytes, expire,
+                                                  keys, payloads, expires, limit)
+        self._pos = pos
+        self.keys += count
+        if expiries:
+            self.opcodes[OP_EXPIRETIME_MS] = self.opcodes.get(OP_EXPIRETIME_MS, 0) + expiries
+        return expire
+
+    def _events(self, batch):
         self._header()
         types = self._types
+        self._fast_types = bytearray(1 if types.get(code) == 'string' else 0 for code in range(256))
         db = 0
         expire = None
         version_bytes = self.version_bytes
@@ -407,6 +431,12 @@ class SnapshotParser:
         pack_q = struct.Struct('<Q').pack
         opcodes = self.opcodes
         while True:
+            keys, payloads, expires = [], [], []
+            expire = self._fast_keys(expire, keys, payloads, expires, batch)
+            if keys:
+                yield ('keys', db, keys, payloads, expires)
+                if len(keys) >= batch:
+                    continue
             pos = self._pos
             start = self._base + pos
             if pos < len(self._buf):

@@ -325,7 +325,7 @@ class Follower:
         a.applied = None
         parser = SnapshotParser(link.rdb_spool.read, spool_dir=self.cfg['spool_dir'])
         crc_ok = True
-        for event in parser.events():
+        for event in parser.batches():      # runs of keys come as one event
             if event[0] == 'end':
                 crc_ok = event[1] if len(event) > 1 else True
                 continue

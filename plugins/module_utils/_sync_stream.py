@@ -47,15 +47,22 @@ except ImportError:  # pragma: no cover - hiredis is a dependency of the collect
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
-    HOLD_OFFSET, absolute_expiry, hold_expiry, server_words)
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
 
 WINDOW = 2000                                # commands in flight to the target
 FLUSH_BYTES = 256 << 10
 _RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
 _ABSTTL = b'$6\r\nABSTTL\r\n'
 _REPLACE = b'$7\r\nREPLACE\r\n'
+# RESTORE key 0 payload [REPLACE] / RESTORE key ms payload ABSTTL [REPLACE], by replace (False, True)
+_RESTORE_PLAIN = (b'*4\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n',
+                  b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n' + _REPLACE)
+_RESTORE_TIMED = (b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + _ABSTTL,
+                  b'*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + _ABSTTL + _REPLACE)
 _RESTORE_LABEL = 'RESTORE of a snapshot key'
+_OK = b'+OK\r\n'
+_OKS = _OK * 4096
 _DROP = frozenset([b'ping', b'publish', b'spublish', b'opinfo'])
 
 
@@ -63,67 +70,27 @@ class TargetError(Exception):
     """An error reply of the target (``str()`` is the server's words)."""
 
 
-# -- RESP parsing of the command stream ------------------------------------------------------------
-
-def parse_commands(buf, pos=0):
-    """Complete commands in ``buf`` from ``pos``: ``([(args, end), ...], pos after the last one)``."""
-    out = []
-    size = len(buf)
-    find = buf.find
-    while pos < size:
-        if buf[pos:pos + 1] != b'*':
-            raise KVError('the replication stream is not RESP at byte %d: %r' % (pos, bytes(buf[pos:pos + 20])),
-                          kind='protocol')
-        eol = find(b'\r\n', pos)
-        if eol < 0:
-            break
-        count = int(buf[pos + 1:eol])
-        p = eol + 2
-        args = []
-        complete = True
-        for dummy in range(count):
-            eol = find(b'\r\n', p)
-            if eol < 0:
-                complete = False
-                break
-            length = int(buf[p + 1:eol])
-            start = eol + 2
-            if start + length + 2 > size:
-                complete = False
-                break
-            args.append(bytes(buf[start:start + length]))
-            p = start + length + 2
-        if not complete:
-            break
-        out.append((args, p))
-        pos = p
-    return out, pos
-
-
 def _pack(args):
     return b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args)
-
-
-def _int(value):
-    return int(value)
 
 
 # -- the applier -----------------------------------------------------------------------------------
 
 class _Batch:
-    """One flush: ``metas`` ``[(label, keys)]`` per command; ``atomic`` when wrapped in MULTI/EXEC."""
+    """One flush: ``metas`` ``[(label, keys)]`` per command; ``atomic`` when wrapped in MULTI/EXEC.
+    A block of snapshot RESTOREs is one batch of ``replies`` commands with one meta (its label)."""
     __slots__ = ('metas', 'atomic', 'replies', 'index', 'end', 'db')
 
-    def __init__(self, metas, atomic, end, db):
+    def __init__(self, metas, atomic, end, db, replies=None):
         self.metas = metas
         self.atomic = atomic
-        self.replies = len(metas) + (2 if atomic else 0)
+        self.replies = (len(metas) + (2 if atomic else 0)) if replies is None else replies
         self.index = 0
         self.end = end
         self.db = db
 
 
-class Applier:
+class Applier(CommandTranslator):
     """Applies snapshot events and stream commands to the target; see the module docstring.
 
     In the stream phase (``atomic``) every flush is one ``MULTI ... EXEC`` that also sets the
@@ -147,6 +114,7 @@ class Applier:
         self.atomic = False
         self.client = self.conn = self.sock = None
         self.reader = None
+        self.rbuf = b''                         # the start of a +OK reply (the fast path of _read)
         self.cur = []                           # (packed, label, keys) of the batch being built
         self.cur_bytes = 0
         self.cur_end = None
@@ -283,6 +251,10 @@ class Applier:
         if not data:
             raise KVError('the target %s closed the connection' % self.endpoint.address, kind='connection',
                           endpoint=self.endpoint.address)
+        if not self.atomic and not self.reader.has_data():
+            data = self._oks(self.rbuf + data if self.rbuf else data)
+            if not data:
+                return True
         self.reader.feed(data)
         while True:
             reply = self.reader.gets()
@@ -290,6 +262,46 @@ class Applier:
                 break
             self._reply(reply)
         return True
+
+    def _oks(self, data):
+        """Count the leading ``+OK`` replies of ``data`` (the snapshot's RESTOREs) without parsing each one;
+        returns the rest, for the reply parser (a cut-off ``+OK`` at the end is kept for the next read)."""
+        self.rbuf = b''
+        done = 0
+        size = len(data)
+        while done < size:
+            n = min((size - done) // 5, 4096)
+            if n and data[done:done + 5 * n] == _OKS[:5 * n]:
+                done += 5 * n
+                continue
+            while done + 5 <= size and data[done:done + 5] == _OK:
+                done += 5
+            break
+        if done:
+            self._replied(done // 5)
+        rest = data[done:]
+        if rest and len(rest) < 5 and _OK.startswith(rest):
+            self.rbuf = rest
+            return b''
+        return rest
+
+    def _replied(self, count):
+        """``count`` replies that are not errors, for the oldest batches in flight."""
+        pending = self.pending
+        self.in_flight -= count
+        while count:
+            batch = pending[0]
+            if batch.atomic:
+                raise KVError('the target %s answered a transaction with +OK where its EXEC reply was due'
+                              % self.endpoint.address, kind='protocol', endpoint=self.endpoint.address)
+            take = min(count, batch.replies - batch.index)
+            batch.index += take
+            count -= take
+            if batch.index == batch.replies:
+                pending.popleft()
+                if batch.end is not None:
+                    self.applied = batch.end
+                    self.applied_db = batch.db
 
     def _refused(self, label, error):
         return KVError('the target refused %s: %s' % (label, server_words(error)), kind='target',
@@ -302,7 +314,7 @@ class Applier:
         batch.index += 1
         if not batch.atomic:
             if isinstance(reply, TargetError):
-                raise self._refused(batch.metas[i][0], reply)
+                raise self._refused(batch.metas[min(i, len(batch.metas) - 1)][0], reply)
         elif i == 0 or i <= len(batch.metas):
             if isinstance(reply, TargetError):
                 raise self._refused(batch.metas[i - 1][0] if i else 'MULTI', reply)
@@ -337,12 +349,47 @@ class Applier:
                 self.src_db = int(event[2])
             except ValueError:
                 pass
+        elif kind == 'keys':
+            self.snapshot_keys(event[1], event[2], event[3], event[4])
         elif kind == 'key':
             self._restore(*event[1:5])
         elif kind == 'function':
             self.functions += 1
             self._queue([b'FUNCTION', b'LOAD', b'REPLACE', event[1]], 'FUNCTION LOAD (a library of the snapshot)',
                         None)
+            self._window()
+
+    def snapshot_keys(self, db, keys, payloads, expires):
+        """A ``keys`` event of ``SnapshotParser.batches()``: one RESTORE per key, sent as one block."""
+        t_db = self.map.get(db)
+        if t_db is None:
+            return
+        counts = self.counts[db]
+        counts['keys'] += len(keys)
+        if self.target_db != t_db:
+            self._select(t_db)
+        plain = _RESTORE_PLAIN[self.replace]
+        timed = _RESTORE_TIMED[self.replace]
+        shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
+        held = self.held_log if shift else None
+        out = []
+        add = out.append
+        for key, payload, expire in zip(keys, payloads, expires):
+            if expire is None:
+                add(plain % (len(key), key, len(payload), payload))
+            else:
+                ttl = b'%d' % (expire + shift if shift else max(1, expire))
+                add(timed % (len(key), key, len(ttl), ttl, len(payload), payload))
+                if held is not None:
+                    held.add(t_db, key)
+        data = b''.join(out)
+        self.flush()
+        self._send(data)
+        self.pending.append(_Batch([(_RESTORE_LABEL, None)], False, None, None, replies=len(out)))
+        self.in_flight += len(out)
+        counts['copied'] += len(out)
+        counts['bytes'] += sum(map(len, payloads))
+        if self.in_flight > self.window:
             self._window()
 
     def _restore(self, db, key, payload, expire_ms):
@@ -436,9 +483,6 @@ class Applier:
         self.poll()
         return base + pos
 
-    def _mapped(self, db):
-        return self.map.get(db)
-
     def command(self, args, end, received_ms):
         name = args[0].lower()
         in_block = self.block is not None
@@ -491,96 +535,3 @@ class Applier:
 
     def _label(self, args, t_db):
         return '%s (target db %s)' % (args[0].upper().decode('ascii', 'replace'), t_db)
-
-    def translate(self, args, received_ms):
-        """``[(target db or None, args, [(target db, key), ...]), ...]`` for one stream command."""
-        name = args[0].lower()
-        db = self.src_db
-        t_db = self._mapped(db)
-        if name == b'flushall':
-            return [(t, [b'FLUSHDB'], [(t, None)]) for t in sorted(self.map.values())]
-        if name == b'swapdb':
-            a, b = int(args[1]), int(args[2])
-            ta, tb = self._mapped(a), self._mapped(b)
-            if ta is None and tb is None:
-                return []
-            if ta is None or tb is None:
-                raise KVError('the source ran SWAPDB %d %d, which mixes a migrated db with one that is not: the target '
-                              'cannot follow it. Migrate both dbs (dbs option) and start again' % (a, b), kind='target')
-            out = [(None, [b'SWAPDB', b'%d' % ta, b'%d' % tb], [(ta, None), (tb, None)])]
-            if self.marker is not None and self.marker[0] in (ta, tb):  # the marker moved with its db
-                other = tb if self.marker[0] == ta else ta
-                out.append((other, [b'DEL', self.marker[1]], None))
-            return out
-        if name == b'move' and len(args) == 3:
-            dest = self._mapped(int(args[2]))
-            if t_db is None and dest is None:
-                return []
-            if t_db is None:
-                raise KVError('the source ran MOVE from db %s (not migrated) into db %s (migrated): the target does not '
-                              'hold the key. Migrate both dbs and start again' % (db, int(args[2])), kind='target')
-            if dest is None:  # the key leaves the migrated dbs
-                return [(t_db, [b'DEL', args[1]], [(t_db, args[1])])]
-            return [(t_db, [b'MOVE', args[1], b'%d' % dest], [(t_db, args[1]), (dest, args[1])])]
-        if name == b'copy':
-            lowered = [a.lower() for a in args]
-            if b'db' in lowered[3:]:
-                i = lowered.index(b'db', 3)
-                dest_src = int(args[i + 1])
-                dest = self._mapped(dest_src)
-                if t_db is None and dest is None:
-                    return []
-                if dest is None:
-                    return []
-                if t_db is None:
-                    raise KVError('the source ran COPY from db %s (not migrated) into db %s (migrated): the target does '
-                                  'not hold the key. Migrate both dbs and start again' % (db, dest_src), kind='target')
-                targs = list(args)
-                targs[i + 1] = b'%d' % dest
-                return [(t_db, targs, [(dest, args[2])])]
-        if t_db is None:
-            return []
-        if name == b'flushdb':
-            return [(t_db, [b'FLUSHDB'], [(t_db, None)])]
-        rewritten = absolute_expiry(args, received_ms)
-        if rewritten is not None:
-            if not rewritten:
-                return []
-            args = rewritten
-        if self.ttl_mode == 'hold':
-            args = hold_expiry(args)
-        return [(t_db, args, [(t_db, k) for k in self.keys_of(args)])]
-
-    def keys_of(self, args):
-        name = args[0].lower()
-        spec = self.keyspec.get(name)
-        if spec is None:
-            spec = self._keyspec(name)
-        first, last, step, movable = spec
-        if movable:
-            try:
-                return list(self.client.execute_command('COMMAND', 'GETKEYS', *args) or [])
-            except Exception:
-                return []
-        if first <= 0:
-            return []
-        end = len(args) + last + 1 if last < 0 else last + 1
-        return args[first:end:max(step, 1)]
-
-    def _keyspec(self, name):
-        spec = (0, 0, 1, False)
-        try:
-            info = self.client.execute_command('COMMAND', 'INFO', name)
-            entry = info[0] if isinstance(info, list) else (info or {}).get(name.decode())
-            if entry:
-                if isinstance(entry, dict):  # redis-py parses COMMAND INFO into dicts
-                    flags = [f if isinstance(f, bytes) else str(f).encode() for f in entry.get('flags', [])]
-                    spec = (int(entry.get('first_key_pos', 0)), int(entry.get('last_key_pos', 0)),
-                            int(entry.get('step_count', 1)), b'movablekeys' in flags)
-                else:
-                    flags = entry[2] or []
-                    spec = (int(entry[3]), int(entry[4]), int(entry[5]), b'movablekeys' in flags)
-        except Exception:
-            pass
-        self.keyspec[name] = spec
-        return spec

@@ -10,7 +10,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
     HOLD_OFFSET, KeysLog, absolute_expiry, hold_expiry, iter_keys_log, server_words)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import Spool
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import parse_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
 
 NOW = 1700000000000
