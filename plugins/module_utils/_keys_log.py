@@ -11,7 +11,10 @@ round.  The format (also in the kv_sync contract):
 - the 9-byte header ``KVTKEYS1\\n``;
 - records, big-endian: db (4 bytes, signed) + key length (4 bytes, unsigned) + the key; the length
   0xFFFFFFFF (and no key) says that the whole db changed (FLUSHDB, FLUSHALL, SWAPDB: anything that is
-  not per key).  This is the format of kv_sync's follower (``_sync_stream.KeysLog``).
+  not per key).
+
+:class:`KeysLogWriter` is the only writer (kv_sync's follower: its touched-keys log and its log of held
+expiries), :class:`KeysLogReader` / :func:`iter_keys_log` the only reader (kv_verify, kv_sync's drain).
 
 Keys are raw bytes.  The writer appends whole records only, with one ``os.write`` per flush on an
 O_APPEND descriptor, so a reader sees at most one partial record at the end (a write in flight); it
@@ -48,7 +51,12 @@ def encode_whole_db(db):
 
 
 class KeysLogWriter:
-    """Appends records to a keys log (created with mode 0600 and its header when new)."""
+    """Appends records to a keys log (created with mode 0600 and its header when new).
+
+    Records are kept in memory until :meth:`flush` (or ``flush_bytes`` of them): the follower flushes
+    before it sends the commands whose keys they are (write-ahead), so a killed follower never leaves a
+    written key out.  :meth:`size` flushes and returns the size of the log (a record boundary).
+    """
 
     def __init__(self, path, flush_bytes=64 * 1024):
         self.path = path
@@ -60,7 +68,7 @@ class KeysLogWriter:
             os.fchmod(fd, 0o600)
             if os.fstat(fd).st_size == 0:
                 os.write(fd, HEADER)
-            self.size = os.fstat(fd).st_size
+            self._size = os.fstat(fd).st_size
         except Exception:
             os.close(fd)
             raise
@@ -73,10 +81,10 @@ class KeysLogWriter:
             self.flush()
 
     def add(self, db, key):
-        """Log one key of target db ``db`` (bytes)."""
+        """Log one key of target db ``db`` (bytes); ``key`` None: the whole db (see :meth:`whole_db`)."""
         if not 0 <= db <= MAX_DB:
             raise ValueError('db out of range: %r' % (db,))
-        self._add(encode_key(db, key))
+        self._add(encode_whole_db(db) if key is None else encode_key(db, key))
 
     def whole_db(self, db):
         """Log that every key of target db ``db`` may have changed."""
@@ -92,10 +100,14 @@ class KeysLogWriter:
             while view:
                 written = os.write(self.fd, view)
                 view = view[written:]
-            self.size += len(data)
+            self._size += len(data)
             self.pending = []
             self.pending_size = 0
-        return self.size
+        return self._size
+
+    def size(self):
+        """Flush, and return the size of the log in bytes."""
+        return self.flush()
 
     def close(self):
         if self.fd is not None:

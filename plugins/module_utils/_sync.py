@@ -27,13 +27,14 @@ import uuid
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive, stop_renewer
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_mapping, totals
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import live_possibility
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
     RECORD_FORMAT, Follower, read_record, start_process, write_record)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
-    drop_marker, iter_keys_log, read_marker, settle_expiries)
+    drop_marker, read_marker, settle_expiries)
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 

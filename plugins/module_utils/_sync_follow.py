@@ -30,11 +30,12 @@ import traceback
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, KeysLog
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_settle import BackgroundSettler
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
@@ -182,8 +183,8 @@ class Follower:
         signal.signal(signal.SIGTERM, on_term)
         keys_log = held_log = None
         try:
-            keys_log = KeysLog(self.cfg['keys_log'])
-            held_log = KeysLog(self.cfg['held_log']) if self.cfg['ttl_mode'] == 'hold' else None
+            keys_log = KeysLogWriter(self.cfg['keys_log'])
+            held_log = KeysLogWriter(self.cfg['held_log']) if self.cfg['ttl_mode'] == 'hold' else None
             marker = (self.cfg['marker'][0], self.cfg['marker'][1].encode())
             self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
                                    replace=self.cfg['replace'], held_log=held_log, marker=marker)

@@ -5,11 +5,9 @@
 
 """What ``kv_sync`` keeps about keys: the touched-keys log, the offset marker, the held-back expiries.
 
-* :class:`KeysLog` / :func:`iter_keys_log`: an append-only binary log of every (target db, key) the
-  follower's commands wrote (``key`` None: the whole db was flushed or swapped).  Entries are written
-  before the command is sent (write-ahead), so a killed follower never leaves a written key out.
-  Format: ``KVTKEYS1\\n``, then per entry a big-endian int32 db, a uint32 length (0xFFFFFFFF: whole db)
-  and the key bytes.
+* The touched-keys log (every (target db, key) the follower's commands wrote) and the log of held
+  expiries are written and read with ``_keys_log`` (``KeysLogWriter``, ``iter_keys_log``; the format is
+  described there).
 * The offset marker: a key on the target that the follower sets in the same transaction as each
   batch of commands (``replid offset stream-db``); :func:`read_marker` tells a resumed follower where
   the target really is, :func:`drop_marker` removes it at the drain.
@@ -23,15 +21,12 @@ __metaclass__ = type
 
 import os
 import re
-import struct
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_settle import settle_batch
 
 HOLD_OFFSET = 100 * 365 * 86400 * 1000      # 100 years: an expiry this far out is one we hold back
-KEYS_MAGIC = b'KVTKEYS1\n'
-_KEYREC = struct.Struct('>iI')
-_WHOLE_DB = 0xFFFFFFFF
 _ARGS_TAIL = re.compile(r',? with args beginning with:.*$', re.S)
 
 
@@ -107,67 +102,6 @@ def hold_expiry(args):
     if name == b'restore' and len(args) >= 4 and args[2] != b'0' and b'absttl' in [a.lower() for a in args[4:]]:
         return args[:2] + [b'%d' % (_int(args[2]) + HOLD_OFFSET)] + args[3:]
     return args
-
-
-class KeysLog:
-    """Append-only binary log of (target db, key); key None means the whole db changed."""
-
-    def __init__(self, path):
-        self.path = path
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.fh = os.fdopen(fd, 'ab')
-        if new:
-            self.fh.write(KEYS_MAGIC)
-        self.buf = []
-
-    def add(self, db, key):
-        if key is None:
-            self.buf.append(_KEYREC.pack(db, _WHOLE_DB))
-        else:
-            self.buf.append(_KEYREC.pack(db, len(key)) + key)
-        if len(self.buf) > 4096:
-            self.flush()
-
-    def flush(self):
-        if self.buf:
-            self.fh.write(b''.join(self.buf))
-            self.buf = []
-        self.fh.flush()
-
-    def size(self):
-        self.flush()
-        return os.path.getsize(self.path)
-
-    def close(self):
-        self.flush()
-        self.fh.close()
-
-
-def iter_keys_log(path, start=0):
-    """Yield ``(db, key)`` from a touched-keys log, from byte ``start`` (0 or a size returned before).
-
-    ``key`` is None for a whole-db marker (the db was flushed or swapped).  A record cut off at the end
-    (the follower is still writing) is left for the next call.
-    """
-    with open(path, 'rb') as fh:
-        if start <= len(KEYS_MAGIC):
-            if fh.read(len(KEYS_MAGIC)) != KEYS_MAGIC:
-                raise KVError('%s is not a kv_sync keys log' % path, kind='config')
-        else:
-            fh.seek(start)
-        while True:
-            head = fh.read(_KEYREC.size)
-            if len(head) < _KEYREC.size:
-                return
-            db, size = _KEYREC.unpack(head)
-            if size == _WHOLE_DB:
-                yield db, None
-                continue
-            key = fh.read(size)
-            if len(key) < size:
-                return
-            yield db, key
 
 
 def read_marker(target_ep, marker):

@@ -26,7 +26,7 @@ import mode, this connection ``CLIENT IMPORT-SOURCE ON``) the target keeps expir
 cannot expire a key whose renewal is still in the stream; :func:`settle_expiries` sets the exact
 times at the drain.
 
-The touched-keys log (``_sync_keys.KeysLog``) gets every (target db, key) the applied commands
+The touched-keys log (``_keys_log.KeysLogWriter``) gets every (target db, key) the applied commands
 wrote; ``FLUSHDB``/``FLUSHALL``/``SWAPDB`` write a whole-db marker (key None).
 """
 

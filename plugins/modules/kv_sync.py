@@ -219,7 +219,7 @@ commands_applied:
   returned: when a follower ran
   type: int
 keys_log:
-  description: Path of the touched-keys log (read it with C(iter_keys_log) of C(module_utils/_sync_stream.py)).
+  description: Path of the touched-keys log (read it with C(iter_keys_log) of C(module_utils/_keys_log.py)).
   returned: when a follower ran
   type: str
 keys_log_size:

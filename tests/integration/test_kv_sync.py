@@ -18,7 +18,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._connection impo
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import preflight
 from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import KeysLog, iter_keys_log, settle_expiries
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter, iter_keys_log
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import settle_expiries
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
 from tests.conftest import assert_no_secret
@@ -571,7 +572,7 @@ def test_key_expiring_in_transit_survives_its_renewal(mode, valkey80, valkey9, t
     admin.delete(b'tmp')
     if mode == 'import':
         admin.config_set('import-mode', 'yes')
-    keys_log, held_log = KeysLog(str(tmp_path / 'keys')), KeysLog(str(tmp_path / 'held'))
+    keys_log, held_log = KeysLogWriter(str(tmp_path / 'keys')), KeysLogWriter(str(tmp_path / 'held'))
     ep = Endpoint(target.endpoint(user='admin'), 'target')
     applier = Applier(ep, [(0, 0)], keys_log, ttl_mode=mode, held_log=held_log)
     try:

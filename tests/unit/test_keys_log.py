@@ -103,3 +103,25 @@ def test_the_followers_own_records_read_back(tmp_path):
     path = tmp_path / 'follower.log'
     path.write_bytes(b'KVTKEYS1\n' + b'\x00\x00\x00\x03\x00\x00\x00\x02a\n' + b'\x00\x00\x00\x09\xff\xff\xff\xff')
     assert list(keys_log.iter_keys_log(str(path))) == [(3, b'a\n'), (9, None)]
+
+
+def test_follower_usage_none_is_whole_db_and_size_is_a_resume_point(tmp_path):
+    """The follower's calls: add(db, None) for a whole db, size() flushes and is a record boundary."""
+    path = str(tmp_path / 'keys')
+    log = keys_log.KeysLogWriter(path)
+    log.add(0, b'a')
+    log.add(3, b'new\nline\x00')
+    log.add(2, None)
+    size = log.size()
+    log.add(0, b'')
+    log.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path, 'rb') as fh:  # byte for byte the format of the contract
+        assert fh.read() == (b'KVTKEYS1\n' + b'\x00\x00\x00\x00\x00\x00\x00\x01a'
+                             + b'\x00\x00\x00\x03\x00\x00\x00\x09new\nline\x00' + b'\x00\x00\x00\x02\xff\xff\xff\xff'
+                             + b'\x00\x00\x00\x00\x00\x00\x00\x00')
+    assert list(keys_log.iter_keys_log(path)) == [(0, b'a'), (3, b'new\nline\x00'), (2, None), (0, b'')]
+    assert list(keys_log.iter_keys_log(path, size)) == [(0, b'')]
+    with open(path, 'ab') as fh:  # a record being written is left for the next read
+        fh.write(b'\x00\x00\x00\x01\x00\x00\x00\x09abc')
+    assert list(keys_log.iter_keys_log(path, size)) == [(0, b'')]

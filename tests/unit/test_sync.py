@@ -1,4 +1,4 @@
-"""kv_sync pieces that need no server: RESP parsing of the stream, expiry rewriting, the keys log, the spool."""
+"""kv_sync pieces that need no server: RESP parsing of the stream, expiry rewriting, the spool."""
 
 import os
 import stat
@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
-    HOLD_OFFSET, KeysLog, absolute_expiry, hold_expiry, iter_keys_log, server_words)
+    HOLD_OFFSET, absolute_expiry, hold_expiry, server_words)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import Spool
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
@@ -68,23 +68,6 @@ def test_hold_moves_every_absolute_expiry():
 def test_server_words_drop_echoed_arguments():
     text = "ERR unknown command 'FOO', with args beginning with: 'secret-value' "
     assert server_words(text) == "ERR unknown command 'FOO'"
-
-
-def test_keys_log_round_trip_and_resume_point(tmp_path):
-    path = str(tmp_path / 'keys')
-    log = KeysLog(path)
-    log.add(0, b'a')
-    log.add(3, b'new\nline\x00')
-    log.add(2, None)
-    size = log.size()
-    log.add(0, b'')
-    log.close()
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert list(iter_keys_log(path)) == [(0, b'a'), (3, b'new\nline\x00'), (2, None), (0, b'')]
-    assert list(iter_keys_log(path, size)) == [(0, b'')]
-    with open(path, 'ab') as fh:  # a record being written is left for the next read
-        fh.write(b'\x00\x00\x00\x01\x00\x00\x00\x09abc')
-    assert list(iter_keys_log(path, size)) == [(0, b'')]
 
 
 @pytest.mark.parametrize('passphrase', [None, 'spool-Secret'])
