@@ -325,17 +325,8 @@ class Follower:
                     transfer=link.transfer, snapshot_started_at=now_iso())
         a.applied = None
         parser = SnapshotParser(link.rdb_spool.read, spool_dir=self.cfg['spool_dir'])
-        crc_ok = True
-        for event in parser.batches():      # runs of keys come as one event
-            if event[0] == 'end':
-                crc_ok = event[1] if len(event) > 1 else True
-                continue
-            a.snapshot_event(event)
-            self.update(snapshot_keys=sum(c['keys'] for c in a.counts.values()))
-        if crc_ok is False:
-            raise KVError('the snapshot from %s failed its CRC check: nothing of it can be trusted' % self.source.address,
-                          kind='corrupt')
-        a.wait_all()
+        a.restore_snapshot(parser.batches(),   # runs of keys come as one event
+                           lambda: self.update(snapshot_keys=sum(c['keys'] for c in a.counts.values())))
         if a.held_log is not None:
             a.held_log.flush()
         a.applied = link.offset

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - hiredis is a dependency of the collect
     hiredis = None
     HAS_HIREDIS = False
 
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
@@ -304,8 +304,13 @@ class Applier(CommandTranslator):
                     self.applied_db = batch.db
 
     def _refused(self, label, error):
-        return KVError('the target refused %s: %s' % (label, server_words(error)), kind='target',
-                       endpoint=self.endpoint.address)
+        words = server_words(error)
+        if reply_kind(words) == 'payload':
+            return KVError('the target refused %s: %s. The target refuses the payloads of this source (RDB version '
+                           'or encoding newer than it understands): choose a target at least as new as the source, '
+                           'or the offline copy (kv_dump_restore)' % (label, words), kind='payload',
+                           endpoint=self.endpoint.address)
+        return KVError('the target refused %s: %s' % (label, words), kind='target', endpoint=self.endpoint.address)
 
     def _reply(self, reply):
         batch = self.pending[0]
@@ -342,6 +347,21 @@ class Applier(CommandTranslator):
             self._read(block=True)
 
     # -- snapshot ---------------------------------------------------------------------------------
+    def restore_snapshot(self, events, progress=None):
+        """Apply the events of a snapshot (``SnapshotParser.batches()`` or ``.events()``) and wait until the
+        target has answered every command; ``progress()`` is called after each event.  A snapshot whose
+        CRC-64 trailer does not match stops with kind ``corrupt`` (its keys cannot be trusted)."""
+        for event in events:
+            if event[0] == 'end':
+                if not event[1]:
+                    raise KVError('the snapshot\'s CRC-64 trailer does not match what was received: the transfer '
+                                  'was corrupted and the keys written from it cannot be trusted', kind='corrupt')
+                continue
+            self.snapshot_event(event)
+            if progress is not None:
+                progress()
+        self.wait_all()
+
     def snapshot_event(self, event):
         kind = event[0]
         if kind == 'aux' and event[1] == b'repl-stream-db':

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Benchmark kv_sync's snapshot splitter and restorer (measurements, not assertions).
+"""Benchmark kv_sync's snapshot splitter and its RESTOREs (measurements, not assertions).
 
     .venv/bin/python tests/benchmarks/bench_snapshot.py [--keys 200000] [--out FILE]
 
 * CRC-64/Jones: anycrc and the pure-Python fallback, calls/s on 100-byte payloads and MB/s on 64 MiB.
 * Redis 7.0 source with ``--keys`` small keys (100-byte strings, 10% with a TTL, over dbs 0 and 1):
-  parse only (events/s and MB/s of RDB, from the server's dump.rdb), parse with the pure-Python CRC,
-  and parse + restore into a Valkey 8.0 target (keys/s), from dump.rdb and over a diskless transfer.
+  parse only (per-key events, and batches as the follower reads them; keys/s and MB/s of RDB, from the server's
+  dump.rdb), parse with the pure-Python CRC, and parse + restore into a Valkey 8.0 target with kv_sync's applier
+  (keys/s), from dump.rdb and over a diskless transfer.
   Wall-clock rates and the CPU seconds of this process (``keys_per_cpu_s``: what one free core would give;
   on a loaded machine the wall-clock rate mostly measures the wait for a core).
 """
@@ -15,7 +16,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,7 +34,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_snap
 from ansible_collections.kvtools.migration.plugins.module_utils._replication import ReplicationStream  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import crc64 as py_crc64  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint  # noqa: E402
-from ansible_collections.kvtools.migration.plugins.module_utils._snapshot_restore import SnapshotRestorer  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter  # noqa: E402
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier  # noqa: E402
 
 
 def bench_crc():
@@ -70,22 +74,40 @@ def load(server, n):
         pipe.execute()
 
 
-def parse_file(path, restore_to=None):
+def restore(target_ep, events):
+    """kv_sync's applier (expiries held back, as in the follower); returns the keys copied."""
+    folder = tempfile.mkdtemp(prefix='kv-bench-snap-')
+    keys_log, held_log = KeysLogWriter(os.path.join(folder, 'keys')), KeysLogWriter(os.path.join(folder, 'held'))
+    applier = Applier(target_ep, [(0, 0), (1, 1)], keys_log, held_log=held_log)
+    try:
+        applier.connect()
+        applier.restore_snapshot(events)
+    finally:
+        applier.close()
+        keys_log.close()
+        held_log.close()
+        shutil.rmtree(folder)
+    return sum(c['copied'] for c in applier.counts.values())
+
+
+def parse_file(path, restore_to=None, batches=False):
     with open(path, 'rb') as fh:
         parser = snap.SnapshotParser(fh.read)
         c0 = time.process_time()
         t0 = time.perf_counter()
-        if restore_to is None:
-            events = sum(1 for dummy in parser.events())
-            result = None
-        else:
-            result = SnapshotRestorer(restore_to).run(parser.events())
+        copied = None
+        if restore_to is not None:
+            copied = restore(restore_to, parser.batches())
             events = parser.keys
+        elif batches:
+            events = sum(1 for dummy in parser.batches())
+        else:
+            events = sum(1 for dummy in parser.events())
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - c0
     return dict(keys=parser.keys, events=events, seconds=round(seconds, 2), keys_per_s=round(parser.keys / seconds),
                 mb_per_s=round(parser.offset / seconds / 1e6, 1), cpu_seconds=round(cpu, 2),
-                keys_per_cpu_s=round(parser.keys / cpu), copied=result and result['totals']['copied'])
+                keys_per_cpu_s=round(parser.keys / cpu), copied=copied)
 
 
 def main():
@@ -102,12 +124,13 @@ def main():
         path = os.path.join(source.dir, 'dump.rdb')
         report['rdb_bytes'] = os.path.getsize(path)
         report['parse_only'] = parse_file(path)
+        report['parse_only_batches'] = parse_file(path, batches=True)
         saved = snap.CRC64
-        snap.CRC64 = py_crc64
+        snap.CRC64 = enc.CRC64 = py_crc64     # the parser's general loop and its hot loop (split_keys)
         try:
             report['parse_only_python_crc'] = parse_file(path)
         finally:
-            snap.CRC64 = saved
+            snap.CRC64 = enc.CRC64 = saved
         report['parse_restore_file'] = parse_file(path, Endpoint(target.endpoint()))
         target.flushall()
         stream = ReplicationStream(Endpoint(source.endpoint()), '7.0.15')
@@ -115,14 +138,14 @@ def main():
         t0 = time.perf_counter()
         c0 = time.process_time()
         parser = snap.SnapshotParser(enc.chunk_reader(stream.payload()))
-        result = SnapshotRestorer(Endpoint(target.endpoint())).run(parser.events())
+        copied = restore(Endpoint(target.endpoint()), parser.batches())
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - c0
         stream.close()
         report['parse_restore_replication'] = dict(keys=parser.keys, seconds=round(seconds, 2),
                                                    keys_per_s=round(parser.keys / seconds),
                                                    cpu_seconds=round(cpu, 2), keys_per_cpu_s=round(parser.keys / cpu),
-                                                   copied=result['totals']['copied'], transfer=stream.transfer)
+                                                   copied=copied, transfer=stream.transfer)
         report['peak_rss_mib'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     finally:
         source.cleanup()

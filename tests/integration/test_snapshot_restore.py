@@ -1,6 +1,7 @@
-"""SnapshotRestorer against real servers: a source loaded with every encoding and the awkward names, split from
-its snapshot and restored into a real Valkey 8.0 / 9.x target, then compared key by key without kv_verify
-(tests/support/compare.py: types, typed values, expiries; plus DUMP equality where the RDB versions match and
+"""The snapshot restore of kv_sync (``_sync_stream.Applier.restore_snapshot``, fed by ``SnapshotParser``) against
+real servers: a source loaded with every encoding and the awkward names, split from its snapshot and restored into
+a real Valkey 8.0 / 9.x target the way the follower does it (expiries held back, then settled as at the drain),
+then compared key by key without kv_verify (tests/support/compare.py: types, typed values, expiries; plus
 PEXPIRETIME equality everywhere)."""
 
 import io
@@ -13,9 +14,14 @@ from ansible_collections.kvtools.migration.plugins.module_utils import _replicat
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import chunk_reader
+from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
-from ansible_collections.kvtools.migration.plugins.module_utils._snapshot_restore import SnapshotRestorer
+from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import settle_expiries
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import WINDOW, Applier
 from tests.support import compare, rdb_data
+
+EVERY_DB = [(0, 0), (3, 3), (15, 15)]
 
 
 def _scan_all(client):
@@ -27,11 +33,30 @@ def _scan_all(client):
             return keys
 
 
-def _events_from_save(server, spool_dir, big_threshold=64 * 1024):
+def _events_from_save(server, spool_dir, big_threshold=64 * 1024, batches=True):
     server.admin().save()
     fh = open(os.path.join(server.dir, 'dump.rdb'), 'rb')
     parser = SnapshotParser(fh.read, spool_dir=spool_dir, big_threshold=big_threshold, read_size=32 * 1024)
-    return parser, parser.events()
+    return parser, (parser.batches() if batches else parser.events())
+
+
+def restore(target_ep, events, logs, pairs=EVERY_DB, replace=False, window=WINDOW):
+    """What the follower does with a snapshot: RESTOREs with expiries held back (ttl_mode hold), then the drain's
+    exact expiries.  Returns the Applier (``counts`` per source db, ``functions``)."""
+    logs.mkdir(exist_ok=True)
+    keys_log, held_log = KeysLogWriter(str(logs / 'keys')), KeysLogWriter(str(logs / 'held'))
+    applier = Applier(target_ep, pairs, keys_log, ttl_mode='hold', replace=replace, window=window, held_log=held_log)
+    try:
+        applier.connect()
+        applier.restore_snapshot(events)
+    finally:
+        applier.close()
+        keys_log.close()
+        held_log.close()
+    settle_expiries(target_ep, str(logs / 'keys'), str(logs / 'held'))
+    applier.dbs = [applier.counts[db] for db in sorted(applier.counts)]
+    applier.copied = sum(d['copied'] for d in applier.dbs)
+    return applier
 
 
 def assert_exact(source, target, pairs):
@@ -60,52 +85,67 @@ def test_restore_every_encoding(request, source_name, target_name, tmp_path):
     target = request.getfixturevalue(target_name)
     rdb_data.load_every_encoding(source)
     target.admin().function_flush()
-    parser, events = _events_from_save(source, str(tmp_path))
-    restorer = SnapshotRestorer(Endpoint(target.endpoint()), window=7, window_bytes=100000)
-    result = restorer.run(events)
-    pairs = [(0, 0), (3, 3), (15, 15)]
-    assert [(d['db'], d['target_db']) for d in result['dbs']] == pairs
-    for entry in result['dbs']:
-        assert entry['keys'] == entry['copied'] == len(_scan_all(source.admin(entry['db'])))
-        assert entry['failed'] == entry['conflicts'] == entry['expired'] == 0
-    assert result['totals']['copied'] == parser.keys and parser.spooled >= 2
-    has_functions = rdb_data.version_tuple(source) >= (7, 0) or rdb_data.engine(source) == 'valkey'
-    assert result['functions'] == dict(found=int(has_functions), loaded=int(has_functions), conflicts=0)
-    if has_functions:
-        assert target.admin().fcall('kvsnap_echo', 0, b'hi') == b'hi'
-    assert_exact(source, target, pairs)
-    assert os.listdir(str(tmp_path)) == []
-    # again: every key is now a conflict, nothing is written
-    parser, events = _events_from_save(source, str(tmp_path))
-    again = SnapshotRestorer(Endpoint(target.endpoint())).run(events)
-    assert again['totals']['conflicts'] == parser.keys and again['totals']['copied'] == 0
-    assert again['functions']['conflicts'] == int(has_functions)
-    assert len(again['failures']) == 20 and 'BUSYKEY' in again['failures'][-1]['error']
+    spool = tmp_path / 'spool'
+    spool.mkdir()
+    # per-key events through a small window (the slow path), then batches (the follower's fast path)
+    for batches in (False, True):
+        target.flushall()
+        parser, events = _events_from_save(source, str(spool), batches=batches)
+        result = restore(Endpoint(target.endpoint()), events, tmp_path / 'logs', window=7)
+        assert [(d['db'], d['target_db']) for d in result.dbs] == EVERY_DB
+        for entry in result.dbs:
+            assert entry['keys'] == entry['copied'] == len(_scan_all(source.admin(entry['db'])))
+            assert entry['failed'] == entry['conflicts'] == entry['expired'] == 0
+        assert result.copied == parser.keys and parser.spooled >= 2
+        has_functions = rdb_data.version_tuple(source) >= (7, 0) or rdb_data.engine(source) == 'valkey'
+        assert result.functions == int(has_functions)
+        if has_functions:
+            assert target.admin().fcall('kvsnap_echo', 0, b'hi') == b'hi'
+        assert_exact(source, target, EVERY_DB)
+        assert os.listdir(str(spool)) == []
+    # again: the first key is a conflict (BUSYKEY) that stops the restore, nothing is overwritten
+    before = dict((db, target.admin(db).dbsize()) for db, dummy in EVERY_DB)
+    parser, events = _events_from_save(source, str(spool))
+    with pytest.raises(KVError) as info:
+        restore(Endpoint(target.endpoint()), events, tmp_path / 'logs')
+    assert 'BUSYKEY' in info.value.message and 'RESTORE of a snapshot key' in info.value.message
+    assert dict((db, target.admin(db).dbsize()) for db, dummy in EVERY_DB) == before
+    assert_exact(source, target, EVERY_DB)
     # with replace, every key is written again
-    parser, events = _events_from_save(source, str(tmp_path))
-    replaced = SnapshotRestorer(Endpoint(target.endpoint()), replace=True).run(events)
-    assert replaced['totals']['copied'] == parser.keys
-    assert_exact(source, target, pairs)
+    parser, events = _events_from_save(source, str(spool))
+    replaced = restore(Endpoint(target.endpoint()), events, tmp_path / 'logs', replace=True)
+    assert replaced.copied == parser.keys
+    assert_exact(source, target, EVERY_DB)
 
 
-def test_db_map_dbs_and_expired_at_parse_time(redis70, valkey80, tmp_path):
+def test_db_map_dbs_and_expired_in_transit(redis70, valkey80, tmp_path):
+    """Only the mapped dbs are written, into their target dbs; a key that expires between the snapshot and its
+    RESTORE is written with its expiry held back (a renewal may follow in the stream) and the drain's exact
+    expiry removes it: "expired" is what the source decides."""
     rdb_data.load_every_encoding(redis70)
     soon = redis70.admin(3)
-    soon.set(b'expires-soon', b'x', px=20 * 60 * 1000)
+    soon.set(b'expires-soon', b'x', px=1500)
     parser, events = _events_from_save(redis70, str(tmp_path))
-    later = int(time.time() * 1000) + 30 * 60 * 1000
-
-    def now_ms():  # the keys are parsed 30 minutes "later": the 20-minute key has expired by then
-        return later
-    restorer = SnapshotRestorer(Endpoint(valkey80.endpoint()), dbs=[0, 3], db_map={0: 5, 3: 3}, now_ms=now_ms)
-    result = restorer.run(events)
-    by_db = dict((d['db'], d) for d in result['dbs'])
+    deadline = time.time() + 10
+    while soon.exists(b'expires-soon') and time.time() < deadline:  # expired on the source before the restore
+        time.sleep(0.1)
+    keys_log, held_log = KeysLogWriter(str(tmp_path / 'keys')), KeysLogWriter(str(tmp_path / 'held'))
+    applier = Applier(Endpoint(valkey80.endpoint()), [(0, 5), (3, 3)], keys_log, held_log=held_log)
+    try:
+        applier.connect()
+        applier.restore_snapshot(events)
+    finally:
+        applier.close()
+        keys_log.close()
+        held_log.close()
+    by_db = applier.counts
     assert sorted(by_db) == [0, 3] and by_db[0]['target_db'] == 5
-    assert result['keys_not_selected'] == len(_scan_all(redis70.admin(15)))
-    assert by_db[3]['expired'] == 1 and by_db[3]['copied'] == by_db[3]['keys'] - 1
-    assert not valkey80.admin(3).exists(b'expires-soon')
+    assert by_db[0]['copied'] == by_db[0]['keys'] == len(_scan_all(redis70.admin(0)))
+    assert by_db[3]['copied'] == by_db[3]['keys'] == len(_scan_all(redis70.admin(3))) + 1
+    assert valkey80.admin(3).exists(b'expires-soon')          # held back, not dropped in transit
+    settle_expiries(Endpoint(valkey80.endpoint()), str(tmp_path / 'keys'), str(tmp_path / 'held'))
+    assert not valkey80.admin(3).exists(b'expires-soon')      # the exact expiry: gone, as on the source
     assert valkey80.admin(15).dbsize() == 0 and valkey80.admin(0).dbsize() == 0
-    soon.delete(b'expires-soon')
     assert_exact(redis70, valkey80, [(0, 5), (3, 3)])
 
 
@@ -113,22 +153,22 @@ def test_refused_payload_version_stops_with_the_reason(redis74, valkey80, tmp_pa
     redis74.admin().set(b'k', b'v')
     parser, events = _events_from_save(redis74, str(tmp_path))
     with pytest.raises(KVError) as info:
-        SnapshotRestorer(Endpoint(valkey80.endpoint())).run(events)
+        restore(Endpoint(valkey80.endpoint()), events, tmp_path / 'logs')
     assert info.value.kind == 'payload'
     assert 'payload version' in info.value.message and 'at least as new as the source' in info.value.message
     assert valkey80.admin().dbsize() == 0
 
 
-def test_db_map_collision_is_a_config_error(valkey80):
+@pytest.mark.parametrize('dbs', [[0, 1], None])
+def test_db_map_collision_is_a_config_error(redis70, valkey80, tmp_path, dbs):
+    """kv_sync's plan refuses a db_map that sends two source dbs into one target db, before anything starts."""
+    params = dict(state='started', record=str(tmp_path / 'rec.json'), spool_dir=None, dbs=dbs, db_map={0: 1},
+                  on_conflict='fail', max_lag=1048576, started_timeout=60, drain_timeout=30, max_seconds=600,
+                  spool_passphrase=None, backup=None, backup_passphrase=None)
     with pytest.raises(KVError) as info:
-        SnapshotRestorer(Endpoint(valkey80.endpoint()), dbs=[0, 1], db_map={0: 1})
-    assert info.value.kind == 'config'
-    restorer = SnapshotRestorer(Endpoint(valkey80.endpoint()), db_map={0: 1})
-    restorer.feed(('key', 1, b'a', b'\x00\x01v\x0b\x00' + b'\x00' * 8, None))
-    with pytest.raises(KVError) as info:
-        restorer.feed(('key', 0, b'b', b'\x00\x01v\x0b\x00' + b'\x00' * 8, None))
-    assert 'source dbs 1 and 0' in info.value.message
-    restorer.close()
+        Sync(Endpoint(redis70.endpoint(), 'source'), Endpoint(valkey80.endpoint(), 'target'), params).run()
+    assert info.value.kind == 'config' and 'db_map sends' in info.value.message and 'target db 1' in info.value.message
+    assert not os.path.exists(str(tmp_path / 'rec.json')) and valkey80.admin(1).dbsize() == 0
 
 
 def test_end_to_end_over_replication(redis70, valkey9, tmp_path):
@@ -138,21 +178,21 @@ def test_end_to_end_over_replication(redis70, valkey9, tmp_path):
     stream.open()
     try:
         parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path), big_threshold=100000)
-        result = SnapshotRestorer(Endpoint(valkey9.endpoint(user='migrator'))).run(parser.events())
+        result = restore(Endpoint(valkey9.endpoint(user='migrator')), parser.batches(), tmp_path / 'logs')
     finally:
         stream.close()
     assert stream.transfer == 'eof-stream' and parser.checksum == 'verified'
-    assert result['totals']['copied'] == parser.keys
+    assert result.copied == parser.keys
     assert_exact(redis70, valkey9, [(0, 0), (3, 3), (15, 15)])
 
 
-def test_a_corrupted_snapshot_stops_at_its_end(valkey80):
+def test_a_corrupted_snapshot_stops_at_its_end(valkey80, tmp_path):
     from tests.unit.test_rdb_snapshot import enc_str, rdb
     data = rdb(b'\xfe\x00\x00' + enc_str(b'k') + enc_str(b'v'))
     data = data[:-1] + bytes([data[-1] ^ 0x55])
     parser = SnapshotParser(io.BytesIO(data).read)
     with pytest.raises(KVError) as info:
-        SnapshotRestorer(Endpoint(valkey80.endpoint())).run(parser.events())
+        restore(Endpoint(valkey80.endpoint()), parser.batches(), tmp_path / 'logs', pairs=[(0, 0)])
     assert info.value.kind == 'corrupt' and 'CRC-64' in info.value.message
 
 
@@ -160,8 +200,8 @@ def test_restore_into_a_tls_target_with_spooled_payloads(redis70, valkey80_tls, 
     rdb_data.load_every_encoding(redis70)
     valkey80_tls.admin().function_flush()
     parser, events = _events_from_save(redis70, str(tmp_path), big_threshold=16 * 1024)
-    result = SnapshotRestorer(Endpoint(valkey80_tls.endpoint()), window=50).run(events)
-    assert parser.spooled >= 2 and result['totals']['copied'] == parser.keys
+    result = restore(Endpoint(valkey80_tls.endpoint()), events, tmp_path / 'logs', window=50)
+    assert parser.spooled >= 2 and result.copied == parser.keys
     assert_exact(redis70, valkey80_tls, [(0, 0), (3, 3), (15, 15)])
 
 
@@ -170,7 +210,7 @@ def _replicate_as(source, version, target, tmp_path):
     stream.open()
     try:
         parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path))
-        return parser, SnapshotRestorer(Endpoint(target.endpoint())).run(parser.events())
+        return parser, restore(Endpoint(target.endpoint()), parser.batches(), tmp_path / 'logs')
     finally:
         stream.close()
 
@@ -182,7 +222,7 @@ def test_valkey91_writes_rdb_11_for_a_replica_announcing_8_0(valkey9, valkey80, 
     valkey9.admin().delete(b'hfe:small', b'hfe:big')
     valkey80.admin().function_flush()
     parser, result = _replicate_as(valkey9, '8.0.1', valkey80, tmp_path)
-    assert parser.magic == 'REDIS0011' and result['totals']['copied'] == parser.keys
+    assert parser.magic == 'REDIS0011' and result.copied == parser.keys
     assert_exact(valkey9, valkey80, [(0, 0), (3, 3), (15, 15)])
 
 
