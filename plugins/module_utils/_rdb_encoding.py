@@ -37,7 +37,7 @@ def _pick_crc():
 
 
 CRC64, CRC64_IMPLEMENTATION = _pick_crc()
-_PACK_Q = struct.Struct('<Q').pack
+_TYPE_BYTE = [bytes(bytearray([code])) for code in range(256)]
 _UNPACK_Q = struct.Struct('<q').unpack_from
 
 RDB_MAGIC = re.compile(br'^(REDIS)(\d{4})$|^(VALKEY)(\d{3})$')
@@ -193,35 +193,37 @@ def length_at(buf, pos):
     return -1, pos
 
 
-def split_keys(buf, pos, fast, version, expire, keys, payloads, expires, limit):
+def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget):
     """The snapshot splitter's hot loop, over ``buf`` from ``pos``: key/value pairs whose object is one RDB
-    string (raw, integer or LZF: strings, listpacks, intsets ... - the types ``fast[type]`` marks) with a
-    key name under 64 bytes, wholly in ``buf``, and the EXPIRETIME_MS opcodes before them.  Appends the key
-    names, the DUMP payloads and the expiries (``expire`` is the one pending) to the three lists, at most
-    ``limit``; stops at the first thing it does not handle (the parser's general loop takes it).
+    string (raw, integer or LZF: strings, listpacks, intsets ... - the types ``kinds[type] == 1`` marks) with a
+    key name under 64 bytes, wholly in ``buf``, and the EXPIRETIME_MS opcodes before them (``kinds[252] == 2``).
+    Appends the key names, the DUMP payloads and the expiries (``expire`` is the one pending) to the three
+    lists, for about ``budget`` bytes of ``buf``; stops at the first thing it does not handle (the parser's
+    general loop takes it).
 
     Returns ``(pos, pending expire, keys added, EXPIRETIME_MS opcodes read)``.
     """
     size = len(buf)
+    stop = min(size - 2, pos + budget)
     crc = CRC64
-    pack_q = _PACK_Q
+    prefix = _TYPE_BYTE
     unpack_q = _UNPACK_Q
     add_key, add_payload, add_expire = keys.append, payloads.append, expires.append
-    count = expiries = 0
-    while count < limit and pos + 2 < size:
+    count = len(keys)
+    expiries = 0
+    while pos < stop:
         code = buf[pos]
-        if code == 252:                        # EXPIRETIME_MS
+        kind = kinds[code]
+        if kind == 2:                          # EXPIRETIME_MS
             if pos + 9 > size:
                 break
             expire = unpack_q(buf, pos + 1)[0]
             expiries += 1
             pos += 9
             continue
-        if not fast[code]:
-            break
         klen = buf[pos + 1]
         start = pos + 2 + klen                 # the object's first byte
-        if klen >= 0x40 or start + 1 >= size:
+        if kind != 1 or klen >= 0x40 or start + 1 >= size:
             break
         first = buf[start]
         if first < 0x40:
@@ -251,14 +253,13 @@ def split_keys(buf, pos, fast, version, expire, keys, payloads, expires, limit):
             break
         if end > size:
             break
-        body = b'%c%b%b' % (code, buf[start:end], version)
-        add_payload(body + pack_q(crc(body)))
+        body = prefix[code] + buf[start:end] + version
+        add_payload(body + crc(body).to_bytes(8, 'little'))
         add_key(buf[pos + 2:start])
         add_expire(expire)
         expire = None
         pos = end
-        count += 1
-    return pos, expire, count, expiries
+    return pos, expire, len(keys) - count, expiries
 
 
 def chunk_reader(chunks):

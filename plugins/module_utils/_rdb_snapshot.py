@@ -61,7 +61,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload
 __all__ = ['SnapshotParser', 'SpooledPayload']
 
 READ_SIZE = 1 << 20              # bytes asked of ``read`` at a time
-BATCH_KEYS = 1000                # keys per ``keys`` event of :meth:`SnapshotParser.batches`
+BATCH_BYTES = 64 << 10          # about this many snapshot bytes per ``keys`` event of :meth:`SnapshotParser.batches`
 BIG_THRESHOLD = 8 << 20          # objects above this are spooled to a temp file
 MAX_HELD_STRING = 512 << 20      # proto-max-bulk-len: no key name can be longer
 
@@ -399,31 +399,32 @@ class SnapshotParser:
             else:
                 yield event
 
-    def batches(self, batch=BATCH_KEYS):
+    def batches(self, batch_bytes=BATCH_BYTES):
         """Like :meth:`events`, but runs of keys come as one event (the fast path of a consumer):
         ``('keys', db, keys, payloads, expires)``, three lists of the same length (payloads ``bytes``; a
-        SpooledPayload always comes alone as a ``key`` event), at most ``batch`` keys each."""
+        SpooledPayload always comes alone as a ``key`` event), from about ``batch_bytes`` of the snapshot each."""
         try:
-            yield from self._events(batch)
+            yield from self._events(batch_bytes)
         finally:
             if self._spool is not None:
                 self._spool.abort()
                 self._spool = None
 
-    def _fast_keys(self, expire, keys, payloads, expires, limit):
+    def _fast_keys(self, expire, keys, payloads, expires, budget):
         """The hot path (``_rdb_encoding.split_keys``) over what is in the buffer; returns the pending expiry."""
         pos, expire, count, expiries = split_keys(self._buf, self._pos, self._fast_types, self.version_bytes, expire,
-                                                  keys, payloads, expires, limit)
+                                                  keys, payloads, expires, budget)
         self._pos = pos
         self.keys += count
         if expiries:
             self.opcodes[OP_EXPIRETIME_MS] = self.opcodes.get(OP_EXPIRETIME_MS, 0) + expiries
         return expire
 
-    def _events(self, batch):
+    def _events(self, batch_bytes):
         self._header()
         types = self._types
         self._fast_types = bytearray(1 if types.get(code) == 'string' else 0 for code in range(256))
+        self._fast_types[OP_EXPIRETIME_MS] = 2
         db = 0
         expire = None
         version_bytes = self.version_bytes
@@ -432,11 +433,10 @@ class SnapshotParser:
         opcodes = self.opcodes
         while True:
             keys, payloads, expires = [], [], []
-            expire = self._fast_keys(expire, keys, payloads, expires, batch)
+            expire = self._fast_keys(expire, keys, payloads, expires, batch_bytes)
             if keys:
                 yield ('keys', db, keys, payloads, expires)
-                if len(keys) >= batch:
-                    continue
+                continue
             pos = self._pos
             start = self._base + pos
             if pos < len(self._buf):

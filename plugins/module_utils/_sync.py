@@ -304,7 +304,7 @@ class Sync:
                               % (self.p['started_timeout'], phase, rec.get('lag_bytes')), kind='timeout')
                 err.partial = self._result(rec, changed)
                 raise err
-            time.sleep(0.1)
+            time.sleep(0.02)
 
     # -- stopped ----------------------------------------------------------------------------------
     def _stopped(self):

@@ -345,9 +345,10 @@ class Follower:
         caught_up_at = None
         start = time.time()
         while True:
-            # Progress not yet in the record (the drain waits for it): look again soon, and write it when idle.
+            # Progress not yet in the record (the drain waits for it), or not caught up yet (the task that started
+            # us waits for that moment): look again soon, and write it when idle.
             unrecorded = a.applied is not None and a.applied != self.record.get('offset')
-            chunk = spool.next_chunk(timeout=0.01 if unrecorded else 0.2)
+            chunk = spool.next_chunk(timeout=0.01 if unrecorded or caught_up_at is None else 0.2)
             if chunk is None:
                 a.wait_all()
                 link.applied = a.applied
