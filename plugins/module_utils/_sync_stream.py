@@ -115,6 +115,7 @@ class Applier(CommandTranslator):
         self.client = self.conn = self.sock = None
         self.reader = None
         self.rbuf = b''                         # the start of a +OK reply (the fast path of _read)
+        self.has_data = None
         self.cur = []                           # (packed, label, keys) of the batch being built
         self.cur_bytes = 0
         self.cur_end = None
@@ -146,6 +147,8 @@ class Applier(CommandTranslator):
         self.conn.connect()
         self.sock = self.conn._sock
         self.reader = hiredis.Reader(replyError=TargetError)
+        self.has_data = getattr(self.reader, 'has_data', None)     # hiredis >= 2.2; without it no fast path
+        self.rbuf = b''
         self.target_db = 0
         if import_source:
             self._queue([b'CLIENT', b'IMPORT-SOURCE', b'ON'], 'CLIENT IMPORT-SOURCE ON', None)
@@ -251,7 +254,7 @@ class Applier(CommandTranslator):
         if not data:
             raise KVError('the target %s closed the connection' % self.endpoint.address, kind='connection',
                           endpoint=self.endpoint.address)
-        if not self.atomic and not self.reader.has_data():
+        if not self.atomic and self.has_data is not None and not self.has_data():
             data = self._oks(self.rbuf + data if self.rbuf else data)
             if not data:
                 return True

@@ -3,6 +3,7 @@
 import os
 import stat
 import threading
+import types
 
 import pytest
 
@@ -128,3 +129,62 @@ def test_spool_read_is_file_like_and_reports_a_cut_transfer(tmp_path):
     assert spool.read(4) == b'abcd' and spool.read(4) == b'ef'
     with pytest.raises(KVError, match='cut off'):
         spool.read(1)
+
+
+def _socket_applier(tmp_path):
+    """An Applier whose target connection is one end of a socket pair (the test plays the target)."""
+    import socket
+    import hiredis
+    from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter
+    from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier, TargetError
+    ours, theirs = socket.socketpair()
+    target = types.SimpleNamespace(address='target:1')   # only named in errors: the test plays the server
+    applier = Applier(target, [(0, 0)], KeysLogWriter(str(tmp_path / 'keys')), held_log=KeysLogWriter(str(tmp_path / 'h')))
+    applier.sock, applier.target_db = ours, 0
+    applier.reader = hiredis.Reader(replyError=TargetError)
+    applier.has_data = getattr(applier.reader, 'has_data', None)
+    return applier, theirs
+
+
+def _commands_received(theirs, count):
+    buf = b''
+    while True:
+        cmds, dummy = parse_commands(buf)
+        if len(cmds) >= count:
+            return [c[0] for c in cmds]
+        buf += theirs.recv(1 << 16)
+
+
+@pytest.mark.parametrize('cut', range(0, 26, 3))
+def test_snapshot_block_replies_counted_across_any_cut(tmp_path, cut):
+    """A block of RESTOREs (one per key, expiries held back) and its +OK replies, cut anywhere by the network."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET
+    applier, theirs = _socket_applier(tmp_path)
+    applier.snapshot_keys(0, [b'a', b'b\r\n', b'c'], [b'P1', b'P2', b'P3'], [None, 7, None])
+    applier.snapshot_event(('function', b'#!lua name=lib\nreturn 1'))
+    applier.flush()
+    assert _commands_received(theirs, 4) == [
+        [b'RESTORE', b'a', b'0', b'P1'], [b'RESTORE', b'b\r\n', b'%d' % (7 + HOLD_OFFSET), b'P2', b'ABSTTL'],
+        [b'RESTORE', b'c', b'0', b'P3'], [b'FUNCTION', b'LOAD', b'REPLACE', b'#!lua name=lib\nreturn 1']]
+    assert applier.in_flight == 4 and applier.counts[0]['copied'] == 3 and applier.counts[0]['bytes'] == 6
+    replies = b'+OK\r\n' * 3 + b'$3\r\nlib\r\n'
+    theirs.sendall(replies[:cut])
+    if cut:
+        applier._read(block=True)
+    theirs.sendall(replies[cut:])
+    applier.wait_all()
+    assert applier.in_flight == 0 and not applier.pending and applier.functions == 1
+    assert applier.rbuf == b'' and not applier.reader.has_data()
+
+
+@pytest.mark.parametrize('reply,kind,words', [
+    (b'-BUSYKEY Target key name already exists.\r\n', 'target', 'BUSYKEY'),
+    (b'-ERR DUMP payload version or checksum are wrong\r\n', 'payload', 'at least as new as the source')])
+def test_snapshot_block_error_reply_names_the_refusal(tmp_path, reply, kind, words):
+    applier, theirs = _socket_applier(tmp_path)
+    applier.snapshot_keys(0, [b'a', b'b'], [b'P1', b'P2'], [None, None])
+    _commands_received(theirs, 2)
+    theirs.sendall(b'+OK\r\n' + reply)
+    with pytest.raises(KVError) as info:
+        applier.wait_all()
+    assert info.value.kind == kind and 'RESTORE of a snapshot key' in info.value.message and words in info.value.message
