@@ -21,7 +21,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys impor
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import WINDOW, Applier
 from tests.support import compare, rdb_data
 
-EVERY_DB = [(0, 0), (3, 3), (15, 15)]
+EVERY_DB = ((0, 0), (3, 3), (15, 15))
 
 
 def _scan_all(client):
@@ -92,7 +92,7 @@ def test_restore_every_encoding(request, source_name, target_name, tmp_path):
         target.flushall()
         parser, events = _events_from_save(source, str(spool), batches=batches)
         result = restore(Endpoint(target.endpoint()), events, tmp_path / 'logs', window=7)
-        assert [(d['db'], d['target_db']) for d in result.dbs] == EVERY_DB
+        assert [(d['db'], d['target_db']) for d in result.dbs] == list(EVERY_DB)
         for entry in result.dbs:
             assert entry['keys'] == entry['copied'] == len(_scan_all(source.admin(entry['db'])))
             assert entry['failed'] == entry['conflicts'] == entry['expired'] == 0
