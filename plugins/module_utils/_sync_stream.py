@@ -418,6 +418,8 @@ class Applier(CommandTranslator):
     def _restore(self, db, key, payload, expire_ms):
         t_db = self.map.get(db)
         if t_db is None:
+            if not isinstance(payload, (bytes, bytearray)):
+                payload.close()             # a big object of a db that is not migrated: remove its spool file
             return
         counts = self.counts[db]
         counts['keys'] += 1

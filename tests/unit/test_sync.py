@@ -188,3 +188,17 @@ def test_snapshot_block_error_reply_names_the_refusal(tmp_path, reply, kind, wor
     with pytest.raises(KVError) as info:
         applier.wait_all()
     assert info.value.kind == kind and 'RESTORE of a snapshot key' in info.value.message and words in info.value.message
+
+
+def test_big_object_of_a_db_not_migrated_leaves_no_spool_file(tmp_path):
+    import io
+    from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
+    from tests.unit.test_rdb_snapshot import enc_str, rdb
+    spool = tmp_path / 'spool'
+    spool.mkdir()
+    data = rdb(b'\xfe\x01' + b'\x00' + enc_str(b'big') + enc_str(b'x' * 5000) + b'\x00' + enc_str(b'k') + enc_str(b'v'))
+    parser = SnapshotParser(io.BytesIO(data).read, spool_dir=str(spool), big_threshold=1000, read_size=512)
+    applier, dummy_theirs = _socket_applier(tmp_path)    # migrates db 0 only
+    applier.restore_snapshot(parser.batches())
+    assert parser.spooled == 1 and parser.keys == 2 and applier.counts[0]['keys'] == 0
+    assert os.listdir(str(spool)) == []
