@@ -28,8 +28,9 @@ options:
         description:
           - A connection URL, C(redis://[user[:password]@]host[:port][/db]); C(rediss://) and C(valkeys://)
             switch TLS on, C(valkey://) is the same as C(redis://), C(unix:///path/to/socket?db=N) uses a unix socket.
-          - C(file:///path) names a logical backup written by M(kvtools.migration.kv_rdb_backup); only the source of
-            M(kvtools.migration.kv_dump_restore) accepts it.
+          - C(file:///path) names a backup file - an RDB file or a logical backup, written by
+            M(kvtools.migration.kv_rdb_backup) (plain or encrypted) or, for an RDB, downloaded from a platform; only
+            the source of M(kvtools.migration.kv_dump_restore) accepts it.
           - The URL gives defaults; the other sub-options, when set, win over its parts.
           - Treated as a secret (it may hold a password) and never shown in output.
         type: str
@@ -130,8 +131,9 @@ options:
         description:
           - A connection URL, C(redis://[user[:password]@]host[:port][/db]); C(rediss://) and C(valkeys://)
             switch TLS on, C(valkey://) is the same as C(redis://), C(unix:///path/to/socket?db=N) uses a unix socket.
-          - C(file:///path) names a logical backup written by M(kvtools.migration.kv_rdb_backup); only the source of
-            M(kvtools.migration.kv_dump_restore) accepts it.
+          - C(file:///path) names a backup file - an RDB file or a logical backup, written by
+            M(kvtools.migration.kv_rdb_backup) (plain or encrypted) or, for an RDB, downloaded from a platform; only
+            the source of M(kvtools.migration.kv_dump_restore) accepts it.
           - The URL gives defaults; the other sub-options, when set, win over its parts.
           - Treated as a secret (it may hold a password) and never shown in output.
         type: str

@@ -47,7 +47,7 @@ DEFAULT_SOCKET_TIMEOUT = 60.0
 TLS_SCHEMES = ('rediss', 'valkeys')
 PLAIN_SCHEMES = ('redis', 'valkey')
 UNIX_SCHEMES = ('unix', 'redis+unix', 'valkey+unix')
-FILE_SCHEMES = ('file',)  # a logical backup of kv_rdb_backup, as the source of kv_dump_restore
+FILE_SCHEMES = ('file',)  # a backup (logical or RDB) as the source of kv_dump_restore
 
 # The sub-options of every endpoint.  Defaults that a url can supply (host, port, db, tls) are
 # applied by Endpoint, not here, so that an explicit value can be told from a default.
@@ -172,7 +172,8 @@ class Endpoint:
         if scheme in FILE_SCHEMES:
             out['backup_file'] = unquote(parts.path)
             if not out['backup_file']:
-                raise KVError('a file:// url needs the path of a logical backup, e.g. file:///var/backups/old.kvtlog',
+                raise KVError('a file:// url needs the path of a backup (logical or RDB), e.g. '
+                              'file:///var/backups/old.kvtlog',
                               kind='config')
             return out
         if scheme in UNIX_SCHEMES:

@@ -38,6 +38,17 @@ description:
     Keys already on the target are compared by payload only (there is no live value to compare type-aware) - big
     hashes, sets and sorted sets restored on another engine before may serialize in another order and then count
     as conflicts; use O(on_conflict=skip) or V(replace) when restoring the same backup again.
+  - The file may also be an RDB file - one written by M(kvtools.migration.kv_rdb_backup) with O(backup_passphrase)
+    when it is encrypted, or a C(dump.rdb) downloaded from a platform - restored directly, without a scratch server.
+    What the file holds is told by its content (C(REDIS)/C(VALKEY) magic or the logical backup's), not its name.
+    The whole file is checked first (its structure, its CRC-64 trailer, and every encrypted chunk); a damaged,
+    truncated or unknown file writes nothing and the error names the problem. Each key becomes a C(RESTORE) of
+    the payload the server that wrote the file would have dumped, stamped with the RDB version of the file's
+    header; a target that does not accept that version (a Redis 7.4+ RDB into Valkey 8, a newer RDB into an
+    older server) is refused before anything is written - a file has no live values to copy type-aware. O(dbs),
+    O(db_map), O(match), O(on_conflict) and check mode work as for a live source; keys whose expiry time in the
+    file has passed are counted as C(expired) and not written. Function libraries in the file are not loaded:
+    C(source.functions) and a warning name them.
 author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -77,7 +88,8 @@ options:
     type: path
   backup_passphrase:
     description:
-      - The passphrase of an encrypted logical backup given as O(source.url=file:///...).
+      - The passphrase of an encrypted backup (logical or RDB, written by M(kvtools.migration.kv_rdb_backup)) given
+        as O(source.url=file:///...).
     type: str
 attributes:
   check_mode:
@@ -131,6 +143,14 @@ EXAMPLES = r'''
     target: "{{ kv_target }}"
     backup_passphrase: "{{ vault_backup_passphrase }}"
 
+- name: Restore dbs 0 and 3 of an RDB file into dbs 0 and 5, without a scratch server
+  kvtools.migration.kv_dump_restore:
+    source:
+      url: file:///var/backups/redis-old.rdb
+    target: "{{ kv_target }}"
+    dbs: [0, 3]
+    db_map: {3: 5}
+
 - name: Nothing may have failed
   ansible.builtin.assert:
     that: copy.totals.failed == 0
@@ -176,7 +196,10 @@ payload_path:
   returned: success
   type: str
 source:
-  description: Engine, version, RDB version and address of the source.
+  description:
+    - Engine, version, RDB version and address of the source.
+    - For an RDB file also C(content=rdb), C(checksum) and C(functions) - the function libraries the file holds and
+      that were not loaded, as C({count, names, loaded}).
   returned: success
   type: dict
 target:
@@ -201,10 +224,10 @@ resumed:
   type: bool
 '''
 
-from ansible_collections.kvtools.migration.plugins.module_utils._backup_source import BackupRestore
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import target_keys_diff
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_file_source import FileRestore
 
 
 def main():
@@ -214,10 +237,12 @@ def main():
     target = module.endpoint('target')
     options = module.options()
     if source.backup_file:
-        job = BackupRestore(source, target, options, passphrase=module.params['backup_passphrase'], warn=module.warn)
+        def run():  # what the file holds (RDB or logical backup) is read inside run: its errors fail the task
+            return FileRestore(source, target, options, passphrase=module.params['backup_passphrase'],
+                               warn=module.warn).run()
     else:
-        job = DumpRestore(source, target, options, warn=module.warn)
-    module.run(job.run, diff=target_keys_diff)
+        run = DumpRestore(source, target, options, warn=module.warn).run
+    module.run(run, diff=target_keys_diff)
 
 
 if __name__ == '__main__':
