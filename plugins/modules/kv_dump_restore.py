@@ -47,7 +47,7 @@ description:
     header; a target that does not accept that version (a Redis 7.4+ RDB into Valkey 8, a newer RDB into an
     older server) is refused before anything is written - a file has no live values to copy type-aware. O(dbs),
     O(db_map), O(match), O(on_conflict) and check mode work as for a live source; keys whose expiry time in the
-    file has passed are counted as C(expired) and not written. Function libraries in the file are not loaded:
+    file has passed are counted as C(expired) and not written. Function libraries in the file are not loaded -
     C(source.functions) and a warning name them.
 author:
   - kvtools.migration contributors (!UNKNOWN)
