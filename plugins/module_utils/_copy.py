@@ -8,7 +8,8 @@
 :class:`CopyJob` is the same for every copy the collection makes; what varies is composed in:
 
 * the *source* (:class:`~._live_source.LiveSource`: SCAN + DUMP + PEXPIRETIME of a running server;
-  :class:`~._backup_source.BackupFileSource`: the records of a logical backup; see
+  :class:`~._backup_source.BackupFileSource`: the records of a logical backup;
+  :class:`~._rdb_file_source.RdbFileSource`: the keys of an RDB file; see
   :mod:`._live_source` for the interface) yields batches;
 * the *writer* (:class:`~._restore_writer.RestoreWriter`: pipelined RESTORE with the type-aware fallback;
   :class:`~._migrate.MigrateWriter`: ``MIGRATE ... COPY``; see :mod:`._restore_writer` for the
