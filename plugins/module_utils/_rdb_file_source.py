@@ -104,6 +104,7 @@ class RdbFileSource:
         self.counts = None
         self.payload_bytes = 0
         self.libraries = []
+        self.ascending = False  # the dbs follow each other in ascending order (as servers write them)
 
     def _events(self, what):
         """``(parser, fh)``: a parser over the plain content of the file."""
@@ -147,10 +148,13 @@ class RdbFileSource:
         size = 0
         libraries = []
         crc_ok = False
+        dbs = []
         try:
             for event in parser.events():
                 kind = event[0]
-                if kind == 'key':
+                if kind == 'db':
+                    dbs.append(event[1])
+                elif kind == 'key':
                     counts[event[1]] = counts.get(event[1], 0) + 1
                     size += len(event[3])
                     _drop(event[3])
@@ -177,6 +181,7 @@ class RdbFileSource:
                       % (self.path, len(libraries), 'y' if len(libraries) == 1 else 'ies',
                          ', '.join(libraries[:MAX_NAMES_LISTED])))
         self.payload_bytes = size
+        self.ascending = all(one < other for one, other in zip(dbs, dbs[1:]))
         self.counts = counts
         return counts
 
@@ -189,7 +194,9 @@ class RdbFileSource:
 
     def batches(self, db, match=None, count=1000, cursor=0):
         """One pass over the file: the keys of ``db`` in batches of ``count`` (no cursor) and about
-        :data:`BATCH_BYTES` of payloads held in memory (a big payload is a temp file: it holds none)."""
+        :data:`BATCH_BYTES` of payloads held in memory (a big payload is a temp file: it holds none).  The pass
+        ends at the next db when the check found the dbs in ascending order."""
+        self._verify()
         parser, dummy, fh = self._events('reading db %d' % db)
         events = parser.events()
         batch = []
@@ -197,6 +204,8 @@ class RdbFileSource:
         try:
             for event in events:
                 if event[0] != 'key':
+                    if event[0] == 'db' and event[1] > db and self.ascending:
+                        break  # the keys of db are behind
                     continue
                 payload = event[3]
                 if event[1] != db or (match and not key_matches(match, event[2])):

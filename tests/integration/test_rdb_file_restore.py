@@ -4,6 +4,7 @@ The RDB files are written by the project's own kv_rdb_backup (method sync, plain
 source holding every type, awkward key names and TTLs in dbs 0 and 3, and restored into Valkey 8.0.
 """
 
+import struct
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._backup import B
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import CRC64
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_file_source import FileRestore
 from tests.conftest import assert_no_secret
 from tests.support import compare, data
@@ -111,6 +113,41 @@ def test_dbs_and_match_select_keys_of_the_file(redis70, valkey80, tmp_path):
     assert valkey80.admin().info('keyspace').keys() == {'db3'}
     problems = compare.differences(redis70.admin(3), valkey80.admin(3), limit=100)  # the two keys are equal
     assert len(problems) == 16 - 2 and all(p.startswith('missing on target') for p in problems), problems
+
+
+def _hand_made_rdb(entries):
+    """A small RDB 10 file written here: ``entries`` are ``(db, key, value, expire_ms or None)`` strings."""
+    def string(text):
+        assert len(text) < 64
+        return bytes([len(text)]) + text
+
+    out = bytearray(b'REDIS0010') + b'\xfa' + string(b'redis-ver') + string(b'7.0.15')
+    current = None
+    for db, key, value, expire in entries:
+        if db != current:
+            out += b'\xfe' + bytes([db])
+            current = db
+        if expire is not None:
+            out += b'\xfc' + struct.pack('<q', expire)
+        out += b'\x00' + string(key) + string(value)
+    out += b'\xff'
+    return bytes(out) + struct.pack('<Q', CRC64(bytes(out), 0))
+
+
+def test_dbs_out_of_order_and_keys_expired_in_the_file(valkey80, tmp_path):
+    """A file whose dbs are not in ascending order is still read whole for each db; a key whose expiry time
+    has passed is counted as expired and not written, one that has not keeps its absolute expiry."""
+    now = int(time.time() * 1000)
+    path = tmp_path / 'handmade.rdb'
+    path.write_bytes(_hand_made_rdb([(3, b'k3', b'v3', None), (0, b'k0', b'v0', now + 3600 * 1000),
+                                     (0, b'old', b'x', now - 1000), (3, b'k3b', b'v3b', None)]))
+    result = _restore(path, valkey80, db_map={3: 1})
+    assert [(d['db'], d['target_db'], d['keys'], d['copied'], d['expired']) for d in result['dbs']] == \
+        [(0, 0, 2, 1, 1), (3, 1, 2, 2, 0)]
+    assert valkey80.admin(1).mget(b'k3', b'k3b') == [b'v3', b'v3b']
+    assert valkey80.admin(0).get(b'k0') == b'v0' and not valkey80.admin(0).exists(b'old')
+    assert abs(valkey80.admin(0).pexpiretime(b'k0') - (now + 3600 * 1000)) <= 1
+    assert result['source']['version'] == '7.0.15' and result['source']['functions']['count'] == 0
 
 
 def _flip_in_value(raw):
