@@ -88,6 +88,9 @@ class RestoreWriter:
         offers_typed = job.source.typed_reader
         if want == 'commands' and offers_typed:
             return 'commands'
+        if want == 'commands' and not offers_typed:
+            raise KVError('payload=commands copies with the values read from a live server, and %s has none: use '
+                          'payload=auto or payload=restore' % job.source.label, kind='config')
         if job.accepts is False or want == 'commands':
             if not offers_typed:
                 raise KVError(

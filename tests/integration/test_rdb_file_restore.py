@@ -150,6 +150,15 @@ def test_dbs_out_of_order_and_keys_expired_in_the_file(valkey80, tmp_path):
     assert result['source']['version'] == '7.0.15' and result['source']['functions']['count'] == 0
 
 
+def test_payload_commands_needs_a_live_source(valkey80, tmp_path):
+    path = tmp_path / 'handmade.rdb'
+    path.write_bytes(_hand_made_rdb([(0, b'k', b'v', None)]))
+    with pytest.raises(KVError) as err:
+        _restore(path, valkey80, payload='commands')
+    assert err.value.kind == 'config' and 'payload=commands' in str(err.value) and 'the RDB file' in str(err.value)
+    assert valkey80.admin().info('keyspace') == {}
+
+
 def _flip_in_value(raw):
     at = raw.index(b'expiring')  # the value of db0:str:ttl, stored as it is (short strings are not compressed)
     raw[at + 3] ^= 0x01
