@@ -65,6 +65,8 @@ options:
       - V(commands) copies every key type-aware with ordinary commands (slower; for downgrades).
       - V(auto) uses C(RESTORE) where the target accepts the payloads and falls back to commands per key where it
         refuses them.
+      - With a backup file as the source (O(source.url=file:///...)) there are no live values to copy with commands -
+        V(commands) is refused, and V(auto) works as V(restore).
     type: str
     choices: [auto, restore, commands]
     default: auto
