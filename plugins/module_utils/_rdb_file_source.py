@@ -150,9 +150,12 @@ class RdbFileSource:
         crc_ok = False
         dbs = []
         try:
-            for event in parser.events():
+            for event in parser.batches():
                 kind = event[0]
-                if kind == 'db':
+                if kind == 'keys':  # a run of keys (bytes payloads)
+                    counts[event[1]] = counts.get(event[1], 0) + len(event[2])
+                    size += sum(len(payload) for payload in event[3])
+                elif kind == 'db':
                     dbs.append(event[1])
                 elif kind == 'key':
                     counts[event[1]] = counts.get(event[1], 0) + 1
