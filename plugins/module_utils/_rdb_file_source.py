@@ -109,7 +109,10 @@ class RdbFileSource:
     def _events(self, what):
         """``(parser, fh)``: a parser over the plain content of the file."""
         src, fh, dummy = open_plain(self.path, self.passphrase)
-        return SnapshotParser(src.read, spool_dir=self.spool_dir, what='%s (%s)' % (self.path, what)), src, fh
+        way_out = ('Load the file into a server of the version that wrote it (its dbfilename) and copy from that '
+                   'server with kv_dump_restore')
+        return SnapshotParser(src.read, spool_dir=self.spool_dir, what='%s (%s)' % (self.path, what),
+                              way_out=way_out), src, fh
 
     def open(self):
         """The header and the AUX fields before the first key: engine, version, RDB version."""

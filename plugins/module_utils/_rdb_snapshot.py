@@ -73,11 +73,12 @@ class SnapshotParser:
     returns ``b''`` at the end of the input.  ``spool_dir`` is where big objects go (default: the
     system temp folder); ``big_threshold`` is the object size above which they do.
     ``verify_crc=False`` skips the whole-snapshot CRC (``parser.checksum`` says ``not checked``).
-    ``what`` names the input in error messages.
+    ``what`` names the input in error messages; ``way_out`` is what they suggest after an opcode or
+    type the parser does not know.
     """
 
     def __init__(self, read, spool_dir=None, big_threshold=BIG_THRESHOLD, read_size=READ_SIZE, verify_crc=True,
-                 what='the RDB snapshot'):
+                 what='the RDB snapshot', way_out='Use the offline copy (kv_dump_restore) for this source'):
         if int(big_threshold) < 1:
             raise KVError('big_threshold must be at least 1 byte, got %r' % (big_threshold,), kind='config')
         self._read = read
@@ -86,6 +87,7 @@ class SnapshotParser:
         self.read_size = int(read_size)
         self.verify_crc = verify_crc
         self.what = what
+        self.way_out = way_out  # said after an unknown opcode or type: what the user can do instead
         # facts, filled as the stream is read
         self.magic = None
         self.engine = None
@@ -529,8 +531,8 @@ class SnapshotParser:
             else:
                 what = 'opcode' if code >= 240 else 'object type'
                 raise self._error('unknown %s %d in a %s snapshot (RDB version %d): it cannot be skipped safely, '
-                                  'so nothing after it can be read. Use the offline copy (kv_dump_restore) for '
-                                  'this source' % (what, code, self.engine.capitalize(), self.rdb_version),
+                                  'so nothing after it can be read. %s' % (what, code, self.engine.capitalize(),
+                                                                           self.rdb_version, self.way_out),
                                   kind='unsupported', offset=start)
 
     def _finish(self):
