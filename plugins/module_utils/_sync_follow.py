@@ -134,6 +134,7 @@ class Follower:
         self.last_write = 0.0
         self.stopping = False
         self.settler = None
+        self.held_bound = 0
 
     # -- record -----------------------------------------------------------------------------------
     def _owned(self):
@@ -185,6 +186,8 @@ class Follower:
         try:
             keys_log = KeysLogWriter(self.cfg['keys_log'])
             held_log = KeysLogWriter(self.cfg['held_log']) if self.cfg['ttl_mode'] == 'hold' else None
+            if held_log is not None and self.cfg.get('resume'):  # its snapshot was applied whole before
+                self.held_bound = held_log.size()
             marker = (self.cfg['marker'][0], self.cfg['marker'][1].encode())
             self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
                                    replace=self.cfg['replace'], held_log=held_log, marker=marker)
@@ -200,7 +203,6 @@ class Follower:
         finally:
             if self.settler is not None:
                 self.settler.stop()
-                self._final_settle_state()
             if self.link is not None:
                 self.link.close()
                 self.link.cleanup()
@@ -224,24 +226,19 @@ class Follower:
             return self.record.get('phase') == 'streaming' and lag is not None and lag <= max_lag
 
         start = self.cfg.get('settle_from') or {}
+        def bounds():  # how far each log holds only keys whose writes the target has answered
+            return dict(held=self.held_bound, keys=self.applier.log_applied)
+
         self.settler = BackgroundSettler(self.target, HOLD_OFFSET,
                                          dict(held=(self.cfg['held_log'], start.get('held', 0)),
                                               keys=(self.cfg['keys_log'], start.get('keys', 0))),
-                                         self.cfg['settle_log'], ready)
+                                         self.cfg['settle_log'], ready, bounds)
         self.settler.start()
-
-    def _final_settle_state(self):
-        """After the settler thread ended: its offsets in the record (the drain starts from them)."""
-        if not self._owned():
-            return
-        rec = read_record(self.cfg['record']) or self.record
-        rec.update(settled_held_offset=self.settler.published.get('held', 0),
-                   settled_keys_offset=self.settler.published.get('keys', 0),
-                   expiries_settled_early=self.settler.settled)
-        write_record(self.cfg['record'], rec)
 
     def _final(self, phase, error, kind='error'):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if self.settler is not None:  # its last offsets go into the last record (the drain starts from them)
+            self.settler.stop()
         try:
             if self.applier is not None and self.applier.conn is not None and phase == 'stopped':
                 try:
@@ -328,7 +325,7 @@ class Follower:
         a.restore_snapshot(parser.batches(),   # runs of keys come as one event
                            lambda: self.update(snapshot_keys=sum(c['keys'] for c in a.counts.values())))
         if a.held_log is not None:
-            a.held_log.flush()
+            self.held_bound = a.held_log.flush()  # every RESTORE logged so far is answered (wait_all above)
         a.applied = link.offset
         a.applied_db = a.src_db
         link.applied = link.offset

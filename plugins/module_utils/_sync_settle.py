@@ -64,13 +64,16 @@ class BackgroundSettler(threading.Thread):
     """Sets exact expiries of held keys while the follower streams (see the module text).
 
     ``logs``: ``{'held': (path, offset), 'keys': (path, offset)}`` to read from; ``settle_log``: the
-    log of keys left held (appended); ``ready()``: True while the follower is streaming and caught up.
+    log of keys left held (appended); ``ready()``: True while the follower is streaming and caught up;
+    ``bounds()``: ``{'held': size, 'keys': size}``, how far each log holds only keys whose commands the
+    target has answered.  The logs are written ahead of the commands: a key read past that point could
+    have its held expiry written after the pass looked at it, and would never be looked at again.
     ``published`` is ``{'held': offset, 'keys': offset}``: every record before those offsets is either
     settled or in the settle log (flushed).
     """
 
-    def __init__(self, target_ep, hold_offset, logs, settle_log, ready, margin_ms=MARGIN_MS, every=PASS_EVERY,
-                 clock=time.time):
+    def __init__(self, target_ep, hold_offset, logs, settle_log, ready, bounds, margin_ms=MARGIN_MS,
+                 every=PASS_EVERY, clock=time.time):
         super(BackgroundSettler, self).__init__(name='kv-sync-settler')
         self.daemon = True
         self.target = target_ep
@@ -80,6 +83,7 @@ class BackgroundSettler(threading.Thread):
         self.published = dict(self.offsets)
         self.settle_log = settle_log
         self.ready = ready
+        self.bounds = bounds
         self.margin_ms = margin_ms
         self.every = every
         self.clock = clock
@@ -120,14 +124,20 @@ class BackgroundSettler(threading.Thread):
         self.clients = {}
 
     def one_pass(self, writer):
+        bounds = self.bounds()
         for name in ('held', 'keys'):
-            if name not in self.paths:
+            if name not in self.paths or self.offsets[name] >= bounds.get(name, 0):
                 continue
+            bound = bounds[name]
             reader = KeysLogReader(self.paths[name], self.offsets[name])
+            reached = self.offsets[name]
             batch = {}
             for db, key in reader.records():
                 if self.stopping.is_set() or self.disabled:
                     return
+                if reader.offset > bound:
+                    break
+                reached = reader.offset
                 if key is None:  # a flushed or swapped db: the drain scans it
                     writer.whole_db(db)
                     continue
@@ -141,7 +151,7 @@ class BackgroundSettler(threading.Thread):
                     self._settle(writer, db, list(keys))
             if self.disabled:
                 return
-            self.offsets[name] = reader.offset
+            self.offsets[name] = reached
         writer.flush()
         self.published = dict(self.offsets)
 

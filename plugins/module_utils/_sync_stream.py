@@ -79,7 +79,7 @@ def _pack(args):
 class _Batch:
     """One flush: ``metas`` ``[(label, keys)]`` per command; ``atomic`` when wrapped in MULTI/EXEC.
     A block of snapshot RESTOREs is one batch of ``replies`` commands with one meta (its label)."""
-    __slots__ = ('metas', 'atomic', 'replies', 'index', 'end', 'db')
+    __slots__ = ('metas', 'atomic', 'replies', 'index', 'end', 'db', 'log_end')
 
     def __init__(self, metas, atomic, end, db, replies=None):
         self.metas = metas
@@ -88,6 +88,7 @@ class _Batch:
         self.index = 0
         self.end = end
         self.db = db
+        self.log_end = None  # the keys log's size once this batch's keys were logged
 
 
 class Applier(CommandTranslator):
@@ -126,6 +127,8 @@ class Applier(CommandTranslator):
         self.src_db = None                      # db selected by the stream
         self.applied = None
         self.applied_db = None
+        # the keys log up to here holds only keys of commands the target has answered (see _sync_settle)
+        self.log_applied = keys_log.size() if keys_log is not None else 0
         self.buf = b''
         self.block = None                       # commands of an open MULTI
         self.commands = 0
@@ -223,7 +226,7 @@ class Applier(CommandTranslator):
                     self.keys_log.add(t_db, key)
                 logged = True
         if logged:
-            self.keys_log.flush()
+            batch.log_end = self.keys_log.flush()
         self._send(b''.join(parts))
         self.pending.append(batch)
         self.in_flight += batch.replies
@@ -305,6 +308,8 @@ class Applier(CommandTranslator):
                 if batch.end is not None:
                     self.applied = batch.end
                     self.applied_db = batch.db
+                if batch.log_end is not None:
+                    self.log_applied = batch.log_end
 
     def _refused(self, label, error):
         words = server_words(error)
@@ -337,6 +342,8 @@ class Applier(CommandTranslator):
             if batch.end is not None:
                 self.applied = batch.end
                 self.applied_db = batch.db
+            if batch.log_end is not None:
+                self.log_applied = batch.log_end
 
     def poll(self):
         """Send what is queued and read whatever replies have arrived, without waiting."""
