@@ -58,7 +58,7 @@ def play(source, target, strategy, workdir, rate):
     wall = time.time() - started
     if result.returncode != 0:
         raise SystemExit('%s: the play failed\n%s' % (strategy, result.stdout[-5000:]))
-    with open(os.path.join(workdir, 'reports', host + '.json')) as fh:
+    with open(os.path.join(workdir, 'reports', host + '-latest.json')) as fh:
         report = json.load(fh)
     paused_at = report.get('writes_paused_from') or app.longest_at
     acked = app.acked_before(paused_at)

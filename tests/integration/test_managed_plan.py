@@ -123,7 +123,7 @@ def test_kv_migrate_and_the_playbook_against_managed_plans(managed, tmp_path):
     assert 'not checked: capacity' in result.stdout
     for db in loaded:
         compare.assert_same(source, target, [(db, db)])
-    report = json.loads((tmp_path / 'reports' / 'managed.json').read_text())
+    report = json.loads((tmp_path / 'reports' / 'managed-latest.json').read_text())
     assert report['status'] == 'ok' and report['verification']['consistent'] is True
     for secret in list(PASSWORDS.values()) + [MANAGED_PW]:
         assert secret not in result.stdout

@@ -52,8 +52,8 @@ def assert_target_app_keys_on_source(source, target):
 
 
 def report_of(tmp_path, host):
-    data = json.loads((tmp_path / 'reports' / ('%s.json' % host)).read_text())
-    markdown = (tmp_path / 'reports' / ('%s.md' % host)).read_text()
+    data = json.loads((tmp_path / 'reports' / ('%s-latest.json' % host)).read_text())
+    markdown = (tmp_path / 'reports' / ('%s-latest.md' % host)).read_text()
     return data, markdown
 
 

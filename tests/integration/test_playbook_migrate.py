@@ -73,11 +73,11 @@ def test_tls_to_tls_with_acl_users_check_migrate_verify_rerun(server_factory, tm
     assert 'method: dump_restore (the target uses TLS but the source does not open TLS connections' in first.stdout
     for db in loaded:
         compare.assert_same(source, target, [(db, db)])
-    report = json.loads((tmp_path / 'reports' / 'pair-tls.json').read_text())
+    report = json.loads((tmp_path / 'reports' / 'pair-tls-latest.json').read_text())
     assert report['status'] == 'ok' and report['method'] == 'dump_restore'
     assert report['verification']['consistent'] is True
     assert [(d['db'], d['copied']) for d in report['copy']['dbs']] == sorted(loaded.items())
-    markdown = (tmp_path / 'reports' / 'pair-tls.md').read_text()
+    markdown = (tmp_path / 'reports' / 'pair-tls-latest.md').read_text()
     assert '| 7 | 7 | %d | %d |' % (loaded[7], loaded[7]) in markdown
 
     second = ansible_playbook(PLAYBOOK, inventory=inventory)
@@ -113,7 +113,7 @@ def test_fleet_of_three_pairs_in_one_play(redis70, valkey9, valkey80, redis72, s
     compare.assert_same(redis70, valkey9, [(0, 0), (1, 1)])
     compare.assert_same(valkey90, valkey80, [(0, 0)])
     compare.assert_same(redis72, second_target, [(3, 4)])
-    methods = dict((host, json.loads((tmp_path / 'reports' / ('%s.json' % host)).read_text())['method'])
+    methods = dict((host, json.loads((tmp_path / 'reports' / ('%s-latest.json' % host)).read_text())['method'])
                    for host in summary)
     assert methods == {'pair-a': 'migrate', 'pair-b': 'dump_restore', 'pair-c': 'migrate'}, methods
     no_secret(result.stdout)
@@ -166,7 +166,7 @@ def test_target_killed_midway_fails_cleanly_and_leaves_the_source_untouched(redi
     killer.join()
     assert result.returncode != 0
     assert 'The source was not changed' in result.stdout, result.stdout[-3000:]
-    report = json.loads((tmp_path / 'reports' / 'pair.json').read_text())
+    report = json.loads((tmp_path / 'reports' / 'pair-latest.json').read_text())
     assert report['status'] == 'failed' and report['error'], report
     assert 'its isolation was released' in result.stdout, result.stdout[-3000:]
     assert compare.source_writes(redis70) == writes and compare.snapshot(redis70, dbs=[1]) == before

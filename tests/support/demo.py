@@ -238,7 +238,7 @@ def main(argv=None):
             return 1
         say('demo: passed - every key, value and TTL of the source is on the target, the dry run wrote nothing,')
         say('      the second run changed nothing, and no password appeared in the output')
-        say('      report: %s' % os.path.relpath(os.path.join(DEMO_DIR, 'reports', 'localhost.md'), ROOT))
+        say('      report: %s' % os.path.relpath(os.path.join(DEMO_DIR, 'reports', 'localhost-latest.md'), ROOT))
         return 0
     finally:
         for server in started:
