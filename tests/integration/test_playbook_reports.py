@@ -71,7 +71,8 @@ def test_migrate_rerun_and_verify_each_keep_their_own_report(redis70, valkey80, 
     iso = report['isolation']
     assert iso['mode'] == 'pause' and ISO.match(iso['writes_stopped_at']) and ISO.match(iso['writes_resumed_at'])
     assert iso['seconds'] == report['writes_paused_s'] and iso['seconds'] > 0 and iso['still_isolated'] is False
-    assert report['verification']['scope'].startswith('full: every key of every db'), report['verification']
+    assert report['verification']['scope'] == 'full', report['verification']
+    assert report['verification']['scope_detail'].startswith('full: every key of every db'), report['verification']
     markdown = open(first_md).read()
     assert '| 2 | 2 | {:,} | {:,} |'.format(loaded[2], loaded[2]) in markdown, markdown
     assert '{:,}'.format(loaded[2]) != str(loaded[2])
