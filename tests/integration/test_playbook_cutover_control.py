@@ -116,3 +116,34 @@ def test_rollback_without_any_record_says_there_is_nothing_to_roll_back(redis70,
     assert back.returncode == 0, back.stdout[-3000:]
     assert 'Nothing to roll back on pair: no kv_sync follower record, no isolation record' in back.stdout
     assert 'changed=0' in back.stdout
+
+
+def test_live_cutover_keeps_the_pause_until_release_yml(redis70, valkey80, tmp_path):
+    """kv_strategy live: kv_cutover pauses, drains and verifies without releasing; the isolate role's renewer
+    continues the pause after the play (writes stay blocked for longer than the 2 s lease) until release.yml."""
+    load(redis70, [0])
+    inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), valkey80.endpoint())},
+                                kv_isolation='pause', kv_strategy='live', kv_release_after_cutover=False,
+                                isolate_pause_ms=2000, kv_verify_rounds=1)
+    try:
+        with AppWriter(redis70.admin(5), rate=200) as app:
+            result = ansible_playbook(PLAYBOOK, inventory=inventory)
+            assert result.returncode == 0, result.stdout[-4000:]
+            acked = len(app.acked)
+            client = redis70.admin(3)
+            client.connection_pool.connection_kwargs['socket_timeout'] = 3
+            with pytest.raises(redis.exceptions.TimeoutError):
+                client.set(b'while-kept', b'1')
+            client.connection_pool.disconnect()
+            assert len(app.acked) == acked, 'the app wrote while the source was kept isolated'
+            report = latest(tmp_path)
+            assert report['strategy'] == 'live' and report['status'] == 'ok', report['strategy_reason']
+            assert report['isolation']['still_isolated'] is True and report['writes_paused_s'] is None
+            released = ansible_playbook(RELEASE, inventory=inventory)
+            assert released.returncode == 0, released.stdout[-4000:]
+            client.set(b'after-release', b'1')  # returns at once
+        assert not app.errors, app.errors
+        assert latest(tmp_path)['isolation']['seconds'] > 3
+    finally:
+        ansible_playbook(ROLLBACK, inventory=inventory)
+        redis70.admin(3).delete(b'after-release', b'while-kept')
