@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Replaces the module options and role variables a message names with the C(kv_*) variables the user sets in the
     inventory - C(allow_nonempty_target) becomes C(kv_allow_nonempty_target), C(preflight_isolation) becomes
-    C(kv_isolation), C(isolation=pause) becomes C(kv_isolation: pause).
+    C(kv_isolation), and C(isolation=pause) names C(kv_isolation) with its value.
 options:
   _input:
     description: The message.
