@@ -39,7 +39,8 @@ def _load():
     if _cache:
         return _cache
     kv_names = set()
-    for path in _files('roles/*/defaults/*.yml', 'roles/*/tasks/*.yml', 'roles/*/templates/*', 'playbooks/*.yml'):
+    for path in _files('roles/*/defaults/*.yml', 'roles/*/tasks/*.yml', 'roles/*/templates/*', 'playbooks/*.yml',
+                       'playbooks/tasks/*.yml'):
         with open(path) as fh:
             kv_names.update(KV_NAME.findall(fh.read()))
     options = {}
