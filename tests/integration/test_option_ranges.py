@@ -1,12 +1,19 @@
 """Every numeric option out of its range: one ``error: config`` naming option, value and range, nothing written.
 
 Each case runs the real module through ansible-playbook against real servers (a source holding keys and an
-empty target), half of them in check mode; the target must still be empty and the source unchanged afterwards.
+empty target), half of them in check mode.  All cases are tasks of one playbook (``ignore_errors``, each result
+registered), so Ansible starts once instead of once per case; every case is still a test of its own, asserted
+on its own result.  Nothing may be written: each case has its own directory for the files it names (it must
+stay empty), and after the play the target must still be empty and the source unchanged.
 """
+
+import json
+import os
 
 import pytest
 
-from tests.conftest import assert_no_secret
+from tests.conftest import _shared, assert_no_secret
+from tests.support.ansible import ansible_playbook
 
 SRC = 'source'
 TGT = 'target'
@@ -44,29 +51,27 @@ CASES = [
 ]
 
 
-def _base_args(module, source, target, tmp_path):
+def _base_args(module, source, target, case_dir):
     if module in ('kv_dump_restore', 'kv_migrate', 'kv_verify', 'kv_preflight'):
         return {SRC: source.endpoint('migrator'), TGT: target.endpoint('migrator')}
     if module == 'kv_info':
         return {'server': source.endpoint('migrator')}
     if module == 'kv_rdb_backup':
-        return {'server': source.endpoint('migrator'), 'dest': str(tmp_path / 'backup.rdb')}
+        return {'server': source.endpoint('migrator'), 'dest': os.path.join(case_dir, 'backup.rdb')}
     if module == 'kv_isolate':
-        return {'server': source.endpoint('migrator'), 'mode': 'pause', 'record': str(tmp_path / 'iso.json')}
+        return {'server': source.endpoint('migrator'), 'mode': 'pause', 'record': os.path.join(case_dir, 'iso.json')}
     if module == 'kv_cf_bindings':  # nothing listens there: a request would fail with another error
         return {'api': 'https://127.0.0.1:9', 'token': 'tok', 'instance_guid': 'g', 'state': 'absent',
-                'record': str(tmp_path / 'cf.json')}
+                'record': os.path.join(case_dir, 'cf.json')}
     if module == 'kv_wait':
         return {'jid': '1.2'}
     raise AssertionError(module)
 
 
-@pytest.mark.parametrize('index', range(len(CASES)), ids=['%s-%s' % (c[0], c[2]) for c in CASES])
-def test_out_of_range_option_is_a_config_error(index, redis70, valkey80, run_module, tmp_path):
-    module, change, label, allowed = CASES[index]
-    check = index % 2 == 1
-    redis70.admin().set(b'k1', b'v1')
-    args = _base_args(module, redis70, valkey80, tmp_path)
+def _case_args(index, source, target, case_dir):
+    """The module's arguments for case ``index``, and the out-of-range value the message must name."""
+    module, change, _label, _allowed = CASES[index]
+    args = _base_args(module, source, target, case_dir)
     value = None
     for name, new in change.items():
         if isinstance(new, dict):
@@ -75,15 +80,59 @@ def test_out_of_range_option_is_a_config_error(index, redis70, valkey80, run_mod
         else:
             args[name] = new
             value = new if not isinstance(new, list) else new[-1]
-    result = run_module(module, args, check=check)
+    return args, value
+
+
+@pytest.fixture(scope='module')
+def ranges_run(session_servers, tmp_path_factory):
+    """One ansible-playbook run with every case as a task; returns the results and what was on the servers after."""
+    source = _shared(session_servers, 'redis70', 'redis70')
+    target = _shared(session_servers, 'valkey80', 'valkey80')
+    source.admin().set(b'k1', b'v1')
+    work = tmp_path_factory.mktemp('option-ranges')
+    tasks, values, dirs = [], [], []
+    for index, (module, _change, _label, _allowed) in enumerate(CASES):
+        case_dir = str(work / ('case%02d' % index))
+        os.mkdir(case_dir)
+        args, value = _case_args(index, source, target, case_dir)
+        values.append(value)
+        dirs.append(case_dir)
+        task = {'name': 'case %d' % index, 'kvtools.migration.' + module: args, 'register': 'case%d' % index,
+                'ignore_errors': True}
+        if index % 2 == 1:
+            task['check_mode'] = True
+        tasks.append(task)
+    out = str(work / 'results.json')
+    tasks.append({'name': 'save the results', 'ansible.builtin.copy': {
+        'content': '{{ [%s] | to_json }}' % ', '.join('case%d' % i for i in range(len(CASES))),
+        'dest': out, 'mode': '0600'}, 'check_mode': False})
+    play = str(work / 'play.yml')
+    with open(play, 'w') as fh:
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], fh)
+    proc = ansible_playbook(play)
+    if not os.path.exists(out):
+        raise AssertionError('ansible-playbook did not run the cases:\n' + proc.stdout)
+    with open(out) as fh:
+        results = json.load(fh)
+    after = dict(target_keys=target.admin().dbsize(), source_keys=source.admin().dbsize(),
+                 source_k1=source.admin().get(b'k1'),
+                 leftovers=[sorted(os.listdir(d)) for d in dirs])
+    return dict(results=results, values=values, output=proc.stdout, after=after)
+
+
+@pytest.mark.parametrize('index', range(len(CASES)), ids=['%s-%s' % (c[0], c[2]) for c in CASES])
+def test_out_of_range_option_is_a_config_error(index, ranges_run):
+    _module, _change, label, allowed = CASES[index]
+    result, value = ranges_run['results'][index], ranges_run['values'][index]
     assert result.get('failed') is True, result
     assert result.get('error') == 'config', result
     msg = result['msg']
     assert label in msg and str(value) in msg and allowed in msg, msg
     assert 'out of range' in msg
     assert_no_secret(result)
-    # nothing written anywhere: target empty, source as it was, no files
-    assert valkey80.admin().dbsize() == 0
-    assert redis70.admin().dbsize() == 1 and redis70.admin().get(b'k1') == b'v1'
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ('play.yml', 'result.json')]
-    assert leftovers == [], leftovers
+    assert_no_secret(ranges_run['output'])
+    # nothing written anywhere: no file in the case's directory, target empty, source as it was
+    assert ranges_run['after']['leftovers'][index] == []
+    after = ranges_run['after']
+    assert after['target_keys'] == 0, 'a case wrote to the target'
+    assert after['source_keys'] == 1 and after['source_k1'] == b'v1', 'a case wrote to the source'
