@@ -21,6 +21,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation, renewer_alive
 from tests.conftest import assert_no_secret
 from tests.support import compare
+from tests.support.pause_probe import WriteProbe, write_blocked
 
 APP_PASSWORD = 'app-Secret-9'
 OTHER_PASSWORD = 'oth-Secret-8'
@@ -28,10 +29,10 @@ OTHER_PASSWORD = 'oth-Secret-8'
 
 @pytest.fixture
 def cleanup():
-    """Collects (server, record path, users) and undoes pauses, renewers and ACL users at the end."""
+    """Collects (server, record path, users, *write probes) and undoes pauses, renewers, ACL users and probes."""
     todo = []
     yield todo
-    for server, record, users in todo:
+    for server, record, users, *probes in todo:
         if record and os.path.exists(record):
             with open(record) as fh:
                 pause = json.load(fh).get('pause') or {}
@@ -41,6 +42,9 @@ def cleanup():
         admin.execute_command('CLIENT', 'UNPAUSE')
         for user in users:
             admin.execute_command('ACL', 'DELUSER', user)
+        for probe in probes:
+            probe.finished(30)
+            probe.close()
 
 
 def app_client(server, user, password, timeout=5.0):
@@ -49,16 +53,15 @@ def app_client(server, user, password, timeout=5.0):
                        socket_timeout=timeout, decode_responses=False, retry=Retry(NoBackoff(), 0))
 
 
-def write_blocks(server, timeout=0.4):
-    """True when a SET by an ordinary client does not complete within ``timeout`` seconds."""
-    client = app_client(server, 'admin', compare_password('admin'), timeout=timeout)
-    try:
-        client.set(b'kvtools:test:probe', b'x')
-        return False
-    except redis.TimeoutError:
-        return True
-    finally:
-        client.close()
+def write_blocks(server):
+    """True when the server holds back a SET by an ordinary client (asked of the server: see pause_probe)."""
+    return write_blocked(server)
+
+
+def pause_calls(server):
+    """How many CLIENT PAUSE the server has run (INFO commandstats)."""
+    stats = server.admin().info('commandstats')
+    return stats.get('cmdstat_client|pause', {}).get('calls', 0)
 
 
 def compare_password(user):
@@ -121,8 +124,15 @@ def test_pause_blocks_writers_while_reads_and_dump_restore_proceed(redis70, valk
     assert 'password' not in json.dumps(saved) and compare_password('migrator') not in json.dumps(saved)
     assert renewer_alive(saved['pause'])
 
-    time.sleep(2.0)  # longer than the 1.2 s lease: only the renewer keeps the pause
-    assert write_blocks(redis70)
+    # The module's own CLIENT PAUSE ran before it returned: its 1.2 s lease is over 1.5 s later.  A write held
+    # back from before until after that moment was held by the renewer's pauses.
+    returned, calls = time.time(), pause_calls(redis70)
+    probe = WriteProbe(redis70).start()
+    cleanup.append((redis70, None, [], probe))
+    assert probe.blocked()
+    while time.time() < returned + 1.5 or pause_calls(redis70) < calls + 1:
+        time.sleep(0.05)
+    assert not probe.done.is_set() and probe.blocked(), 'the pause ended although the renewer runs'
     reader = app_client(redis70, 'reader', compare_password('reader'), timeout=2)
     assert reader.get(b'key:7') == b'\x00\xffvalue7'
     reader.close()
@@ -142,33 +152,48 @@ def test_pause_blocks_writers_while_reads_and_dump_restore_proceed(redis70, valk
     assert not released.get('failed'), released.get('msg')
     assert released['changed'] is True and released['renewer_stopped'] is True
     assert not renewer_alive(saved['pause'])
-    assert not write_blocks(redis70, timeout=2)
+    assert probe.finished(), 'the held-back write did not go through after the release'
+    assert not write_blocks(redis70)
     with open(record) as fh:
         assert json.load(fh)['state'] == 'released'
     assert run_module('kv_isolate', release)['changed'] is False
 
 
 def test_pause_ends_by_itself_when_the_renewer_dies_or_runs_out(valkey9, tmp_path, cleanup):
-    """Time-bounded: a killed renewer lets writers go after one lease; renew_max_seconds ends renewal."""
+    """Time-bounded: a killed renewer lets writers go after one lease; renew_max_seconds ends renewal.
+
+    Asked of the server in order (a write held back, then let through), never against a clock: a loaded machine
+    only makes it slower."""
     record = str(tmp_path / 'isolation.json')
     cleanup.append((valkey9, record, []))
     endpoint = Endpoint(valkey9.endpoint('migrator'), 'server')
     result = Isolation(endpoint, mode='pause', record=record, pause_ms=600, verify_window_ms=0).run()
+    returned, calls = time.time(), pause_calls(valkey9)
     pid = result['renewer']['pid']
-    time.sleep(1.0)
-    assert write_blocks(valkey9)
+    probe = WriteProbe(valkey9).start()
+    cleanup.append((valkey9, None, [], probe))
+    assert probe.blocked()
+    while time.time() < returned + 0.8 or pause_calls(valkey9) < calls + 1:  # past the module's own lease
+        time.sleep(0.05)
+    assert not probe.done.is_set() and probe.blocked(), 'the pause ended although the renewer runs'
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.8)
-    assert not write_blocks(valkey9, timeout=1.0)
+    # nobody renews: the last lease (600 ms) runs out and the held-back write goes through
+    assert probe.finished(30), 'writes stayed blocked after the renewer died'
+    assert not write_blocks(valkey9)
 
-    result = Isolation(endpoint, mode='pause', record=record, pause_ms=400, renew_max_seconds=1,
+    result = Isolation(endpoint, mode='pause', record=record, pause_ms=400, renew_max_seconds=2,
                        verify_window_ms=0).run()
     assert result['changed'] is True  # the recorded renewer is dead: isolate again
-    time.sleep(0.6)
-    assert write_blocks(valkey9, timeout=0.3)
-    time.sleep(1.2)
-    assert not write_blocks(valkey9, timeout=1.0)
-    assert not renewer_alive({'pid': result['renewer']['pid']})
+    probe = WriteProbe(valkey9).start()
+    cleanup.append((valkey9, None, [], probe))
+    assert probe.blocked()
+    # the renewer ends by itself after renew_max_seconds (nobody releases, nobody kills it), and so does the pause
+    deadline = time.time() + 60
+    while renewer_alive({'pid': result['renewer']['pid']}) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not renewer_alive({'pid': result['renewer']['pid']}), 'the renewer outlived renew_max_seconds'
+    assert probe.finished(30), 'writes stayed blocked after renew_max_seconds'
+    assert not write_blocks(valkey9)
 
 
 def test_pause_without_admin_names_the_permission(redis70, run_module, tmp_path, cleanup):
