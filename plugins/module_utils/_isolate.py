@@ -36,6 +36,8 @@ import uuid
 
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
+from ansible_collections.kvtools.migration.plugins.module_utils._process import (
+    process_alive, process_start_time, start_detached)
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
@@ -83,36 +85,11 @@ def write_record(path, record):
 
 # -- the renewer process --------------------------------------------------------------------------
 
-def process_start_time(pid):
-    """The kernel's start time of ``pid`` (Linux), so a recycled pid is never signalled; None if gone."""
-    try:
-        with open('/proc/%d/stat' % int(pid), 'r') as fh:
-            stat = fh.read()
-    except (IOError, OSError, ValueError, TypeError):
-        return None
-    fields = stat.rsplit(')', 1)[-1].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def renewer_alive(pause):
     """Whether the renewer a record names still runs (same pid and same start time)."""
     if not pause or not pause.get('pid'):
         return False
-    started = process_start_time(pause['pid'])
-    if started is None:
-        return False
-    if pause.get('pid_start_time') is not None and started != pause['pid_start_time']:
-        return False
-    try:
-        with open('/proc/%d/stat' % int(pause['pid'])) as fh:
-            if fh.read().rsplit(')', 1)[-1].split()[0] == 'Z':
-                return False
-    except (IOError, OSError):
-        return False
-    return True
+    return process_alive(pause['pid'], pause.get('pid_start_time'))
 
 
 def stop_renewer(pause, wait=5.0):
@@ -174,44 +151,17 @@ def renew_loop(endpoint, lease_ms, deadline, record_path, token, clock=time.time
                 pass
 
 
-def start_renewer(endpoint, lease_ms, deadline, record_path, token):
-    """Fork a detached renewer (double fork, new session, stdio on /dev/null); returns its pid.
+def _renewer_main(endpoint, lease_ms, deadline, record_path, token):  # pragma: no cover - the renewer process
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
+    renew_loop(endpoint, lease_ms, deadline, record_path, token)
 
-    The child inherits the already-parsed endpoint from memory: no secret reaches argv or the
-    environment.  Every inherited file descriptor is closed, so Ansible does not wait for it.
+
+def start_renewer(endpoint, lease_ms, deadline, record_path, token):
+    """Start the renewer as a detached process (see _process.start_detached); returns its pid.
+
+    The child inherits the already-parsed endpoint from memory: no secret reaches argv or the environment.
     """
-    read_fd, write_fd = os.pipe()
-    first = os.fork()
-    if first == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(read_fd)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            os.write(write_fd, str(os.getpid()).encode())
-            os.close(write_fd)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.closerange(3, 65536)
-            signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            renew_loop(endpoint, lease_ms, deadline, record_path, token)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(first, 0)
-    chunks = []
-    while True:
-        chunk = os.read(read_fd, 64)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_fd)
-    try:
-        return int(b''.join(chunks))
-    except ValueError:
-        raise KVError('could not start the pause renewer process', kind='error')
+    return start_detached('pause renewer', _renewer_main, endpoint, lease_ms, deadline, record_path, token)
 
 
 # -- the engine -----------------------------------------------------------------------------------

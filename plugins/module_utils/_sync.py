@@ -30,9 +30,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._isolate import 
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_mapping, totals
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import live_possibility
+from ansible_collections.kvtools.migration.plugins.module_utils._process import start_detached
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
-    RECORD_FORMAT, Follower, read_record, start_process, write_record)
+    RECORD_FORMAT, Follower, read_record, write_record)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
     drop_marker, read_marker, settle_expiries)
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
@@ -259,7 +260,7 @@ class Sync:
                    settle_log=settle_log, settle_from=settle_from, resume=resume,
                    fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker)
         follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'))
-        start_process(follower.run)
+        start_detached('kv_sync follower', follower.run)
         return self._wait_caught_up(token, changed=True, resumed=bool(resume))
 
     def _check_same(self, rec):

@@ -29,8 +29,8 @@ import traceback
 
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
-from ansible_collections.kvtools.migration.plugins.module_utils._isolate import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter
+from ansible_collections.kvtools.migration.plugins.module_utils._process import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
@@ -77,41 +77,6 @@ def _token_of(path):
             return json.load(fh).get('token')
     except (IOError, OSError, ValueError, AttributeError):
         return None
-
-
-def start_process(target, *args):
-    """Run ``target(*args)`` in a detached grandchild (see the module docstring); returns its pid."""
-    read_fd, write_fd = os.pipe()
-    first = os.fork()
-    if first == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(read_fd)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            os.write(write_fd, str(os.getpid()).encode())
-            os.close(write_fd)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.closerange(3, 65536)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            target(*args)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(first, 0)
-    chunks = []
-    while True:
-        chunk = os.read(read_fd, 64)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_fd)
-    try:
-        return int(b''.join(chunks))
-    except ValueError:
-        raise KVError('could not start the kv_sync follower process', kind='error')
 
 
 class Follower:
