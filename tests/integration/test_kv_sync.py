@@ -237,6 +237,15 @@ def args_for(source, target, record, **extra):
     return args
 
 
+def wait_for_ops(writer, ops, timeout=120):
+    """Until the writer has done ``ops`` rounds of writes (a count, not a time: a loaded machine is only slower)."""
+    deadline = time.time() + timeout
+    while writer.ops < ops and writer.error is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert writer.error is None, writer.error
+    assert writer.ops >= ops, 'the writer did %d rounds in %d s' % (writer.ops, timeout)
+
+
 def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None, db_map=None, mid=None,
               tolerance=0, target_user='migrator', check_proc=None):
     """Start, write, (mid-hook), pause, stop, compare.  Returns (started, stopped) results."""
@@ -250,7 +259,7 @@ def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None,
     writer = Writer(source, [s for s, _t in pairs], flush_db=flush_db)
     writer.start()
     try:
-        time.sleep(0.2)
+        wait_for_ops(writer, 5)  # the snapshot is taken while the writer writes
         args = args_for(source, target, record, **extra)
         args['target'] = target.endpoint(user=target_user)
         t0 = time.time()
@@ -261,7 +270,7 @@ def live_copy(run_module, source, target, tmp_path, syncs, pairs, flush_db=None,
             print('STARTED in', time.time() - t0, started['snapshot_seconds'], started['catchup_seconds'])
         if check_proc:
             check_proc(started)
-        time.sleep(1.0)
+        wait_for_ops(writer, writer.ops + 30)  # and the stream carries writes of every kind
         if mid is not None:
             mid(record, writer)
         source.admin().execute_command('CLIENT', 'PAUSE', 120000, 'WRITE')
@@ -381,9 +390,10 @@ def _kill_follower(record):
     with open(record) as fh:
         pid = json.load(fh)['pid']
     os.kill(pid, signal.SIGKILL)
-    deadline = time.time() + 5
+    deadline = time.time() + 60
     while os.path.exists('/proc/%d' % pid) and time.time() < deadline:
         time.sleep(0.02)
+    assert not os.path.exists('/proc/%d' % pid), 'the killed follower is still there'
     return pid
 
 
@@ -395,11 +405,11 @@ def test_follower_killed_resumes_with_psync_continue(redis70, valkey80_tls, tmp_
 
     def mid(record, writer):
         seen['pid'] = _kill_follower(record)
-        time.sleep(0.3)  # the writer goes on while nobody follows
+        wait_for_ops(writer, writer.ops + 10)  # the writer goes on while nobody follows
         again = engine('kv_sync', args_for(redis70, valkey80_tls, record, dbs=[0]))
         assert again.get('failed') is not True, again.get('msg')
         seen['again'] = again
-        time.sleep(0.5)
+        wait_for_ops(writer, writer.ops + 10)
 
     live_copy(engine, redis70, valkey80_tls, tmp_path, syncs, [(0, 0)], mid=mid)
     again = seen['again']
@@ -416,9 +426,7 @@ def test_backlog_too_small_forces_new_snapshot(redis70, valkey80_tls, tmp_path, 
     def mid(record, writer):
         admin.config_set('repl-backlog-size', 16384)
         _kill_follower(record)
-        start = writer.ops
-        while writer.ops - start < 100:  # far more than 16 KiB of stream
-            time.sleep(0.05)
+        wait_for_ops(writer, writer.ops + 100)  # far more than 16 KiB of stream
         seen['again'] = engine('kv_sync', args_for(redis70, valkey80_tls, record, dbs=[0]))
         assert seen['again'].get('failed') is not True, seen['again'].get('msg')
 
@@ -442,14 +450,14 @@ def test_follower_stops_when_its_record_is_replaced(redis70, valkey80_tls, tmp_p
     rec['token'] = 'someone-else'
     with open(record, 'w') as fh:
         json.dump(rec, fh)
-    deadline = time.time() + 10
+    deadline = time.time() + 60
     while os.path.exists('/proc/%d' % started['pid']) and time.time() < deadline:
         time.sleep(0.05)
     assert not os.path.exists('/proc/%d' % started['pid'])
     with open(record) as fh:
         assert json.load(fh)['token'] == 'someone-else'  # the follower did not write over it
     os.unlink(str(record))
-    deadline = time.time() + 5
+    deadline = time.time() + 60
     while redis70.admin().info('replication')['connected_slaves'] and time.time() < deadline:
         time.sleep(0.05)
     assert redis70.admin().info('replication')['connected_slaves'] == 0
@@ -627,7 +635,7 @@ def test_source_restart_continues(server_factory, valkey80_tls, tmp_path, syncs)
     source.restart()  # SIGTERM: the RDB is saved with the replication id and offset
     source.admin().set(b'after-restart', b'2')
     source.admin().incr(b'ctr')
-    deadline = time.time() + 30
+    deadline = time.time() + 120
     while time.time() < deadline:
         with open(record) as fh:
             rec = json.load(fh)
