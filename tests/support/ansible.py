@@ -65,10 +65,15 @@ def ansible_playbook(playbook, extra_vars=None, check=False, diff=False, invento
             os.unlink(path)
 
 
+CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins')
+
+
 def run_module(module, args, check=False, diff=False, workdir=None):
     """Run one module task through ansible-playbook and return its registered result.
 
     The result also carries ``_output``: everything ansible-playbook printed (for leak checks).
+    The registered result is handed over with ``set_stats`` and written to a file by the callback
+    tests/support/callback_plugins/kv_result_file.py (no module run of its own).
     """
     workdir = workdir or tempfile.mkdtemp(prefix='kv-play-')
     out = os.path.join(workdir, 'result.json')
@@ -80,13 +85,15 @@ def run_module(module, args, check=False, diff=False, workdir=None):
         task['diff'] = True
     play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
         task,
-        {'name': 'save the result', 'ansible.builtin.copy': {
-            'content': '{{ kv_result | to_json }}', 'dest': out, 'mode': '0600'}, 'check_mode': False},
+        {'name': 'hand the result over', 'ansible.builtin.set_stats': {
+            'data': {'kv_result_json': '{{ kv_result | to_json }}'}, 'per_host': False}, 'no_log': True},
     ]}]
     path = os.path.join(workdir, 'play.yml')
     with open(path, 'w') as fh:
         json.dump(play, fh)
-    proc = ansible_playbook(path, args=['-v'] if diff else ())
+    env = {'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS, 'ANSIBLE_CALLBACKS_ENABLED': 'kv_result_file',
+           'KV_RESULT_FILE': out}
+    proc = ansible_playbook(path, args=['-v'] if diff else (), env=env)
     if not os.path.exists(out):
         raise AssertionError('ansible-playbook did not run the module:\n' + proc.stdout)
     with open(out) as fh:
