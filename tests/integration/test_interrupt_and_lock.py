@@ -2,8 +2,10 @@
 
 A slow copy (batch_size 1, one worker) is started with async and watched with kv_wait, as the roles do.  While it
 runs a second copy into the same target fails with ``error: locked`` naming the first one's pid.  SIGINT to the
-playbook's process group (what a terminal's Ctrl-C sends) ends the playbook; the copy notices that nobody watches
-it any more and stops, keeping its checkpoint; a rerun with that checkpoint takes the lock and finishes the copy.
+playbook's process group (what a terminal's Ctrl-C sends) ends the playbook and the renewals of kv_wait's watch
+file; once that file is older than its silence the copy stops, keeping its checkpoint (the test ages the file
+rather than waiting, so that no machine is fast enough to finish the copy first); a rerun with that checkpoint
+takes the lock and finishes the copy.
 """
 
 import json
@@ -84,9 +86,19 @@ def test_ctrl_c_stops_the_copy_and_the_target_is_locked_meanwhile(server_factory
         log.close()
     output = (tmp_path / 'play.log').read_text()
     assert 'runs as pid %d' % owner_pid in output and 'kill %d' % owner_pid in output, output[-2000:]
-    # kv_wait polled every second: the copy takes it for gone after 3 * 1 + 10 s and stops at its next tick
+    # kv_wait polled every second: the copy takes it for gone once the watch file is 3 * 1 + 10 s old
+    watch = progress + '.watch'
+    assert _read_json(watch)['silence'] == 13, _read_json(watch)
+    renewed = os.stat(watch).st_mtime
+    time.sleep(2.5)  # more than two polls of kv_wait: nobody renews the watch file any more
+    assert os.stat(watch).st_mtime == renewed, 'the watch file is still renewed after Ctrl-C'
+    # Instead of waiting 13 s (while a fast machine could finish the copy), age the watch file past its silence:
+    # the copy notices at its next progress tick.  No later than now - 1 s: the copy ignores a watch file that was
+    # already stale when it started (a leftover of an earlier run).
+    stale = time.time() - 13 - 1
+    os.utime(watch, (stale, stale))
     final = _wait_for(lambda: (_read_json(progress) or {}).get('phase') == 'failed' and _read_json(progress),
-                      90, 'the copy to stop')
+                      120, 'the copy to stop')
     copied = target.admin().dbsize()
     assert 0 < copied < KEYS, copied
     assert final['done'] < KEYS
