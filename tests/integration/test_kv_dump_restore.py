@@ -212,56 +212,79 @@ def _wait_for(predicate, timeout=60):
     return False
 
 
-def test_resume_after_target_killed(redis70, server_factory, tmp_path):
-    _fill(redis70, 60000)
+def _after_checkpoints(monkeypatch, count, action):
+    """Run ``action`` (once) right after the copy saved its ``count``-th checkpoint that still has a cursor to go:
+    a fault injected at a known point of the copy, however fast or slow the machine is."""
+    from ansible_collections.kvtools.migration.plugins.module_utils import _copy
+    original = _copy.CopyJob._save_checkpoint
+    saves = []
+
+    def save(self, db, cursor, recheck):
+        original(self, db, cursor, recheck)
+        if cursor != 0 and self.opts.checkpoint:
+            saves.append(cursor)
+            if len(saves) == count:
+                action()
+    monkeypatch.setattr(_copy.CopyJob, '_save_checkpoint', save)
+    return saves
+
+
+def test_resume_after_target_killed(redis70, server_factory, tmp_path, monkeypatch):
+    _fill(redis70, 8000)
     target = server_factory('valkey80', extra=['appendonly yes', 'appendfsync always'])
     ckpt = str(tmp_path / 'copy.ckpt')
-    errors = []
-
-    def run():
-        try:
-            copy(redis70, target, checkpoint=ckpt, batch_size=200, workers=1)
-        except KVError as exc:
-            errors.append(exc)
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert _wait_for(lambda: os.path.exists(ckpt) and target.admin().dbsize() > 10000)
-    target.kill()
-    thread.join(60)
-    assert errors and errors[0].kind in ('unreachable', 'refused', 'timeout', 'io'), errors
-    assert errors[0].partial['totals']['copied'] > 0
+    # the target dies (SIGKILL, as a crash) after 10 batches of 200 were restored and checkpointed
+    _after_checkpoints(monkeypatch, 10, target.kill)
+    with pytest.raises(KVError) as err:
+        copy(redis70, target, checkpoint=ckpt, batch_size=200, workers=1)
+    monkeypatch.undo()
+    assert err.value.kind in ('unreachable', 'refused', 'timeout', 'io'), err.value
+    assert err.value.partial['totals']['copied'] > 0
     assert json.load(open(ckpt))['dbs']['0']['cursor'] != 0
     target.start(target.port)  # reloads its AOF
     survived = target.admin().dbsize()
-    assert 0 < survived < 60000
+    assert 0 < survived < 8000
     result = copy(redis70, target, checkpoint=ckpt, batch_size=200)
     assert result['resumed'] is True
-    assert result['totals']['copied'] == 60000 - survived
+    assert result['totals']['copied'] == 8000 - survived
     assert not os.path.exists(ckpt), 'a completed job removes its checkpoint'
     compare.assert_same(redis70, target, [(0, 0)])
 
 
 def test_resume_after_copier_killed(redis70, valkey80, tmp_path):
-    _fill(redis70, 60000)
+    _fill(redis70, 12000)
     ckpt = str(tmp_path / 'copy.ckpt')
+    stalled = str(tmp_path / 'stalled')
+    # the copier stops (forever) after its 30th checkpoint, saying so in a file: the test kills it there, whatever
+    # the speed of the machine (a kill racing a fast copy could come after its end)
     script = (
-        'import sys; sys.path[:0] = %r\n'
+        'import sys, time; sys.path[:0] = %r\n'
+        'from ansible_collections.kvtools.migration.plugins.module_utils import _copy\n'
         'from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint\n'
         'from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore\n'
+        'original, saves = _copy.CopyJob._save_checkpoint, []\n'
+        'def save(self, db, cursor, recheck):\n'
+        '    original(self, db, cursor, recheck)\n'
+        '    saves.append(cursor)\n'
+        '    if len(saves) == 30:\n'
+        '        open(%r, "w").close()\n'
+        '        time.sleep(3600)\n'
+        '_copy.CopyJob._save_checkpoint = save\n'
         'DumpRestore(Endpoint(%r), Endpoint(%r), CopyOptions(checkpoint=%r, batch_size=100, workers=1)).run()\n'
-        % (sys.path[:3], redis70.endpoint(), valkey80.endpoint(), ckpt))
+        % (sys.path[:3], stalled, redis70.endpoint(), valkey80.endpoint(), ckpt))
     proc = subprocess.Popen([sys.executable, '-c', script])
     try:
-        assert _wait_for(lambda: os.path.exists(ckpt) and valkey80.admin().dbsize() > 15000)
+        assert _wait_for(lambda: os.path.exists(stalled) or proc.poll() is not None, timeout=300)
+        assert proc.poll() is None, 'the copier ended before its 30th checkpoint'
     finally:
         proc.kill()
         proc.wait()
     done_before = valkey80.admin().dbsize()
-    assert done_before < 60000
+    assert 0 < done_before < 12000
     result = copy(redis70, valkey80, checkpoint=ckpt, batch_size=100)
     assert result['resumed'] is True
     # only the batches after the checkpoint were scanned again; at most one batch was in flight
-    assert result['totals']['keys'] < 60000 - done_before + 500
+    assert result['totals']['keys'] < 12000 - done_before + 500
     compare.assert_same(redis70, valkey80, [(0, 0)])
 
 
