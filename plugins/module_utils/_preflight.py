@@ -243,6 +243,11 @@ def live_possibility(source_server, target_server, match=None, permissions=None,
     return (not reasons), ('; '.join(reasons) if reasons else None)
 
 
+def _expiry_command(facts):
+    """The command the copy reads expiries with on that server (see NEEDED_COMMANDS)."""
+    return 'pexpiretime' if (facts.get('capabilities') or {}).get('pexpiretime') else 'pttl'
+
+
 def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolation='none',
               allow_nonempty_target=False, on_unsupported='fail', match=None):
     if method not in METHODS:
@@ -311,8 +316,11 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                              (target_facts.get('rdb_version_check') or {}).get('value'))
     chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
                                                       isolation, source_facts, target_facts, target_server)
-    needed_source = ('scan', 'dump', 'client_pause') if isolation == 'pause' else ('scan', 'dump')
-    for side, facts, needed in (('source', source_facts, needed_source), ('target', target_facts, ('restore',))):
+    # the copy reads each key's expiry with DUMP (PEXPIRETIME, PTTL before 7.0) on the source, and on the target
+    # where a key is there already (a rerun, a resume): a user without them would fail only then
+    needed_source = ('scan', 'dump', _expiry_command(source_facts)) + (('client_pause',) if isolation == 'pause' else ())
+    needed_target = ('restore', 'dump', _expiry_command(target_facts))
+    for side, facts, needed in (('source', source_facts, needed_source), ('target', target_facts, needed_target)):
         refused = [c for c in needed if facts.get('commands', {}).get(c) == 'no']
         why = facts.get('command_reasons') or {}
         for command in refused:

@@ -25,6 +25,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._wire import Rep
 NEEDED_COMMANDS = (
     ('scan', ['SCAN', '0']),
     ('dump', ['DUMP', 'kvtools:probe']),
+    ('pexpiretime', ['PEXPIRETIME', 'kvtools:probe']),
+    ('pttl', ['PTTL', 'kvtools:probe']),
     ('restore', ['RESTORE', 'kvtools:probe', '0', 'x']),
     ('migrate', ['MIGRATE', '127.0.0.1', '1', 'kvtools:probe', '0', '1000', 'COPY']),
     ('sync', ['SYNC']),
@@ -327,6 +329,8 @@ class Server:
         probes = {
             'scan': lambda: client.scan(0, count=1),
             'dump': lambda: client.dump(probe_key),
+            'pexpiretime': lambda: client.execute_command('PEXPIRETIME', probe_key),
+            'pttl': lambda: client.pttl(probe_key),
             'restore': lambda: client.execute_command('RESTORE', probe_key, 0, b'\x00invalid'),
             'migrate': lambda: client.execute_command('MIGRATE', '127.0.0.1', 1, probe_key, 0, 1000, 'COPY'),
             'info': lambda: client.info('server'),

@@ -142,8 +142,8 @@ capabilities:
   type: dict
 commands:
   description:
-    - For each command the collection uses (scan, dump, restore, migrate, sync, client_pause, info,
-      config_get) whether the connected user may run it - C(yes), C(no) or C(unknown).
+    - For each command the collection uses (scan, dump, pexpiretime, pttl, restore, migrate, sync, client_pause,
+      info, config_get) whether the connected user may run it - C(yes), C(no) or C(unknown).
   returned: when O(permissions=true)
   type: dict
   sample: {"scan": "yes", "restore": "no", "sync": "unknown"}

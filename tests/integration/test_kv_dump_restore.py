@@ -290,6 +290,53 @@ def test_resume_after_copier_killed(redis70, valkey80, tmp_path):
 
 # --- clear errors -------------------------------------------------------------------------------------
 
+def test_documented_minimal_users_copy_and_rerun(redis70, valkey80):
+    """docs/guide.md's minimal rights are enough, also for the rerun that finds the keys on the target (it reads them
+    there: DUMP, PEXPIRETIME, and the type's reads where a payload differs): a read-only source user
+    (``+@read +scan +dump +info +ping +select``) and a target user ``+@all -@dangerous +restore +info``."""
+    source_admin, target_admin = redis70.admin(), valkey80.admin()
+    source_admin.execute_command('ACL', 'SETUSER', 'docsource', 'on', '>ds-Secret-5', '~*', '+@read', '+scan', '+dump',
+                                 '+info', '+ping', '+select')
+    target_admin.execute_command('ACL', 'SETUSER', 'doctarget', 'on', '>dt-Secret-5', '~*', '+@all', '-@dangerous',
+                                 '+restore', '+info')
+    try:
+        load_dbs(redis70, [0])
+        source_admin.set(b'ttl', b'v', px=600000)
+        source = dict(redis70.endpoint(user=None), username='docsource', password='ds-Secret-5')
+        target = dict(valkey80.endpoint(user=None), username='doctarget', password='dt-Secret-5')
+        first = copy(source, target)
+        assert first['totals']['copied'] == source_admin.dbsize() and first['totals']['failed'] == 0
+        again = copy(source, target, on_conflict='skip')
+        assert again['totals']['copied'] == 0 and again['totals']['failed'] == 0
+        assert again['totals']['identical'] + again['totals']['skipped'] == first['totals']['copied']
+        compare.assert_same(redis70, valkey80, [(0, 0)])
+    finally:
+        source_admin.execute_command('ACL', 'DELUSER', 'docsource')
+        target_admin.execute_command('ACL', 'DELUSER', 'doctarget')
+
+
+def test_preflight_names_the_expiry_command_a_rerun_needs(redis70, valkey80):
+    """A target user without PEXPIRETIME copies into an empty db, then fails on the rerun: the preflight says so
+    before anything is written."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._preflight import preflight
+    admin = valkey80.admin()
+    admin.execute_command('ACL', 'SETUSER', 'noexpiry', 'on', '>ne-Secret-6', '~*', '+select', '+restore', '+ping',
+                          '+info', '+exists', '+type', '+pttl', '+dump', '+scan', '+dbsize', '+hello')
+    try:
+        load_dbs(redis70, [0])
+        target = dict(valkey80.endpoint(user=None), username='noexpiry', password='ne-Secret-6')
+        result = preflight(Endpoint(redis70.endpoint(), 'source'), Endpoint(target, 'target'))
+        assert 'the target user may not run pexpiretime: grant it with ACL SETUSER' in result['problems'], \
+            result['problems']
+        assert valkey80.admin().dbsize() == 0
+        copy(redis70, target)  # what the preflight prevents: the first copy goes through ...
+        with pytest.raises(KVError) as err:  # ... and the rerun cannot compare what it finds
+            copy(redis70, target)
+        assert err.value.kind == 'noperm' and 'pexpiretime' in err.value.message
+    finally:
+        admin.execute_command('ACL', 'DELUSER', 'noexpiry')
+
+
 def test_wrong_source_password(redis70, valkey80, run_module):
     result = run_module('kv_dump_restore', {'source': redis70.endpoint(password='Not-The-Pass-1'),
                                             'target': valkey80.endpoint()})

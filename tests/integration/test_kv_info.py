@@ -77,6 +77,7 @@ def test_least_privilege_user_permissions(redis70, run_module):
     assert result['permissions_method'] == 'probe'
     cmds = result['commands']
     assert cmds['restore'] == 'yes' and cmds['scan'] == 'yes' and cmds['dump'] == 'yes'
+    assert cmds['pexpiretime'] == 'no' and cmds['pttl'] == 'yes'  # what a rerun would need: the preflight says so
     assert cmds['migrate'] == 'no' and cmds['config_get'] == 'no'
     assert cmds['sync'] == 'unknown' and cmds['client_pause'] == 'unknown'
     assert result['databases'] is None  # CONFIG GET not permitted: said, not guessed

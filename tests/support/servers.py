@@ -8,7 +8,9 @@ admin      everything (the tests' own back door: data set-up and checks)
 migrator   what a migration needs on either side: ``+@all -@dangerous`` plus the
            dangerous commands we use (restore, migrate, info, config|get, sync, replconf,
            client|pause, client|unpause, acl|dryrun, acl|whoami, acl|getuser)
-restorer   the least-privilege target user: ``+select +restore +ping +info +exists +type ...``
+restorer   a restricted target user: ``+select +restore +ping +info +exists +type ...`` (no PEXPIRETIME, no
+           @read): enough for kv_info's probes and a first copy into an empty target, not for a rerun, which
+           reads the keys it finds (docs/guide.md gives a copy's target user +@all -@dangerous +restore +info)
 reader     a read-only user: ``+@read +scan +dump +ping +info +select``
 =========  ===========================================================================
 
