@@ -4,7 +4,6 @@ kv_sync's follower is played by the test: it writes a change to the source, appl
 logs the key with the keys_log writer, exactly as the follower does.
 """
 
-import threading
 import time
 
 import pytest
@@ -125,7 +124,8 @@ def test_whole_db_marker_and_db_map(redis70, valkey80, tmp_path):
     assert result['keys_file']['whole_dbs'] == [3]
 
 
-def test_rounds_recheck_only_what_differed_until_the_follower_caught_up(live_pair):
+def test_rounds_recheck_only_what_differed_until_the_follower_caught_up(live_pair, monkeypatch):
+    from ansible_collections.kvtools.migration.plugins.module_utils import _verify_scope
     src, tgt, follower, n = live_pair
     late = [b'db0:late:%d' % i for i in range(50)] + AWKWARD
     pipe = src.admin(0).pipeline(transaction=False)
@@ -133,24 +133,31 @@ def test_rounds_recheck_only_what_differed_until_the_follower_caught_up(live_pai
         pipe.set(key, b'value')
     pipe.execute()
 
-    def lagging_follower():  # applies the writes 1.5 s late
-        time.sleep(1.5)
-        pipe = tgt.admin(0).pipeline(transaction=False)
-        for key in late:
-            pipe.set(key, b'value')
-        pipe.execute()
+    class LaggingFollower:
+        """The verifier's clock: the follower applies the late writes during the second recheck delay (a point in
+        the verification, not a time: on a loaded machine the first round alone can outlast any fixed delay)."""
+        time = staticmethod(time.time)
 
-    thread = threading.Thread(target=lagging_follower)
-    thread.start()
-    try:
-        result = verify(src, tgt, rounds=5, recheck_delay=1)
-    finally:
-        thread.join()
+        def __init__(self):
+            self.delays = []
+
+        def sleep(self, seconds):
+            self.delays.append(seconds)
+            if len(self.delays) == 2:
+                pipe = tgt.admin(0).pipeline(transaction=False)
+                for key in late:
+                    pipe.set(key, b'value')
+                pipe.execute()
+
+    clock = LaggingFollower()
+    monkeypatch.setattr(_verify_scope, 'time', clock)
+    result = verify(src, tgt, rounds=5, recheck_delay=1)
+    assert clock.delays == [1.0, 1.0]
     assert result['consistent'], result['summary']
     rounds = result['rounds']
     assert rounds[0]['scope'] == 'full' and rounds[0]['differing'] == len(late)
     assert all(r['scope'] == 'recheck' and r['compared'] == len(late) for r in rounds[1:])
-    assert rounds[-1]['differing'] == 0 and 2 <= len(rounds) <= 3
+    assert rounds[-1]['differing'] == 0 and len(rounds) == 3
     assert result['totals']['keys'] == result['totals']['identical'] == n + len(late)
     assert result['totals']['missing'] == 0 and result['differences'] == []
     assert 'recheck round' in result['summary']
