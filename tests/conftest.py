@@ -165,6 +165,15 @@ def run_module(tmp_path):
     return run
 
 
+@pytest.fixture
+def run_modules(tmp_path):
+    """``run_modules([(module, args), (module, args, check), ...])`` -> their registered results, from one
+    ansible-playbook run (for calls with nothing to look at in between)."""
+    def run(calls, diff=False):
+        return kv_ansible.run_modules(calls, diff=diff, workdir=str(tmp_path))
+    return run
+
+
 def assert_no_secret(result_or_text, *extra):
     """No test password (nor ``extra``) appears anywhere in a result or output."""
     text = result_or_text if isinstance(result_or_text, str) else repr(result_or_text)

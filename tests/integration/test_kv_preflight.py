@@ -21,13 +21,13 @@ def test_plain_pair_chooses_migrate_and_plans_every_db(redis70, valkey80, run_mo
     assert_no_secret(result)
 
 
-def test_tls_target_without_tls_cluster_chooses_dump_restore(redis70, valkey80_tls, run_module):
+def test_tls_target_without_tls_cluster_chooses_dump_restore(redis70, valkey80_tls, run_modules):
     _load(redis70, [0])
-    result = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80_tls.endpoint()})
+    result, forced = run_modules([
+        ('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80_tls.endpoint()}),
+        ('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80_tls.endpoint(), 'method': 'migrate'})])
     assert result['ok'] and result['method'] == 'dump_restore' and not result['migrate_possible']
     assert any('tls-cluster' in reason for reason in result['method_reasons']), result['method_reasons']
-    forced = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80_tls.endpoint(),
-                                         'method': 'migrate'})
     assert forced['failed'] and forced['error'] == 'config' and 'tls-cluster' in forced['msg']
 
 
@@ -46,18 +46,18 @@ def test_pause_isolation_rules_out_migrate(redis70, valkey80, run_module):
     assert any('CLIENT PAUSE' in reason for reason in result['method_reasons'])
 
 
-def test_nonempty_target_is_a_problem_unless_allowed(redis70, valkey80, run_module):
+def test_nonempty_target_is_a_problem_unless_allowed(redis70, valkey80, run_modules):
     _load(redis70, [0])
     valkey80.admin(0).set(b'already', b'here')
     args = {'source': redis70.endpoint(), 'target': valkey80.endpoint()}
-    result = run_module('kv_preflight', args)
+    result, allowed, listed = run_modules([('kv_preflight', args),
+                                           ('kv_preflight', dict(args, allow_nonempty_target=True)),
+                                           ('kv_preflight', dict(args, fail_on_problems=False))])
     assert result['failed'] and 'the target holds keys that are not (or not equal) on the source (db 0: 1 keys; for ' \
         'example' in result['msg'], result['msg']
     assert "example 'already'" in result['msg'], result['msg']
     assert result['problems'] and not result['ok']
-    allowed = run_module('kv_preflight', dict(args, allow_nonempty_target=True))
     assert not allowed.get('failed') and allowed['ok']
-    listed = run_module('kv_preflight', dict(args, fail_on_problems=False))
     assert not listed.get('failed') and not listed['ok'] and len(listed['problems']) == 1
 
 
@@ -73,13 +73,14 @@ def test_target_too_small(redis70, server_factory, run_module):
     assert result['memory']['target_maxmemory'] == 2 * 1024 * 1024
 
 
-def test_missing_target_db_and_user_without_restore(redis70, valkey80, run_module):
+def test_missing_target_db_and_user_without_restore(redis70, valkey80, run_modules):
     _load(redis70, [0])
-    result = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint(),
-                                         'db_map': {0: 20}})
+    result, reader = run_modules([
+        ('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint(), 'db_map': {0: 20}}),
+        ('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint('reader'),
+                          'fail_on_problems': False})])
     assert result['failed'] and 'target db 20 does not exist' in result['msg'], result['msg']
-    result = run_module('kv_preflight', {'source': redis70.endpoint(), 'target': valkey80.endpoint('reader'),
-                                         'fail_on_problems': False})
+    result = reader
     assert result['problems'] == ['the target user may not run restore: grant it with ACL SETUSER'], result['problems']
 
 

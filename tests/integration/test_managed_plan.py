@@ -52,11 +52,16 @@ def _target_size(target, db):
     return target.admin(db).dbsize()  # the admin user may run DBSIZE; INFO is not needed
 
 
-def test_every_module_works_against_managed_plans(managed, run_module, tmp_path):
+def test_every_module_works_against_managed_plans(managed, run_module, run_modules, tmp_path):
     source, target, src_ep, tgt_ep = managed
     loaded = _load(source)
 
-    info = run_module('kv_info', {'server': src_ep})
+    # what only reads, in one ansible-playbook run
+    info, tinfo, plan, paused = run_modules([
+        ('kv_info', {'server': src_ep}),
+        ('kv_info', {'server': tgt_ep}),
+        ('kv_preflight', {'source': src_ep, 'target': tgt_ep}),
+        ('kv_preflight', {'source': src_ep, 'target': tgt_ep, 'isolation': 'pause', 'fail_on_problems': False})])
     assert not info.get('failed'), info.get('msg')
     assert info['engine'] == 'redis' and info['version'].startswith('7.0')
     assert 'INFO is not available on the server' in info['unknown']['info']
@@ -65,19 +70,15 @@ def test_every_module_works_against_managed_plans(managed, run_module, tmp_path)
     assert dict((d['db'], d['keys']) for d in info['dbs']) == loaded
     assert info['commands']['scan'] == 'yes' and info['commands']['dump'] == 'yes'
     assert info['commands']['config_get'] == 'no' and 'not available' in info['command_reasons']['config_get']
-    tinfo = run_module('kv_info', {'server': tgt_ep})
     assert not tinfo.get('failed'), tinfo.get('msg')
     assert tinfo['engine'] == 'valkey' and 'denied to this user' in tinfo['unknown']['info']
     assert tinfo['commands']['restore'] == 'yes' and tinfo['commands']['config_get'] == 'no'
 
-    plan = run_module('kv_preflight', {'source': src_ep, 'target': tgt_ep})
     assert not plan.get('failed'), plan.get('msg')
     assert plan['ok'] is True and plan['problems'] == []
     assert any(c.startswith('capacity') for c in plan['not_checked']), plan['not_checked']
     assert any(line.startswith('not checked: capacity') for line in plan['plan']), plan['plan']
     assert [(d['db'], d['keys']) for d in plan['dbs']] == sorted(loaded.items())
-    paused = run_module('kv_preflight', {'source': src_ep, 'target': tgt_ep, 'isolation': 'pause',
-                                         'fail_on_problems': False})
     assert not paused.get('failed'), paused.get('msg')
     assert paused['ok'] is False and len(paused['problems']) == 1, paused['problems']
     assert 'cannot run CLIENT PAUSE' in paused['problems'][0] and 'CLIENT is not available' in paused['problems'][0]

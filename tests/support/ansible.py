@@ -68,35 +68,46 @@ def ansible_playbook(playbook, extra_vars=None, check=False, diff=False, invento
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins')
 
 
-def run_module(module, args, check=False, diff=False, workdir=None):
-    """Run one module task through ansible-playbook and return its registered result.
+def run_modules(calls, workdir=None, diff=False):
+    """Run module tasks one after the other in one ansible-playbook run; returns their registered results.
 
-    The result also carries ``_output``: everything ansible-playbook printed (for leak checks).
-    The registered result is handed over with ``set_stats`` and written to a file by the callback
+    ``calls``: ``[(module, args)]`` or ``[(module, args, check)]``.  For calls with nothing to look at in
+    between (read-only ones, or a sequence whose results are checked afterwards): one Ansible start-up
+    instead of one per call.  Every result also carries ``_output``, all that ansible-playbook printed.
+    The registered results are handed over with ``set_stats`` and written to a file by the callback
     tests/support/callback_plugins/kv_result_file.py (no module run of its own).
     """
     workdir = workdir or tempfile.mkdtemp(prefix='kv-play-')
     out = os.path.join(workdir, 'result.json')
-    fqcn = module if '.' in module else 'kvtools.migration.' + module
-    task = {'name': 'module under test', fqcn: args, 'register': 'kv_result', 'ignore_errors': True}
-    if check:
-        task['check_mode'] = True
-    if diff:
-        task['diff'] = True
-    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
-        task,
-        {'name': 'hand the result over', 'ansible.builtin.set_stats': {
-            'data': {'kv_result_json': '{{ kv_result | to_json }}'}, 'per_host': False}, 'no_log': True},
-    ]}]
+    tasks = []
+    for index, call in enumerate(calls):
+        module, args = call[0], call[1]
+        fqcn = module if '.' in module else 'kvtools.migration.' + module
+        task = {'name': 'module under test %d' % index, fqcn: args, 'register': 'kv_result%d' % index,
+                'ignore_errors': True}
+        if len(call) > 2 and call[2]:
+            task['check_mode'] = True
+        if diff:
+            task['diff'] = True
+        tasks.append(task)
+    names = ', '.join('kv_result%d' % i for i in range(len(calls)))
+    tasks.append({'name': 'hand the results over', 'ansible.builtin.set_stats': {
+        'data': {'kv_result_json': '{{ [%s] | to_json }}' % names}, 'per_host': False}, 'no_log': True})
     path = os.path.join(workdir, 'play.yml')
     with open(path, 'w') as fh:
-        json.dump(play, fh)
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], fh)
     env = {'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS, 'ANSIBLE_CALLBACKS_ENABLED': 'kv_result_file',
            'KV_RESULT_FILE': out}
     proc = ansible_playbook(path, args=['-v'] if diff else (), env=env)
     if not os.path.exists(out):
-        raise AssertionError('ansible-playbook did not run the module:\n' + proc.stdout)
+        raise AssertionError('ansible-playbook did not run the modules:\n' + proc.stdout)
     with open(out) as fh:
-        result = json.load(fh)
-    result['_output'] = proc.stdout
-    return result
+        results = json.load(fh)
+    for result in results:
+        result['_output'] = proc.stdout
+    return results
+
+
+def run_module(module, args, check=False, diff=False, workdir=None):
+    """Run one module task through ansible-playbook and return its registered result (see run_modules)."""
+    return run_modules([(module, args, check)], workdir=workdir, diff=diff)[0]
