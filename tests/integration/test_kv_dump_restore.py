@@ -20,6 +20,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._copy import Cop
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from tests.conftest import assert_no_secret
 from tests.support import compare, data
+from tests.support.ansible import ROOT, ensure_collection_path
 
 
 def copy(source, target, **options):
@@ -271,7 +272,7 @@ def test_resume_after_copier_killed(redis70, valkey80, tmp_path):
         '        time.sleep(3600)\n'
         '_copy.CopyJob._save_checkpoint = save\n'
         'DumpRestore(Endpoint(%r), Endpoint(%r), CopyOptions(checkpoint=%r, batch_size=100, workers=1)).run()\n'
-        % (sys.path[:3], stalled, redis70.endpoint(), valkey80.endpoint(), ckpt))
+        % ([ensure_collection_path(), ROOT], stalled, redis70.endpoint(), valkey80.endpoint(), ckpt))
     proc = subprocess.Popen([sys.executable, '-c', script])
     try:
         assert _wait_for(lambda: os.path.exists(stalled) or proc.poll() is not None, timeout=300)
