@@ -120,6 +120,8 @@ def ranges_run(session_servers, tmp_path_factory):
     return dict(results=results, values=values, output=proc.stdout, after=after)
 
 
+# one worker runs them all (make test: -n 2 --dist loadgroup), so the playbook runs once, not once per worker
+@pytest.mark.xdist_group('option_ranges')
 @pytest.mark.parametrize('index', range(len(CASES)), ids=['%s-%s' % (c[0], c[2]) for c in CASES])
 def test_out_of_range_option_is_a_config_error(index, ranges_run):
     _module, _change, label, allowed = CASES[index]
