@@ -150,8 +150,16 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     rounds_done = tmp_path / 'work' / 'kv-verify-rounds-pair.json'
     # the app moves to the target at the pause, as a real one would (then the source stays as the copy left it);
     # armed once the verification rounds are over, so that a slow write earlier is not taken for the pause
+    sync_record = tmp_path / 'work' / 'kv-sync-pair.json'
+
+    def drained():  # the follower was stopped (its record says so, or is gone): that is inside the pause
+        try:
+            return json.loads(sync_record.read_text()).get('phase') == 'stopped'
+        except (OSError, ValueError):
+            return not sync_record.exists()
+
     with AppWriter(redis70.admin(APP_DB), rate=1000, switch_client=valkey80.admin(APP_DB),
-                   armed=rounds_done.exists) as app:
+                   armed=rounds_done.exists, drained=drained) as app:
         result = ansible_playbook(PLAYBOOK, inventory=inventory)
         time.sleep(0.2)
     assert result.returncode == 0, result.stdout[-5000:]

@@ -8,10 +8,13 @@ import time
 class AppWriter:
     """Writes ``app:<n>`` = n to ``client`` (a redis-py client of the source) about ``rate`` times a second."""
 
-    def __init__(self, client, rate=1000, switch_client=None, armed=None, blocked=0.1):
+    def __init__(self, client, rate=1000, switch_client=None, armed=None, blocked=0.1, drained=None):
         """With ``switch_client`` the app moves to the target like a real one: once ``armed()`` (the migration is
         far enough) a write that waited ``blocked`` seconds or more met the pause; the app repeats it on
-        ``switch_client`` and stops writing."""
+        ``switch_client`` and stops writing.  ``drained()`` (optional) tells that the copy was drained, which
+        happens inside the pause: a write sent before that and acknowledged after it met the pause too, however
+        short the pause was (a fast machine pauses for less than ``blocked``)."""
+        self.drained = drained
         self.client = client
         self.rate = rate
         self.switch_client = switch_client
@@ -30,6 +33,8 @@ class AppWriter:
         n = 0
         interval = 1.0 / self.rate
         while not self.stopping.is_set():
+            watching = self.switch_client is not None and self.drained is not None and self.armed()
+            drained_before = watching and self.drained()
             sent = time.time()
             try:
                 self.client.set(b'app:%d' % n, b'%d' % n)
@@ -40,7 +45,8 @@ class AppWriter:
             self.acked.append((n, acked))
             if acked - sent > self.longest:
                 self.longest, self.longest_at = acked - sent, sent
-            if self.switch_client is not None and acked - sent >= self.blocked and self.armed():
+            met = acked - sent >= self.blocked or (watching and not drained_before and self.drained())
+            if self.switch_client is not None and met and self.armed():
                 self.switch_client.set(b'app:%d' % n, b'%d' % n)
                 self.switched = n
                 self.met_pause = (sent, acked - sent)
