@@ -31,7 +31,7 @@ from tests.support import servers  # noqa: E402
 from tests.support.ansible import ensure_collection_path  # noqa: E402
 
 COPIER = r'''
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, %(collections)r)
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
@@ -41,7 +41,7 @@ engine, options = (Migrate, MigrateOptions) if args['engine'] == 'migrate' else 
 t0 = time.time()
 result = engine(Endpoint(args['source']), Endpoint(args['target']), options(**args['options'])).run()
 out = dict(seconds=time.time() - t0, totals=result['totals'], payload_path=result['payload_path'],
-           peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+           peak_rss_mib=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0] / 1024.0)
 print(json.dumps(out))
 '''
 

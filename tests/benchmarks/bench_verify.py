@@ -40,7 +40,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._connection impo
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore  # noqa: E402
 
 VERIFIER = r'''
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, %(collections)r)
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
@@ -51,7 +51,7 @@ result = Verifier(Endpoint(args['source'], 'source'), Endpoint(args['target'], '
                   VerifyOptions(**args['options'])).run()
 out = dict(seconds=time.time() - t0, consistent=result['consistent'], totals=result['totals'],
            extra_check=[d['extra_check'] for d in result['dbs']],
-           peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+           peak_rss_mib=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0] / 1024.0)
 print(json.dumps(out))
 '''
 

@@ -10,7 +10,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CHILD = r'''
-import json, resource, sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
 from tests.support import ansible as kv_ansible
 sys.path.insert(0, kv_ansible.ensure_collection_path())
@@ -33,7 +33,8 @@ finally:
     stream.close()
     applier.close()
     keys_log.close()
-print(json.dumps(dict(maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, copied=applier.counts[0]['copied'],
+# VmHWM: this process's own peak since exec (ru_maxrss would count the forking pytest worker's memory)
+print(json.dumps(dict(maxrss_kb=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0], copied=applier.counts[0]['copied'],
                       facts=parser.facts())))
 '''
 
