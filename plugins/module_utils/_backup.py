@@ -162,7 +162,7 @@ def decrypt_file(src_path, dest, passphrase, mode=0o600, check_mode=False):
         fh.close()
 
 
-def _output(dest, passphrase, content, mode):
+def backup_output(dest, passphrase, content, mode):
     """A temp file next to ``dest`` for a backup of ``content`` ('rdb' or 'logical'), encrypted with a passphrase."""
     if not passphrase:
         return TempOutput(dest, mode)
@@ -327,7 +327,7 @@ class Backup:
         stream.open()
         out = None
         try:
-            out = _output(self.dest, self.passphrase, 'rdb', self.mode)
+            out = backup_output(self.dest, self.passphrase, 'rdb', self.mode)
             # Receive at network speed (magic, end opcode, size and sha256 checked on the way) and release
             # the server - a diskless transfer keeps its fork alive until the last byte is read - then
             # compute the CRC64 from the temp file.
@@ -364,7 +364,7 @@ class Backup:
                       expiry='absolute unix time in ms (PEXPIRETIME)' if use_pexpiretime else
                       'absolute unix time in ms (read as PTTL, made absolute at read time)',
                       dbs=dict((str(db), v['keys']) for db, v in sorted(keyspace.items())))
-        out = _output(self.dest, self.passphrase, 'logical', self.mode)
+        out = backup_output(self.dest, self.passphrase, 'logical', self.mode)
         expired = 0
         try:
             writer = LogicalWriter(out, header)
@@ -417,25 +417,35 @@ class Backup:
     # -- install -----------------------------------------------------------------------------
     def _install(self, result):
         """Rotate older backups, move the new one into place, write the sidecar."""
-        out = self._out
-        moves, removals = rotation_plan(self.dest, self.keep)
-        try:
-            for path in removals:
-                os.unlink(path)
-            for src, dst in moves:
-                os.rename(src, dst)
-            out.commit(self.dest)
-        except Exception:
-            out.abort()
-            raise
-        sidecar = dict(sidecar_version=SIDECAR_VERSION, file=os.path.basename(self.dest), created=iso_time(time.time()),
-                       source=self.endpoint.address)
-        for name in ('format', 'encrypted', 'size', 'sha256', 'content_size', 'content_sha256', 'rdb_version',
-                     'engine', 'version', 'transfer', 'magic', 'crc64', 'checksum', 'keys', 'expired', 'dbs'):
-            if name in result:
-                sidecar[name] = result[name]
-        sidecar['method'] = 'sync' if result['format'] == 'rdb' else 'logical'
-        if result.get('encrypted'):
-            sidecar['encryption'] = dict(cipher='AES-256-GCM', kdf='scrypt', format='KVTENC1')
-        atomic_write(self.dest + '.json', json.dumps(sidecar, indent=2, sort_keys=True) + '\n', self.mode)
-        return dict(rotated=[dict(src=a, dest=b) for a, b in moves], removed=removals)
+        return install_backup(self._out, self.dest, self.keep, self.mode, result, self.endpoint.address)
+
+
+def install_backup(out, dest, keep, mode, result, source, extra=None):
+    """Rotate older backups (``keep``), move the complete :class:`TempOutput` ``out`` to ``dest`` and
+    write the sidecar ``dest.json`` from the facts in ``result`` (plus ``extra``).
+
+    Shared by ``kv_rdb_backup`` and the snapshot backup of ``kv_sync``, so both write the same files.
+    Returns ``{rotated, removed}``.
+    """
+    moves, removals = rotation_plan(dest, keep)
+    try:
+        for path in removals:
+            os.unlink(path)
+        for src, dst in moves:
+            os.rename(src, dst)
+        out.commit(dest)
+    except Exception:
+        out.abort()
+        raise
+    sidecar = dict(sidecar_version=SIDECAR_VERSION, file=os.path.basename(dest), created=iso_time(time.time()),
+                   source=source)
+    for name in ('format', 'encrypted', 'size', 'sha256', 'content_size', 'content_sha256', 'rdb_version',
+                 'engine', 'version', 'transfer', 'magic', 'crc64', 'checksum', 'keys', 'expired', 'dbs'):
+        if name in result:
+            sidecar[name] = result[name]
+    sidecar['method'] = 'sync' if result['format'] == 'rdb' else 'logical'
+    if result.get('encrypted'):
+        sidecar['encryption'] = dict(cipher='AES-256-GCM', kdf='scrypt', format='KVTENC1')
+    sidecar.update(extra or {})
+    atomic_write(dest + '.json', json.dumps(sidecar, indent=2, sort_keys=True) + '\n', mode)
+    return dict(rotated=[dict(src=a, dest=b) for a, b in moves], removed=removals)

@@ -25,6 +25,7 @@ import os
 import time
 import uuid
 
+from ansible_collections.kvtools.migration.plugins.module_utils._backup import rotation_plan
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive, stop_renewer
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
@@ -32,6 +33,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import live_possibility
 from ansible_collections.kvtools.migration.plugins.module_utils._process import start_detached
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_backup import backup_spec
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
     RECORD_FORMAT, Follower, read_record, write_record)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
@@ -84,11 +86,14 @@ class Sync:
                           kind='config')
         if not os.path.isdir(self.spool_dir):
             raise KVError('spool_dir does not exist: %s' % self.spool_dir, kind='config')
-        if p.get('backup'):
-            raise KVError('backup is not supported by kv_sync yet: take the backup with kv_rdb_backup first',
-                          kind='config')
         if self.source.backup_file:
             raise KVError('kv_sync needs a live source server, not a backup file', kind='config')
+        self.backup = backup_spec(p, self.source.address)
+        if self.backup:
+            taken = [self.record_path, os.path.join(self.spool_dir, '.%s' % os.path.basename(self.record_path))]
+            if self.backup['dest'] in taken or self.backup['dest'] + '.json' == self.record_path:
+                raise KVError('backup %s is the record (or one of its files): choose another path'
+                              % self.backup['dest'], kind='config')
 
     def run(self):
         self._validate()
@@ -134,6 +139,8 @@ class Sync:
                       snapshot_seconds=rec.get('snapshot_seconds'), catchup_seconds=rec.get('catchup_seconds'),
                       ttl_mode=rec.get('ttl_mode'), full_resyncs=rec.get('full_resyncs', 0),
                       continued=rec.get('continued', 0), record=self.record_path, transfer=rec.get('transfer'))
+        if rec.get('backup_wanted') or rec.get('backup'):
+            result.update(backup=rec.get('backup'), backup_note=rec.get('backup_note'))
         if rec.get('phase') not in ('stopped', 'absent', None):
             try:
                 result['source_offset'] = self._source_offset()
@@ -222,7 +229,8 @@ class Sync:
                               kind='conflict')
             if self.check_mode:
                 return dict(changed=True, state='started', phase=None, plan=self._plan_lines(plan, rec, resume),
-                            dbs=[dict(d) for d in plan['dbs']], resumed=bool(resume), record=self.record_path)
+                            dbs=[dict(d) for d in plan['dbs']], resumed=bool(resume), record=self.record_path,
+                            backup=self._backup_plan(rec))
             if rec and rec.get('ttl_mode'):
                 ttl_mode, set_by_us = rec['ttl_mode'], rec.get('import_mode_set_by_us', False)
             else:
@@ -252,14 +260,20 @@ class Sync:
                    snapshot_done=bool(resume), full_resyncs=(rec or {}).get('full_resyncs', 0),
                    continued=(rec or {}).get('continued', 0), snapshot_seconds=(rec or {}).get('snapshot_seconds'),
                    dbs=(rec or {}).get('dbs', []), commands_before=(rec or {}).get('commands_applied', 0),
-                   resumed=bool(resume), last_error=None, pid=None)
+                   resumed=bool(resume), last_error=None, pid=None,
+                   backup_wanted=(dict(dest=self.backup['dest'], keep=self.backup['keep'], encrypted=self.backup['encrypted'])
+                                  if self.backup else None),
+                   backup=(rec or {}).get('backup'), backup_note=(rec or {}).get('backup_note'), backup_error=None)
+        if self.backup:
+            self.backup.update(engine=plan['source']['engine'], version=plan['source']['version'])
         write_record(self.record_path, new)
         cfg = dict(record=self.record_path, token=token, spool_dir=self.spool_dir, pairs=plan['pairs'],
                    ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
                    deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log,
                    settle_log=settle_log, settle_from=settle_from, resume=resume,
-                   fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker)
-        follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'))
+                   fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker, backup=self.backup)
+        follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'),
+                            self.p.get('backup_passphrase'))
         start_detached('kv_sync follower', follower.run)
         return self._wait_caught_up(token, changed=True, resumed=bool(resume))
 
@@ -281,7 +295,29 @@ class Sync:
                          % (d['db'], d['target_db'], d['keys'], d['expires'], d['target_keys']))
         how = 'target import mode' if plan['import_mode'] is not None else 'held back and set at the drain'
         lines.append('expiries in transit: %s' % how)
+        backup = self._backup_plan(rec)
+        if backup:
+            lines.append(backup['msg'])
         return lines
+
+    def _backup_plan(self, rec):
+        """Check mode: what would happen to the backup (``None`` without the option)."""
+        if not self.backup:
+            return None
+        done = (rec or {}).get('backup')
+        if done:
+            return dict(dest=done.get('dest'), would='keep', sidecar=done.get('sidecar'), encrypted=done.get('encrypted'),
+                        msg='backup: would keep %s, written from the first snapshot (offset %s)'
+                            % (done.get('dest'), done.get('snapshot_offset')))
+        moves, removals = rotation_plan(self.backup['dest'], self.backup['keep'])
+        return dict(dest=self.backup['dest'], sidecar=self.backup['dest'] + '.json', would='write',
+                    encrypted=self.backup['encrypted'], rotated=[dict(src=a, dest=b) for a, b in moves],
+                    removed=removals,
+                    msg='backup: would write the snapshot the follower receives to %s (%s, validated: RDB magic, end '
+                        'opcode, CRC-64) and its sidecar %s.json, keeping %d older backup(s); the source forks once '
+                        'for backup and copy' % (self.backup['dest'], 'encrypted with backup_passphrase'
+                                                 if self.backup['encrypted'] else 'not encrypted',
+                                                 self.backup['dest'], self.backup['keep']))
 
     def _wait_caught_up(self, token, changed, resumed=False):
         deadline = time.time() + self.p['started_timeout']
@@ -295,6 +331,12 @@ class Sync:
                 err.partial = self._result(rec, changed)
                 raise err
             if phase == 'streaming':
+                if rec.get('backup_wanted') and not rec.get('backup'):
+                    err = KVError('the backup was not written: %s. The follower keeps running; stop it (state=absent) '
+                                  'and start again for a backup from a new snapshot, or take it with kv_rdb_backup'
+                                  % (rec.get('backup_error') or 'no complete snapshot'), kind='error')
+                    err.partial = self._result(rec, changed)
+                    raise err
                 return self._result(rec, changed, resumed=resumed)
             if rec.get('pid') and not self._alive(rec) and phase != 'streaming':
                 raise KVError('the follower (pid %s) ended in phase %s: %s'

@@ -34,6 +34,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._process import 
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_backup import SnapshotBackup
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_settle import BackgroundSettler
@@ -86,13 +87,15 @@ class Follower:
     keys_log, held_log, resume (``{replid, offset, db}`` or None), fresh_target (bool).
     """
 
-    def __init__(self, cfg, source_ep, target_ep, spool_passphrase=None):
+    def __init__(self, cfg, source_ep, target_ep, spool_passphrase=None, backup_passphrase=None):
         self.cfg = cfg
         self.source = source_ep
         self.target = target_ep
         self.passphrase = spool_passphrase
-        self.secrets = list(source_ep.secrets) + list(target_ep.secrets) + ([spool_passphrase] if spool_passphrase
-                                                                            else [])
+        self.backup_passphrase = backup_passphrase
+        self.secrets = list(source_ep.secrets) + list(target_ep.secrets) + [
+            secret for secret in (spool_passphrase, backup_passphrase) if secret]
+        self.backup = None          # the SnapshotBackup of the snapshot being received, until installed
         self.record = read_record(cfg['record']) or {}
         self.link = None
         self.applier = None
@@ -171,6 +174,9 @@ class Follower:
             if self.link is not None:
                 self.link.close()
                 self.link.cleanup()
+            if self.backup is not None:  # a snapshot cut off or refused: no half backup stays behind
+                self.backup.abort()
+                self.backup = None
             for log in (keys_log, held_log):
                 if log is not None:
                     try:
@@ -253,6 +259,7 @@ class Follower:
             failing_since = None
             self.applier.replid = self.link.replid.encode()
             self.applier.atomic = False
+            self._backup_for(self.link)
             self.link.start()
             if self.link.mode == 'full':
                 if had_data:
@@ -280,6 +287,41 @@ class Follower:
             self.update(force=True, phase='reconnecting',
                         last_error=scrub(str(error) if error else 'the link ended', self.secrets))
 
+    def _backup_for(self, link):
+        """With ``backup``: the first complete snapshot is also written to the backup file (the link's tee).
+
+        A later full resync keeps that backup (it is complete and valid, only older) and says so in the record;
+        a link that continues (PSYNC) has no snapshot to back up.
+        """
+        if self.backup is not None:  # the previous link's snapshot was cut off: its temp file goes
+            self.backup.abort()
+            self.backup = None
+        spec = self.cfg.get('backup')
+        if not spec:
+            return
+        done = self.record.get('backup')
+        if link.mode == 'full' and not done:
+            self.backup = SnapshotBackup(spec, self.backup_passphrase).begin(link.replid, link.offset, link.transfer)
+            link.tee = self.backup
+        elif link.mode == 'full':
+            self.record['backup_note'] = (
+                'kept the backup of the first snapshot (%s offset %s); the new snapshot (%s offset %s) was not backed up'
+                % (done.get('replid'), done.get('snapshot_offset'), link.replid, link.offset))
+        elif not done:
+            self.record['backup_error'] = ('the follower continued its link (PSYNC continue) without a complete backup: '
+                                           'there is no snapshot to back up')
+
+    def _install_backup(self, link):
+        """The snapshot is parsed: wait for the end of its transfer, then validate and install the backup."""
+        backup = self.backup
+        link.rdb_done.wait(60)
+        if not link.rdb_complete:
+            raise KVError('the backup of the snapshot was not written: the RDB transfer did not complete (%s)'
+                          % (link.closed_error or 'no end of transfer'), kind='truncated')
+        facts = backup.install()
+        self.backup = None
+        self.update(force=True, backup=facts, backup_error=None)
+
     def _snapshot(self):
         link, a = self.link, self.applier
         started = time.time()
@@ -289,6 +331,8 @@ class Follower:
         parser = SnapshotParser(link.rdb_spool.read, spool_dir=self.cfg['spool_dir'])
         a.restore_snapshot(parser.batches(),   # runs of keys come as one event
                            lambda: self.update(snapshot_keys=sum(c['keys'] for c in a.counts.values())))
+        if self.backup is not None and link.tee is self.backup:
+            self._install_backup(link)
         if a.held_log is not None:
             self.held_bound = a.held_log.flush()  # every RESTORE logged so far is answered (wait_all above)
         a.applied = link.offset

@@ -232,6 +232,8 @@ class ReplicaLink:
         self.closed_error = None
         self.rdb_bytes = 0
         self.rdb_done = threading.Event()
+        self.rdb_complete = False    # the whole RDB arrived (its size, or the EOF mark)
+        self.tee = None              # set before start(): also gets every RDB byte (the snapshot backup)
         self.received = 0            # stream bytes received after the RDB
         self.replconf = {}
         self.thread = None
@@ -376,16 +378,21 @@ class ReplicaLink:
             self.stream_spool.finish(error)
 
     def _read_rdb(self):
-        spool = self.rdb_spool
+        spool, tee = self.rdb_spool, self.tee
         if self.transfer == 'disk':
             remaining = self.rdb_size
             first, self.buf = self.buf[:remaining], self.buf[remaining:]
             while True:
                 if first:
                     spool.append(first)
+                    if tee is not None:
+                        tee.write(first)
                     remaining -= len(first)
                     self.rdb_bytes += len(first)
-                if remaining <= 0 or self.stop:
+                if remaining <= 0:
+                    self.rdb_complete = True
+                    break
+                if self.stop:
                     break
                 first = self._recv(min(RECV_SIZE, remaining))
         else:
@@ -395,16 +402,21 @@ class ReplicaLink:
                     rest = held[:-EOF_MARK_SIZE]
                     if rest:
                         spool.append(rest)
+                        if tee is not None:
+                            tee.write(rest)
                         self.rdb_bytes += len(rest)
+                    self.rdb_complete = True
                     break
                 data = self._recv()
                 if data:
                     held += data
                 if len(held) > EOF_MARK_SIZE + RECV_SIZE:
                     cut = len(held) - EOF_MARK_SIZE
-                    spool.append(held[:cut])
+                    part, held = held[:cut], held[cut:]
+                    spool.append(part)
+                    if tee is not None:
+                        tee.write(part)
                     self.rdb_bytes += cut
-                    held = held[cut:]
         spool.finish()
 
     def _ack(self):

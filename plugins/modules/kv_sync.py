@@ -124,13 +124,39 @@ options:
     type: str
   backup:
     description:
-      - Not supported yet - a path here is refused before anything starts; take the backup with
-        M(kvtools.migration.kv_rdb_backup).
+      - Also write the snapshot the follower receives to this file, as a backup - the source forks once for
+        backup and copy, and the backup is the very data the copy started from.
+      - The file is what M(kvtools.migration.kv_rdb_backup) with C(method=sync) writes - the source's RDB file,
+        validated before it is called a backup (C(REDIS)/C(VALKEY) magic and RDB version, end opcode, CRC64
+        trailer), streamed to a temporary file next to it and moved into place only when complete, with the
+        same sidecar C(<backup>.json) (size, sha256, RDB version, checksum; plus C(taken_by=kv_sync) and the
+        replication id and offset of the snapshot). M(kvtools.migration.kv_backup_decrypt) and a server started
+        on the file read it like any other backup.
+      - Only the first complete snapshot of a follower is written. A follower that continues its link
+        (C(PSYNC) continue) does not write it again; a later full resync (a new snapshot) keeps the backup
+        already written (RV(backup_note) says so). A snapshot cut off, refused by the checks or stopped midway
+        leaves nothing at this path.
+      - O(state=started) returns only once the backup is in place (RV(backup)), and fails if it could not be
+        written (the follower then keeps running; O(state=absent) stops it).
+      - Its directory must exist. O(state=stopped) and O(state=absent) leave the backup alone.
     type: path
   backup_passphrase:
     description:
-      - Reserved for O(backup).
+      - Encrypt the backup (AES-256-GCM in authenticated chunks, key derived with scrypt), the format of
+        M(kvtools.migration.kv_rdb_backup) with C(passphrase). Needs the Python library C(cryptography).
+      - Only with O(backup).
     type: str
+  backup_keep:
+    description:
+      - How many older backups to keep next to O(backup) (C(<backup>.1) is the newest), as C(keep) of
+        M(kvtools.migration.kv_rdb_backup) does. Rotation happens only once the new backup is complete and valid.
+    type: int
+    default: 0
+  backup_mode:
+    description:
+      - The permissions of the backup and its sidecar, an octal string such as C('0640').
+    type: raw
+    default: '0600'
 attributes:
   check_mode:
     support: full
@@ -296,6 +322,19 @@ drain_steps:
     C(stop) (the follower ended), C(settle) (held expiries set).
   returned: when O(state=stopped)
   type: dict
+backup:
+  description:
+    - The backup written from the snapshot (with O(backup)) - the facts of M(kvtools.migration.kv_rdb_backup)'s result
+      (C(dest), C(sidecar), C(format), C(encrypted), C(size), C(sha256), C(content_size), C(content_sha256),
+      C(rdb_version), C(checksum), C(crc64), C(transfer), C(rotated), C(removed), C(method_used=sync)) plus
+      C(taken_by=kv_sync), C(replid) and C(snapshot_offset). In check mode C(dest), C(would) (C(write) or C(keep)),
+      C(rotated), C(removed) and C(msg).
+  returned: with O(backup)
+  type: dict
+backup_note:
+  description: Set when a later full resync was not backed up because the first snapshot's backup is kept.
+  returned: with O(backup)
+  type: str
 plan:
   description: What a run would do (check mode).
   returned: in check mode with O(state=started)
@@ -323,6 +362,8 @@ def main():
             spool_passphrase=dict(type='str', no_log=True),
             backup=dict(type='path'),
             backup_passphrase=dict(type='str', no_log=True),
+            backup_keep=dict(type='int', default=0),
+            backup_mode=dict(type='raw', default='0600'),
         ),
         endpoints=('source', 'target'),
     )

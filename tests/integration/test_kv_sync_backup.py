@@ -1,0 +1,247 @@
+"""kv_sync ``backup``: the snapshot the follower receives is also the backup (the source forks once).
+
+Every backup is proven as kv_rdb_backup's are: a fresh server started on the file (decrypted first when
+encrypted) holds exactly the source's data; the sidecar has kv_rdb_backup's fields; ``verify_backup`` and
+``decrypt_file`` read it.  The unit part feeds :class:`SnapshotBackup` good, truncated and corrupted RDB
+bytes in awkward chunk sizes: only a complete, valid RDB is ever named as the backup.
+"""
+
+import json
+import os
+import time
+
+import pytest
+
+from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup, decrypt_file, verify_backup
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_backup import SnapshotBackup
+from tests.conftest import assert_no_secret
+from tests.integration.test_kv_rdb_backup import PASSPHRASE, leftovers, load, sha256, start_on_rdb, synthetic_rdb
+from tests.integration.test_kv_sync import _kill_follower, args_for, engine, fast_source
+from tests.support import compare
+
+DBS = (0, 3, 15)
+
+
+def sync_full(server):
+    return int(server.admin().info('stats')['sync_full'])
+
+
+@pytest.fixture
+def followers(tmp_path):
+    """Records to stop (state=absent) at the end, with the endpoints to do it."""
+    todo = []
+    yield todo
+    for source, target, record in todo:
+        if os.path.exists(record):
+            engine('kv_sync', dict(args_for(source, target, record), state='absent'))
+
+
+@pytest.mark.parametrize('case', ['redis70-diskless-plain-keep', 'valkey80-disk-encrypted'])
+def test_backup_is_the_snapshot_and_loads_on_a_fresh_server(case, request, server_factory, tmp_path, followers):
+    if case.startswith('redis70'):
+        source, target, diskless, passphrase = (request.getfixturevalue('redis70'),
+                                                request.getfixturevalue('valkey80_tls'), True, None)
+    else:
+        source, target, diskless, passphrase = (request.getfixturevalue('valkey80_tls'),
+                                                request.getfixturevalue('valkey80'), False, PASSPHRASE)
+    fast_source(source, diskless=diskless)
+    load(source)
+    before = compare.snapshot(source)
+    folder = tmp_path / 'backups'
+    folder.mkdir()
+    dest = str(folder / 'dump.rdb')
+    keep = 1 if passphrase is None else 0
+    if keep:
+        with open(dest, 'wb') as fh:
+            fh.write(b'older backup')
+        with open(dest + '.json', 'w') as fh:
+            fh.write('{}')
+    record = str(tmp_path / 'sync.json')
+    followers.append((source, target, record))
+    forks = sync_full(source)
+    args = args_for(source, target, record, backup=dest, backup_passphrase=passphrase, backup_keep=keep)
+    started = engine('kv_sync', args)
+    assert started.get('failed') is not True, started.get('msg')
+    assert started['phase'] == 'streaming'
+    assert sync_full(source) - forks == 1, 'the source forked more than once for backup and copy'
+
+    b = started['backup']
+    assert b['dest'] == dest and b['sidecar'] == dest + '.json' and b['taken_by'] == 'kv_sync'
+    assert b['format'] == 'rdb' and b['method_used'] == 'sync' and b['checksum'] == 'verified'
+    assert b['transfer'] == ('eof-stream' if diskless else 'sized')
+    assert b['encrypted'] is bool(passphrase)
+    assert b['size'] == os.path.getsize(dest) and b['sha256'] == sha256(dest)
+    assert b['replid'] == started['replid'] and b['snapshot_offset'] <= started['offset']
+    assert oct(os.stat(dest).st_mode & 0o777) == '0o600'
+    assert leftovers(folder) == []
+    if keep:
+        assert open(dest + '.1', 'rb').read() == b'older backup' and b['rotated']
+    with open(dest + '.json') as fh:
+        sidecar = json.load(fh)
+    for name in ('size', 'sha256', 'content_size', 'content_sha256', 'rdb_version', 'crc64', 'checksum', 'format',
+                 'transfer', 'encrypted', 'replid', 'snapshot_offset', 'taken_by'):
+        assert sidecar[name] == b[name], name
+    # the sidecar has every field kv_rdb_backup writes (plus taken_by, replid, snapshot_offset)
+    other = str(folder / 'other.rdb')
+    Backup(Endpoint(source.endpoint('migrator')), other, method='sync', passphrase=passphrase).run()
+    with open(other + '.json') as fh:
+        assert set(json.load(fh)) | {'taken_by', 'replid', 'snapshot_offset'} == set(sidecar)
+    facts = verify_backup(dest, passphrase)
+    assert facts['content'] == 'rdb' and facts['checksum'] == 'verified'
+    assert facts['content_sha256'] == b['content_sha256'] and facts['encrypted'] is bool(passphrase)
+
+    plain = dest
+    if passphrase:
+        with open(dest, 'rb') as fh:
+            assert fh.read(8) == b'KVTENC1\n'
+        plain = str(tmp_path / 'plain.rdb')
+        dec = decrypt_file(dest, plain, passphrase)
+        assert dec['checksum'] == 'verified' and dec['sha256'] == b['content_sha256']
+    restored = start_on_rdb(server_factory, source.flavour, plain, tmp_path)
+    compare.assert_same(source, restored, [(db, db) for db in DBS])
+    assert compare.snapshot(source) == before, 'the source changed'
+    for blob in (json.dumps(started), json.dumps(sidecar), open(record).read()):
+        assert_no_secret(blob, *([passphrase] if passphrase else []))
+
+    again = engine('kv_sync', args)  # the follower lives: its status, the same backup
+    assert again['changed'] is False and again['backup']['sha256'] == b['sha256']
+    gone = engine('kv_sync', dict(args, state='absent'))
+    assert gone['changed'] is True and not os.path.exists(record)
+    assert sha256(dest) == b['sha256'], 'state=absent must leave the backup alone'
+
+
+def test_continue_keeps_the_backup_and_a_new_snapshot_does_not_replace_it(redis70, valkey80_tls, tmp_path, followers):
+    admin = fast_source(redis70)
+    admin.config_set('repl-backlog-size', 64 << 20)
+    load(redis70)
+    dest = str(tmp_path / 'dump.rdb')
+    record = str(tmp_path / 'sync.json')
+    followers.append((redis70, valkey80_tls, record))
+    args = args_for(redis70, valkey80_tls, record, dbs=[0], backup=dest)
+    first = engine('kv_sync', args)
+    assert first.get('failed') is not True, first.get('msg')
+    facts = first['backup']
+    mtime = os.stat(dest).st_mtime
+    forks = sync_full(redis70)
+    # a stream write after the snapshot puts the follower's offset marker on the target: what a resume starts from
+    redis70.admin(0).set(b'after-snapshot', b'1')
+    deadline = time.time() + 20
+    while json.load(open(record)).get('offset', 0) <= facts['snapshot_offset'] and time.time() < deadline:
+        time.sleep(0.05)
+
+    _kill_follower(record)
+    redis70.admin(0).set(b'while-away', b'1')
+    resumed = engine('kv_sync', args)  # PSYNC continue: no snapshot, the backup stays as it is
+    assert resumed.get('failed') is not True, resumed.get('msg')
+    assert (resumed['continued'], resumed['full_resyncs']) == (1, 0), resumed
+    assert resumed['backup'] == facts and os.stat(dest).st_mtime == mtime and sync_full(redis70) == forks
+
+    admin.config_set('repl-backlog-size', 16384)
+    try:
+        _kill_follower(record)
+        pipe = redis70.admin(0).pipeline(transaction=False)
+        for i in range(300):
+            pipe.set(b'gap:%d' % i, b'x' * 200)  # far more than the 16 KiB backlog
+        pipe.execute()
+        again = engine('kv_sync', args)
+    finally:
+        admin.config_set('repl-backlog-size', 1 << 20)
+    assert again.get('failed') is not True, again.get('msg')
+    assert again['full_resyncs'] == 1, again
+    assert again['backup'] == facts and sha256(dest) == facts['sha256']  # the first complete backup is kept
+    assert 'kept the backup of the first snapshot' in again['backup_note']
+    assert [n for n in os.listdir(str(tmp_path)) if n.endswith('.tmp')] == []
+
+
+def test_check_mode_says_a_backup_would_be_written(redis70, valkey80_tls, tmp_path):
+    load(redis70)
+    dest = str(tmp_path / 'dump.rdb')
+    record = str(tmp_path / 'sync.json')
+    result = engine('kv_sync', args_for(redis70, valkey80_tls, record, backup=dest, backup_passphrase=PASSPHRASE),
+                    check=True)
+    assert result.get('failed') is not True, result.get('msg')
+    assert result['backup']['would'] == 'write' and result['backup']['encrypted'] is True
+    assert any(line.startswith('backup: would write') and dest in line for line in result['plan'])
+    assert sorted(os.listdir(str(tmp_path))) == []
+    assert int(redis70.admin().info('replication')['connected_slaves']) == 0
+    assert_no_secret(json.dumps(result), PASSPHRASE)
+
+
+@pytest.mark.parametrize('extra,words', [
+    (dict(backup_passphrase='x'), 'backup_passphrase is set but backup is not'),
+    (dict(backup='/nonexistent-dir/dump.rdb'), 'the directory of backup does not exist'),
+    (dict(backup='{tmp}'), 'is a directory'),
+    (dict(backup='{tmp}/dump.rdb', backup_passphrase=''), 'backup_passphrase must not be empty'),
+    (dict(backup='{tmp}/dump.rdb', backup_keep=-1), 'backup_keep must be 0 or more, got -1'),
+    (dict(backup='{tmp}/dump.rdb', backup_mode='0999'), "backup_mode must be an octal file mode from 0000 to 0777"),
+    (dict(backup='{tmp}/sync.json'), 'is the record'),
+])
+def test_bad_backup_options_are_refused_before_anything(extra, words, redis70, valkey80_tls, tmp_path):
+    extra = dict((k, v.format(tmp=tmp_path) if isinstance(v, str) else v) for k, v in extra.items())
+    forks = sync_full(redis70)
+    result = engine('kv_sync', args_for(redis70, valkey80_tls, tmp_path / 'sync.json', **extra))
+    assert result.get('failed') is True and result['error'] == 'config', result
+    assert words in result['msg'], result['msg']
+    assert os.listdir(str(tmp_path)) == [] and sync_full(redis70) == forks
+
+
+# -- SnapshotBackup on its own: only a complete, valid RDB becomes the backup ------------------------------
+
+def _feed(backup, data, sizes=(1, 7, 8, 9, 3, 64, 5)):
+    pos = i = 0
+    while pos < len(data):
+        step = sizes[i % len(sizes)]
+        backup.write(data[pos:pos + step])
+        pos += step
+        i += 1
+
+
+@pytest.mark.parametrize('passphrase', [None, PASSPHRASE])
+def test_snapshot_backup_installs_a_valid_rdb_fed_in_odd_pieces(passphrase, tmp_path):
+    rdb = synthetic_rdb()
+    dest = str(tmp_path / 'dump.rdb')
+    spec = dict(dest=dest, keep=0, mode=0o640, source='127.0.0.1:1', engine='redis', version='7.0.15')
+    backup = SnapshotBackup(spec, passphrase).begin('a' * 40, 1234, 'diskless')
+    _feed(backup, rdb)
+    facts = backup.install()
+    assert facts['checksum'] == 'verified' and facts['content_size'] == len(rdb)
+    assert facts['transfer'] == 'eof-stream' and facts['snapshot_offset'] == 1234
+    assert oct(os.stat(dest).st_mode & 0o777) == '0o640'
+    assert verify_backup(dest, passphrase)['checksum'] == 'verified'
+    if not passphrase:
+        assert open(dest, 'rb').read() == rdb
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize('damage,words', [
+    ('truncated', 'the end opcode 0xFF is not where the checksum trailer starts'),
+    ('flipped', 'CRC64 mismatch'),
+    ('magic', 'not REDISnnnn or VALKEYnnn'),
+])
+def test_snapshot_backup_never_names_a_damaged_rdb_as_the_backup(damage, words, tmp_path):
+    rdb = bytearray(synthetic_rdb())
+    if damage == 'truncated':
+        rdb = rdb[:-20]
+    elif damage == 'flipped':
+        rdb[40] ^= 0x01
+    else:
+        rdb[0:5] = b'XEDIS'
+    dest = str(tmp_path / 'dump.rdb')
+    backup = SnapshotBackup(dict(dest=dest, keep=0, source='127.0.0.1:1'), None).begin('b' * 40, 1, 'disk')
+    with pytest.raises(KVError) as info:
+        _feed(backup, bytes(rdb))
+        backup.install()
+    backup.abort()
+    assert words in info.value.message
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_abort_mid_transfer_leaves_nothing(tmp_path):
+    dest = str(tmp_path / 'dump.rdb')
+    backup = SnapshotBackup(dict(dest=dest, keep=0, source='127.0.0.1:1'), PASSPHRASE).begin('c' * 40, 1, 'disk')
+    backup.write(synthetic_rdb()[:30])
+    time.sleep(0.01)
+    backup.abort()
+    assert os.listdir(str(tmp_path)) == []
