@@ -58,6 +58,7 @@ RANGES = dict(
     started_timeout=(1, DAY_S * 7, True),
     drain_timeout=(1, DAY_S, True),
     max_seconds=(1, DAY_S * 30, True),
+    backup_keep=(0, 1000, True),  # as keep of kv_rdb_backup
 )
 
 # kv_cf_bindings: its timeout counts seconds of one HTTP request.
