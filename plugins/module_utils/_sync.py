@@ -459,4 +459,5 @@ class Sync:
                 os.unlink(path)
         os.unlink(self.record_path)
         return dict(changed=True, state='absent', phase='absent', record=self.record_path,
-                    offset=rec.get('offset'), replid=rec.get('replid'))
+                    offset=rec.get('offset'), replid=rec.get('replid'), previous_phase=rec.get('phase'),
+                    drained=rec.get('state') == 'stopped')

@@ -335,6 +335,15 @@ backup_note:
   description: Set when a later full resync was not backed up because the first snapshot's backup is kept.
   returned: with O(backup)
   type: str
+previous_phase:
+  description: The phase the follower was in when O(state=absent) removed it (C(streaming), C(stopped), C(failed), ...).
+  returned: when O(state=absent) removed a record
+  type: str
+drained:
+  description: Whether that follower had been drained by O(state=stopped) - the target then holds the complete copy up
+    to RV(offset); otherwise an incomplete one.
+  returned: when O(state=absent) removed a record
+  type: bool
 plan:
   description: What a run would do (check mode).
   returned: in check mode with O(state=started)

@@ -8,6 +8,7 @@ report's writes_paused_s agrees with the app's longest blocked write.
 Tests marked ``needs_kv_sync`` run once kv_sync (issue #13, branch sync-follow) is on this branch.
 """
 
+import hashlib
 import json
 import os
 import threading
@@ -148,6 +149,7 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     assert not os.path.exists(str(tmp_path / 'work' / 'kv-sync-pair.json'))
 
     rounds_done = tmp_path / 'work' / 'kv-verify-rounds-pair.json'
+    forks = int(redis70.admin().info('stats')['sync_full'])
     # the app moves to the target at the pause, as a real one would (then the source stays as the copy left it);
     # armed once the verification rounds are over, so that a slow write earlier is not taken for the pause
     sync_record = tmp_path / 'work' / 'kv-sync-pair.json'
@@ -183,6 +185,15 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     assert live['final_verification_scope'] == 'keys' and live['rounds']
     assert report['verification']['consistent'] is True and report['verification']['scope'] == 'keys'
     assert report['backup']['dest'] and report['backup']['taken_by'] == 'this run'
+    # the backup is kv_sync's snapshot: one fork of the source for backup and copy, the file kv_rdb_backup writes
+    assert int(redis70.admin().info('stats')['sync_full']) - forks == 1
+    backup = report['backup']
+    assert backup['written_by'].startswith('kv_sync') and backup['checksum'] == 'verified' and backup['encrypted']
+    assert backup['size'] == os.path.getsize(backup['dest'])
+    assert backup['sha256'] == hashlib.sha256(open(backup['dest'], 'rb').read()).hexdigest()
+    assert 'sha256 %s' % backup['sha256'] in markdown
+    with open(backup['dest'] + '.json') as fh:
+        assert json.load(fh)['taken_by'] == 'kv_sync'
     compare.assert_same(redis70, valkey80, [(0, 0), (2, 2), (3, 3)])
     paused_at = report['writes_paused_from']
     n = assert_app_writes_on_target(app, valkey80, paused_at)
