@@ -442,6 +442,7 @@ class Sync:
             return dict(changed=False, state='absent', phase='absent', record=self.record_path)
         if self.check_mode:
             return dict(changed=True, state='absent', phase=rec.get('phase'), record=self.record_path)
+        previous_phase = rec.get('phase')  # before the follower, stopping, writes its last phase
         stop_renewer(rec, wait=15.0)
         rec = read_record(self.record_path) or rec
         if rec.get('import_mode_set_by_us') and rec.get('state') != 'stopped':
@@ -459,5 +460,5 @@ class Sync:
                 os.unlink(path)
         os.unlink(self.record_path)
         return dict(changed=True, state='absent', phase='absent', record=self.record_path,
-                    offset=rec.get('offset'), replid=rec.get('replid'), previous_phase=rec.get('phase'),
+                    offset=rec.get('offset'), replid=rec.get('replid'), previous_phase=previous_phase,
                     drained=rec.get('state') == 'stopped')

@@ -18,6 +18,8 @@ import threading
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation
@@ -51,8 +53,10 @@ class AclApp:
         self.thread = threading.Thread(target=self.run, name='acl-app')
 
     def _client(self):
+        # no silent retries (redis-py retries a lost connection, and a refused AUTH, with a backoff by default):
+        # every refusal is seen here
         return redis.Redis(host='127.0.0.1', port=self.server.port, username=APP_USER, password=APP_PASS, db=APP_DB,
-                           socket_timeout=5)
+                           socket_timeout=5, retry=Retry(NoBackoff(), 0))
 
     def run(self):
         client = self._client()
