@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 try:
     from redis import exceptions as rexc
 except ImportError:  # pragma: no cover - the module reports missing_required_lib
@@ -24,6 +26,77 @@ from ansible_collections.kvtools.migration.plugins.module_utils._wire import ope
 
 RECV_SIZE = 1 << 20              # bytes asked of the socket per read
 EOF_MARK_SIZE = 40
+
+
+def pack_command(*args):
+    """RESP for one command of byte-string arguments."""
+    return b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args)
+
+
+def transfer_header(line):
+    """``('diskless', mark)`` for ``$EOF:<40-byte mark>``, ``('disk', size)`` for ``$<size>``, else None."""
+    if line.startswith(b'$EOF:') and len(line) >= 5 + EOF_MARK_SIZE:
+        return 'diskless', line[5:5 + EOF_MARK_SIZE]
+    if line.startswith(b'$') and line[1:].isdigit():
+        return 'disk', int(line[1:])
+    return None
+
+
+class Handshake:
+    """The replica's side of the handshake, shared by kv_rdb_backup (``SYNC``) and kv_sync (``PSYNC``).
+
+    ``recv(size)`` returns bytes, None when nothing arrived within the socket's timeout, or ``b''`` when the
+    server closed the connection (then ``closed(what)`` is the error raised); ``send(data, what)`` writes.
+    ``timeout``: seconds one reply line may take (None: the socket's own timeout decides).  What the server
+    sent after the last line read stays in :attr:`buf` (the start of the RDB or the stream).
+    """
+
+    def __init__(self, endpoint, recv, send, closed, timeout=None):
+        self.endpoint = endpoint
+        self.recv = recv
+        self.send = send
+        self.closed = closed
+        self.timeout = timeout
+        self.buf = b''
+
+    def line(self, what, skip_newlines=False):
+        """One reply line without CRLF.  With ``skip_newlines`` the keepalive newlines a server sends
+        while it prepares the RDB are skipped first."""
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        while True:
+            if skip_newlines:
+                self.buf = self.buf.lstrip(b'\n')
+            pos = self.buf.find(b'\r\n')
+            if pos >= 0:
+                line, self.buf = self.buf[:pos], self.buf[pos + 2:]
+                return line
+            if len(self.buf) > 4096:
+                raise KVError('%s: the server sent an unexpected reply (%r...) (%s)'
+                              % (what, self.buf[:60], self.endpoint.address), kind='protocol',
+                              endpoint=self.endpoint.address)
+            if deadline is not None and time.time() > deadline:
+                raise KVError('%s: no reply from %s' % (what, self.endpoint.address), kind='timeout',
+                              endpoint=self.endpoint.address)
+            data = self.recv(4096)
+            if data is not None and not data:
+                raise self.closed(what)
+            if data:
+                self.buf += data
+
+    def replconf(self, commands):
+        """Send ``[(name, (arg, ...))]`` as ``REPLCONF arg ...`` in one write; read the replies in order.
+
+        Returns ``{name: 'ok' or the server's words}`` (secrets scrubbed); the caller decides what a refusal means.
+        """
+        if not commands:
+            return {}
+        self.send(b''.join(pack_command(b'REPLCONF', *args) for dummy_name, args in commands), 'REPLCONF')
+        replies = {}
+        for name, dummy_args in commands:
+            line = self.line('REPLCONF %s' % name, skip_newlines=True)
+            replies[name] = 'ok' if line.startswith(b'+') else scrub(line[1:200].decode('utf-8', 'replace'),
+                                                                     self.endpoint.secrets)
+        return replies
 
 
 class SyncRefused(KVError):
@@ -65,32 +138,16 @@ class ReplicationStream:
         except Exception as exc:
             raise self._error(exc, 'receiving the RDB')
 
-    def _send(self, data, action):
+    def _send(self, data, action='the handshake'):
         try:
             send_all(self.sock, data)
         except Exception as exc:
             raise self._error(exc, action)
 
-    def _line(self, action, skip_newlines=False):
-        """One reply line (without CRLF).  With ``skip_newlines`` the keepalive newlines a
-        server sends while it prepares the RDB are skipped first."""
-        while True:
-            if skip_newlines:
-                self.buf = self.buf.lstrip(b'\n')
-            pos = self.buf.find(b'\r\n')
-            if pos >= 0:
-                line, self.buf = self.buf[:pos], self.buf[pos + 2:]
-                return line
-            if len(self.buf) > 4096:
-                raise KVError('%s: the server sent an unexpected reply (%r...) (%s)'
-                              % (action, self.buf[:60], self.endpoint.address), kind='protocol',
-                              endpoint=self.endpoint.address)
-            data = self._recv(4096)
-            if not data:
-                raise KVError('%s: the server closed the connection before it sent the RDB (%s). If SYNC needs '
-                              'REPLCONF first there, grant the user +replconf as well as +sync'
-                              % (action, self.endpoint.address), kind='truncated', endpoint=self.endpoint.address)
-            self.buf += data
+    def _closed(self, action):
+        return KVError('%s: the server closed the connection before it sent the RDB (%s). If SYNC needs '
+                       'REPLCONF first there, grant the user +replconf as well as +sync'
+                       % (action, self.endpoint.address), kind='truncated', endpoint=self.endpoint.address)
 
     def open(self):
         """Connect, authenticate, send the REPLCONF capabilities and SYNC; read the transfer header.
@@ -105,23 +162,18 @@ class ReplicationStream:
             self.close()
             raise self.endpoint.error(exc, 'connecting to %s for SYNC' % self.endpoint.label)
         self.sock = self.conn._sock
+        hand = Handshake(self.endpoint, self._recv, self._send, self._closed)
         commands = []
         if 'eof' in self.capabilities:
-            commands.append((b'capa', (b'REPLCONF', b'capa', b'eof')))
+            commands.append(('capa', (b'capa', b'eof')))
         if 'rdb-only' in self.capabilities:
-            commands.append((b'rdb-only', (b'REPLCONF', b'rdb-only', b'1')))
+            commands.append(('rdb-only', (b'rdb-only', b'1')))
         if 'version' in self.capabilities and self.server_version:
-            commands.append((b'version', (b'REPLCONF', b'version', self.server_version.encode())))
-        if commands:
-            self._send(b''.join(b'*%d\r\n' % len(cmd) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in cmd)
-                                for dummy_name, cmd in commands), 'REPLCONF')
-            for name, dummy_cmd in commands:
-                line = self._line('REPLCONF %s' % name.decode())
-                self.replconf[name.decode()] = 'ok' if line.startswith(b'+') else scrub(line[1:200],
-                                                                                        self.endpoint.secrets)
-        self._send(b'SYNC\r\n', 'SYNC')
+            commands.append(('version', (b'version', self.server_version.encode())))
+        self.replconf = hand.replconf(commands)
+        hand.send(b'SYNC\r\n', 'SYNC')
         while True:
-            line = self._line('SYNC', skip_newlines=True)
+            line = hand.line('SYNC', skip_newlines=True)
             if line.startswith(b'+'):  # e.g. +FULLRESYNC from servers that answer SYNC like PSYNC
                 continue
             break
@@ -132,17 +184,17 @@ class ReplicationStream:
             refused = SyncRefused(err.message, kind=err.kind, endpoint=err.endpoint, details=err.details)
             self.close()
             raise refused
-        if line.startswith(b'$EOF:') and len(line) >= 5 + EOF_MARK_SIZE:
-            self.transfer = 'eof-stream'
-            self.mark = line[5:5 + EOF_MARK_SIZE]
-        elif line.startswith(b'$') and line[1:].isdigit():
-            self.transfer = 'sized'
-            self.expected = int(line[1:])
-        else:
+        header = transfer_header(line)
+        if header is None:
             self.close()
             raise KVError('SYNC: the server sent %r where an RDB transfer header ($<length> or $EOF:<mark>) was '
                           'expected (%s)' % (line[:60], self.endpoint.address), kind='protocol',
                           endpoint=self.endpoint.address)
+        if header[0] == 'diskless':
+            self.transfer, self.mark = 'eof-stream', header[1]
+        else:
+            self.transfer, self.expected = 'sized', header[1]
+        self.buf = hand.buf
         return self
 
     def payload(self):

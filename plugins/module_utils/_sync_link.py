@@ -37,8 +37,9 @@ except ImportError:  # pragma: no cover - reported when a spool passphrase is gi
     HAS_AESGCM = False
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
+from ansible_collections.kvtools.migration.plugins.module_utils._replication import (
+    EOF_MARK_SIZE, Handshake, pack_command, transfer_header)
 
-EOF_MARK_SIZE = 40
 RECV_SIZE = 1 << 20
 SEGMENT_BYTES = 64 << 20
 ACK_INTERVAL = 1.0
@@ -203,10 +204,6 @@ class Spool:
                 pass
 
 
-def _pack(*args):
-    return b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args)
-
-
 class ReplicaLink:
     """One PSYNC connection; :meth:`open` does the handshake, :meth:`run` (a thread) reads and acknowledges.
 
@@ -254,27 +251,14 @@ class ReplicaLink:
                             'limits", raise its client-output-buffer-limit replica', kind='connection')
         return data
 
+    def _closed(self, what):
+        return self._err('%s: the source closed the replication link' % what, kind='connection')
+
     def _send(self, data):
         try:
             self.sock.sendall(data)
         except (OSError, socket.timeout, ValueError) as exc:
             raise self._err('cannot write to the replication link: %s' % exc, kind='connection')
-
-    def _line(self, what):
-        deadline = time.time() + max(60.0, self.endpoint.socket_timeout)
-        while True:
-            self.buf = self.buf.lstrip(b'\n')
-            pos = self.buf.find(b'\r\n')
-            if pos >= 0:
-                line, self.buf = self.buf[:pos], self.buf[pos + 2:]
-                return line
-            if len(self.buf) > 4096:
-                raise self._err('%s: unexpected reply %r' % (what, self.buf[:60]))
-            if time.time() > deadline:
-                raise self._err('%s: no reply' % what, kind='timeout')
-            data = self._recv(4096)
-            if data:
-                self.buf += data
 
     # -- handshake --------------------------------------------------------------------------------
     def open(self, replid=None, offset=None):
@@ -291,23 +275,20 @@ class ReplicaLink:
             raise self.endpoint.error(exc, 'connecting to the source as a replica')
         self.sock = self.conn._sock
         self.sock.settimeout(0.25)
-        commands = [('listening-port', _pack(b'REPLCONF', b'listening-port', b'0')),
-                    ('capa', _pack(b'REPLCONF', b'capa', b'eof', b'capa', b'psync2'))]
+        hand = Handshake(self.endpoint, self._recv, lambda data, what: self._send(data), self._closed,
+                         timeout=max(60.0, self.endpoint.socket_timeout))
+        commands = [('listening-port', (b'listening-port', b'0')), ('capa', (b'capa', b'eof', b'capa', b'psync2'))]
         if self.version:
-            commands.append(('version', _pack(b'REPLCONF', b'version', self.version.encode())))
-        self._send(b''.join(c for _n, c in commands))
-        for name, _cmd in commands:
-            line = self._line('REPLCONF %s' % name)
-            text = line[1:200].decode('utf-8', 'replace')
-            self.replconf[name] = 'ok' if line.startswith(b'+') else scrub(text, self.endpoint.secrets)
-            if name == 'capa' and line.startswith(b'-'):
-                raise self._err('the source refused REPLCONF: %s. Grant the user +replconf +psync'
-                                % self.replconf[name], kind='noperm' if b'NOPERM' in line else 'protocol')
+            commands.append(('version', (b'version', self.version.encode())))
+        self.replconf = hand.replconf(commands)
+        if self.replconf['capa'] != 'ok':
+            raise self._err('the source refused REPLCONF: %s. Grant the user +replconf +psync' % self.replconf['capa'],
+                            kind='noperm' if 'NOPERM' in self.replconf['capa'] else 'protocol')
         if replid and offset is not None:
-            self._send(_pack(b'PSYNC', replid.encode(), b'%d' % (offset + 1)))
+            self._send(pack_command(b'PSYNC', replid.encode(), b'%d' % (offset + 1)))
         else:
-            self._send(_pack(b'PSYNC', b'?', b'-1'))
-        line = self._line('PSYNC')
+            self._send(pack_command(b'PSYNC', b'?', b'-1'))
+        line = hand.line('PSYNC', skip_newlines=True)
         if line.startswith(b'-LOADING'):
             raise self._err('the source is loading its data set', kind='loading')
         if line.startswith(b'-'):
@@ -320,13 +301,14 @@ class ReplicaLink:
             self.mode = 'full'
             self.replid = parts[1].decode()
             self.offset = int(parts[2])
-            header = self._line('the RDB transfer header')
-            if header.startswith(b'$EOF:') and len(header) >= 5 + EOF_MARK_SIZE:
-                self.transfer, self.mark = 'diskless', header[5:5 + EOF_MARK_SIZE]
-            elif header.startswith(b'$') and header[1:].isdigit():
-                self.transfer, self.rdb_size = 'disk', int(header[1:])
-            else:
+            header = hand.line('the RDB transfer header', skip_newlines=True)
+            framing = transfer_header(header)
+            if framing is None:
                 raise self._err('expected an RDB transfer header, got %r' % header[:60])
+            if framing[0] == 'diskless':
+                self.transfer, self.mark = framing
+            else:
+                self.transfer, self.rdb_size = framing
             self.rdb_spool = Spool(self.spool_dir, '%s.rdb' % self.name, self.passphrase)
         elif parts[0] == b'+CONTINUE':
             self.mode = 'continue'
@@ -338,6 +320,7 @@ class ReplicaLink:
             self.rdb_done.set()
         else:
             raise self._err('PSYNC: unexpected reply %r' % line[:80])
+        self.buf = hand.buf
         self.applied = self.offset
         self.stream_spool = Spool(self.spool_dir, '%s.stream' % self.name, self.passphrase)
         return self
@@ -421,7 +404,7 @@ class ReplicaLink:
 
     def _ack(self):
         if self.applied is not None:
-            self._send(_pack(b'REPLCONF', b'ACK', b'%d' % self.applied))
+            self._send(pack_command(b'REPLCONF', b'ACK', b'%d' % self.applied))
 
     def close(self):
         self.stop = True
