@@ -33,8 +33,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import
 from ansible_collections.kvtools.migration.plugins.module_utils._process import process_start_time
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_backup import SnapshotBackup
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_settle import BackgroundSettler
