@@ -145,6 +145,8 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
     assert dry.returncode == 0, dry.stdout[-4000:]
     assert 'strategy: live' in dry.stdout and 'Plan (check mode, nothing written)' in dry.stdout
+    assert 'backup: would write the snapshot the follower receives to' in dry.stdout, dry.stdout[-4000:]
+    assert not os.path.exists(str(tmp_path / 'work' / 'kv-backup-pair.rdb'))
     assert valkey80.admin().info('keyspace') == {} and not (tmp_path / 'reports').exists()
     assert not os.path.exists(str(tmp_path / 'work' / 'kv-sync-pair.json'))
 
