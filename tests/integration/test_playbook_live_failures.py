@@ -155,7 +155,7 @@ def test_rollback_after_a_live_run_that_died_mid_way(redis70, valkey80, tmp_path
         assert alive(pid), 'the follower should outlive the killed play'
         # what kv_cutover does first, had the play died inside it: the application user is switched off
         isolation = Isolation(Endpoint(redis70.endpoint()), mode='acl', state='isolated', users=[APP_USER],
-                            record=str(tmp_path / 'work' / 'kv-isolation-pair.json')).run()
+                              record=str(tmp_path / 'work' / 'kv-isolation-pair.json')).run()
         assert isolation['changed'] is True and not user_on(redis70, APP_USER)
 
         back = ansible_playbook(ROLLBACK, inventory=inventory)
