@@ -8,6 +8,7 @@ bytes in awkward chunk sizes: only a complete, valid RDB is ever named as the ba
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -247,3 +248,56 @@ def test_abort_mid_transfer_leaves_nothing(tmp_path):
     time.sleep(0.01)
     backup.abort()
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_snapshot_cut_off_leaves_no_backup_and_the_next_start_writes_one(redis70, valkey80_tls, tmp_path, followers):
+    """The source drops the link in the middle of the RDB transfer: the follower fails, nothing is named as the
+    backup (no file at the path, no temp file); the next start takes a new snapshot and writes a complete backup."""
+    admin = fast_source(redis70, diskless=True)  # diskless: the server streams the RDB as it writes it (slowly here)
+    pipe = redis70.admin(0).pipeline(transaction=False)
+    for i in range(20000):
+        pipe.set(b'k:%d' % i, b'v' * 50)
+    pipe.execute()
+    folder = tmp_path / 'backups'
+    folder.mkdir()
+    dest = str(folder / 'dump.rdb')
+    record = str(tmp_path / 'sync.json')
+    followers.append((redis70, valkey80_tls, record))
+    args = args_for(redis70, valkey80_tls, record, dbs=[0], backup=dest, backup_passphrase=PASSPHRASE)
+    admin.config_set('rdb-key-save-delay', 200)  # 20000 keys: about 4 s of transfer (a debugging knob of the server)
+    cut = {}
+
+    def cut_mid_transfer():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                phase = json.load(open(record)).get('phase')
+            except (OSError, ValueError):
+                phase = None
+            if phase == 'snapshot' and any(n.endswith('.tmp') for n in os.listdir(str(folder))):
+                time.sleep(0.5)
+                cut['temp'] = [n for n in os.listdir(str(folder)) if n.endswith('.tmp')]
+                cut['killed'] = admin.execute_command('CLIENT', 'KILL', 'TYPE', 'replica')
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=cut_mid_transfer)
+    try:
+        killer.start()
+        first = engine('kv_sync', args)
+        killer.join()
+    finally:
+        admin.config_set('rdb-key-save-delay', 0)
+    assert cut.get('killed') == 1 and cut.get('temp'), cut
+    assert first.get('failed') is True, first
+    deadline = time.time() + 10
+    while os.listdir(str(folder)) and time.time() < deadline:  # the failing follower removes its temp file
+        time.sleep(0.05)
+    assert os.listdir(str(folder)) == [], 'a cut-off snapshot left a file behind'
+
+    again = engine('kv_sync', args)
+    assert again.get('failed') is not True, again.get('msg')
+    b = again['backup']
+    assert b['checksum'] == 'verified' and b['sha256'] == sha256(dest) and b['replid'] == again['replid']
+    assert sorted(os.listdir(str(folder))) == ['dump.rdb', 'dump.rdb.json']
+    assert verify_backup(dest, PASSPHRASE)['content_sha256'] == b['content_sha256']
