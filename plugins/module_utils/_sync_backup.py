@@ -7,8 +7,10 @@
 
 :class:`SnapshotBackup` is the replica link's ``tee`` during a full resync: the link's reader thread
 gives it every RDB byte in the order received (:meth:`SnapshotBackup.write`), the same bytes the
-snapshot parser reads.  Once the transfer is complete the follower calls :meth:`SnapshotBackup.install`,
-which validates what was received exactly as ``kv_rdb_backup`` does (magic and RDB version, end opcode,
+snapshot parser reads.  When the transfer ended with all its bytes the reader calls
+:meth:`SnapshotBackup.complete`, which runs :meth:`SnapshotBackup.install` in a thread of its own (the
+reader goes on reading; the backup does not wait for the restore, so a target failing during the restore
+does not cost it).  :meth:`SnapshotBackup.install` validates what was received exactly as ``kv_rdb_backup`` does (magic and RDB version, end opcode,
 CRC-64 trailer), closes the temp file next to ``dest`` (encrypted with a passphrase: the KVTENC1
 format of :mod:`._encryption`), rotates older backups (``keep``), renames it into place and writes the
 sidecar ``<dest>.json`` - with the engine's own function (:func:`~._backup.install_backup`), so the
@@ -26,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import backup_output, install_backup
@@ -54,6 +57,10 @@ class SnapshotBackup:
         self.tail = b''
         self.replid = self.offset = self.transfer = None
         self.started = None
+        self.installing = None       # the thread of complete()
+        self.done = threading.Event()
+        self.facts = None            # set once installed
+        self.error = None
 
     def begin(self, replid, offset, transfer):
         """Open the temp file next to ``dest`` for the snapshot ``replid``/``offset``."""
@@ -83,6 +90,35 @@ class SnapshotBackup:
             self.tail = buf
         self.out.write(data)
 
+    def complete(self):
+        """The transfer ended with all its bytes (called by the link's reader thread): install the backup in a
+        thread of its own, so the reader goes on reading the stream and the backup does not wait for the snapshot
+        to be restored - a target that fails during the restore does not cost the backup."""
+        def run():
+            try:
+                self.facts = self.install()
+            except Exception as exc:  # handed to result()
+                self.error = exc
+            finally:
+                self.done.set()
+        self.installing = threading.Thread(target=run, name='kv-sync-backup')
+        self.installing.daemon = True
+        self.installing.start()
+
+    def result(self, timeout=None):
+        """The facts of the installed backup once :meth:`complete` has finished; its error if it failed."""
+        if self.installing is None:
+            raise KVError('the backup of the snapshot was not written: the RDB transfer did not complete',
+                          kind='truncated')
+        if not self.done.wait(timeout):
+            raise KVError('the backup of the snapshot was not written within %s s' % timeout, kind='timeout')
+        if self.error is not None:
+            if isinstance(self.error, KVError):
+                raise self.error
+            raise KVError('the backup of the snapshot was not written: %s: %s' % (type(self.error).__name__,
+                                                                                 self.error))
+        return self.facts
+
     def install(self):
         """Validate, close, rotate, move into place, write the sidecar; returns the backup's facts."""
         try:
@@ -98,7 +134,7 @@ class SnapshotBackup:
             result.update(install_backup(self.out, self.dest, int(self.spec.get('keep') or 0),
                                          self.spec.get('mode', 0o600), result, self.spec.get('source'), extra))
         except Exception as exc:
-            self.abort()
+            self._remove_temp()
             if isinstance(exc, KVError):
                 raise KVError('the backup of the snapshot was not written: %s' % exc.message, kind=exc.kind)
             if isinstance(exc, (IOError, OSError)):
@@ -111,7 +147,12 @@ class SnapshotBackup:
         return result
 
     def abort(self):
-        """Remove the temp file (nothing is left at ``dest`` by this backup)."""
+        """Remove the temp file (nothing is left at ``dest`` by this backup); an installed backup stays."""
+        if self.installing is not None and self.installing is not threading.current_thread():
+            self.done.wait(120)
+        self._remove_temp()
+
+    def _remove_temp(self):
         if self.out is not None:
             self.out.abort()
             self.out = None

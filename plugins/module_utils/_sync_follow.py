@@ -219,6 +219,9 @@ class Follower:
             if not self._owned():
                 return
             fields = dict(phase=phase, stopped_at=now_iso())
+            backup = self.backup
+            if backup is not None and backup.installing is not None and backup.done.wait(120) and backup.facts:
+                fields['backup'] = backup.facts  # complete before the failure: it is a valid backup, say so
             if error:
                 fields['last_error'] = error
                 fields['last_error_kind'] = kind
@@ -312,13 +315,13 @@ class Follower:
                                            'there is no snapshot to back up')
 
     def _install_backup(self, link):
-        """The snapshot is parsed: wait for the end of its transfer, then validate and install the backup."""
+        """The snapshot is parsed: its backup, installed by its own thread once the transfer ended, into the record."""
         backup = self.backup
         link.rdb_done.wait(60)
         if not link.rdb_complete:
             raise KVError('the backup of the snapshot was not written: the RDB transfer did not complete (%s)'
                           % (link.closed_error or 'no end of transfer'), kind='truncated')
-        facts = backup.install()
+        facts = backup.result(timeout=3600)
         self.backup = None
         self.update(force=True, backup=facts, backup_error=None)
 

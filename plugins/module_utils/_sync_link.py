@@ -230,7 +230,7 @@ class ReplicaLink:
         self.rdb_bytes = 0
         self.rdb_done = threading.Event()
         self.rdb_complete = False    # the whole RDB arrived (its size, or the EOF mark)
-        self.tee = None              # set before start(): also gets every RDB byte (the snapshot backup)
+        self.tee = None              # set before start(): write(bytes) gets every RDB byte, complete() the end
         self.received = 0            # stream bytes received after the RDB
         self.replconf = {}
         self.thread = None
@@ -401,6 +401,8 @@ class ReplicaLink:
                         tee.write(part)
                     self.rdb_bytes += cut
         spool.finish()
+        if tee is not None and self.rdb_complete:
+            tee.complete()
 
     def _ack(self):
         if self.applied is not None:
