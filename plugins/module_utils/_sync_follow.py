@@ -44,6 +44,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._text import now
 RECORD_FORMAT = 'kvtools.migration/sync/1'
 RECORD_EVERY = 0.2
 RECONNECT_SECONDS = 60.0
+BACKUP_FINISH_SECONDS = 600.0   # after a failure, the longest wait for the rest of the snapshot's transfer
 RETRY_KINDS = ('connection', 'timeout', 'refused', 'unreachable', 'truncated', 'loading')
 
 
@@ -220,6 +221,12 @@ class Follower:
                 return
             fields = dict(phase=phase, stopped_at=now_iso())
             backup = self.backup
+            link = self.link
+            if phase == 'failed' and backup is not None and backup.installing is None and link is not None \
+                    and link.tee is backup:
+                # the copy failed (the target, say) while the source still sent its snapshot: let the transfer end,
+                # so the backup asked for is complete - it does not depend on the target
+                link.rdb_done.wait(BACKUP_FINISH_SECONDS)
             if backup is not None and backup.installing is not None and backup.done.wait(120) and backup.facts:
                 fields['backup'] = backup.facts  # complete before the failure: it is a valid backup, say so
             if error:

@@ -301,3 +301,59 @@ def test_snapshot_cut_off_leaves_no_backup_and_the_next_start_writes_one(redis70
     assert b['checksum'] == 'verified' and b['sha256'] == sha256(dest) and b['replid'] == again['replid']
     assert sorted(os.listdir(str(folder))) == ['dump.rdb', 'dump.rdb.json']
     assert verify_backup(dest, PASSPHRASE)['content_sha256'] == b['content_sha256']
+
+
+def test_target_failing_during_the_restore_does_not_cost_the_backup(redis70, server_factory, tmp_path, followers):
+    """The backup depends on the source's transfer only: the target dies in the middle of the restore, the follower
+    lets the transfer end (or had installed the backup already), fails, and the backup is there, valid, and named in
+    the result."""
+    target = server_factory('valkey80')
+    fast_source(redis70, diskless=False)
+    pipe = redis70.admin(0).pipeline(transaction=False)
+    for i in range(300000):
+        pipe.set(b'key:%d' % i, b'v' * 30)
+    pipe.execute()
+    dest = str(tmp_path / 'dump.rdb')
+    record = str(tmp_path / 'sync.json')
+    followers.append((redis70, target, record))
+    seen = {}
+
+    def kill_target_mid_restore():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                phase = json.load(open(record)).get('phase')
+            except (OSError, ValueError):
+                phase = None
+            try:
+                restored = target.admin().dbsize()
+            except Exception:
+                restored = 0
+            if phase == 'snapshot' and restored > 1000:
+                seen['phase'] = phase
+                target.kill()
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_target_mid_restore)
+    killer.start()
+    result = engine('kv_sync', args_for(redis70, target, record, dbs=[0], backup=dest))
+    killer.join()
+    assert seen.get('phase') == 'snapshot', seen  # killed during the restore
+    assert result.get('failed') is True, result
+    b = result['backup']
+    assert b and b['dest'] == dest and b['checksum'] == 'verified' and b['sha256'] == sha256(dest)
+    assert verify_backup(dest)['content_sha256'] == b['content_sha256']
+    assert [n for n in os.listdir(str(tmp_path)) if n.endswith('.tmp')] == []
+    assert not alive_follower(record)
+
+
+def alive_follower(record, wait=10):
+    try:
+        pid = json.load(open(record)).get('pid')
+    except (OSError, ValueError):
+        return False
+    deadline = time.time() + wait
+    while pid and os.path.exists('/proc/%d' % pid) and time.time() < deadline:
+        time.sleep(0.05)
+    return bool(pid) and os.path.exists('/proc/%d' % pid)
