@@ -136,8 +136,10 @@ options:
         (C(PSYNC) continue) does not write it again; a later full resync (a new snapshot) keeps the backup
         already written (RV(backup_note) says so). A snapshot cut off, refused by the checks or stopped midway
         leaves nothing at this path.
-      - The backup is in place as soon as the transfer is complete and valid, before the snapshot is restored (a
-        target failing during the restore does not cost it). O(state=started) returns only once it is in place
+      - The backup is in place as soon as the transfer is complete and valid, before the snapshot is restored. It
+        depends on the source only - when the restore fails (the target, say) while the source still sends the
+        snapshot, the follower lets the transfer end (at most 10 minutes) before it reports the failure, with the
+        backup in RV(backup). O(state=started) returns only once it is in place
         (RV(backup), also in the result of a failure after that), and fails if it could not be written.
       - Its directory must exist. O(state=stopped) and O(state=absent) leave the backup alone.
     type: path
