@@ -203,6 +203,9 @@ class Sync:
 
     def _started(self):
         rec = read_record(self.record_path)
+        deadline = time.time() + 15
+        while rec and rec.get('phase') == 'failed' and self._alive(rec) and time.time() < deadline:
+            time.sleep(0.05)  # a failed follower cleaning up (closing its link, removing temp files): let it end
         if rec and self._alive(rec):
             self._check_same(rec)
             return self._wait_caught_up(rec['token'], changed=False)
