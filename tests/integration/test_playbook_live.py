@@ -193,7 +193,7 @@ def test_live_strategy_with_an_app_writing_all_along(redis70, valkey80, tmp_path
     assert backup['written_by'].startswith('kv_sync') and backup['checksum'] == 'verified' and backup['encrypted']
     assert backup['size'] == os.path.getsize(backup['dest'])
     assert backup['sha256'] == hashlib.sha256(open(backup['dest'], 'rb').read()).hexdigest()
-    assert 'sha256 %s' % backup['sha256'] in markdown
+    assert 'sha256: %s' % backup['sha256'] in markdown
     with open(backup['dest'] + '.json') as fh:
         assert json.load(fh)['taken_by'] == 'kv_sync'
     compare.assert_same(redis70, valkey80, [(0, 0), (2, 2), (3, 3)])
