@@ -127,7 +127,6 @@ def test_rollback_after_a_live_run_that_died_mid_way(redis70, valkey80, tmp_path
         load(redis70, [0])
         _bulk(redis70, 1, 20000)
         before = compare.snapshot(redis70)
-        writes = compare.source_writes(redis70)
         inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), valkey80.endpoint())},
                                     kv_isolation='acl', kv_isolate_users=[APP_USER], kv_strategy='live',
                                     kv_verify_rounds=50, kv_verify_recheck_delay=5, kv_backup=False)
@@ -167,8 +166,8 @@ def test_rollback_after_a_live_run_that_died_mid_way(redis70, valkey80, tmp_path
         assert not record.exists()
         assert user_on(redis70, APP_USER), 'rollback did not switch the application user back on'
         assert int(redis70.admin().info('replication')['connected_slaves']) == 0
+        # every key as it was (rdb_changes_since_last_save cannot tell: a disk-based sync's BGSAVE resets it)
         assert compare.snapshot(redis70) == before
-        assert compare.source_writes(redis70) == writes, 'the source was written to'
         assert 'Target: holds an incomplete copy' in back.stdout and 'phase streaming' in back.stdout, back.stdout[-3000:]
         for out in (output, back.stdout):
             no_secret(out)
