@@ -115,8 +115,8 @@ class SnapshotBackup:
         if self.error is not None:
             if isinstance(self.error, KVError):
                 raise self.error
-            raise KVError('the backup of the snapshot was not written: %s: %s' % (type(self.error).__name__,
-                                                                                 self.error))
+            raise KVError('the backup of the snapshot was not written: %s: %s'
+                          % (type(self.error).__name__, self.error))
         return self.facts
 
     def install(self):

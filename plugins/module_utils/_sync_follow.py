@@ -198,6 +198,7 @@ class Follower:
             return self.record.get('phase') == 'streaming' and lag is not None and lag <= max_lag
 
         start = self.cfg.get('settle_from') or {}
+
         def bounds():  # how far each log holds only keys whose writes the target has answered
             return dict(held=self.held_bound, keys=self.applier.log_applied)
 
