@@ -159,7 +159,8 @@ def state_of(server, db):
     out = {}
     soon = set()
     for key, value, when in zip(keys, _values(client, keys), times):
-        if value[0] == 'none' or when == -2:
+        vanished = value[1] is None or (value[0] in ('hash', 'list', 'set', 'zset') and not value[1])
+        if value[0] == 'none' or when == -2 or vanished:  # vanished: expired between the TYPE and the read
             continue
         if when >= 0 and when - now < 2000:
             soon.add(key)
