@@ -220,7 +220,6 @@ def test_live_failure_after_kv_sync_started_releases_everything(redis70, server_
     load(redis70, [0])
     _bulk(redis70, 1, 20000)
     before = compare.snapshot(redis70)
-    writes = compare.source_writes(redis70)
     record = tmp_path / 'work' / 'kv-sync-pair.json'
     inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), target.endpoint())},
                                 kv_isolation='pause', kv_strategy='live', kv_verify_rounds=50,
@@ -253,8 +252,7 @@ def test_live_failure_after_kv_sync_started_releases_everything(redis70, server_
     assert not record.exists()
     redis70.admin().set(b'released?', b'yes', px=1000)  # would block under CLIENT PAUSE WRITE
     redis70.admin().delete(b'released?')
-    assert compare.snapshot(redis70) == before
-    assert compare.source_writes(redis70) >= writes
+    assert compare.snapshot(redis70) == before  # (rdb_changes_since_last_save cannot tell: kv_sync's BGSAVE resets it)
     report, markdown = report_of(tmp_path, 'pair')
     assert report['status'] == 'failed' and 'incomplete copy' in report['target_holds']
     assert 'The target holds an incomplete copy' in markdown

@@ -150,7 +150,7 @@ def test_target_killed_midway_fails_cleanly_and_leaves_the_source_untouched(redi
     writes = compare.source_writes(redis70)
     inventory = write_inventory(tmp_path, {'pair': (redis70.endpoint(), target.endpoint())},
                                 kv_method='dump_restore', migrate_poll_interval=0.2, migrate_workers=1,
-                                kv_isolation='pause')
+                                kv_isolation='pause', kv_strategy='offline')  # the offline copy is what is killed
 
     killed_while_copying = []
 

@@ -256,7 +256,11 @@ class Server:
         return redis.Redis(**kw)
 
     def flushall(self):
-        self.admin().flushall()
+        """Empty every db, and drop function libraries (FLUSHALL keeps them) where the server has functions."""
+        admin = self.admin()
+        admin.flushall()
+        if self.version not in ('6.2',):
+            admin.execute_command('FUNCTION', 'FLUSH')
 
     def __repr__(self):
         return '<Server %s port=%s tls=%s>' % (self.name, self.port, self.tls)
