@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import json
 import os
 import tempfile
 
@@ -141,3 +142,30 @@ class TempOutput:
     def facts(self):
         return dict(size=self.sink.size, sha256=self.sink.sha.hexdigest(), content_size=self.content_size,
                     content_sha256=self.content_sha.hexdigest(), encrypted=self.encrypted)
+
+
+def read_record_file(path, record_format, what):
+    """The JSON record at ``path`` (a dict of format ``record_format``), or None when there is none.
+
+    ``what`` names the record's owner in errors (``kv_sync``, ``kv_isolate``): an unreadable file or a file of
+    another format is ``error: config``.
+    """
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, 'r') as fh:
+            record = json.load(fh)
+    except (IOError, OSError, ValueError) as exc:
+        raise KVError('cannot read the %s record %s: %s' % (what, path, exc), kind='config')
+    if not isinstance(record, dict) or record.get('format') != record_format:
+        raise KVError('%s is not a %s record (format %r); choose another record path'
+                      % (path, what, record.get('format') if isinstance(record, dict) else None), kind='config')
+    return record
+
+
+def write_record_file(path, record, what):
+    """Write a JSON record atomically, mode 0600; a failure is ``error: io`` naming the file."""
+    try:
+        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + '\n', mode=0o600)
+    except (IOError, OSError) as exc:
+        raise KVError('cannot write the %s record %s: %s' % (what, path, exc), kind='io')

@@ -34,7 +34,7 @@ import signal
 import time
 import uuid
 
-from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
+from ansible_collections.kvtools.migration.plugins.module_utils._files import read_record_file, write_record_file
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._process import (
     process_alive, process_start_time, start_detached)
@@ -63,24 +63,11 @@ def _text(value):
 
 def read_record(path):
     """The record at ``path`` as a dict, or None when there is none."""
-    if not path or not os.path.exists(path):
-        return None
-    try:
-        with open(path, 'r') as fh:
-            record = json.load(fh)
-    except (IOError, OSError, ValueError) as exc:
-        raise KVError('cannot read the isolation record %s: %s' % (path, exc), kind='config')
-    if not isinstance(record, dict) or record.get('format') != RECORD_FORMAT:
-        raise KVError('%s is not a kv_isolate record (format %r); choose another record path'
-                      % (path, record.get('format') if isinstance(record, dict) else None), kind='config')
-    return record
+    return read_record_file(path, RECORD_FORMAT, 'kv_isolate')
 
 
 def write_record(path, record):
-    try:
-        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + '\n', mode=0o600)
-    except (IOError, OSError) as exc:
-        raise KVError('cannot write the isolation record %s: %s' % (path, exc), kind='io')
+    write_record_file(path, record, 'isolation')
 
 
 # -- the renewer process --------------------------------------------------------------------------
