@@ -6,7 +6,7 @@
 """Detached helper processes (kv_isolate's pause renewer, kv_sync's follower) and how to recognise them later.
 
 A helper outlives the module task that starts it.  It is forked twice (the task does not have to reap it),
-runs in a session of its own with stdio on /dev/null and every inherited descriptor closed (so Ansible does
+runs in a session of its own with stdio and every inherited descriptor on /dev/null (so Ansible does
 not wait for it), ignores SIGHUP, and gets what it needs from the parent's memory: no secret reaches its
 argv or its environment.  Its owner records its pid with the kernel's start time of that pid, so a recycled
 pid is never taken for it.
@@ -54,6 +54,41 @@ def process_alive(pid, start_time=None):
     return True
 
 
+def _inherited_fds():
+    """The descriptors open in this process (``/proc/self/fd``; a probe of the first 4096 elsewhere)."""
+    try:
+        names = os.listdir('/proc/self/fd')
+    except OSError:
+        names = [str(fd) for fd in range(4096)]
+    found = []
+    for name in names:
+        fd = int(name)
+        try:
+            os.fstat(fd)
+        except OSError:  # the listing's own descriptor, already closed again, or a gap
+            continue
+        found.append(fd)
+    return found
+
+
+def _park_inherited(devnull):
+    """Point every inherited descriptor above 2 at /dev/null instead of closing it.
+
+    The parent's Python objects (sockets, files) live on in the child and still believe they own their
+    descriptor numbers; when one of them is collected it closes its number.  Had the number been closed
+    and reused by a file or socket the helper opened itself, that close would cut the helper's own file
+    (seen: the follower's keys log failing with EBADF after a few seconds).  Parked on /dev/null, the number
+    stays taken until its old owner closes it, and nothing the helper opens can be hit.  Nothing leads back
+    to the parent's pipes, so Ansible does not wait for the helper.
+    """
+    for fd in _inherited_fds():
+        if fd > 2 and fd != devnull:
+            try:
+                os.dup2(devnull, fd)
+            except OSError:
+                pass
+
+
 def start_detached(what, target, *args):
     """Run ``target(*args)`` in a detached grandchild (see the module docstring); returns its pid.
 
@@ -73,7 +108,7 @@ def start_detached(what, target, *args):
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
-            os.closerange(3, 65536)
+            _park_inherited(devnull)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             target(*args)
         finally:

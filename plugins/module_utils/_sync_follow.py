@@ -221,7 +221,15 @@ class Follower:
             if error:
                 fields['last_error'] = error
                 fields['last_error_kind'] = kind
-            self.update(force=True, **fields)
+            try:
+                self.update(force=True, **fields)
+            except (KVError, OSError, ValueError) as exc:
+                # the counters could not be read for the last record: it must still say how the follower ended
+                # (a follower that vanishes with its record at 'streaming' is the worst way to fail)
+                self.record.update(fields, updated_at=now_iso(), last_error=scrub(
+                    '%s; the last record could not be completed: %s' % (error or 'stopped', exc), self.secrets),
+                    last_error_kind=kind if error else 'error')
+                write_record(self.cfg['record'], self.record)
         except (StopFollower, KVError, OSError):
             pass
 

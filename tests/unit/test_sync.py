@@ -202,3 +202,26 @@ def test_big_object_of_a_db_not_migrated_leaves_no_spool_file(tmp_path):
     applier.restore_snapshot(parser.batches())
     assert parser.spooled == 1 and parser.keys == 2 and applier.counts[0]['keys'] == 0
     assert os.listdir(str(spool)) == []
+
+
+def test_a_follower_that_cannot_complete_its_last_record_still_records_how_it_ended(tmp_path):
+    """The follower's last record is built from live counters; when those cannot be read (its keys log gone),
+    it must still say 'failed' and why, never stay 'streaming' after the process is gone."""
+    from ansible_collections.kvtools.migration.plugins.module_utils import _sync_follow as follow
+
+    path = str(tmp_path / 'sync.json')
+    follow.write_record(path, dict(format=follow.RECORD_FORMAT, token='t1', phase='streaming', last_error=None))
+
+    class BrokenLog:
+        def size(self):
+            raise OSError(9, 'Bad file descriptor')
+
+    endpoint = types.SimpleNamespace(secrets=['s3cret'])
+    follower = follow.Follower(dict(record=path, token='t1', deadline=4e9, ttl_mode='import'), endpoint, endpoint)
+    follower.applier = types.SimpleNamespace(conn=None, keys_log=BrokenLog(), applied=10, applied_db=0, commands=1,
+                                             skipped=0, dropped=0, counts={}, functions=0, log_applied=0)
+    follower._final('failed', 'the target closed the connection (s3cret)')
+    record = follow.read_record(path)
+    assert record['phase'] == 'failed' and record['stopped_at']
+    assert 'the target closed the connection' in record['last_error']
+    assert 'Bad file descriptor' in record['last_error'] and 's3cret' not in record['last_error']
