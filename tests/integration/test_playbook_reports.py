@@ -55,7 +55,13 @@ def test_migrate_rerun_and_verify_each_keep_their_own_report(redis70, valkey80, 
     steps = [s['step'] for s in report['steps']]
     assert steps == ['preflight', 'isolate', 'backup', 'migrate', 'verify', 'cutover', 'release'], steps
     assert all(s['seconds'] >= 0 and ISO.match(s['started_at']) for s in report['steps'])
-    assert abs(sum(s['seconds'] for s in report['steps']) - report['duration_s']) < 1.5, report['steps']
+    # the steps follow each other and fill the run: what is left is the time before the first step and the writing
+    # of the report itself (a few tasks: seconds on a loaded machine, so bounded relative to the run, not absolutely)
+    starts = [s['started_at'] for s in report['steps']]
+    assert starts == sorted(starts), report['steps']
+    covered = sum(s['seconds'] for s in report['steps'])
+    assert covered <= report['duration_s'] + 0.1 * len(steps), (covered, report['duration_s'], report['steps'])
+    assert report['duration_s'] - covered < max(3.0, 0.1 * report['duration_s']), (covered, report['duration_s'])
     with open(os.path.join(ROOT, 'galaxy.yml')) as fh:
         version = re.search(r'^version: (\S+)', fh.read(), re.M).group(1)
     assert report['versions']['collection'] == 'kvtools.migration ' + version
