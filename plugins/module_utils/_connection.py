@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import inspect
 import ssl
 
@@ -68,12 +69,25 @@ ENDPOINT_OPTIONS = dict(
     socket_timeout=dict(type='float', default=DEFAULT_SOCKET_TIMEOUT),
     migrate_host=dict(type='str'),
     migrate_port=dict(type='int'),
+    sentinel=dict(type='dict', options=dict(
+        hosts=dict(type='list', elements='str', required=True),
+        service_name=dict(type='str', required=True),
+        username=dict(type='str'),
+        password=dict(type='str', no_log=True),
+        tls=dict(type='bool', default=False),
+        ca_cert=dict(type='path'),
+        client_cert=dict(type='path'),
+        client_key=dict(type='path', no_log=False),
+        server_name=dict(type='str'),
+        validate_certs=dict(type='bool', default=True),
+    )),
 )
+DEFAULT_SENTINEL_PORT = 26379
 
 
 def endpoint_spec(required=True):
     """The argument spec entry for one endpoint option (``server``, ``source`` or ``target``)."""
-    return dict(type='dict', required=required, options=dict((k, dict(v)) for k, v in ENDPOINT_OPTIONS.items()))
+    return dict(type='dict', required=required, options=copy.deepcopy(ENDPOINT_OPTIONS))
 
 
 class _TLSConnection(_RedisConnection):
@@ -98,6 +112,29 @@ class _TLSConnection(_RedisConnection):
         except Exception:
             sock.close()
             raise
+
+
+def parse_host_port(text, label, default_port):
+    """``(host, port)`` of ``host:port``, ``[v6]:port`` or ``host`` (the default port)."""
+    text = (text or '').strip()
+    host, port = text, default_port
+    if text.startswith('['):
+        end = text.find(']')
+        host, rest = text[1:end], text[end + 1:]
+        if end < 0 or (rest and not rest.startswith(':')):
+            host = ''
+        elif rest:
+            port = rest[1:]
+    elif text.count(':') == 1:
+        host, port = text.split(':')
+    try:
+        port = int(port)
+    except ValueError:
+        port = None
+    if not host or port is None:
+        raise KVError('%s: %r is not host:port' % (label, text), kind='config')
+    check_value(label, port, RANGES['port'])
+    return host, port
 
 
 def _supported_kwargs(kwargs):
@@ -150,6 +187,7 @@ class Endpoint:
         self.connect_timeout = float(pick('connect_timeout', DEFAULT_CONNECT_TIMEOUT))
         self.socket_timeout = float(pick('socket_timeout', DEFAULT_SOCKET_TIMEOUT))
         # The address another server (the source of a MIGRATE) uses to reach this one.
+        self._migrate_host_given = bool(params.get('migrate_host'))
         self.migrate_host = params.get('migrate_host') or self.host
         self.migrate_port = int(pick('migrate_port', self.port))
         for name in ('port', 'migrate_port', 'connect_timeout', 'socket_timeout'):  # a url's values too
@@ -160,6 +198,55 @@ class Endpoint:
             raise KVError('%s: db must be 0 or more, got %d' % (label, self.db), kind='config')
         if bool(self.client_cert) != bool(self.client_key):
             raise KVError('%s: client_cert and client_key must be given together' % label, kind='config')
+        # Sentinel: the data node is the master the sentinels name, resolved by _sentinel.resolve_master
+        # (KVModule.endpoint does it once for every module); until then host/port are not known.
+        self.sentinel = self._parse_sentinel(params, parsed) if params.get('sentinel') else None
+        self.master_resolved = False
+        self.master_watch = None  # set by the resolution: checks that the master has not moved
+
+    def _parse_sentinel(self, params, parsed):
+        label = self.label
+        given = [n for n in ('host', 'port', 'migrate_port') if params.get(n) is not None] + \
+            ['url %s' % n for n in ('host', 'port', 'unix_socket', 'backup_file') if parsed.get(n)]
+        if given:
+            raise KVError('%s: give either sentinel (the sentinels name the master) or the address of the server, '
+                          'not both (got %s)' % (label, ', '.join(given)), kind='config')
+        spec = dict(params['sentinel'])
+        hosts = []
+        for item in spec.get('hosts') or []:
+            hosts.append(parse_host_port(item, '%s.sentinel.hosts' % label, DEFAULT_SENTINEL_PORT))
+        if not hosts:
+            raise KVError('%s.sentinel.hosts: give at least one sentinel as host:port' % label, kind='config')
+        name = spec.get('service_name') or ''
+        if not name.strip():
+            raise KVError('%s.sentinel.service_name: give the name the sentinels monitor the master under '
+                          '(sentinel monitor <name> ...)' % label, kind='config')
+        if bool(spec.get('client_cert')) != bool(spec.get('client_key')):
+            raise KVError('%s.sentinel: client_cert and client_key must be given together' % label, kind='config')
+        spec['hosts'] = hosts
+        return spec
+
+    @property
+    def identity(self):
+        """What names this endpoint across runs: the address, or the sentinels' service for a Sentinel endpoint
+        (its master moves on a failover; a checkpoint or record stays valid)."""
+        if self.sentinel is not None:
+            return 'sentinel:%s@%s' % (self.sentinel['service_name'],
+                                       ','.join('%s:%d' % hp for hp in sorted(self.sentinel['hosts'])))
+        return self.address
+
+    def set_master(self, host, port):
+        """Point a Sentinel endpoint at the master ``host:port`` the sentinels named."""
+        self.host, self.port = host, int(port)
+        self.master_resolved = True
+        if not self._migrate_host_given:
+            self.migrate_host = host
+        self.migrate_port = self.port
+
+    def check_master(self, force=False):
+        """Raise a ``failover`` KVError when the master of a Sentinel endpoint has moved (no-op otherwise)."""
+        if self.master_watch is not None:
+            self.master_watch.check(force=force)
 
     @staticmethod
     def _parse_url(url):
@@ -214,15 +301,20 @@ class Endpoint:
             return 'file:%s' % self.backup_file
         if self.unix_socket:
             return 'unix:%s' % self.unix_socket
+        if getattr(self, 'sentinel', None) is not None and not self.master_resolved:
+            return 'sentinel:%s' % self.sentinel['service_name']
         return '%s:%d' % (self.host, self.port)
 
     @property
     def secrets(self):
-        return [s for s in (self.password,) if s]
+        return [s for s in (self.password, (self.sentinel or {}).get('password')) if s]
 
     def describe(self):
         """A secret-free summary for results and reports."""
-        return dict(address=self.address, username=self.username, tls=self.tls, db=self.db)
+        out = dict(address=self.address, username=self.username, tls=self.tls, db=self.db)
+        if self.sentinel is not None:
+            out['sentinel'] = dict(service_name=self.sentinel['service_name'], master=self.address)
+        return out
 
     # -- clients ------------------------------------------------------------------------------
     def ssl_context(self):

@@ -240,7 +240,7 @@ class CopyJob:
 
     # -- checkpoint ----------------------------------------------------------------------------
     def _fingerprint(self, pairs):
-        raw = json.dumps(dict(source=self.source_ep.address, target=self.target_ep.address, pairs=pairs,
+        raw = json.dumps(dict(source=self.source_ep.identity, target=self.target_ep.identity, pairs=pairs,
                               match=self.opts.match), sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -265,13 +265,23 @@ class CopyJob:
         previous = self._load_checkpoint(pairs)
         run_id = self.target.info.get('run_id')
         run_id = run_id.decode() if isinstance(run_id, bytes) else run_id
+        source_server = getattr(self.source, 'server', None)
+        source_run_id = source_server.info.get('run_id') if source_server is not None else None
+        source_run_id = source_run_id.decode() if isinstance(source_run_id, bytes) else source_run_id
         self.checkpoint = dict(format=CHECKPOINT_FORMAT, fingerprint=self._fingerprint(pairs), target_run_id=run_id,
                                dbs={})
+        if self.source_ep.sentinel is not None:
+            self.checkpoint['source_run_id'] = source_run_id
         if previous:
             self.resumed = True
-            if previous.get('target_run_id') != run_id:
-                self.warn('the target restarted since the checkpoint was written: every db is checked again from '
-                          'the start (keys already there and identical are not copied again)')
+            # A SCAN cursor means something only on the server that gave it: after a failover of a Sentinel
+            # source (another master) the scan starts over; a target that restarted or failed over may have
+            # lost writes acknowledged before: every key is checked again.
+            moved = self.source_ep.sentinel is not None and previous.get('source_run_id') != source_run_id
+            if previous.get('target_run_id') != run_id or moved:
+                self.warn('the %s restarted or failed over since the checkpoint was written: every db is checked '
+                          'again from the start (keys already there and identical are not copied again)'
+                          % ('source' if moved else 'target'))
                 self.checkpoint['dbs'] = dict((k, dict(cursor=0, done=False, recheck=True)) for k in previous['dbs'])
             else:
                 self.checkpoint['dbs'] = previous['dbs']
@@ -519,6 +529,8 @@ class CopyJob:
             # Advance the checkpoint to the end of the longest run of finished batches.
             if planning or self.checkpoint is None:
                 return
+            self.source_ep.check_master()  # a Sentinel master that moved stops the step (at most once a second)
+            self.target_ep.check_master()
             with seq_lock:
                 order['done'].add(seq)
                 order['cursors'][seq] = cursor_after

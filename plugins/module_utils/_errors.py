@@ -229,7 +229,7 @@ def classify(exc, endpoint, action=None, connecting=False):
 
 
 # Failures a rerun can get past once the cause is gone (a server back up, space freed).
-RERUNNABLE = ('unreachable', 'timeout', 'refused', 'loading', 'io', 'oom', 'interrupted')
+RERUNNABLE = ('unreachable', 'timeout', 'refused', 'loading', 'io', 'oom', 'interrupted', 'failover')
 
 
 def rerun_hint(checkpoint):

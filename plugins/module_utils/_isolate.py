@@ -209,9 +209,9 @@ class Isolation:
 
     def _load_record(self):
         record = read_record(self.record_path)
-        if record and record.get('server') != self.endpoint.address:
+        if record and record.get('server') != self.endpoint.identity:
             raise KVError('the record %s belongs to %s, not %s: choose the record of this server'
-                          % (self.record_path, record.get('server'), self.endpoint.address), kind='config')
+                          % (self.record_path, record.get('server'), self.endpoint.identity), kind='config')
         return record
 
     # -- entry point ----------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class Isolation:
         token = uuid.uuid4().hex
         deadline = time.time() + self.renew_max_seconds
         if self.renew:
-            record = dict(format=RECORD_FORMAT, server=self.endpoint.address, mode='pause', state='isolated',
+            record = dict(format=RECORD_FORMAT, server=self.endpoint.identity, node=self.endpoint.address, mode='pause', state='isolated',
                           isolated_at=now_iso(), released_at=None, isolated_epoch=time.time(),
                           pause=dict(lease_ms=self.pause_ms, token=token, deadline=deadline, pid=None,
                                      pid_start_time=None))
@@ -343,7 +343,7 @@ class Isolation:
             result['verify'] = None
             return
         if record is None:
-            record = dict(format=RECORD_FORMAT, server=self.endpoint.address, mode='acl', state='isolated',
+            record = dict(format=RECORD_FORMAT, server=self.endpoint.identity, node=self.endpoint.address, mode='acl', state='isolated',
                           isolated_at=now_iso(), released_at=None, users=[], isolated_epoch=time.time())
         if new_entries:
             record['users'].extend(new_entries)

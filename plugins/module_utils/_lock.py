@@ -43,6 +43,8 @@ def lock_path(endpoint, directory=None):
     """The lock file of ``endpoint``'s server (its address, whatever db)."""
     directory = directory or os.environ.get('KVTOOLS_LOCK_DIR') or tempfile.gettempdir()
     address = endpoint.unix_socket or '%s:%s' % (endpoint.host, endpoint.port)
+    if getattr(endpoint, 'sentinel', None) is not None:  # the service, wherever its master is now
+        address = endpoint.identity
     readable = re.sub(r'[^A-Za-z0-9_.-]+', '_', address)[:60]
     digest = hashlib.sha256(address.encode('utf-8')).hexdigest()[:12]
     return os.path.join(directory, 'kvtools-copy-%s-%s.lock' % (readable, digest))

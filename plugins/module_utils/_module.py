@@ -19,6 +19,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._connection impo
     HAS_REDIS, REDIS_IMPORT_ERROR, Endpoint, endpoint_spec)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._ranges import check_ranges
+from ansible_collections.kvtools.migration.plugins.module_utils._sentinel import resolve_master
 
 
 class KVModule(AnsibleModule):
@@ -40,6 +41,7 @@ class KVModule(AnsibleModule):
         kwargs.setdefault('supports_check_mode', True)
         super(KVModule, self).__init__(argument_spec=spec, **kwargs)
         self._endpoint_names = endpoints
+        self._endpoints = []  # those built by endpoint(): their Sentinel masters are checked when the step ends
         self._secret_options = secret_options
         self.options_class = options
         if needs_redis and not HAS_REDIS:
@@ -50,9 +52,15 @@ class KVModule(AnsibleModule):
             self.fail_kv(exc)
 
     def endpoint(self, name):
-        """The :class:`Endpoint` for option ``name``; fails the module on a config error."""
+        """The :class:`Endpoint` for option ``name``; fails the module on a config error.
+
+        A Sentinel endpoint is resolved here, once for every module: it points at the current master."""
         try:
-            return Endpoint(self.params[name], label=name)
+            endpoint = Endpoint(self.params[name], label=name)
+            if endpoint.sentinel is not None:
+                resolve_master(endpoint)
+            self._endpoints.append(endpoint)
+            return endpoint
         except KVError as exc:
             self.fail_kv(exc)
 
@@ -71,8 +79,26 @@ class KVModule(AnsibleModule):
             for key in ('password', 'url'):
                 if params.get(key):
                     out.append(params[key])
+            if (params.get('sentinel') or {}).get('password'):
+                out.append(params['sentinel']['password'])
         out.extend(self.params[name] for name in self._secret_options if self.params.get(name))
         return out
+
+    def _check_masters(self, error):
+        """A Sentinel master that moved during the step turns its outcome (``error`` or success) into the
+        ``failover`` error naming the old and the new master, with the counts reached."""
+        if getattr(error, 'kind', None) == 'failover':
+            return
+        for endpoint in self._endpoints:
+            try:
+                endpoint.check_master(force=True)
+            except KVError as failover:
+                partial = getattr(error, 'partial', None)
+                if partial:
+                    failover.partial = partial
+                if error is not None:
+                    failover.message = '%s (the step had failed with: %s)' % (failover.message, error)
+                self.fail_kv(failover, (), **getattr(failover, 'partial', {}))
 
     def fail_kv(self, exc, secrets=(), **result):
         """Fail with a classified error; merge any partial ``result`` (counts done so far)."""
@@ -89,11 +115,14 @@ class KVModule(AnsibleModule):
         """
         try:
             result = func()
+            self._check_masters(None)
             if diff is not None and self._diff:
                 result['diff'] = diff(result)
         except KVError as exc:
+            self._check_masters(exc)
             self.fail_kv(exc, extra_secrets(), **getattr(exc, 'partial', {}))
         except Exception as exc:  # an unexpected bug: say so, without secrets
+            self._check_masters(exc)
             secrets = self.secrets + list(extra_secrets())
             self.fail_json(msg=scrub('unexpected error: %s: %s' % (type(exc).__name__, exc), secrets),
                            exception=scrub(traceback.format_exc(), secrets))

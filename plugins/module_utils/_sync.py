@@ -254,7 +254,7 @@ class Sync:
         deadline = time.time() + self.p['max_seconds']
         marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']), 'kvtools:sync:offset:%s' % token[:12]]
         new = dict(marker=marker, format=RECORD_FORMAT, token=token, state='started', phase='starting',
-                   source=self.source.address, target=self.target.address, pairs=plan['pairs'], ttl_mode=ttl_mode,
+                   source=self.source.identity, target=self.target.identity, pairs=plan['pairs'], ttl_mode=ttl_mode,
                    import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, settle_log=settle_log,
                    settled_held_offset=settle_from['held'], settled_keys_offset=settle_from['keys'],
                    spool_dir=self.spool_dir,
@@ -281,10 +281,10 @@ class Sync:
         return self._wait_caught_up(token, changed=True, resumed=bool(resume))
 
     def _check_same(self, rec):
-        if rec.get('source') != self.source.address or rec.get('target') != self.target.address:
+        if rec.get('source') != self.source.identity or rec.get('target') != self.target.identity:
             raise KVError('the record %s belongs to a sync from %s to %s, not from %s to %s: use another record path '
                           '(or state=absent first)' % (self.record_path, rec.get('source'), rec.get('target'),
-                                                       self.source.address, self.target.address), kind='config')
+                                                       self.source.identity, self.target.identity), kind='config')
 
     def _plan_lines(self, plan, rec, resume):
         lines = ['%s %s %s -> %s %s %s: live copy possible' % (

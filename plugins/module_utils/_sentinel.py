@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Sentinel endpoints: find the master, and notice when it moves.
+
+An endpoint with ``sentinel`` names no server: :func:`resolve_master` asks the sentinels in turn
+(``SENTINEL GET-MASTER-ADDR-BY-NAME``, with the sentinels' own user, password and TLS) until one answers,
+points the endpoint at that master and checks with ``ROLE`` (``INFO replication`` when ROLE is denied)
+that it really is a master; the data node is then reached with the endpoint's own credentials.
+
+:class:`MasterWatch` is kept on the endpoint (``endpoint.master_watch``).  ``check()`` asks again (the
+engines call it between batches, at most once a second, and the module once more at the end of the step):
+a master that moved, or a node that turned replica, raises a ``failover`` error naming the old and the
+new master.  The step is resumable as any interrupted step (checkpoint, kv_sync's record), and the rerun
+resolves the new master.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+import time
+
+from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub
+
+CHECK_INTERVAL = 1.0   # seconds between two checks of the master during a step
+SETTLE_RETRY = 0.2     # seconds between two looks at a master that still says it is a replica
+
+
+def _text(value):
+    return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
+
+
+def _address(host_port):
+    return '%s:%d' % host_port if host_port else 'unknown'
+
+
+def sentinel_endpoint(endpoint, host, port):
+    """The :class:`Endpoint` of one sentinel of ``endpoint`` (the sentinels' credentials and TLS)."""
+    spec = endpoint.sentinel
+    params = dict(host=host, port=port, username=spec.get('username'), password=spec.get('password'),
+                  tls=bool(spec.get('tls')), ca_cert=spec.get('ca_cert'), client_cert=spec.get('client_cert'),
+                  client_key=spec.get('client_key'), server_name=spec.get('server_name'),
+                  validate_certs=spec.get('validate_certs', True) is not False,
+                  connect_timeout=endpoint.connect_timeout, socket_timeout=min(endpoint.socket_timeout, 10.0))
+    return Endpoint(params, label='%s.sentinel' % endpoint.label)
+
+
+def node_role(client):
+    """``(role, (master host, port) or None)`` of the node behind ``client``: ``master``, ``slave``, ..."""
+    try:
+        reply = client.execute_command('ROLE')
+        role = _text(reply[0])
+        master = (_text(reply[1]), int(reply[2])) if role == 'slave' and len(reply) > 2 else None
+        return role, master
+    except Exception as exc:  # pylint: disable=broad-except
+        if reply_kind(exc) not in ('noperm', 'unknown_command'):
+            raise
+    info = client.info('replication')  # ROLE denied to this user: INFO says the same
+    role = _text(info.get('role', 'unknown'))
+    master = None
+    if role == 'slave' and info.get('master_host'):
+        master = (_text(info['master_host']), int(info.get('master_port') or 0))
+    return role, master
+
+
+def failover_error(endpoint, old, new, how):
+    service = endpoint.sentinel['service_name']
+    return KVError("failover: the master of sentinel service '%s' (%s) %s: it was %s, it is now %s. The step "
+                   "stopped; rerun it once the failover is over: it resolves the new master and resumes "
+                   "(checkpoint, record)" % (service, endpoint.label, how, _address(old), _address(new)),
+                   kind='failover', endpoint=_address(old),
+                   details=dict(service_name=service, old_master=_address(old), new_master=_address(new)))
+
+
+class MasterWatch:
+    """The sentinels of one endpoint, and the master they named when the step started."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.master = None
+        self.answered_by = None
+        self.lock = threading.Lock()
+        self.last = 0.0
+        self._client = None
+
+    def ask(self):
+        """``(host, port)`` of the master, from the first sentinel that answers; KVError when none does."""
+        spec = self.endpoint.sentinel
+        name = spec['service_name']
+        problems = []
+        kinds = set()
+        for host, port in spec['hosts']:
+            sentinel = sentinel_endpoint(self.endpoint, host, port)
+            client = None
+            try:
+                client = sentinel.client(check=True)
+                reply = client.execute_command('SENTINEL GET-MASTER-ADDR-BY-NAME', name)
+            except Exception as exc:  # pylint: disable=broad-except
+                err = sentinel.error(exc, 'SENTINEL GET-MASTER-ADDR-BY-NAME')
+                problems.append(err.message)
+                kinds.add(err.kind)
+                continue
+            finally:
+                if client is not None:
+                    client.close()
+            if not reply:
+                problems.append("sentinel %s monitors no master named '%s'" % (sentinel.address, name))
+                kinds.add('config')
+                continue
+            self.answered_by = sentinel.address
+            return _text(reply[0]), int(reply[1])
+        secrets = self.endpoint.secrets
+        raise KVError(scrub("%s.sentinel: no sentinel named the master of '%s': %s. Check sentinel.hosts, "
+                            "sentinel.service_name and the sentinels' username/password/TLS"
+                            % (self.endpoint.label, name, '; '.join(problems)), secrets),
+                      kind=kinds.pop() if len(kinds) == 1 else 'unreachable',
+                      endpoint='sentinel:%s' % name)
+
+    def client(self):
+        if self._client is None:
+            self._client = self.endpoint.client(check=False)
+        return self._client
+
+    def role(self):
+        try:
+            return node_role(self.client())
+        except Exception as exc:  # pylint: disable=broad-except
+            raise self.endpoint.error(exc, 'ROLE')
+
+    def check(self, force=False):
+        """Raise a ``failover`` KVError when the sentinels name another master or the node turned replica.
+
+        Without ``force`` at most once per :data:`CHECK_INTERVAL` (callers run it between batches, from
+        several threads).  Sentinels that cannot be reached now do not stop the step: ROLE still says."""
+        with self.lock:
+            now = time.time()
+            if not force and now - self.last < CHECK_INTERVAL:
+                return
+            self.last = now
+            try:
+                current = self.ask()
+            except KVError:
+                current = None
+            if current is not None and current != self.master:
+                raise failover_error(self.endpoint, self.master, current, 'moved during this step')
+            try:
+                role, replica_of = self.role()
+            except KVError:
+                return  # the node is unreachable: the engine's own error says so
+            if role != 'master':
+                raise failover_error(self.endpoint, self.master, current or replica_of,
+                                     'turned %s during this step' % ('replica' if role == 'slave' else role))
+
+    def close(self):
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def resolve_master(endpoint):
+    """Point a Sentinel ``endpoint`` at its current master and keep a :class:`MasterWatch` on it.
+
+    A master that still says it is a replica (a failover under way) is asked again until
+    ``connect_timeout`` has passed, then refused with both addresses named.  Other endpoints: unchanged.
+    """
+    if endpoint.sentinel is None or endpoint.master_resolved:
+        return endpoint
+    watch = MasterWatch(endpoint)
+    deadline = time.time() + endpoint.connect_timeout
+    while True:
+        master = watch.ask()
+        endpoint.set_master(*master)
+        watch.close()
+        try:
+            client = watch.client()
+            client.ping()
+        except Exception as exc:  # pylint: disable=broad-except
+            watch.close()
+            raise endpoint.error(exc, 'connecting to the master %s:%d that sentinel %s named'
+                                 % (master[0], master[1], watch.answered_by))
+        role, replica_of = watch.role()
+        if role == 'master':
+            break
+        if time.time() >= deadline:
+            watch.close()
+            raise failover_error(endpoint, master, replica_of,
+                                 'is in a failover: sentinel %s names %s:%d, which says it is a %s of %s'
+                                 % (watch.answered_by, master[0], master[1], role, _address(replica_of)))
+        time.sleep(SETTLE_RETRY)
+    watch.master = master
+    endpoint.master_watch = watch
+    return endpoint
