@@ -111,6 +111,64 @@ options:
             this server. Other modules ignore it.
           - Defaults to C(port).
         type: int
+      sentinel:
+        description:
+          - The server is the master of a Sentinel-managed group - the sentinels say where it is. Give this instead
+            of C(host)/C(port) (a C(url) may still give the data node's user, password, db and TLS, but no host).
+          - The module asks the sentinels in turn (C(SENTINEL GET-MASTER-ADDR-BY-NAME)) until one answers, checks
+            with C(ROLE) that the node it names is a master, and connects to it with this endpoint's own
+            C(username), C(password) and TLS settings.
+          - A failover during the step (the sentinels name another master, or the node turns replica) stops the
+            step with an error of kind C(failover) that names the old and the new master; a rerun resolves the new
+            master and resumes (checkpoint, kv_sync's record).
+        type: dict
+        suboptions:
+          hosts:
+            description:
+              - The sentinels, as C(host:port) (C([v6addr]:port) for IPv6; the port defaults to C(26379)).
+            type: list
+            elements: str
+            required: true
+          service_name:
+            description:
+              - The name the sentinels monitor the master under (C(sentinel monitor <name> ...)).
+            type: str
+            required: true
+          username:
+            description:
+              - ACL user on the sentinels, when they have ACL users. It needs C(SENTINEL GET-MASTER-ADDR-BY-NAME).
+            type: str
+          password:
+            description:
+              - Password of the sentinels (of C(username), or their C(requirepass)); it may differ from the data
+                node's. Never logged, never passed on a command line, never returned.
+            type: str
+          tls:
+            description:
+              - Connect to the sentinels with TLS.
+            type: bool
+            default: false
+          ca_cert:
+            description:
+              - PEM file with the CA certificate(s) that signed the sentinels' certificates.
+            type: path
+          client_cert:
+            description:
+              - PEM client certificate for the sentinels. Requires C(client_key).
+            type: path
+          client_key:
+            description:
+              - PEM private key of C(client_cert).
+            type: path
+          server_name:
+            description:
+              - Name sent as TLS SNI to the sentinels and checked against their certificates.
+            type: str
+          validate_certs:
+            description:
+              - Verify the sentinels' certificates and names.
+            type: bool
+            default: true
 requirements:
   - redis (redis-py) >= 5.0 on the host that runs the module
 notes:
@@ -214,6 +272,64 @@ options:
             this server. Other modules ignore it.
           - Defaults to C(port).
         type: int
+      sentinel:
+        description:
+          - The server is the master of a Sentinel-managed group - the sentinels say where it is. Give this instead
+            of C(host)/C(port) (a C(url) may still give the data node's user, password, db and TLS, but no host).
+          - The module asks the sentinels in turn (C(SENTINEL GET-MASTER-ADDR-BY-NAME)) until one answers, checks
+            with C(ROLE) that the node it names is a master, and connects to it with this endpoint's own
+            C(username), C(password) and TLS settings.
+          - A failover during the step (the sentinels name another master, or the node turns replica) stops the
+            step with an error of kind C(failover) that names the old and the new master; a rerun resolves the new
+            master and resumes (checkpoint, kv_sync's record).
+        type: dict
+        suboptions:
+          hosts:
+            description:
+              - The sentinels, as C(host:port) (C([v6addr]:port) for IPv6; the port defaults to C(26379)).
+            type: list
+            elements: str
+            required: true
+          service_name:
+            description:
+              - The name the sentinels monitor the master under (C(sentinel monitor <name> ...)).
+            type: str
+            required: true
+          username:
+            description:
+              - ACL user on the sentinels, when they have ACL users. It needs C(SENTINEL GET-MASTER-ADDR-BY-NAME).
+            type: str
+          password:
+            description:
+              - Password of the sentinels (of C(username), or their C(requirepass)); it may differ from the data
+                node's. Never logged, never passed on a command line, never returned.
+            type: str
+          tls:
+            description:
+              - Connect to the sentinels with TLS.
+            type: bool
+            default: false
+          ca_cert:
+            description:
+              - PEM file with the CA certificate(s) that signed the sentinels' certificates.
+            type: path
+          client_cert:
+            description:
+              - PEM client certificate for the sentinels. Requires C(client_key).
+            type: path
+          client_key:
+            description:
+              - PEM private key of C(client_cert).
+            type: path
+          server_name:
+            description:
+              - Name sent as TLS SNI to the sentinels and checked against their certificates.
+            type: str
+          validate_certs:
+            description:
+              - Verify the sentinels' certificates and names.
+            type: bool
+            default: true
   target:
     description:
       - The server to write to.

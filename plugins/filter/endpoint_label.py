@@ -13,8 +13,9 @@ name: endpoint_label
 short_description: An endpoint dict as the user gave it, without credentials
 version_added: 0.1.0
 description:
-  - Turns an endpoint dict (C(url) or C(host)/C(port)/C(unix_socket)) into C(host:port), C(unix:/path) or the url
-    without its user and password, for reports written before a module could read the server.
+  - Turns an endpoint dict (C(url) or C(host)/C(port)/C(unix_socket), or C(sentinel)) into C(host:port),
+    C(unix:/path), the url without its user and password, or C(sentinel:<service_name>@<sentinels>), for reports
+    written before a module could read the server.
 options:
   _input:
     description: The endpoint dict.
@@ -41,6 +42,9 @@ import re
 def endpoint_label(endpoint):
     if not isinstance(endpoint, dict) or not endpoint:
         return None
+    sentinel = endpoint.get('sentinel')
+    if isinstance(sentinel, dict) and sentinel:
+        return 'sentinel:%s@%s' % (sentinel.get('service_name'), ','.join(str(h) for h in sentinel.get('hosts') or []))
     url = endpoint.get('url')
     if url:
         # user and password never leave the url
