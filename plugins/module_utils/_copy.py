@@ -529,8 +529,6 @@ class CopyJob:
             # Advance the checkpoint to the end of the longest run of finished batches.
             if planning or self.checkpoint is None:
                 return
-            self.source_ep.check_master()  # a Sentinel master that moved stops the step (at most once a second)
-            self.target_ep.check_master()
             with seq_lock:
                 order['done'].add(seq)
                 order['cursors'][seq] = cursor_after
@@ -541,6 +539,10 @@ class CopyJob:
                     order['next_seq'] += 1
                 if advanced is not None:
                     self._save_checkpoint(s_db, advanced, recheck)
+            # A Sentinel master that moved stops the step (asked at most once a second), after the checkpoint:
+            # a rerun resumes from it (from the start when the node it was written against changed).
+            self.source_ep.check_master()
+            self.target_ep.check_master()
 
         def make_worker():
             return DbWorker(self, state, values, planning, check_existing)

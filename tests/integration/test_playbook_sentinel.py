@@ -1,0 +1,161 @@
+"""Sentinel-managed servers (one master, one replica, three sentinels with ACL users and a password) as the
+source and as the target of playbooks/migrate.yml, and a failover forced in the middle of a copy.
+
+The content is checked with tests/support/compare.py (not kv_verify); the secrets (the data nodes' and the
+sentinels') must appear in no output.
+"""
+
+import json
+import os
+import threading
+
+import pytest
+
+from tests.support import compare, data
+from tests.support.ansible import ansible_playbook, run_module
+from tests.support.sentinel import PEER_PASSWORD, SENTINEL_PASSWORD, SentinelSet, wait_for
+from tests.support.servers import PASSWORDS, available
+
+from tests.integration.test_playbook_migrate import PLAYBOOK, recap, write_inventory
+
+pytestmark = pytest.mark.skipif(not available('redis70'), reason='redis-server 7.0 is not installed')
+
+
+@pytest.fixture
+def sentinel_set():
+    started = []
+
+    def make(**kwargs):
+        group = SentinelSet('redis70', **kwargs)
+        started.append(group)
+        return group.start()
+    yield make
+    for group in started:
+        group.cleanup()
+
+
+def no_secret(*outputs):
+    secrets = dict(PASSWORDS, sentinel=SENTINEL_PASSWORD, sentinel_peer=PEER_PASSWORD)
+    for output in outputs:
+        for name, secret in secrets.items():
+            assert secret not in output, 'the password of %s appeared in the output' % name
+
+
+def load(server, dbs):
+    return dict((db, len(data.load_all_types(server.admin(db), prefix=b'db%d:' % db, ttl_ms=600000)))
+                for db in dbs)
+
+
+def test_sentinel_source_and_target_through_the_playbook(sentinel_set, server_factory, tmp_path):
+    """A Sentinel source into a standalone target, and a standalone source into a Sentinel target, in one play:
+    --check writes nothing, the run copies every db (compared key by key with the master the sentinels name),
+    the report names the node that was master, the second run changes nothing, no secret in any output."""
+    sentinel_source = sentinel_set()
+    sentinel_target = sentinel_set()
+    plain_target = server_factory('valkey80')
+    plain_source = server_factory('redis70')
+    load(sentinel_source.master, [0, 3])
+    load(plain_source, [0, 1])
+    inventory = write_inventory(tmp_path, {
+        'from-sentinel': (sentinel_source.endpoint(), plain_target.endpoint()),
+        'to-sentinel': (plain_source.endpoint(), sentinel_target.endpoint()),
+    }, kv_strategy='offline')
+    source_writes = compare.source_writes(sentinel_source.master)
+
+    dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True, args=['--forks', '2'])
+    assert dry.returncode == 0, dry.stdout[-4000:]
+    assert plain_target.admin().info('keyspace') == {}, 'check mode wrote to the target'
+    assert sentinel_target.master.admin().info('keyspace') == {}, 'check mode wrote to the Sentinel target'
+    assert not (tmp_path / 'reports').exists(), 'check mode wrote a report'
+
+    first = ansible_playbook(PLAYBOOK, inventory=inventory, args=['--forks', '2'])
+    assert first.returncode == 0, first.stdout[-4000:]
+    summary = recap(first.stdout)
+    assert summary['from-sentinel']['failed'] == 0 and summary['to-sentinel']['failed'] == 0
+    compare.assert_same(sentinel_source.master, plain_target, [(0, 0), (3, 3)])
+    compare.assert_same(plain_source, sentinel_target.master, [(0, 0), (1, 1)])
+    report = json.loads((tmp_path / 'reports' / 'from-sentinel-latest.json').read_text())
+    assert report['status'] == 'ok', report
+    text = json.dumps(report)
+    assert '127.0.0.1:%d' % sentinel_source.master.port in text, 'the report does not name the master used'
+    report = json.loads((tmp_path / 'reports' / 'to-sentinel-latest.json').read_text())
+    assert report['status'] == 'ok' and '127.0.0.1:%d' % sentinel_target.master.port in json.dumps(report)
+
+    second = ansible_playbook(PLAYBOOK, inventory=inventory, args=['--forks', '2'])
+    assert second.returncode == 0, second.stdout[-4000:]
+    summary = recap(second.stdout)
+    assert summary['from-sentinel']['changed'] == 0 and summary['to-sentinel']['changed'] == 0, second.stdout[-4000:]
+    assert compare.source_writes(sentinel_source.master) == source_writes, 'the Sentinel source was written to'
+    no_secret(dry.stdout, dry.stderr, first.stdout, first.stderr, second.stdout, second.stderr)
+
+
+def _wait_restore_blocked(server):
+    """The copy's first RESTORE batch is waiting on ``server`` (paused for writes)."""
+    def blocked():
+        for client in server.admin().client_list():
+            if client.get('user') == 'migrator' and client.get('cmd') in ('restore', 'restore-asking'):
+                return True
+        return False
+    wait_for('the copy to send its first RESTORE', blocked)
+
+
+def _copy_args(source, target, checkpoint):
+    return dict(source=source, target=target, checkpoint=checkpoint, batch_size=50, workers=1)
+
+
+@pytest.mark.parametrize('side', ['source', 'target'])
+def test_failover_mid_copy_stops_the_step_and_the_rerun_completes(sentinel_set, server_factory, tmp_path, side):
+    """kv_dump_restore between a Sentinel group and a standalone server; while its first batch waits (the node it
+    writes to is paused for writes), the Sentinel group fails over.  The step stops with kind failover, naming
+    the old and the new master; the rerun with the same checkpoint copies everything into the right node."""
+    # A master paused for writes also holds the sentinels' hello messages (PUBLISH): with the usual small
+    # down-after-milliseconds they would fail it over on their own.  This failover is forced, when the test says.
+    group = sentinel_set(down_after_ms=60000)
+    plain = server_factory('redis70')  # the same version on both sides: the copy writes with RESTORE
+    checkpoint = str(tmp_path / 'copy.ckpt')
+    if side == 'source':
+        source_node, source_ep = group.master, group.endpoint()
+        target_node, target_ep = plain, plain.endpoint()
+    else:
+        source_node, source_ep = plain, plain.endpoint()
+        target_node, target_ep = group.master, group.endpoint()
+    loaded = load(source_node, [0])
+    with source_node.admin().pipeline(transaction=False) as pipe:  # enough batches to stop in the middle
+        for i in range(3000):
+            pipe.set(b'bulk:%d' % i, b'v' * 20)
+        pipe.execute()
+    group.wait_replica_synced(group.master, group.replica)
+
+    outcome = {}
+
+    def copy():
+        outcome['result'] = run_module('kv_dump_restore', _copy_args(source_ep, target_ep, checkpoint))
+
+    target_node.admin().execute_command('CLIENT', 'PAUSE', '120000', 'WRITE')
+    worker = threading.Thread(target=copy)
+    worker.start()
+    try:
+        _wait_restore_blocked(target_node)
+        old, new = group.failover()
+    finally:
+        target_node.admin().execute_command('CLIENT', 'UNPAUSE')
+        worker.join(600)
+    result = outcome['result']
+    print(result.get('msg'))
+    assert result.get('failed'), result
+    assert result['error'] == 'failover', result
+    assert '127.0.0.1:%d' % old.port in result['msg'] and '127.0.0.1:%d' % new.port in result['msg'], result['msg']
+    assert result['error_details']['new_master'] == '127.0.0.1:%d' % new.port
+    assert os.path.exists(checkpoint), 'the stopped step left no checkpoint to resume from'
+
+    group.wait_settled()  # the old master is a replica of the new one now
+    rerun = run_module('kv_dump_restore', _copy_args(source_ep, target_ep, checkpoint))
+    assert not rerun.get('failed'), rerun
+    new_source = group.master if side == 'source' else plain
+    new_target = plain if side == 'source' else group.master
+    assert new_target.port == (plain.port if side == 'source' else new.port)
+    compare.assert_same(new_source, new_target, [(0, 0)])
+    assert new_target.admin().dbsize() == loaded[0] + 3000
+    again = run_module('kv_dump_restore', _copy_args(source_ep, target_ep, checkpoint))
+    assert not again.get('failed') and again['changed'] is False, again
+    no_secret(json.dumps(result), json.dumps(rerun), json.dumps(again), rerun['_output'])
