@@ -67,3 +67,40 @@ def test_spec_marks_secrets_no_log():
     assert spec['options']['url']['no_log'] is True
     # every endpoint gets its own copy of the sub-option dicts
     assert spec['options']['host'] is not ENDPOINT_OPTIONS['host']
+
+
+# -- Sentinel endpoints (resolution against real sentinels: tests/integration/test_playbook_sentinel.py) --------
+
+def _sentinel(**extra):
+    spec = dict(hosts=['127.0.0.1:26379', '[::1]:26380', 'sentinel-3'], service_name='sessions',
+                password='snt-pw')
+    spec.update(extra)
+    return spec
+
+
+def test_sentinel_endpoint_is_named_by_its_service_until_resolved():
+    ep = Endpoint(dict(username='u', password='data-pw', sentinel=_sentinel()), label='source')
+    assert ep.sentinel['hosts'] == [('127.0.0.1', 26379), ('::1', 26380), ('sentinel-3', 26379)]
+    assert ep.address == 'sentinel:sessions'
+    assert ep.identity == 'sentinel:sessions@127.0.0.1:26379,::1:26380,sentinel-3:26379'
+    assert sorted(ep.secrets) == ['data-pw', 'snt-pw']
+    ep.set_master('10.0.0.7', 6380)
+    assert ep.address == '10.0.0.7:6380' and (ep.migrate_host, ep.migrate_port) == ('10.0.0.7', 6380)
+    assert ep.identity.startswith('sentinel:sessions@')  # unchanged by the master it points at
+    assert ep.describe()['sentinel'] == dict(service_name='sessions', master='10.0.0.7:6380')
+    ep.check_master()  # no watch yet: nothing to check
+
+
+@pytest.mark.parametrize('params, words', [
+    (dict(host='10.0.0.1', sentinel=_sentinel()), 'not both (got host)'),
+    (dict(url='redis://10.0.0.1:6379/0', sentinel=_sentinel()), 'url host'),
+    (dict(sentinel=_sentinel(hosts=[])), 'at least one sentinel'),
+    (dict(sentinel=_sentinel(hosts=['a:b'])), "'a:b' is not host:port"),
+    (dict(sentinel=_sentinel(hosts=['a:70000'])), 'source.sentinel.hosts'),
+    (dict(sentinel=_sentinel(service_name=' ')), 'service_name'),
+    (dict(sentinel=_sentinel(client_cert='/c.pem')), 'client_cert and client_key'),
+])
+def test_sentinel_endpoint_config_errors(params, words):
+    with pytest.raises(KVError) as err:
+        Endpoint(params, label='source')
+    assert err.value.kind == 'config' and words in err.value.message, err.value.message
