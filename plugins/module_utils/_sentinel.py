@@ -29,6 +29,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 
 CHECK_INTERVAL = 1.0   # seconds between two checks of the master during a step
 SETTLE_RETRY = 0.2     # seconds between two looks at a master that still says it is a replica
+CHECK_TIMEOUT = 2.0    # seconds per sentinel for a check during a step
 
 
 def _text(value):
@@ -39,14 +40,15 @@ def _address(host_port):
     return '%s:%d' % host_port if host_port else 'unknown'
 
 
-def sentinel_endpoint(endpoint, host, port):
+def sentinel_endpoint(endpoint, host, port, timeout=None):
     """The :class:`Endpoint` of one sentinel of ``endpoint`` (the sentinels' credentials and TLS)."""
     spec = endpoint.sentinel
+    connect_timeout = endpoint.connect_timeout if timeout is None else min(endpoint.connect_timeout, timeout)
     params = dict(host=host, port=port, username=spec.get('username'), password=spec.get('password'),
                   tls=bool(spec.get('tls')), ca_cert=spec.get('ca_cert'), client_cert=spec.get('client_cert'),
                   client_key=spec.get('client_key'), server_name=spec.get('server_name'),
                   validate_certs=spec.get('validate_certs', True) is not False,
-                  connect_timeout=endpoint.connect_timeout, socket_timeout=min(endpoint.socket_timeout, 10.0))
+                  connect_timeout=connect_timeout, socket_timeout=min(endpoint.socket_timeout, timeout or 10.0))
     return Endpoint(params, label='%s.sentinel' % endpoint.label)
 
 
@@ -88,14 +90,16 @@ class MasterWatch:
         self.last = 0.0
         self._client = None
 
-    def ask(self):
-        """``(host, port)`` of the master, from the first sentinel that answers; KVError when none does."""
+    def ask(self, timeout=None):
+        """``(host, port)`` of the master, from the first sentinel that answers; KVError when none does.
+
+        ``timeout``: at most this many seconds per sentinel (the checks during a step must not stall it)."""
         spec = self.endpoint.sentinel
         name = spec['service_name']
         problems = []
         kinds = set()
         for host, port in spec['hosts']:
-            sentinel = sentinel_endpoint(self.endpoint, host, port)
+            sentinel = sentinel_endpoint(self.endpoint, host, port, timeout)
             client = None
             try:
                 client = sentinel.client(check=True)
@@ -143,7 +147,7 @@ class MasterWatch:
                 return
             self.last = now
             try:
-                current = self.ask()
+                current = self.ask(timeout=None if force else CHECK_TIMEOUT)
             except KVError:
                 current = None
             if current is not None and current != self.master:

@@ -375,6 +375,10 @@ class Follower:
                     return link.closed_error
                 base = a.feed(data, ts, base)
             link.applied = a.applied
+            # A Sentinel master that moved ends the follow with kind failover (asked at most once a second);
+            # state=started resumes from the record on the new master (it keeps the old replication id as replid2).
+            self.source.check_master()
+            self.target.check_master()
             if a.getack:
                 a.getack = False
                 link.ack_now = True
