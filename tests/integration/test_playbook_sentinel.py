@@ -161,3 +161,52 @@ def test_failover_mid_copy_stops_the_step_and_the_rerun_completes(sentinel_set, 
     again = run_module('kv_dump_restore', _copy_args(source_ep, target_ep, checkpoint))
     assert not again.get('failed') and again['changed'] is False, again
     no_secret(json.dumps(result), json.dumps(rerun), json.dumps(again), rerun['_output'])
+
+
+def _record(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def test_kv_isolate_and_kv_sync_follow_the_sentinel_master(sentinel_set, server_factory, tmp_path):
+    """kv_isolate pauses the node that is master and says which; kv_sync follows the master, a failover ends the
+    follower with kind failover, state=started resumes it on the new master, the drain leaves the target equal
+    to the new master (compared key by key)."""
+    group = sentinel_set(down_after_ms=60000)  # the pause holds the sentinels' hellos: no failover of their own
+    target = server_factory('redis70')
+    master = group.master
+    load(master, [0])
+
+    isolation = str(tmp_path / 'isolation.json')
+    paused = run_module('kv_isolate', {'server': group.endpoint(), 'mode': 'pause', 'record': isolation,
+                                       'pause_ms': 1500, 'verify_window_ms': 300})
+    assert not paused.get('failed'), paused.get('msg')
+    assert paused['endpoint'] == '127.0.0.1:%d' % master.port
+    assert _record(isolation)['node'] == '127.0.0.1:%d' % master.port
+    released = run_module('kv_isolate', {'server': group.endpoint(), 'mode': 'pause', 'record': isolation,
+                                         'state': 'released'})
+    assert not released.get('failed'), released.get('msg')
+
+    record = str(tmp_path / 'sync.json')
+    args = dict(source=group.endpoint(), target=target.endpoint(), record=record, started_timeout=120, max_lag=65536)
+    try:
+        started = run_module('kv_sync', args)
+        assert not started.get('failed'), started.get('msg')
+        master.admin().set(b'after:start', b'1')
+        old, new = group.failover()
+        failed = wait_for('the follower to stop on the failover',
+                          lambda: _record(record).get('last_error_kind') == 'failover' and _record(record))
+        assert '127.0.0.1:%d' % new.port in failed['last_error'], failed['last_error']
+        group.wait_settled()
+        new.admin().set(b'after:failover', b'2')
+
+        resumed = run_module('kv_sync', args)
+        assert not resumed.get('failed'), resumed.get('msg')
+        stopped = run_module('kv_sync', dict(args, state='stopped'))
+        assert not stopped.get('failed'), stopped.get('msg')
+        compare.assert_same(new, target, [(0, 0)])
+        assert target.admin().get(b'after:failover') == b'2' and target.admin().get(b'after:start') == b'1'
+        no_secret(json.dumps(started), json.dumps(resumed), json.dumps(stopped), open(record).read(),
+                  stopped['_output'])
+    finally:
+        run_module('kv_sync', dict(args, state='absent'))
