@@ -48,5 +48,8 @@ def test_user_words():
 def test_endpoint_label_never_shows_credentials():
     assert endpoint_label({'url': 'rediss://app:S3cret@redis.example.com:6380/0'}) == 'rediss://redis.example.com:6380/0'
     assert endpoint_label({'host': '10.0.0.5', 'port': 6390, 'password': 'S3cret'}) == '10.0.0.5:6390'
+    assert endpoint_label({'password': 'S3cret', 'sentinel': {'hosts': ['s1:26379', 's2:26379'], 'service_name': 'carts',
+                                                              'password': 'Sentinel-S3cret'}}) == \
+        'sentinel:carts@s1:26379,s2:26379'
     assert endpoint_label({'unix_socket': '/run/redis.sock'}) == 'unix:/run/redis.sock'
     assert endpoint_label({}) is None
