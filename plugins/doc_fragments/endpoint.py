@@ -111,6 +111,21 @@ options:
             this server. Other modules ignore it.
           - Defaults to C(port).
         type: int
+      read_from:
+        description:
+          - Only for a C(source) with C(sentinel) - V(replica) reads from a replica the sentinels list, to spare the
+            master. The replica must be at most C(replica_max_lag) bytes of replication stream behind the master
+            before the copy and again when the step ends; otherwise the step stops (error C(replica_lag)).
+          - Results and reports name the replica read from.
+        type: str
+        choices: [master, replica]
+        default: master
+      replica_max_lag:
+        description:
+          - With C(read_from=replica) - how far (bytes of replication stream, C(master_repl_offset) against the
+            replica's offset) the replica may be behind the master.
+        type: int
+        default: 1048576
       sentinel:
         description:
           - The server is the master of a Sentinel-managed group - the sentinels say where it is. Give this instead
@@ -272,6 +287,21 @@ options:
             this server. Other modules ignore it.
           - Defaults to C(port).
         type: int
+      read_from:
+        description:
+          - Only for a C(source) with C(sentinel) - V(replica) reads from a replica the sentinels list, to spare the
+            master. The replica must be at most C(replica_max_lag) bytes of replication stream behind the master
+            before the copy and again when the step ends; otherwise the step stops (error C(replica_lag)).
+          - Results and reports name the replica read from.
+        type: str
+        choices: [master, replica]
+        default: master
+      replica_max_lag:
+        description:
+          - With C(read_from=replica) - how far (bytes of replication stream, C(master_repl_offset) against the
+            replica's offset) the replica may be behind the master.
+        type: int
+        default: 1048576
       sentinel:
         description:
           - The server is the master of a Sentinel-managed group - the sentinels say where it is. Give this instead

@@ -69,6 +69,8 @@ ENDPOINT_OPTIONS = dict(
     socket_timeout=dict(type='float', default=DEFAULT_SOCKET_TIMEOUT),
     migrate_host=dict(type='str'),
     migrate_port=dict(type='int'),
+    read_from=dict(type='str', choices=['master', 'replica'], default='master'),
+    replica_max_lag=dict(type='int', default=1048576),
     sentinel=dict(type='dict', options=dict(
         hosts=dict(type='list', elements='str', required=True),
         service_name=dict(type='str', required=True),
@@ -201,6 +203,14 @@ class Endpoint:
         # Sentinel: the data node is the master the sentinels name, resolved by _sentinel.resolve_master
         # (KVModule.endpoint does it once for every module); until then host/port are not known.
         self.sentinel = self._parse_sentinel(params, parsed) if params.get('sentinel') else None
+        self.read_from = params.get('read_from') or 'master'
+        self.replica_max_lag = int(params['replica_max_lag'] if params.get('replica_max_lag') is not None
+                                   else 1048576)
+        check_value('%s.replica_max_lag' % label, self.replica_max_lag, RANGES['replica_max_lag'])
+        if self.read_from == 'replica' and (self.sentinel is None or label != 'source'):
+            raise KVError('%s.read_from: replica is only for a source with sentinel (the sentinels list the '
+                          'replicas); got it for %s' % (label, 'a server without sentinel' if self.sentinel is None
+                                                        else 'the %s' % label), kind='config')
         self.master_resolved = False
         self.master_watch = None  # set by the resolution: checks that the master has not moved
 

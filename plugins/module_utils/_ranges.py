@@ -27,6 +27,7 @@ RANGES = dict(
     # every endpoint (server, source, target)
     port=(1, 65535, True),
     migrate_port=(1, 65535, True),
+    replica_max_lag=(0, 1 << 40, True),
     db=(0, INT_MAX, True),
     connect_timeout=(0, DAY_S, False),
     socket_timeout=(0, DAY_S, False),

@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import threading
 import time
 
@@ -70,6 +71,13 @@ def node_role(client):
     return role, master
 
 
+def _fields(entry):
+    """A SENTINEL REPLICAS entry (a dict, or a flat list of names and values) as a dict of str names."""
+    if isinstance(entry, dict):
+        return dict((_text(k), v) for k, v in entry.items())
+    return dict((_text(entry[i]), entry[i + 1]) for i in range(0, len(entry) - 1, 2))
+
+
 def failover_error(endpoint, old, new, how):
     service = endpoint.sentinel['service_name']
     return KVError("failover: the master of sentinel service '%s' (%s) %s: it was %s, it is now %s. The step "
@@ -86,6 +94,7 @@ class MasterWatch:
         self.endpoint = endpoint
         self.master = None
         self.answered_by = None
+        self.replica = None  # (host, port) read from, with read_from=replica
         self.lock = threading.Lock()
         self.last = 0.0
         self._client = None
@@ -94,6 +103,21 @@ class MasterWatch:
         """``(host, port)`` of the master, from the first sentinel that answers; KVError when none does.
 
         ``timeout``: at most this many seconds per sentinel (the checks during a step must not stall it)."""
+        reply = self._each_sentinel('SENTINEL GET-MASTER-ADDR-BY-NAME', timeout)
+        return _text(reply[0]), int(reply[1])
+
+    def replicas(self, timeout=None):
+        """``[(host, port, flags)]`` of the replicas, from the first sentinel that answers."""
+        out = []
+        for entry in self._each_sentinel('SENTINEL REPLICAS', timeout):
+            fields = _fields(entry)
+            flags = fields.get('flags', '')
+            if not isinstance(flags, str):
+                flags = ','.join(sorted(_text(f) for f in flags))
+            out.append((_text(fields.get('ip')), int(fields.get('port')), flags))
+        return out
+
+    def _each_sentinel(self, command, timeout):
         spec = self.endpoint.sentinel
         name = spec['service_name']
         problems = []
@@ -103,27 +127,77 @@ class MasterWatch:
             client = None
             try:
                 client = sentinel.client(check=True)
-                reply = client.execute_command('SENTINEL GET-MASTER-ADDR-BY-NAME', name)
+                reply = client.execute_command(command, name)
             except Exception as exc:  # pylint: disable=broad-except
-                err = sentinel.error(exc, 'SENTINEL GET-MASTER-ADDR-BY-NAME')
-                problems.append(err.message)
-                kinds.add(err.kind)
-                continue
+                err = sentinel.error(exc, command)
+                if reply_kind(exc) == 'error' and 'no such master' in str(exc).lower():
+                    reply = None
+                else:
+                    problems.append(err.message)
+                    kinds.add(err.kind)
+                    continue
             finally:
                 if client is not None:
                     client.close()
-            if not reply:
+            if reply is None or (not reply and command.endswith('BY-NAME')):
                 problems.append("sentinel %s monitors no master named '%s'" % (sentinel.address, name))
                 kinds.add('config')
                 continue
             self.answered_by = sentinel.address
-            return _text(reply[0]), int(reply[1])
+            return reply
         secrets = self.endpoint.secrets
-        raise KVError(scrub("%s.sentinel: no sentinel named the master of '%s': %s. Check sentinel.hosts, "
+        raise KVError(scrub("%s.sentinel: no sentinel answered %s for '%s': %s. Check sentinel.hosts, "
                             "sentinel.service_name and the sentinels' username/password/TLS"
-                            % (self.endpoint.label, name, '; '.join(problems)), secrets),
+                            % (self.endpoint.label, command, name, '; '.join(problems)), secrets),
                       kind=kinds.pop() if len(kinds) == 1 else 'unreachable',
                       endpoint='sentinel:%s' % name)
+
+    def pick_replica(self):
+        """The first replica the sentinels list that is up, linked to the master and at most
+        ``replica_max_lag`` bytes behind it: ``(host, port)``; KVError ``replica_lag`` when none is."""
+        problems = []
+        for host, port, flags in self.replicas():
+            if 's_down' in flags or 'o_down' in flags or 'disconnected' in flags:
+                problems.append('%s:%d is down (%s)' % (host, port, flags))
+                continue
+            problem = self.replica_problem((host, port))
+            if problem is None:
+                return host, port
+            problems.append(problem)
+        raise KVError('%s.read_from: replica - no replica of %s to read from: %s. Read from the master '
+                      '(read_from: master), raise replica_max_lag, or wait until a replica has caught up'
+                      % (self.endpoint.label, _address(self.master), '; '.join(problems) or 'the sentinels list none'),
+                      kind='replica_lag', endpoint=_address(self.master))
+
+    def replica_problem(self, replica):
+        """Why ``replica`` may not be read from now (None when it may): not linked, or too far behind."""
+        bound = self.endpoint.replica_max_lag
+        master_ep = copy.copy(self.endpoint)
+        master_ep.host, master_ep.port = self.master
+        replica_ep = copy.copy(self.endpoint)
+        replica_ep.host, replica_ep.port = replica
+        clients = []
+        try:
+            clients.append(master_ep.client(check=True))
+            master_offset = int(clients[0].info('replication').get('master_repl_offset') or 0)
+            clients.append(replica_ep.client(check=True))
+            info = clients[1].info('replication')  # read after the master's: the lag is not understated
+        except KVError as exc:
+            return '%s: %s' % (_address(replica), exc.message)
+        except Exception as exc:  # pylint: disable=broad-except
+            return '%s: %s' % (_address(replica), replica_ep.error(exc, 'INFO replication').message)
+        finally:
+            for client in clients:
+                client.close()
+        if _text(info.get('role')) != 'slave' or (_text(info.get('master_host')), int(info.get('master_port') or 0)) \
+                != self.master:
+            return '%s is not a replica of %s' % (_address(replica), _address(self.master))
+        if _text(info.get('master_link_status')) != 'up':
+            return '%s has its link to the master down' % _address(replica)
+        lag = max(0, master_offset - int(info.get('slave_repl_offset') or 0))
+        if lag > bound:
+            return '%s is %d bytes behind the master (replica_max_lag %d)' % (_address(replica), lag, bound)
+        return None
 
     def client(self):
         if self._client is None:
@@ -156,7 +230,19 @@ class MasterWatch:
                 role, replica_of = self.role()
             except KVError:
                 return  # the node is unreachable: the engine's own error says so
-            if role != 'master':
+            if self.replica is not None:  # reading from a replica: it must still be one, of this master
+                if role != 'slave':
+                    raise failover_error(self.endpoint, self.master, self.replica,
+                                         'lost its replica %s, which turned %s during this step'
+                                         % (_address(self.replica), role))
+                if force:  # the end of the step: as far behind as allowed, or the copy may miss writes
+                    problem = self.replica_problem(self.replica)
+                    if problem is not None:
+                        raise KVError('%s.read_from: replica - at the end of the step %s: keys written to the '
+                                      'master meanwhile may be missing. Rerun (or read from the master)'
+                                      % (self.endpoint.label, problem), kind='replica_lag',
+                                      endpoint=_address(self.replica))
+            elif role != 'master':
                 raise failover_error(self.endpoint, self.master, current or replica_of,
                                      'turned %s during this step' % ('replica' if role == 'slave' else role))
 
@@ -197,5 +283,9 @@ def resolve_master(endpoint):
                                  % (watch.answered_by, master[0], master[1], role, _address(replica_of)))
         time.sleep(SETTLE_RETRY)
     watch.master = master
+    if endpoint.read_from == 'replica':
+        watch.close()
+        watch.replica = watch.pick_replica()
+        endpoint.set_master(*watch.replica)
     endpoint.master_watch = watch
     return endpoint

@@ -210,3 +210,34 @@ def test_kv_isolate_and_kv_sync_follow_the_sentinel_master(sentinel_set, server_
                   stopped['_output'])
     finally:
         run_module('kv_sync', dict(args, state='absent'))
+
+
+def test_read_from_replica_copies_from_the_replica_and_refuses_one_that_lags(sentinel_set, server_factory,
+                                                                            tmp_path):
+    """source.read_from: replica reads from the replica the sentinels list (the result names it) and the target
+    equals the master; a replica whose link to the master is down and that is behind is refused before anything
+    is written (error replica_lag), naming the replica and its lag."""
+    group = sentinel_set()
+    target = server_factory('redis70')
+    load(group.master, [0])
+    group.wait_replica_synced(group.master, group.replica)
+    replica = group.replica
+    source = group.endpoint(read_from='replica')
+    copied = run_module('kv_dump_restore', dict(source=source, target=target.endpoint()))
+    assert not copied.get('failed'), copied.get('msg')
+    assert copied['source']['address'] == '127.0.0.1:%d' % replica.port
+    compare.assert_same(group.master, target, [(0, 0)])
+
+    # cut the replica off (it cannot authenticate any more) and write on the master: the replica falls behind
+    other = server_factory('redis70')
+    replica.admin().config_set('masterauth', 'not-the-password')
+    replica.admin().client_kill_filter(_type='master')
+    wait_for('the replica link to go down',
+             lambda: replica.admin().info('replication').get('master_link_status') == 'down')
+    group.master.admin().set(b'late', b'x' * 4096)
+    refused = run_module('kv_dump_restore', dict(source=dict(source, replica_max_lag=1024),
+                                                 target=other.endpoint()))
+    assert refused.get('failed') and refused['error'] == 'replica_lag', refused
+    assert '127.0.0.1:%d' % replica.port in refused['msg'], refused['msg']
+    assert other.admin().dbsize() == 0, 'a refused copy wrote to the target'
+    no_secret(json.dumps(copied), json.dumps(refused), refused['_output'])

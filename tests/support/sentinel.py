@@ -21,7 +21,7 @@ SERVICE = 'kvmain'
 SENTINEL_PASSWORD = 'snt-Secret-6 "watch"'
 PEER_PASSWORD = 'peer-Secret-7'
 SENTINEL_ACL = {
-    'watcher': 'on >{pw} +ping +hello +auth +sentinel|get-master-addr-by-name',
+    'watcher': 'on >{pw} +ping +hello +auth +sentinel|get-master-addr-by-name +sentinel|replicas',
     'peer': 'on >{pw} +@all',
 }
 SENTINEL_PASSWORDS = {'watcher': SENTINEL_PASSWORD, 'peer': PEER_PASSWORD}
