@@ -116,7 +116,7 @@ class SentinelSet:
         replica.extra.append('replicaof 127.0.0.1 %d' % master.port)
         self.nodes.append(replica.start())
         self.wait_replica_synced(master, replica)
-        for _ in range(3):
+        while len(self.sentinels) < 3:
             self.sentinels.append(SentinelProcess(self.flavour, master.port, self.down_after_ms).start())
         self.wait_ready(master.port)
         return self
