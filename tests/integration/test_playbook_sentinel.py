@@ -212,8 +212,7 @@ def test_kv_isolate_and_kv_sync_follow_the_sentinel_master(sentinel_set, server_
         run_module('kv_sync', dict(args, state='absent'))
 
 
-def test_read_from_replica_copies_from_the_replica_and_refuses_one_that_lags(sentinel_set, server_factory,
-                                                                            tmp_path):
+def test_read_from_replica_copies_from_the_replica_and_refuses_one_that_lags(sentinel_set, server_factory):
     """source.read_from: replica reads from the replica the sentinels list (the result names it) and the target
     equals the master; a replica whose link to the master is down and that is behind is refused before anything
     is written (error replica_lag), naming the replica and its lag."""
