@@ -51,16 +51,21 @@ def same_entry(item, existing, source_client=None, target_client=None, scope=Non
                         big=payload.__class__ is not bytes or t_payload.__class__ is not bytes)
 
 
-def sort_existing(items, existing, on_conflict, same, db, counts, failures, after_plan=False):
+def sort_existing(items, existing, on_conflict, same, db, counts, failures, after_plan=False, skipped=None,
+                  defer=None):
     """Split ``items`` by what the target holds (``existing``: its entry per item, payload None when absent).
 
     Returns ``(to write, keys to write with REPLACE)`` and updates ``counts`` and ``failures``.
     ``same(item, entry)`` compares one pair.  ``after_plan``: the keys appeared on the target after the
     plan (RESTORE or MIGRATE answered BUSYKEY): a conflict that is not replaced counts as failed unless
-    ``on_conflict`` is skip, and a key that vanished again counts as a conflict.
+    ``on_conflict`` is skip, and a key that vanished again counts as a conflict.  ``skipped``: a list the names of
+    the keys left as the target holds them (on_conflict=skip) are appended to.  ``defer(keys)``: of the keys
+    on_conflict=replace would overwrite, those a later source db of a merge writes anyway (left for it, so a
+    rerun writes nothing).
     """
     todo = []
     replace_keys = set()
+    replacing = []
     for item, entry in zip(items, existing):
         if entry[1] is None and not after_plan:
             todo.append(item)
@@ -70,12 +75,18 @@ def sort_existing(items, existing, on_conflict, same, db, counts, failures, afte
             continue
         add(counts, 'conflicts')
         if on_conflict == 'replace':
-            replace_keys.add(item[0])
-            todo.append(item)
+            replacing.append(item)
             continue
         if on_conflict == 'skip':
             add(counts, 'skipped')
+            if skipped is not None:
+                skipped.append(item[0])
         elif after_plan:
             add(counts, 'failed')
         failures.append(dict(db=db, key=sample_key(item[0]), reason='conflict'))
+    deferred = defer([item[0] for item in replacing]) if defer is not None and replacing else ()
+    for item in replacing:
+        if item[0] not in deferred:
+            replace_keys.add(item[0])
+            todo.append(item)
     return todo, replace_keys

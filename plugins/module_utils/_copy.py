@@ -45,9 +45,11 @@ from ansible_collections.kvtools.migration.plugins.module_utils._conflict import
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    add_counts, db_result, process_batches, select_dbs, totals)
+    add_counts, db_result, merge_groups, process_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock, check_watch
+from ansible_collections.kvtools.migration.plugins.module_utils._merge import (
+    SkipSink, SkippedLog, check_merge_conflicts, later_holders)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
@@ -71,6 +73,7 @@ class CopyOptions:
     SPEC = dict(
         dbs=dict(type='list', elements='int'),
         db_map=dict(type='dict'),
+        allow_db_merge=dict(type='bool', default=False),
         match=dict(type='str'),
         on_conflict=dict(type='str', choices=list(ON_CONFLICT), default='fail'),
         payload=dict(type='str', choices=list(PAYLOAD_MODES), default='auto'),
@@ -81,6 +84,7 @@ class CopyOptions:
         report=dict(type='path'),
         progress=dict(type='path'),
         on_unsupported=dict(type='str', choices=list(ON_UNSUPPORTED), default='fail'),
+        skipped_keys_file=dict(type='path'),
     )
 
     @classmethod
@@ -90,9 +94,11 @@ class CopyOptions:
 
     def __init__(self, dbs=None, db_map=None, match=None, on_conflict='fail', payload='auto', batch_size=1000,
                  workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False, progress=None,
-                 on_unsupported='fail'):
+                 on_unsupported='fail', allow_db_merge=False, skipped_keys_file=None):
         self.dbs = dbs
         self.db_map = db_map
+        self.allow_db_merge = bool(allow_db_merge)
+        self.skipped_keys_file = skipped_keys_file
         self.match = match
         self.on_conflict = on_conflict
         self.payload = payload
@@ -222,6 +228,8 @@ class CopyJob:
         self.drop_lock = threading.Lock()
         self.unsupported = None
         self.leftovers = 0
+        self.skipped_log = None
+        self.merges = {}
 
     # -- set-up --------------------------------------------------------------------------------
     def connect(self):
@@ -303,16 +311,36 @@ class CopyJob:
     # -- the run -------------------------------------------------------------------------------
     def run(self):
         """The copy, alone into its target (see :class:`._lock.TargetLock`); check mode takes no lock."""
-        if self.opts.check_mode:
-            return self._run()
-        with TargetLock(self.target_ep, self.name, progress=self.opts.progress):
-            return self._run()
+        try:
+            if self.opts.check_mode:
+                return self._run()
+            with TargetLock(self.target_ep, self.name, progress=self.opts.progress):
+                return self._run()
+        finally:
+            if self.skipped_log is not None:
+                self.skipped_log.close()
+
+    def skip_sink(self, s_db, planning):
+        """Where a writer appends the keys on_conflict=skip leaves alone (None: not recorded)."""
+        if planning or self.skipped_log is None:
+            return None
+        return SkipSink(self.skipped_log, s_db)
+
+    def merge_defer(self, s_db):
+        """See :func:`._merge.later_holders`: None unless on_conflict=replace and a later db merges into s_db's."""
+        return later_holders(self.source_ep, self.merges, s_db) if self.opts.on_conflict == 'replace' else None
+
+    def _check_merges(self, pairs):
+        """Merged dbs (allow_db_merge): with on_conflict=fail, see :func:`._merge.check_merge_conflicts`."""
+        self.merges = merge_groups(pairs)
+        if self.merges and self.opts.on_conflict == 'fail':
+            check_merge_conflicts(self, self.merges)
 
     def _run(self):
         self.started = time.time()
         self.connect()
         keys_per_db = self.source.keys_per_db()
-        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map)
+        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map, allow_merge=self.opts.allow_db_merge)
         raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name))
         if self.opts.progress and not self.opts.check_mode:
             self.progress = Progress(self.opts.progress, dict((s, keys_per_db.get(s, 0)) for s, _t in pairs))
@@ -322,6 +350,9 @@ class CopyJob:
         self._remove_leftovers(pairs)
         self._check_room()
         self._start_checkpoint(pairs)
+        self._check_merges(pairs)
+        if self.opts.skipped_keys_file and not self.opts.check_mode:
+            self.skipped_log = SkippedLog(self.opts.skipped_keys_file, fresh=not self.resumed)
         try:
             # Plan first: conflicts stop the run before the first write (and check mode ends here).
             for state in self.states:
@@ -341,6 +372,9 @@ class CopyJob:
                         continue  # the plan found nothing to write: its counts are the result
                     if state.result['keys'] or state.failures:  # drop the plan's counts
                         state.reset()
+                    if self.merges.get(state.result['target_db'], [state.result['db']])[0] != state.result['db']:
+                        # a later db of a merge: its target db holds the earlier ones' keys now, compare with them
+                        state.target_keys_before = self.dbsize(state.result['target_db'])
                     self._copy_db(state, planning=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
         except Exception as exc:  # every failure leaves a report and the counts reached
             raise self._failed(exc, 'copying')
@@ -501,6 +535,8 @@ class CopyJob:
             on_conflict=self.opts.on_conflict,
             leftovers_removed=0 if self.opts.check_mode else self.leftovers,
             unsupported=self._unsupported_result(),
+            db_merges=dict((str(t_db), dbs) for t_db, dbs in sorted(self.merges.items())),
+            skipped_keys_file=self.skipped_log.path if self.skipped_log is not None else None,
         )
         if self.payload_path is not None:
             result['source'] = self.source.describe()

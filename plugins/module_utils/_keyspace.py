@@ -9,7 +9,8 @@
   ``(cursor_after, keys)`` so a caller can checkpoint exactly where a batch ends.
 * :func:`process_batches` hands batches to workers in threads (each worker with its own
   connections), bounded in memory, stopping at the first error.
-* :func:`select_dbs` and :func:`db_mapping` turn the ``dbs`` / ``db_map`` options into pairs.
+* :func:`select_dbs` and :func:`db_mapping` turn the ``dbs`` / ``db_map`` options into pairs;
+  :func:`merge_groups` names the target dbs that several source dbs are merged into.
 * :func:`db_result` / :func:`totals` build the per-db counts that roles and reports read.
 """
 
@@ -85,15 +86,35 @@ def db_mapping(db_map):
     return out
 
 
-def select_dbs(keyspace, dbs=None, db_map=None):
-    """``[(source_db, target_db), ...]``: the requested dbs, or every non-empty source db."""
+def select_dbs(keyspace, dbs=None, db_map=None, allow_merge=False):
+    """``[(source_db, target_db), ...]``: the requested dbs, or every non-empty source db, in source db order
+    (the order the copy writes them: under ``on_conflict: skip`` the first db of a merge wins, under ``replace``
+    the last).  Two source dbs into one target db are refused unless ``allow_merge``."""
     mapping = db_mapping(db_map)
     chosen = sorted(set(int(d) for d in dbs)) if dbs else sorted(keyspace)
     pairs = [(db, mapping.get(db, db)) for db in chosen]
-    targets = [t for _s, t in pairs]
-    if len(set(targets)) != len(targets):
-        raise KVError('db_map sends two source dbs into the same target db: %r' % pairs, kind='config')
+    groups = merge_groups(pairs)
+    if groups and not allow_merge:
+        raise KVError('%s: set allow_db_merge: true (playbook: kv_allow_db_merge) to merge them; keys present in '
+                      'both are then handled by on_conflict' % merge_text(groups), kind='config')
     return pairs
+
+
+def merge_groups(pairs):
+    """``{target db: [source db, ...]}`` for the target dbs that more than one source db is sent into."""
+    sources = {}
+    for s_db, t_db in pairs:
+        sources.setdefault(t_db, []).append(s_db)
+    return dict((t_db, sorted(s)) for t_db, s in sources.items() if len(s) > 1)
+
+
+def merge_text(groups):
+    """``db_map sends source dbs 1 and 7 into target db 3`` (several merges: joined with ``and``)."""
+    parts = []
+    for t_db in sorted(groups):
+        dbs = [str(d) for d in groups[t_db]]
+        parts.append('source dbs %s and %s into target db %d' % (', '.join(dbs[:-1]), dbs[-1], t_db))
+    return 'db_map sends ' + '; and '.join(parts)
 
 
 def scan_batches(client, match=None, count=1000, cursor=0, scan_type=None):

@@ -61,6 +61,7 @@ class MigrateOptions(CopyOptions):
     SPEC = dict(
         dbs=CopyOptions.SPEC['dbs'],
         db_map=CopyOptions.SPEC['db_map'],
+        allow_db_merge=CopyOptions.SPEC['allow_db_merge'],
         match=CopyOptions.SPEC['match'],
         on_conflict=CopyOptions.SPEC['on_conflict'],
         on_unsupported=CopyOptions.SPEC['on_unsupported'],
@@ -70,6 +71,7 @@ class MigrateOptions(CopyOptions):
         workers=CopyOptions.SPEC['workers'],
         report=CopyOptions.SPEC['report'],
         progress=CopyOptions.SPEC['progress'],
+        skipped_keys_file=CopyOptions.SPEC['skipped_keys_file'],
     )
 
     def __init__(self, timeout=5000, batch_bytes=DEFAULT_BATCH_BYTES, **kwargs):
@@ -308,7 +310,9 @@ class MigrateWriter:
         replace_keys = set()
         if (self.check_existing if check_existing is None else check_existing) and items:
             items, replace_keys = sort_existing(items, self.target.entries(items), self.on_conflict, self._same,
-                                                self.s_db, counts, failures)
+                                                self.s_db, counts, failures,
+                                                skipped=self.job.skip_sink(self.s_db, self.planning),
+                                                defer=self.job.merge_defer(self.s_db))
         if self.planning:
             for replace in (False, True):
                 group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
@@ -337,7 +341,9 @@ class MigrateWriter:
     def _resolve_busy(self, items, counts, failures):
         """Keys that appeared on the target after planning (SCAN duplicates, concurrent writers)."""
         retry, dummy = sort_existing(items, self.target.entries(items), self.on_conflict, self._same, self.s_db,
-                                     counts, failures, after_plan=True)
+                                     counts, failures, after_plan=True,
+                                     skipped=self.job.skip_sink(self.s_db, self.planning),
+                                     defer=self.job.merge_defer(self.s_db))
         if retry:
             self._migrate_items(retry, set(item[0] for item in retry), counts, failures)
 

@@ -38,6 +38,7 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
+from ansible_collections.kvtools.migration.plugins.module_utils._merge import MergeChoices, MergeLookup, read_skipped
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, payload_body, same_body, same_bytes
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
@@ -71,6 +72,7 @@ class Verifier:
         self.source_server = self.target_server = None
         self.source_absolute = self.target_absolute = None
         self.source_start = self.target_start = self.source_end = self.target_end = None
+        self.choices = None
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -87,8 +89,9 @@ class Verifier:
         src_space = self.source_server.keyspace()
         tgt_space = self.target_server.keyspace()
         mapping = db_mapping(self.opts.db_map)
+        merge = self.opts.allow_db_merge
         if self.opts.dbs:
-            pairs = select_dbs(src_space, self.opts.dbs, self.opts.db_map)
+            pairs = select_dbs(src_space, self.opts.dbs, self.opts.db_map, allow_merge=merge)
         else:
             inverse = dict((t, s) for s, t in mapping.items())
             wanted = set(src_space)
@@ -100,7 +103,7 @@ class Verifier:
                 else:
                     self._warn('target db %d holds %d keys but no source db maps to it (db_map sends source db %d '
                                'to db %d): it was not compared' % (t_db, tgt_space[t_db]['keys'], t_db, mapping[t_db]))
-            pairs = select_dbs(src_space, sorted(wanted), self.opts.db_map) if wanted else []
+            pairs = select_dbs(src_space, sorted(wanted), self.opts.db_map, allow_merge=merge) if wanted else []
         raise_first([p for p in pair_problems(self.source_ep, self.target_ep, self.source_server, self.target_server, pairs,
                                               check_source_dbs=True) if p.rule == 'databases'])
         return pairs, src_space, tgt_space
@@ -125,6 +128,8 @@ class Verifier:
             self.source_start = read_counters(self.source_server)
             self.target_start = read_counters(self.target_server)
             pairs, src_space, tgt_space = self._pairs()
+            skipped = read_skipped(self.opts.skipped_keys_file) if self.opts.skipped_keys_file else None
+            self.choices = MergeChoices(pairs, self.opts.on_conflict, skipped)
             self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
             round_started = time.time()
             for s_db, t_db in pairs:
@@ -176,6 +181,15 @@ class Verifier:
 
     def verify_db(self, state):
         s_db, t_db = state.result['db'], state.result['target_db']
+        group = self.choices.groups.get(t_db)
+        if group:  # a merge: the target db holds the keys of every db of the group
+            self._source_pass(state)
+            if group[0] == s_db:
+                state.result['extra_check'] = 'scan'
+                self._extra_pass(state, group)
+            else:
+                state.result['extra_check'] = 'with source db %d' % group[0]
+            return
         src_size = self.dbsize(self.source_ep, s_db)
         tgt_size = self.dbsize(self.target_ep, t_db)
         src_counters = read_counters(self.source_server)
@@ -212,11 +226,12 @@ class Verifier:
         finally:
             source_client.close()
 
-    def _extra_pass(self, state):
-        """Walk the target and ask the source whether each key exists there."""
+    def _extra_pass(self, state, group=None):
+        """Walk the target and ask the source whether each key exists there (in any db of a merge's ``group``)."""
         s_db, t_db = state.result['db'], state.result['target_db']
         target_client = self.target_ep.client(db=t_db)
         source_client = self.source_ep.client(db=s_db)
+        others = [(db, self.source_ep.client(db=db)) for db in group or () if db != s_db]
         wire = None
         seen = set()
         extra = 0
@@ -230,6 +245,11 @@ class Verifier:
                     replies = wire.call_packed(pack_key_commands((b'EXISTS',), keys), len(keys))
                 except Exception as exc:
                     raise self.source_ep.error(exc, 'EXISTS in db %d' % s_db, db=s_db)
+                for db, client in others:  # a key of another merged db is not extra
+                    found = client.pipeline(transaction=False)
+                    for key in keys:
+                        found.exists(key)
+                    replies = [a or b for a, b in zip(replies, found.execute())]
                 differences = []
                 for key, reply in zip(keys, replies):
                     if isinstance(reply, ReplyError):
@@ -254,6 +274,8 @@ class Verifier:
                 wire.close()
             source_client.close()
             target_client.close()
+            for dummy, client in others:
+                client.close()
         with state.lock:
             state.result['extra'] += extra
 
@@ -354,8 +376,12 @@ class _Checker:
         # PEXPIRETIME on both sides and the hiredis parser: expiry replies are compared as raw lines
         self.raw_lines = self.source_absolute and self.target_absolute and self.source_wire.reader is not None \
             and self.target_wire.reader is not None
+        self.lookup = MergeLookup(run.choices, run.source_ep, self.s_db, self.t_db, self.target_client, self.scope,
+                                  self.tolerance)
 
     def close(self):
+        if getattr(self, 'lookup', None) is not None:
+            self.lookup.close()
         for wire in (self.source_wire, self.target_wire):
             if wire is not None:
                 wire.close()
@@ -467,7 +493,8 @@ class _Checker:
         """Key by key.  The first ``n_valued`` keys come with values: whole string values (``raw``, from
         MGET) or DUMP payloads; the others with their TYPE."""
         counts = dict((name, 0) for name in ('keys', 'identical', 'conflicts', 'expired', 'missing', 'extra',
-                                             'absent') + DIFF_KINDS[2:] + ('field_ttls_dropped',))
+                                             'absent', 'skipped', 'merged', 'merge_conflicts') + DIFF_KINDS[2:]
+                      + ('field_ttls_dropped',))
         differences = []
         found = 0
         slow = []  # (key, ttl detail) of keys whose payloads differ: compared type-aware below
@@ -542,6 +569,14 @@ class _Checker:
         kinds = [k for k in kinds if k[0] != 'field_ttl_dropped']
         if not kinds:
             counts['identical'] += 1
+            return
+        chosen = self.lookup.classify(key)  # skipped by on_conflict=skip, or a merge's kept value
+        if chosen is not None and chosen[0] == 'wrong_db':
+            kinds = [chosen[1:]]
+        elif chosen is not None:
+            counts[chosen[0]] = counts.get(chosen[0], 0) + 1
+            differences.append(dict(db=self.s_db, target_db=self.t_db, key=sample_key(key), kind=chosen[1],
+                                    detail=chosen[2]))
             return
         counts['conflicts'] += 1
         self.state.note(key)

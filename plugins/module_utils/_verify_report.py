@@ -46,7 +46,10 @@ def summary(result, differing, memory, src_change, opts):
         text = ('%s: consistent. The target holds exactly the %s of the source: key sets in both directions, '
                 'types, %s and TTLs (within %g s) match.' % (
                     head, plural(total['keys'], 'key'), what, opts.ttl_tolerance))
-        text += dropped_text(total)
+        if chosen_count(total):
+            text = text.replace(': consistent. The target holds exactly', ': consistent with the choices of the copy. '
+                                'Apart from them the target holds exactly', 1)
+        text += dropped_text(total) + chosen_text(total)
         if src_change['changed']:
             text += ' Note: %s; run kv_verify again once the source is quiet to be sure.' % (
                 change_text('source', src_change))
@@ -66,12 +69,13 @@ def summary(result, differing, memory, src_change, opts):
             parts.append(plural(total[name], one, many))
     text = '%s: NOT consistent' % head
     if parts:
-        examples = ', '.join('%s "%s" in db %d' % (EXAMPLE_WORDS[d['kind']], d['key'], d['db'])
-                             for d in result['differences'][:3])
+        examples = ', '.join('%s "%s" in %s' % (EXAMPLE_WORDS[d['kind']], d['key'], db_words(d))
+                             for d in [d for d in result['differences'] if d['kind'] in DIFF_KINDS][:3])
         example = ' (for example: %s)' % examples if examples else ''
         text += ' - %s out of %s checked%s.' % (', '.join(parts), plural(total['keys'], 'source key'), example)
     else:
         text += '.'
+    text += chosen_text(total)
     if memory['within_tolerance'] is False:
         text += ' used_memory of the target is %.1f MiB, %.2f times the source\'s %.1f MiB, outside ' \
                 'memory_tolerance %g.' % (memory['target_used_memory'] / 2.0 ** 20, memory['ratio'],
@@ -92,6 +96,32 @@ def summary(result, differing, memory, src_change, opts):
         text += ' Next: %s, then run kv_verify again; the differences list names up to %d keys.' % (
             ', '.join(steps), opts.max_reported)
     return text
+
+
+def db_words(difference):
+    """``db 1``, or ``source db 7 (target db 3)`` when the key went to another db."""
+    if difference['db'] == difference.get('target_db', difference['db']):
+        return 'db %d' % difference['db']
+    return 'source db %d (target db %d)' % (difference['db'], difference['target_db'])
+
+
+def chosen_count(total):
+    return sum(total.get(name) or 0 for name in ('skipped', 'merged', 'merge_conflicts'))
+
+
+def chosen_text(total):
+    """The sentence on differences the copy chose (skipped keys, merged dbs): reported, not an inconsistency."""
+    parts = []
+    if total.get('skipped'):
+        parts.append('%s skipped by on_conflict=skip (target value kept)' % plural(total['skipped'], 'key'))
+    if total.get('merged'):
+        parts.append('%s in several merged source dbs hold the value on_conflict keeps' % plural(total['merged'], 'key'))
+    if total.get('merge_conflicts'):
+        parts.append('%s in several merged source dbs hold one of their values - which one on_conflict keeps is '
+                     'unknown without on_conflict (merge conflicts)' % plural(total['merge_conflicts'], 'key'))
+    if not parts:
+        return ''
+    return ' Differences the copy chose, not inconsistencies: %s; the differences list names them.' % '; '.join(parts)
 
 
 def dropped_text(total):
@@ -150,7 +180,8 @@ def render_markdown(result):
              'Values compared: %s. TTL tolerance: %g s. Duration: %.1f s.' % (
                  result.get('values'), result.get('ttl_tolerance') or 0, result.get('seconds') or 0),
              '', '## Databases', '']
-    cols = ('db', 'target_db', 'source_keys', 'target_keys', 'keys', 'identical', 'conflicts', 'missing', 'extra',
+    cols = ('db', 'target_db', 'source_keys', 'target_keys', 'keys', 'identical', 'conflicts', 'skipped', 'merged',
+            'merge_conflicts', 'missing', 'extra',
             'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs', 'stream_meta_differs', 'group_differs',
             'pending_differs', 'field_ttls_dropped', 'expired', 'source_expires', 'target_expires')
     lines.append('| ' + ' | '.join(cols) + ' |')

@@ -40,17 +40,25 @@ EXTRA_DEDUP_LIMIT = 100000    # extra keys remembered to count SCAN duplicates o
 #   pending_differs      streams whose pending entries differ: ids, consumer, delivery count
 #   field_ttls_dropped   hashes with field TTLs on the source that the target cannot hold at all (a loss the copy
 #                        makes only with on_unsupported: drop): reported, not an inconsistency
+#   skipped        keys that differ because the copy skipped them (on_conflict=skip, named in skipped_keys_file):
+#                  the target value was kept on purpose - reported, not an inconsistency
+#   merged         keys of a merge (allow_db_merge) in several source dbs whose value on the target is the one
+#                  on_conflict keeps (another merged db's): reported, not an inconsistency
+#   merge_conflicts  such keys when on_conflict was not given: the target holds one merged db's value, which one is
+#                  right cannot be known - reported by name, not an inconsistency
 #   listed         keys compared by name (from the keys log, or rechecked after a round), not found by SCAN
 #   absent         listed keys that were on neither side (deleted on both: nothing to compare)
 VERIFY_FIELDS = ('source_keys', 'source_expires', 'target_keys', 'target_expires', 'missing', 'extra',
                  'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs', 'stream_meta_differs',
-                 'group_differs', 'pending_differs', 'field_ttls_dropped', 'listed', 'absent')
+                 'group_differs', 'pending_differs', 'field_ttls_dropped', 'merged', 'merge_conflicts', 'listed',
+                 'absent')
 DIFF_KINDS = ('missing', 'extra', 'type_differs', 'value_differs', 'ttl_differs', 'field_ttl_differs',
               'stream_meta_differs', 'group_differs', 'pending_differs')
 EXAMPLE_WORDS = dict(missing='missing', extra='extra', type_differs='type of', value_differs='value of',
                      ttl_differs='TTL of', field_ttl_differs='field TTLs of', stream_meta_differs='stream metadata of',
                      group_differs='consumer groups of', pending_differs='pending entries of',
-                     field_ttl_dropped='field TTLs dropped of')
+                     field_ttl_dropped='field TTLs dropped of', skipped='skipped', merged='merged',
+                     merge_conflict='merge conflict of')
 
 
 class VerifyOptions:
@@ -59,6 +67,9 @@ class VerifyOptions:
     SPEC = dict(
         dbs=dict(type='list', elements='int'),
         db_map=dict(type='dict'),
+        allow_db_merge=dict(type='bool', default=False),
+        on_conflict=dict(type='str', choices=['fail', 'skip', 'replace']),
+        skipped_keys_file=dict(type='path'),
         match=dict(type='str'),
         values=dict(type='str', choices=list(VALUES_MODES), default='full'),
         sample_rate=dict(type='float', default=0.1),
@@ -83,7 +94,8 @@ class VerifyOptions:
     def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2.0,
                  memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
                  check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
-                 keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0):
+                 keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0,
+                 allow_db_merge=False, on_conflict=None, skipped_keys_file=None):
         if values not in VALUES_MODES:
             raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
         try:
@@ -106,8 +118,13 @@ class VerifyOptions:
         self.recheck_delay = live.recheck_delay
         self.ignore = live.ignore
         self.target_expiry_offset = live.target_expiry_offset
+        if on_conflict not in (None, 'fail', 'skip', 'replace'):
+            raise KVError('on_conflict must be fail, skip or replace, got %r' % (on_conflict,), kind='config')
         self.dbs = dbs
         self.db_map = db_map
+        self.allow_db_merge = bool(allow_db_merge)
+        self.on_conflict = on_conflict
+        self.skipped_keys_file = skipped_keys_file
         self.match = match
         self.values = values
         self.sample_rate = sample_rate
