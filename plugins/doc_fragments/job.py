@@ -33,7 +33,21 @@ options:
   db_map:
     description:
       - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
+      - Two source databases sent into one target database (a merge, for example C({1: 3, 7: 3})) are refused unless
+        O(allow_db_merge=true).
     type: dict
+  allow_db_merge:
+    description:
+      - Allow O(db_map) to send several source databases into one target database (a merge).
+      - The copy writes the databases in the order of their numbers. A key in more than one of them is a conflict
+        handled by O(on_conflict) - V(skip) keeps the value of the first database written (the lowest number),
+        V(replace) the value of the last (the highest number), V(fail) stops before anything is written when
+        merged databases hold such a key with different values.
+      - M(kvtools.migration.kv_verify) compares each target database with the union of its source databases; given
+        O(on_conflict) it checks that a key in several of them holds the value O(on_conflict) keeps.
+      - Not possible with M(kvtools.migration.kv_sync) (the live strategy) - it refuses merges.
+    type: bool
+    default: false
 '''
 
     # How the copy runs and what it leaves behind: extends_documentation_fragment: kvtools.migration.job.RUN
@@ -78,5 +92,14 @@ options:
         database the source keys and the keys done, the overall keys per second and the estimated time left -
         and finally C(phase=done) or C(phase=failed). Meant for polling a run started with C(async); the
         C(kvtools.migration.migrate) role uses it to show progress. Not written in check mode.
+    type: path
+  skipped_keys_file:
+    description:
+      - Path of a file to record the keys O(on_conflict=skip) left as the target held them, for
+        the C(skipped_keys_file) of M(kvtools.migration.kv_verify) - a verification
+        then reports those keys as skipped instead of failing on them.
+      - Binary (the keys log format of C(kv_sync) - the header C(KVTKEYS1), then per key its source database and its
+        name's length, 4 bytes each, big-endian, and the name), so any key name is recorded exactly. Mode 0600.
+      - Started afresh by every run, added to by a run that resumes from O(checkpoint). Not written in check mode.
     type: path
 '''

@@ -15,7 +15,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key, scan_batches, select_dbs
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
+    merge_groups, merge_text, sample_key, scan_batches, select_dbs)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, pair_problems
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import rdb_version_for, same_body, target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
@@ -188,14 +189,11 @@ def live_db_collision(source_server, dbs=None, db_map=None):
     """A sentence when kv_sync's db selection (every source db by default) sends two dbs into one target db."""
     mapping = dict((int(k), int(v)) for k, v in (db_map or {}).items())
     chosen = sorted(set(int(d) for d in dbs)) if dbs else list(range(source_server.databases or 16))
-    seen = {}
-    for s_db in chosen:
-        t_db = mapping.get(s_db, s_db)
-        if t_db in seen:
-            return ('db_map sends db %d and db %d into target db %d: a live copy follows every selected source db '
-                    '(empty ones too, as writes may come), so list the dbs to copy (kv_dbs) or copy offline'
-                    % (seen[t_db], s_db, t_db))
-        seen[t_db] = s_db
+    groups = merge_groups([(s_db, mapping.get(s_db, s_db)) for s_db in chosen])
+    if groups:
+        return ('%s: a live copy cannot merge dbs (a followed FLUSHDB, SWAPDB or MOVE in one would act on the keys of '
+                'the others), and it follows every selected source db (empty ones too, as writes may come): list the '
+                'dbs to copy (kv_dbs) or copy offline' % merge_text(groups))
     return None
 
 
@@ -249,7 +247,7 @@ def _expiry_command(facts):
 
 
 def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolation='none',
-              allow_nonempty_target=False, on_unsupported='fail', match=None):
+              allow_nonempty_target=False, on_unsupported='fail', match=None, allow_db_merge=False):
     if method not in METHODS:
         raise KVError('method must be one of %s' % ', '.join(METHODS), kind='config')
     if on_unsupported not in ('fail', 'drop'):
@@ -265,7 +263,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         census = None
         if source_facts['capabilities'].get('hash_field_ttl') and not target_facts['capabilities'].get('hash_field_ttl'):
             census = field_ttl_census(source_ep, source_server,
-                                      select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map))
+                                      select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map,
+                                                 allow_merge=allow_db_merge))
         live_possible, live_reason = live_possibility(source_server, target_server, match=match, dbs=dbs,
                                                       db_map=db_map)
     finally:
@@ -274,7 +273,7 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     problems = []
     warnings = []
     keyspace = dict((d['db'], d) for d in source_facts['dbs'])
-    pairs = select_dbs(keyspace, dbs, db_map)
+    pairs = select_dbs(keyspace, dbs, db_map, allow_merge=allow_db_merge)
     problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs))
     if source_facts['role'] not in ('master', 'primary'):
         warnings.append('the source %s is a replica: make sure it is in sync with its primary' % source_facts['address'])
@@ -285,11 +284,16 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                          expires=keyspace.get(s_db, {}).get('expires', 0), target_keys=target_keys.get(t_db, 0)))
     busy = [p for p in plan if p['target_keys']]
     foreign = []
+    groups = merge_groups(pairs)
     for entry in busy:
         # A target that holds an earlier copy of this source (a rerun, a resumed run) is fine; keys of anything
-        # else are not.  Judged on a sample: the first keys SCAN returns on the target.
-        entry['target_sample_foreign'] = [sample_key(k) for k in foreign_keys(source_ep, target_ep, entry['db'],
-                                                                              entry['target_db'])]
+        # else are not.  Judged on a sample: the first keys SCAN returns on the target.  A merged target db holds
+        # the keys of every source db of the merge: foreign are those none of them holds.
+        sample = None
+        for s_db in groups.get(entry['target_db'], [entry['db']]):
+            found = foreign_keys(source_ep, target_ep, s_db, entry['target_db'])
+            sample = found if sample is None else [k for k in sample if k in set(found)]
+        entry['target_sample_foreign'] = [sample_key(k) for k in sample]
         if entry['target_sample_foreign']:
             foreign.append(entry)
     if foreign and not allow_nonempty_target:
@@ -354,6 +358,9 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         lines.append('db %d -> db %d: %d keys (%s with TTL), target holds %d'
                      % (p['db'], p['target_db'], p['keys'], '?' if p['expires'] is None else p['expires'],
                         p['target_keys']))
+    for t_db in sorted(groups):
+        lines.append('%s (allow_db_merge): keys in more than one of them are handled by on_conflict'
+                     % merge_text({t_db: groups[t_db]}))
     if unsupported:
         lines.append('hash field TTLs: %d fields of %d hashes, which the target cannot hold: %s' % (
             census['fields'], census['keys'], 'the copy refuses (on_unsupported: fail)' if on_unsupported == 'fail'

@@ -29,7 +29,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._backup import r
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive, stop_renewer
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_mapping, totals
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_mapping, merge_groups, merge_text, totals
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import live_possibility
 from ansible_collections.kvtools.migration.plugins.module_utils._process import start_detached
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
@@ -110,7 +110,11 @@ class Sync:
         pairs = [(db, mapping.get(db, db)) for db in dbs]
         targets = [t for _s, t in pairs]
         if len(set(targets)) != len(targets):
-            raise KVError('db_map sends two source dbs into the same target db: %r' % pairs, kind='config')
+            raise KVError('%s: kv_sync cannot merge dbs (a followed FLUSHDB, SWAPDB or MOVE in one of them would act on '
+                          'the keys of the others, and the drain and the keys log work per target db); merge them '
+                          'offline with kv_dump_restore or kv_migrate and allow_db_merge: true (playbook: kv_strategy: '
+                          'offline, kv_allow_db_merge: true), or list the dbs to follow in dbs'
+                          % merge_text(merge_groups(pairs)), kind='config')
         for s_db in mapping:
             if s_db not in dbs:
                 raise KVError('db_map maps db %d, which is not in dbs %s' % (s_db, dbs), kind='config')

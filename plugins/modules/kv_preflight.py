@@ -204,6 +204,7 @@ def main():
         argument_spec=dict(
             dbs=dict(type='list', elements='int'),
             db_map=dict(type='dict'),
+            allow_db_merge=dict(type='bool', default=False),
             method=dict(type='str', choices=['auto', 'migrate', 'dump_restore'], default='auto'),
             isolation=dict(type='str', choices=['none', 'pause', 'acl', 'cf'], default='none'),
             allow_nonempty_target=dict(type='bool', default=False),
@@ -220,7 +221,7 @@ def main():
     def run():
         result = preflight(source, target, dbs=p['dbs'], db_map=p['db_map'], method=p['method'],
                            isolation=p['isolation'], allow_nonempty_target=p['allow_nonempty_target'],
-                           on_unsupported=p['on_unsupported'], match=p['match'])
+                           on_unsupported=p['on_unsupported'], match=p['match'], allow_db_merge=p['allow_db_merge'])
         for warning in result['preflight_warnings']:
             module.warn(warning)
         if result['problems'] and p['fail_on_problems']:

@@ -87,6 +87,9 @@ options:
     description:
       - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their
         number."
+      - Two source databases into one target database (a merge) are refused - a followed C(FLUSHDB), C(SWAPDB) or
+        C(MOVE) in one would act on the keys of the other. Merge offline with M(kvtools.migration.kv_dump_restore) or
+        M(kvtools.migration.kv_migrate) and their C(allow_db_merge).
     type: dict
   on_conflict:
     description:

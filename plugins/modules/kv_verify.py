@@ -100,6 +100,24 @@ options:
       - How many differing keys to list in RV(differences) (the counts are always complete).
     type: int
     default: 100
+  on_conflict:
+    description:
+      - The C(on_conflict) the copy used, for a merge (O(allow_db_merge)) - a key that several merged source databases hold with different values must then hold the value the copy keeps
+        (V(skip) - the lowest-numbered database's, V(replace) - the highest's); the other databases' values are
+        counted as C(merged) and listed, not as differences. A target value from the wrong database is a
+        C(value_differs) naming both.
+      - Not given - such a key holding the value of one of the merged databases is counted in C(merge_conflicts) and
+        listed by name (which one is right cannot be known), not failed.
+    type: str
+    choices: [fail, skip, replace]
+  skipped_keys_file:
+    description:
+      - The C(skipped_keys_file) a copy with C(on_conflict=skip) wrote (M(kvtools.migration.kv_dump_restore),
+        M(kvtools.migration.kv_migrate)). A key it names that differs (value, type or TTL) is counted in C(skipped) and listed as C(skipped) with the detail
+        C(skipped by on_conflict=skip, target value kept) - a difference the run chose, not an inconsistency. Any
+        other difference, and a skipped key missing on the target, still fails.
+      - The names are held in memory while the verification runs.
+    type: path
   keys_file:
     description:
       - The touched-keys log of a C(kvtools.migration.kv_sync) follower (the C(keys_log) it returns).
@@ -238,7 +256,12 @@ dbs:
     - The verify counters - C(source_keys), C(source_expires), C(target_keys), C(target_expires) (C(INFO keyspace) at
       the start), C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs), C(field_ttl_differs),
       C(stream_meta_differs), C(group_differs), C(pending_differs) and C(field_ttls_dropped) (not a difference).
-    - C(extra_check) says how extra keys were looked for - C(dbsize) (the counts prove there are none) or C(scan).
+    - Differences the copy chose (not inconsistencies) - C(skipped) (keys O(skipped_keys_file) names),
+      C(merged) (keys of a merge holding the value O(on_conflict) keeps) and C(merge_conflicts) (the same without
+      O(on_conflict)).
+    - C(extra_check) says how extra keys were looked for - C(dbsize) (the counts prove there are none) or C(scan); for
+      the later databases of a merge C(with source db N) (the first database's walk of the target looked up every key
+      in all merged databases).
     - C(listed) (keys compared by name - from O(keys_file) or in a recheck round) and C(absent) (listed keys on
       neither side). C(scope) is C(full), C(keys) (the keys of O(keys_file) and the counts) or
       C(full (key counts differed)); with C(keys), C(source_count) and C(target_count) are the C(DBSIZE) of both
@@ -257,8 +280,9 @@ totals:
 differences:
   description: Up to O(max_reported) differing keys as C({db, target_db, key, kind, detail}). C(kind) is one of
     C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs), C(field_ttl_differs),
-    C(stream_meta_differs), C(group_differs), C(pending_differs), or C(field_ttl_dropped) (field TTLs the target
-    cannot hold; not an inconsistency). Key names are shown escaped
+    C(stream_meta_differs), C(group_differs), C(pending_differs), or - not inconsistencies - C(field_ttl_dropped)
+    (field TTLs the target cannot hold), C(skipped) (left by C(on_conflict=skip)), C(merged) and C(merge_conflict)
+    (keys in several merged source databases). Key names are shown escaped
     (Python byte-string notation); values never.
   returned: always
   type: list
