@@ -322,19 +322,11 @@ class CopyJob:
 
     def skip_sink(self, s_db, planning):
         """Where a writer appends the keys on_conflict=skip leaves alone (None: not recorded)."""
-        if planning or self.skipped_log is None:
-            return None
-        return SkipSink(self.skipped_log, s_db)
+        return None if planning or self.skipped_log is None else SkipSink(self.skipped_log, s_db)
 
     def merge_defer(self, s_db):
         """See :func:`._merge.later_holders`: None unless on_conflict=replace and a later db merges into s_db's."""
         return later_holders(self.source_ep, self.merges, s_db) if self.opts.on_conflict == 'replace' else None
-
-    def _check_merges(self, pairs):
-        """Merged dbs (allow_db_merge): with on_conflict=fail, see :func:`._merge.check_merge_conflicts`."""
-        self.merges = merge_groups(pairs)
-        if self.merges and self.opts.on_conflict == 'fail':
-            check_merge_conflicts(self, self.merges)
 
     def _run(self):
         self.started = time.time()
@@ -350,7 +342,8 @@ class CopyJob:
         self._remove_leftovers(pairs)
         self._check_room()
         self._start_checkpoint(pairs)
-        self._check_merges(pairs)
+        self.merges = merge_groups(pairs)
+        check_merge_conflicts(self, self.merges)  # merged dbs with on_conflict=fail: none may differ
         if self.opts.skipped_keys_file and not self.opts.check_mode:
             self.skipped_log = SkippedLog(self.opts.skipped_keys_file, fresh=not self.resumed)
         try:

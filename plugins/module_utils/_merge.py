@@ -176,6 +176,8 @@ def later_holders(source_ep, groups, s_db):
 def check_merge_conflicts(job, groups):
     """A copy job with merged dbs and on_conflict=fail: keys two merged source dbs hold with different values stop
     it before anything is written (check mode: a warning)."""
+    if not groups or job.opts.on_conflict != 'fail':
+        return
     if getattr(job.source, 'server', None) is None:
         raise KVError('%s (allow_db_merge) with on_conflict: fail needs a live source to compare the merged dbs '
                       'before writing: use on_conflict: skip (the first db written wins) or replace (the later db '

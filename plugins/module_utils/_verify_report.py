@@ -115,10 +115,12 @@ def chosen_text(total):
     if total.get('skipped'):
         parts.append('%s skipped by on_conflict=skip (target value kept)' % plural(total['skipped'], 'key'))
     if total.get('merged'):
-        parts.append('%s in several merged source dbs hold the value on_conflict keeps' % plural(total['merged'], 'key'))
+        parts.append('%s that merged source dbs hold with different values, the target holding the one on_conflict '
+                     'keeps' % plural(total['merged'], 'key'))
     if total.get('merge_conflicts'):
-        parts.append('%s in several merged source dbs hold one of their values - which one on_conflict keeps is '
-                     'unknown without on_conflict (merge conflicts)' % plural(total['merge_conflicts'], 'key'))
+        parts.append('%s that merged source dbs hold with different values, the target holding one of them (merge '
+                     'conflicts: which one on_conflict keeps is not known, give on_conflict to check it)'
+                     % plural(total['merge_conflicts'], 'key'))
     if not parts:
         return ''
     return ' Differences the copy chose, not inconsistencies: %s; the differences list names them.' % '; '.join(parts)
