@@ -33,8 +33,8 @@ options:
   db_map:
     description:
       - "Map of source database to target database, for example C({0: 0, 1: 4}). Unmapped databases keep their number."
-      - Two source databases sent into one target database (a merge, for example C({1: 3, 7: 3})) are refused unless
-        O(allow_db_merge=true).
+      - "Two source databases sent into one target database (a merge, for example C({1: 3, 7: 3})) are refused unless
+        O(allow_db_merge=true)."
     type: dict
   allow_db_merge:
     description:
