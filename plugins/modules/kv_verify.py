@@ -251,8 +251,8 @@ dbs:
     - One entry per compared database pair.
     - The collection's common counters - C(keys) (source keys checked), C(identical) (keys equal on both sides),
       C(conflicts) (keys on both sides that differ in type, value or TTL), C(expired) (keys that expired on the source
-      between C(SCAN) and the read, or were expiring right then), and C(copied), C(replaced), C(skipped),
-      C(fallback), C(failed), C(bytes) (always 0 here).
+      between C(SCAN) and the read, or were expiring right then), and C(copied), C(replaced), C(fallback),
+      C(failed), C(bytes) (always 0 here).
     - The verify counters - C(source_keys), C(source_expires), C(target_keys), C(target_expires) (C(INFO keyspace) at
       the start), C(missing), C(extra), C(type_differs), C(value_differs), C(ttl_differs), C(field_ttl_differs),
       C(stream_meta_differs), C(group_differs), C(pending_differs) and C(field_ttls_dropped) (not a difference).
