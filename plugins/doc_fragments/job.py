@@ -40,11 +40,11 @@ options:
     description:
       - Allow O(db_map) to send several source databases into one target database (a merge).
       - The copy writes the databases in the order of their numbers. A key in more than one of them is a conflict
-        handled by O(on_conflict) - V(skip) keeps the value of the first database written (the lowest number),
+        handled by C(on_conflict) - V(skip) keeps the value of the first database written (the lowest number),
         V(replace) the value of the last (the highest number), V(fail) stops before anything is written when
         merged databases hold such a key with different values.
       - M(kvtools.migration.kv_verify) compares each target database with the union of its source databases; given
-        O(on_conflict) it checks that a key in several of them holds the value O(on_conflict) keeps.
+        C(on_conflict) it checks that a key in several of them holds the value C(on_conflict) keeps.
       - Not possible with M(kvtools.migration.kv_sync) (the live strategy) - it refuses merges.
     type: bool
     default: false
@@ -100,6 +100,6 @@ options:
         then reports those keys as skipped instead of failing on them.
       - Binary (the keys log format of C(kv_sync) - the header C(KVTKEYS1), then per key its source database and its
         name's length, 4 bytes each, big-endian, and the name), so any key name is recorded exactly. Mode 0600.
-      - Started afresh by every run, added to by a run that resumes from O(checkpoint). Not written in check mode.
+      - Started afresh by every run, added to by a run that resumes from its C(checkpoint). Not written in check mode.
     type: path
 '''

@@ -222,12 +222,12 @@ def test_modules_merge_and_skip(redis72, valkey80, run_module, tmp_path):
     assert refused.get('failed') and REFUSAL in refused['msg']
 
     skipped = str(tmp_path / 'skipped.keys')
-    done = run_module('kvtools.migration.kv_migrate', dict(args, on_conflict='skip', allow_db_merge=True,
-                                                          skipped_keys_file=skipped))
+    done = run_module('kvtools.migration.kv_migrate',
+                      dict(args, on_conflict='skip', allow_db_merge=True, skipped_keys_file=skipped))
     assert not done.get('failed'), done.get('msg')
     assert shared_values(valkey80)[:2] == [b'from 1', b'from 1']
     assert_all_keys(valkey80)
-    checked = run_module('kvtools.migration.kv_verify', dict(args, allow_db_merge=True, on_conflict='skip',
-                                                            skipped_keys_file=skipped))
+    checked = run_module('kvtools.migration.kv_verify',
+                         dict(args, allow_db_merge=True, on_conflict='skip', skipped_keys_file=skipped))
     assert not checked.get('failed'), checked.get('msg')
     assert checked['consistent'] is True and checked['totals']['skipped'] == 3
