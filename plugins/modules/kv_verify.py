@@ -103,9 +103,9 @@ options:
   on_conflict:
     description:
       - The C(on_conflict) the copy used, for a merge (O(allow_db_merge)) - a key that several merged source
-        databases hold with different values must then hold the value the copy keeps (V(skip) - the lowest-numbered database's, V(replace) - the highest's); the other databases' values are
-        counted as C(merged) and listed, not as differences. A target value from the wrong database is a
-        C(value_differs) naming both.
+        databases hold with different values must then hold the value the copy keeps (V(skip) - the lowest-numbered
+        database's, V(replace) - the highest's); the other databases' values are counted as C(merged) and listed,
+        not as differences. A target value from the wrong database is a C(value_differs) naming both.
       - Not given - such a key holding the value of one of the merged databases is counted in C(merge_conflicts) and
         listed by name (which one is right cannot be known), not failed.
     type: str
