@@ -113,9 +113,9 @@ options:
   skipped_keys_file:
     description:
       - The C(skipped_keys_file) a copy with C(on_conflict=skip) wrote (M(kvtools.migration.kv_dump_restore),
-        M(kvtools.migration.kv_migrate)). A key it names that differs (value, type or TTL) is counted in C(skipped) and listed as C(skipped) with the detail
-        C(skipped by on_conflict=skip, target value kept) - a difference the run chose, not an inconsistency. Any
-        other difference, and a skipped key missing on the target, still fails.
+        M(kvtools.migration.kv_migrate)). A key it names that differs (value, type or TTL) is counted in C(skipped)
+        and listed as C(skipped) with the detail C(skipped by on_conflict=skip, target value kept) - a difference the
+        run chose, not an inconsistency. Any other difference, and a skipped key missing on the target, still fails.
       - The names are held in memory while the verification runs.
     type: path
   keys_file:
