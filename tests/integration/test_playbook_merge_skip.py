@@ -56,6 +56,12 @@ def test_merge_with_kv_allow_db_merge_ends_green(redis72, valkey80, tmp_path, on
     load_merge(redis72)
     inventory = write_inventory(tmp_path, {'merge': (redis72.endpoint(), valkey80.endpoint())},
                                 kv_db_map={1: 3, 7: 3}, kv_allow_db_merge=True, kv_on_conflict=on_conflict)
+    if on_conflict == 'replace':  # --check: the plan, nothing written, and verify does not call the target inconsistent
+        dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
+        assert dry.returncode == 0, dry.stdout[-3000:]
+        assert 'Check mode: the target has not been written yet' in dry.stdout
+        assert 'NOT consistent' not in dry.stdout and 'copy the missing keys' not in dry.stdout
+        assert valkey80.admin().info('keyspace') == {}
     result = ansible_playbook(PLAYBOOK, inventory=inventory)
     out = result.stdout
     assert result.returncode == 0, out[-4000:]
