@@ -87,6 +87,14 @@ def test_merge_with_kv_allow_db_merge_ends_green(redis72, valkey80, tmp_path, on
     assert verification['totals'][counter] == 3 and verification['totals']['extra'] == 0
     assert 'Differences the run chose' in markdown and escaped(SHARED[2]) in markdown
     no_secret(out)
+    if on_conflict == 'skip':
+        # a rerun: the preflight sees the merged target db as an earlier copy of its source dbs (no foreign keys),
+        # the copy writes nothing, the verification is green again
+        rerun = ansible_playbook(PLAYBOOK, inventory=inventory)
+        assert rerun.returncode == 0, rerun.stdout[-4000:]
+        data, dummy = report_of(tmp_path, 'merge')
+        assert data['copy']['totals']['copied'] == 0 and data['verification']['consistent'] is True
+        assert [target.get(k) for k in SHARED] == [b'from 1'] * 3
 
 
 def test_on_conflict_skip_with_a_differing_target_key_ends_green(redis72, valkey80, tmp_path):
