@@ -45,11 +45,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._conflict import
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    add_counts, db_result, merge_groups, process_batches, select_dbs, totals)
+    add_counts, db_result, process_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock, check_watch
-from ansible_collections.kvtools.migration.plugins.module_utils._merge import (
-    SkipSink, SkippedLog, check_merge_conflicts, later_holders)
+from ansible_collections.kvtools.migration.plugins.module_utils._merge import CopyChoices
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
@@ -228,8 +227,7 @@ class CopyJob:
         self.drop_lock = threading.Lock()
         self.unsupported = None
         self.leftovers = 0
-        self.skipped_log = None
-        self.merges = {}
+        self.choices = None  # merges and skipped keys (CopyChoices), once the db pairs are known
 
     # -- set-up --------------------------------------------------------------------------------
     def connect(self):
@@ -311,22 +309,10 @@ class CopyJob:
     # -- the run -------------------------------------------------------------------------------
     def run(self):
         """The copy, alone into its target (see :class:`._lock.TargetLock`); check mode takes no lock."""
-        try:
-            if self.opts.check_mode:
-                return self._run()
-            with TargetLock(self.target_ep, self.name, progress=self.opts.progress):
-                return self._run()
-        finally:
-            if self.skipped_log is not None:
-                self.skipped_log.close()
-
-    def skip_sink(self, s_db, planning):
-        """Where a writer appends the keys on_conflict=skip leaves alone (None: not recorded)."""
-        return None if planning or self.skipped_log is None else SkipSink(self.skipped_log, s_db)
-
-    def merge_defer(self, s_db):
-        """See :func:`._merge.later_holders`: None unless on_conflict=replace and a later db merges into s_db's."""
-        return later_holders(self.source_ep, self.merges, s_db) if self.opts.on_conflict == 'replace' else None
+        if self.opts.check_mode:
+            return self._run()
+        with TargetLock(self.target_ep, self.name, progress=self.opts.progress):
+            return self._run()
 
     def _run(self):
         self.started = time.time()
@@ -342,10 +328,7 @@ class CopyJob:
         self._remove_leftovers(pairs)
         self._check_room()
         self._start_checkpoint(pairs)
-        self.merges = merge_groups(pairs)
-        check_merge_conflicts(self, self.merges)  # merged dbs with on_conflict=fail: none may differ
-        if self.opts.skipped_keys_file and not self.opts.check_mode:
-            self.skipped_log = SkippedLog(self.opts.skipped_keys_file, fresh=not self.resumed)
+        self.choices = CopyChoices(self, pairs)  # merged dbs with on_conflict=fail: none may differ
         try:
             # Plan first: conflicts stop the run before the first write (and check mode ends here).
             for state in self.states:
@@ -365,8 +348,8 @@ class CopyJob:
                         continue  # the plan found nothing to write: its counts are the result
                     if state.result['keys'] or state.failures:  # drop the plan's counts
                         state.reset()
-                    if self.merges.get(state.result['target_db'], [state.result['db']])[0] != state.result['db']:
-                        # a later db of a merge: its target db holds the earlier ones' keys now, compare with them
+                    if self.choices.later_in_merge(state.result['db'], state.result['target_db']):
+                        # its target db holds the earlier merged dbs' keys now: compare with them
                         state.target_keys_before = self.dbsize(state.result['target_db'])
                     self._copy_db(state, planning=False, cursor=done.get('cursor', 0), recheck=done.get('recheck', False))
         except Exception as exc:  # every failure leaves a report and the counts reached
@@ -528,9 +511,8 @@ class CopyJob:
             on_conflict=self.opts.on_conflict,
             leftovers_removed=0 if self.opts.check_mode else self.leftovers,
             unsupported=self._unsupported_result(),
-            db_merges=dict((str(t_db), dbs) for t_db, dbs in sorted(self.merges.items())),
-            skipped_keys_file=self.skipped_log.path if self.skipped_log is not None else None,
         )
+        result.update(CopyChoices.result(self.choices))
         if self.payload_path is not None:
             result['source'] = self.source.describe()
             result['target'] = self._describe_target()

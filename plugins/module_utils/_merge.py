@@ -37,7 +37,8 @@ SKIPPED_DETAIL = 'skipped by on_conflict=skip, target value kept'
 
 class SkippedLog:
     """Appends ``(source db, key)`` records of skipped keys, thread-safe.  ``fresh``: start a new record (a run
-    that resumes from a checkpoint adds to the one of the interrupted run)."""
+    that resumes from a checkpoint adds to the one of the interrupted run).  The file is opened for each append
+    (no descriptor is held: skipped keys are few, and a run killed later still leaves those skipped so far)."""
 
     def __init__(self, path, fresh=True):
         self.path = path
@@ -46,7 +47,7 @@ class SkippedLog:
         try:
             if fresh and os.path.exists(path):
                 os.unlink(path)
-            self.writer = KeysLogWriter(path)
+            KeysLogWriter(path).close()
         except (IOError, OSError) as exc:
             raise KVError('cannot write skipped_keys_file %s: %s' % (path, exc.strerror or exc), kind='config')
 
@@ -54,14 +55,45 @@ class SkippedLog:
         if not keys:
             return
         with self.lock:
-            for key in keys:
-                self.writer.add(int(s_db), bytes(key))
+            writer = KeysLogWriter(self.path)
+            try:
+                for key in keys:
+                    writer.add(int(s_db), bytes(key))
+            finally:
+                writer.close()
             self.count += len(keys)
-            self.writer.flush()  # a run killed later still leaves the keys it skipped so far
 
-    def close(self):
-        with self.lock:
-            self.writer.close()
+
+class CopyChoices:
+    """What a copy job chose to do beyond copying: its db merges (``merges``: target db -> source dbs) and its record
+    of skipped keys.  Built once the db pairs are known; with on_conflict=fail it checks the merged dbs first."""
+
+    def __init__(self, job, pairs):
+        self.merges = merge_groups(pairs)
+        check_merge_conflicts(job, self.merges)
+        self.source_ep = job.source_ep
+        self.replace = job.opts.on_conflict == 'replace'
+        self.log = None
+        if job.opts.skipped_keys_file and not job.opts.check_mode:
+            self.log = SkippedLog(job.opts.skipped_keys_file, fresh=not job.resumed)
+
+    def skip_sink(self, s_db, planning):
+        """Where a writer appends the keys on_conflict=skip leaves alone (None: not recorded)."""
+        return None if planning or self.log is None else SkipSink(self.log, s_db)
+
+    def defer(self, s_db):
+        """See :func:`later_holders`: None unless on_conflict=replace and a later db merges into s_db's."""
+        return later_holders(self.source_ep, self.merges, s_db) if self.replace else None
+
+    def later_in_merge(self, s_db, t_db):
+        """Whether ``s_db`` is merged into ``t_db`` after another source db (so ``t_db`` holds keys already)."""
+        return self.merges.get(t_db, [s_db])[0] != s_db
+
+    @staticmethod
+    def result(choices):
+        """The result fields of ``choices`` (None: the run stopped before the db pairs were known)."""
+        return dict(db_merges=dict((str(t_db), dbs) for t_db, dbs in sorted(choices.merges.items())) if choices else {},
+                    skipped_keys_file=choices.log.path if choices is not None and choices.log is not None else None)
 
 
 class SkipSink:

@@ -311,8 +311,8 @@ class MigrateWriter:
         if (self.check_existing if check_existing is None else check_existing) and items:
             items, replace_keys = sort_existing(items, self.target.entries(items), self.on_conflict, self._same,
                                                 self.s_db, counts, failures,
-                                                skipped=self.job.skip_sink(self.s_db, self.planning),
-                                                defer=self.job.merge_defer(self.s_db))
+                                                skipped=self.job.choices.skip_sink(self.s_db, self.planning),
+                                                defer=self.job.choices.defer(self.s_db))
         if self.planning:
             for replace in (False, True):
                 group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
@@ -342,8 +342,8 @@ class MigrateWriter:
         """Keys that appeared on the target after planning (SCAN duplicates, concurrent writers)."""
         retry, dummy = sort_existing(items, self.target.entries(items), self.on_conflict, self._same, self.s_db,
                                      counts, failures, after_plan=True,
-                                     skipped=self.job.skip_sink(self.s_db, self.planning),
-                                     defer=self.job.merge_defer(self.s_db))
+                                     skipped=self.job.choices.skip_sink(self.s_db, self.planning),
+                                     defer=self.job.choices.defer(self.s_db))
         if retry:
             self._migrate_items(retry, set(item[0] for item in retry), counts, failures)
 

@@ -164,8 +164,8 @@ class RestoreWriter:
         if self.check_existing and items:
             items, replace_keys = sort_existing(items, self.target.entries(items), self.on_conflict, self._same,
                                                 self.s_db, counts, failures,
-                                                skipped=self.job.skip_sink(self.s_db, self.planning),
-                                                defer=self.job.merge_defer(self.s_db))
+                                                skipped=self.job.choices.skip_sink(self.s_db, self.planning),
+                                                defer=self.job.choices.defer(self.s_db))
         if self.planning:
             counts['copied'] = len(items)
             counts['replaced'] = len(replace_keys)
@@ -224,8 +224,8 @@ class RestoreWriter:
         """Keys that appeared on the target after planning (SCAN duplicates, concurrent writers)."""
         retry, dummy = sort_existing(items, self.target.entries(items), self.on_conflict, self._same, self.s_db,
                                      counts, failures, after_plan=True,
-                                     skipped=self.job.skip_sink(self.s_db, self.planning),
-                                     defer=self.job.merge_defer(self.s_db))
+                                     skipped=self.job.choices.skip_sink(self.s_db, self.planning),
+                                     defer=self.job.choices.defer(self.s_db))
         if retry:
             self._restore(retry, set(item[0] for item in retry), counts, failures)
 

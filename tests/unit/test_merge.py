@@ -70,14 +70,11 @@ def test_skipped_log_round_trips_any_key_name(tmp_path):
     log = SkippedLog(path)
     log.add(1, keys[:2])
     log.add(7, keys[2:])
-    log.close()
     assert read_skipped(path) == {1: set(keys[:2]), 7: set(keys[2:])}
     resumed = SkippedLog(path, fresh=False)
     resumed.add(3, [b'more'])
-    resumed.close()
     assert list(iter_keys_log(path))[-1] == (3, b'more')
-    fresh = SkippedLog(path)
-    fresh.close()
+    SkippedLog(path)
     assert read_skipped(path) == {}
 
 
