@@ -127,6 +127,10 @@ class ActionModule(ActionBase):
             time.sleep(delay)
             delay = min(interval, delay * 2)
         self._watch_end(watch, task_vars)
+        if progress:  # the last state too, so a step shorter than the first poll still shows what it moved
+            line = self._progress(progress, task_vars)
+            if line and line != last_line:
+                display.display('%s: %s: %s' % (host, label, line))
         self._execute_module(module_name='ansible.builtin.async_status',
                              module_args=dict(jid=jid, mode='cleanup', _async_dir=async_dir), task_vars=task_vars)
         for key in ASYNC_KEYS:
