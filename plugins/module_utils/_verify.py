@@ -40,6 +40,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
     db_mapping, process_batches, sample_key, scan_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, payload_body, same_body, same_bytes
+from ansible_collections.kvtools.migration.plugins.module_utils._progress import ProgressFile
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope, key_differences
@@ -71,6 +72,19 @@ class Verifier:
         self.source_server = self.target_server = None
         self.source_absolute = self.target_absolute = None
         self.source_start = self.target_start = self.source_end = self.target_end = None
+        self.progress = ProgressFile(options.progress) if options.progress and not options.check_mode else None
+        self.progress_total = 0
+        self.bytes_compared = 0
+
+    def tick(self, size=0, phase='comparing', force=False):
+        """The progress file (with ``progress``): keys compared of the source's keys, and value bytes read."""
+        if self.progress is None:
+            return
+        with self.diff_lock:
+            self.bytes_compared += size
+        if self.progress.due(force):
+            self.progress.update(phase, done=sum(st.result['keys'] for st in self.states), total=self.progress_total,
+                                 bytes_done=self.bytes_compared, force=force, busy=phase == 'comparing')
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -125,6 +139,7 @@ class Verifier:
             self.source_start = read_counters(self.source_server)
             self.target_start = read_counters(self.target_server)
             pairs, src_space, tgt_space = self._pairs()
+            self.progress_total = sum(src_space.get(s_db, {}).get('keys', 0) for s_db, dummy in pairs)
             self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
             round_started = time.time()
             for s_db, t_db in pairs:
@@ -143,6 +158,7 @@ class Verifier:
                        sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
                            for st in self.states))
             recheck_rounds(self)
+            self.tick(phase='done', force=True)
             self.source_end = read_counters(self.source_server)
             self.target_end = read_counters(self.target_server)
             result = self._result(started)
@@ -385,11 +401,13 @@ class _Checker:
                 (valued if rnd() < rate else others).append(key)
         if others:  # TYPE replies are small: one step
             self._read([], others, mget=False)
+            self.run.tick()
         start = 0
         while start < len(valued):
             part = valued[start:start + self.chunk]
             start += len(part)
             size = self._read(part, [], mget=self.mget)
+            self.run.tick(size)
             avg = max(1, size // max(1, 2 * len(part)))
             self.chunk = max(1, min(self.max_chunk, PART_BYTES // avg))
 

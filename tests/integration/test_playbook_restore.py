@@ -1,7 +1,7 @@
 """playbooks/restore.yml end to end with ansible-playbook against real servers: a logical backup and an RDB file,
 each plain and encrypted, restored into a target without a scratch server.
 
-The files are written by the collection's own kv_rdb_backup from a Redis 7.0 source holding every type, awkward key
+The files are written by the collection's own kv_rdb_backup from a Redis 7.2 source holding every type, awkward key
 names (newline, NUL, non-UTF-8, RESP look-alikes, the empty name) and TTLs in dbs 0 and 3; the target's content is
 compared with the source by tests/support/compare.py (SCAN, value reads and PTTL of both servers), not by the
 collection's own comparison.
@@ -45,14 +45,14 @@ def _write_backup(source, folder, case):
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_restore_playbook_check_restore_verify_rerun(case, redis70, valkey80, tmp_path):
+def test_restore_playbook_check_restore_verify_rerun(case, redis72, valkey80, tmp_path):
     for db in (0, 3):
-        data.load_all_types(redis70.admin(db), prefix=b'db%d:' % db, big=1500)
-    assert any(b'\n' in k for k in compare._scan_all(redis70.admin(0)))
+        data.load_all_types(redis72.admin(db), prefix=b'db%d:' % db, big=1500)
+    assert any(b'\n' in k for k in compare._scan_all(redis72.admin(0)))
     folder = tmp_path / 'backups'
     folder.mkdir()
-    given, written = _write_backup(redis70, folder, case)
-    source_before = compare.snapshot(redis70, dbs=(0, 3))
+    given, written = _write_backup(redis72, folder, case)
+    source_before = compare.snapshot(redis72, dbs=(0, 3))
     host_vars = dict(kv_restore_file=given, kv_db_map={3: 5}, kv_poll_interval=1)
     if written != given:
         # encrypted: give the name without the suffix once (the playbook finds <path>.enc), the full name otherwise
@@ -73,7 +73,7 @@ def test_restore_playbook_check_restore_verify_rerun(case, redis70, valkey80, tm
     first = ansible_playbook(PLAYBOOK, inventory=inventory)
     assert first.returncode == 0, first.stdout[-4000:]
     assert recap(first.stdout)['box']['changed'] >= 1 and recap(first.stdout)['box']['failed'] == 0
-    compare.assert_same(redis70, valkey80, [(0, 0), (3, 5)])
+    compare.assert_same(redis72, valkey80, [(0, 0), (3, 5)])
     assert valkey80.admin(3).dbsize() == 0, 'db_map was not honoured'
     # progress the way the copy shows it: keys of the total and bytes
     assert re.search(r'box: restore: \w+ [\d.]+% \(\d+ of \d+ keys, [\d,.]+ MB', first.stdout), first.stdout[-3000:]
@@ -96,18 +96,18 @@ def test_restore_playbook_check_restore_verify_rerun(case, redis70, valkey80, tm
     second = ansible_playbook(PLAYBOOK, inventory=inventory)
     assert second.returncode == 0, second.stdout[-3000:]
     assert recap(second.stdout)['box']['changed'] == 0, second.stdout[-3000:]
-    compare.assert_same(redis70, valkey80, [(0, 0), (3, 5)])
-    assert compare.snapshot(redis70, dbs=(0, 3)) == source_before
+    compare.assert_same(redis72, valkey80, [(0, 0), (3, 5)])
+    assert compare.snapshot(redis72, dbs=(0, 3)) == source_before
     for out in (dry.stdout, first.stdout, second.stdout, report_path.read_text(), markdown):
         no_secret(out)
         assert PHRASE not in out
 
 
-def test_restore_stops_before_writing_on_differing_keys_and_a_wrong_passphrase(redis70, valkey80, tmp_path):
-    data.load_all_types(redis70.admin(0), prefix=b'k:')
+def test_restore_stops_before_writing_on_differing_keys_and_a_wrong_passphrase(redis72, valkey80, tmp_path):
+    data.load_all_types(redis72.admin(0), prefix=b'k:')
     folder = tmp_path / 'backups'
     folder.mkdir()
-    given, written = _write_backup(redis70, folder, 'rdb-encrypted')
+    given, written = _write_backup(redis72, folder, 'rdb-encrypted')
     valkey80.admin(0).set(b'k:list', b'not the list of the file')
     inventory = write_inventory(tmp_path, {'box': ({}, valkey80.endpoint())}, kv_restore_file=given,
                                 kv_backup_passphrase='not the passphrase')
