@@ -286,8 +286,9 @@ class Backup:
         result.update(self._install(result))
         seconds = max(time.time() - started, 1e-6)
         if self.progress is not None:
-            self.progress.update('done', bytes_done=result['content_size'], bytes_total=self.space['needed_bytes'],
-                                 force=True, busy=False)
+            self.progress.update('done', done=result.get('keys') or 0, total=result.get('keys') or 0,
+                                 bytes_done=result['content_size'], bytes_total=result['content_size'], force=True,
+                                 busy=False)
         result.update(space=self.space, keep_first=self.keep_first)
         result.update(changed=True, method=self.method, method_used=method_used, dest=self.dest,
                       sidecar=self.dest + '.json', seconds=round(seconds, 3),
