@@ -16,7 +16,7 @@ description:
   - Polls the job of a M(kvtools.migration.kv_dump_restore), M(kvtools.migration.kv_migrate),
     M(kvtools.migration.kv_rdb_backup) or M(kvtools.migration.kv_verify) task started with C(async) and C(poll=0) and,
     while it runs, prints one line per change of its progress file - the keys done of the total (per database for a
-    copy), the bytes moved (of the expected size when it is known: the RDB a backup receives, the payloads of a backup
+    copy), the bytes moved (of the expected size when it is known - the RDB a backup receives, the payloads of a backup
     file), the keys and megabytes per second and the time left - so a long step, or one big value, does not look hung.
     When the job ends, its last state is printed too.
   - Returns the job's own result when it ends (and fails when the job failed), so later tasks read the
