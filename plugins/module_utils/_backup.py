@@ -317,7 +317,8 @@ class Backup:
         self._check_space()
         moves, removals = rotation_plan(self.dest, self.keep, self.keep_first)
         keys = sum(v['keys'] for v in self.server.keyspace().values()) if self.server else None
-        return dict(changed=True, check_mode=True, dest=self.dest, space=self.space, keep_first=self.keep_first, sidecar=self.dest + '.json', method=self.method,
+        return dict(changed=True, check_mode=True, dest=self.dest, space=self.space, keep_first=self.keep_first,
+                    sidecar=self.dest + '.json', method=self.method,
                     method_used=would, method_reason=reason, encrypted=bool(self.passphrase),
                     format='rdb' if would == 'sync' else 'logical', engine=self.engine, version=self.version,
                     source_keys=keys, rotated=[dict(src=a, dest=b) for a, b in moves], removed=removals,
