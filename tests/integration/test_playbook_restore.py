@@ -24,6 +24,9 @@ PLAYBOOK = os.path.join(ROOT, 'playbooks', 'restore.yml')
 PHRASE = 'Restore-Phrase-7x'
 
 CASES = ['logical-plain', 'logical-encrypted', 'rdb-plain', 'rdb-encrypted']
+# check mode and the rerun run the same tasks whatever the file: two cases take them (one of each kind, one of each
+# encryption), the other two only the restore, so the suite's time stays in bounds
+FULL = ('logical-plain', 'rdb-encrypted')
 
 
 def _write_backup(source, folder, case):
@@ -62,13 +65,16 @@ def test_restore_playbook_check_restore_verify_rerun(case, redis72, valkey80, tm
     inventory = write_inventory(tmp_path, {'box': ({}, valkey80.endpoint())}, **host_vars)
     _drop_source(inventory)
 
-    dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
-    assert dry.returncode == 0, dry.stdout[-3000:]
-    assert 'Plan (check mode, nothing written)' in dry.stdout
-    assert 'nothing to verify yet' in dry.stdout
-    assert valkey80.admin().info('keyspace') == {}, 'check mode wrote to the target'
-    assert not (tmp_path / 'reports').exists(), 'check mode wrote a report'
-    assert not glob.glob(str(tmp_path / 'work' / '*')), 'check mode wrote into kv_work_dir'
+    outputs = []
+    if case in FULL:
+        dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
+        assert dry.returncode == 0, dry.stdout[-3000:]
+        assert 'Plan (check mode, nothing written)' in dry.stdout
+        assert 'nothing to verify yet' in dry.stdout
+        assert valkey80.admin().info('keyspace') == {}, 'check mode wrote to the target'
+        assert not (tmp_path / 'reports').exists(), 'check mode wrote a report'
+        assert not glob.glob(str(tmp_path / 'work' / '*')), 'check mode wrote into kv_work_dir'
+        outputs.append(dry.stdout)
 
     first = ansible_playbook(PLAYBOOK, inventory=inventory)
     assert first.returncode == 0, first.stdout[-4000:]
@@ -93,12 +99,14 @@ def test_restore_playbook_check_restore_verify_rerun(case, redis72, valkey80, tm
     markdown = open(str(tmp_path / 'reports' / 'box-latest.md')).read()
     assert markdown.startswith('# Restore report: box') and '## Restored from' in markdown
 
-    second = ansible_playbook(PLAYBOOK, inventory=inventory)
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert recap(second.stdout)['box']['changed'] == 0, second.stdout[-3000:]
-    compare.assert_same(redis72, valkey80, [(0, 0), (3, 5)])
+    if case in FULL:
+        second = ansible_playbook(PLAYBOOK, inventory=inventory)
+        assert second.returncode == 0, second.stdout[-3000:]
+        assert recap(second.stdout)['box']['changed'] == 0, second.stdout[-3000:]
+        compare.assert_same(redis72, valkey80, [(0, 0), (3, 5)])
+        outputs.append(second.stdout)
     assert compare.snapshot(redis72, dbs=(0, 3)) == source_before
-    for out in (dry.stdout, first.stdout, second.stdout, report_path.read_text(), markdown):
+    for out in outputs + [first.stdout, report_path.read_text(), markdown]:
         no_secret(out)
         assert PHRASE not in out
 
