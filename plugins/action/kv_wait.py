@@ -35,15 +35,28 @@ ASYNC_KEYS = ('ansible_job_id', 'started', 'finished', 'results_file', 'erased',
               'stdout_lines', 'stderr_lines')
 
 
+def _mb(value):
+    return '{:,.1f} MB'.format(value / 1e6)
+
+
 def progress_line(data):
-    """One line for an operator from the progress file the copy engines keep."""
+    """One line for an operator from the progress file the copy, backup and verify engines keep
+    (module_utils/_progress.py): keys of the total and bytes (of the total when known), with their rates."""
     parts = []
     for entry in data.get('dbs', []):
         parts.append('db%d %d/%d' % (entry['db'], entry['done'], entry['total']))
+    counted = []
+    rates = []
+    if data.get('total') or 'bytes_done' not in data:
+        counted.append('%d of %d keys' % (data.get('done', 0), data.get('total', 0)))
+        rates.append('%d keys/s' % data.get('keys_per_second', 0))
+    if 'bytes_done' in data:
+        counted.append(_mb(data['bytes_done']) + (' of ' + _mb(data['bytes_total']) if data.get('bytes_total') else ''))
+        rates.append(_mb(data.get('bytes_per_second', 0)) + '/s')
+    percent = data.get('percent')
+    text = '%s %s(%s), %s' % (data.get('phase', '?'), '' if percent is None else '%s%% ' % percent,
+                              ', '.join(counted), ', '.join(rates))
     eta = data.get('eta_seconds')
-    values = (data.get('phase', '?'), data.get('percent', 0), data.get('done', 0), data.get('total', 0),
-              data.get('keys_per_second', 0))
-    text = '%s %s%% (%d of %d keys), %d keys/s' % values
     if eta is not None:
         text += ', about %ds left' % eta
     if parts:
@@ -114,6 +127,10 @@ class ActionModule(ActionBase):
             time.sleep(delay)
             delay = min(interval, delay * 2)
         self._watch_end(watch, task_vars)
+        if progress:  # the last state too, so a step shorter than the first poll still shows what it moved
+            line = self._progress(progress, task_vars)
+            if line and line != last_line:
+                display.display('%s: %s: %s' % (host, label, line))
         self._execute_module(module_name='ansible.builtin.async_status',
                              module_args=dict(jid=jid, mode='cleanup', _async_dir=async_dir), task_vars=task_vars)
         for key in ASYNC_KEYS:

@@ -31,9 +31,10 @@ __metaclass__ = type
 import hashlib
 import json
 import os
-import re
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import (
+    backup_path, check_free_space, expected_backup_bytes, rotation_plan)
 from ansible_collections.kvtools.migration.plugins.module_utils._crc64 import CRC_BLOCK, Crc64
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader, live_entries
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import (
@@ -44,6 +45,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import (
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result, scan_batches
 from ansible_collections.kvtools.migration.plugins.module_utils._logical import (
     LOGICAL_MAGIC, LogicalWriter, iter_logical, logical_header)
+from ansible_collections.kvtools.migration.plugins.module_utils._progress import ProgressFile
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_validate import RdbValidator
 from ansible_collections.kvtools.migration.plugins.module_utils._replication import (
     DEFAULT_CAPABILITIES, ReplicationStream, SyncRefused)
@@ -169,44 +171,11 @@ def backup_output(dest, passphrase, content, mode):
     return TempOutput(dest, mode, encoder=lambda sink: EncryptWriter(sink, passphrase, content))
 
 
-def rotation_plan(dest, keep):
-    """``(moves, removals)`` that make room for a new ``dest`` keeping ``keep`` older backups.
-
-    Older backups are ``dest.1`` (the newest) ... ``dest.<keep>``, each with its sidecar
-    ``dest.<n>.json``.  ``moves`` are ``(from, to)`` pairs in the order to apply them.
-    """
-    directory = os.path.dirname(os.path.abspath(dest))
-    base = os.path.basename(dest)
-    pattern = re.compile(r'^%s\.(\d+)(\.json)?$' % re.escape(base))
-    numbered = {}
-    for name in os.listdir(directory):
-        match = pattern.match(name)
-        if match:
-            numbered.setdefault(int(match.group(1)), []).append(name)
-    moves, removals = [], []
-    for number in sorted(numbered, reverse=True):
-        for name in sorted(numbered[number]):
-            path = os.path.join(directory, name)
-            if number >= keep:
-                removals.append(path)
-            else:
-                renamed = name.replace('%s.%d' % (base, number), '%s.%d' % (base, number + 1), 1)
-                moves.append((path, os.path.join(directory, renamed)))
-    for suffix in ('', '.json'):
-        path = os.path.abspath(dest) + suffix
-        if os.path.exists(path):
-            if keep > 0:
-                moves.append((path, os.path.abspath(dest) + '.1' + suffix))
-            elif suffix:
-                removals.append(path)
-    return moves, removals
-
-
 class Backup:
     """One kv_rdb_backup run.  ``run()`` returns the result dict or raises KVError."""
 
     def __init__(self, endpoint, dest, method='auto', passphrase=None, keep=0, mode=0o600, check_mode=False,
-                 warn=None, capabilities=DEFAULT_CAPABILITIES):
+                 warn=None, capabilities=DEFAULT_CAPABILITIES, keep_first=False, check_space=True, progress=None):
         if method not in ('auto', 'sync', 'logical'):
             raise KVError('method must be auto, sync or logical', kind='config')
         if keep is None or int(keep) < 0:
@@ -218,8 +187,12 @@ class Backup:
         if passphrase:
             need_cryptography()
         self.endpoint = endpoint
-        self.dest = os.path.abspath(os.path.expanduser(dest))
+        self.dest = backup_path(os.path.abspath(os.path.expanduser(dest)), bool(passphrase))
         self.method = method
+        self.keep_first = bool(keep_first)
+        self.check_space = check_space
+        self.progress = ProgressFile(progress) if progress and not check_mode else None
+        self.space = None
         self.passphrase = passphrase
         self.keep = int(keep)
         self.mode = mode
@@ -264,6 +237,27 @@ class Backup:
         if os.path.isdir(self.dest):
             raise KVError('dest %s is a directory: give a file path' % self.dest, kind='config')
 
+    def _check_space(self):
+        """Before anything is written: the free bytes of dest's directory against the expected size."""
+        if self.server is not None:
+            need, basis = expected_backup_bytes(self.server.memory, self.server.info)
+        else:
+            need, basis = None, 'INFO is not permitted'
+        if not self.check_space:
+            need, basis = None, 'check_free_space is false'
+        free = check_free_space(self.dest, need, basis)
+        self.space = dict(directory=os.path.dirname(self.dest), free_bytes=free, needed_bytes=need, estimate=basis)
+        if need is None and self.check_space:
+            self._warn('free space for the backup not checked: the size of the data is unknown (%s)' % basis)
+
+    def _tick(self, received, keys=None):
+        if self.progress is not None:
+            self.progress.update('receiving' if keys is None else 'dumping', done=keys or 0,
+                                 total=self.keys_total if keys is not None else 0, bytes_done=received,
+                                 bytes_total=self.space['needed_bytes'])
+
+    keys_total = 0
+
     # -- run ---------------------------------------------------------------------------------
     def run(self):
         started = time.time()
@@ -271,6 +265,7 @@ class Backup:
         if self.check_mode:
             return self._plan(started)
         self._facts(need=self.method == 'logical')
+        self._check_space()
         method_used = self.method
         result = None
         if self.method in ('auto', 'sync'):
@@ -290,6 +285,11 @@ class Backup:
             result = self._logical()
         result.update(self._install(result))
         seconds = max(time.time() - started, 1e-6)
+        if self.progress is not None:
+            self.progress.update('done', done=result.get('keys') or 0, total=result.get('keys') or 0,
+                                 bytes_done=result['content_size'], bytes_total=result['content_size'], force=True,
+                                 busy=False)
+        result.update(space=self.space, keep_first=self.keep_first)
         result.update(changed=True, method=self.method, method_used=method_used, dest=self.dest,
                       sidecar=self.dest + '.json', seconds=round(seconds, 3),
                       mb_per_second=round(result['content_size'] / seconds / 1e6, 1),
@@ -314,9 +314,11 @@ class Backup:
             would = 'logical' if perm == 'no' else 'sync'
             reason = 'the user may not run SYNC' if perm == 'no' else (
                 'SYNC is permitted' if perm == 'yes' else 'SYNC will be tried; logical if the server refuses it')
-        moves, removals = rotation_plan(self.dest, self.keep)
+        self._check_space()
+        moves, removals = rotation_plan(self.dest, self.keep, self.keep_first)
         keys = sum(v['keys'] for v in self.server.keyspace().values()) if self.server else None
-        return dict(changed=True, check_mode=True, dest=self.dest, sidecar=self.dest + '.json', method=self.method,
+        return dict(changed=True, check_mode=True, dest=self.dest, space=self.space, keep_first=self.keep_first,
+                    sidecar=self.dest + '.json', method=self.method,
                     method_used=would, method_reason=reason, encrypted=bool(self.passphrase),
                     format='rdb' if would == 'sync' else 'logical', engine=self.engine, version=self.version,
                     source_keys=keys, rotated=[dict(src=a, dest=b) for a, b in moves], removed=removals,
@@ -332,9 +334,12 @@ class Backup:
             # the server - a diskless transfer keeps its fork alive until the last byte is read - then
             # compute the CRC64 from the temp file.
             validator = RdbValidator('the RDB transfer from %s' % self.endpoint.address, crc=False)
+            received = 0
             for data in stream.payload():
                 validator.feed(data)
                 out.write(data)
+                received += len(data)
+                self._tick(received)
             stream.close()
             facts = validator.finish()
             out.close()
@@ -365,6 +370,8 @@ class Backup:
                       'absolute unix time in ms (read as PTTL, made absolute at read time)',
                       dbs=dict((str(db), v['keys']) for db, v in sorted(keyspace.items())))
         out = backup_output(self.dest, self.passphrase, 'logical', self.mode)
+        self.keys_total = sum(v['keys'] for v in keyspace.values())
+        self.keys_done = 0
         expired = 0
         try:
             writer = LogicalWriter(out, header)
@@ -404,6 +411,8 @@ class Backup:
                     items, gone, dummy = live_entries(entries, size=size)
                     expired += gone  # gone or expiring between SCAN and DUMP: not an error
                     writer.add([(key, payload, expire_at) for key, payload, expire_at, dummy_raw in items])
+                    self.keys_done += len(entries)
+                    self._tick(writer.out.content_size, self.keys_done)
         except KVError:
             raise
         except Exception as exc:
@@ -417,17 +426,18 @@ class Backup:
     # -- install -----------------------------------------------------------------------------
     def _install(self, result):
         """Rotate older backups, move the new one into place, write the sidecar."""
-        return install_backup(self._out, self.dest, self.keep, self.mode, result, self.endpoint.address)
+        return install_backup(self._out, self.dest, self.keep, self.mode, result, self.endpoint.address,
+                              keep_first=self.keep_first)
 
 
-def install_backup(out, dest, keep, mode, result, source, extra=None):
-    """Rotate older backups (``keep``), move the complete :class:`TempOutput` ``out`` to ``dest`` and
+def install_backup(out, dest, keep, mode, result, source, extra=None, keep_first=False):
+    """Rotate older backups (``keep``, ``keep_first``: :func:`~._backup_files.rotation_plan`), move the complete :class:`TempOutput` ``out`` to ``dest`` and
     write the sidecar ``dest.json`` from the facts in ``result`` (plus ``extra``).
 
     Shared by ``kv_rdb_backup`` and the snapshot backup of ``kv_sync``, so both write the same files.
     Returns ``{rotated, removed}``.
     """
-    moves, removals = rotation_plan(dest, keep)
+    moves, removals = rotation_plan(dest, keep, keep_first)
     try:
         for path in removals:
             os.unlink(path)

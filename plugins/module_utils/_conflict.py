@@ -20,6 +20,7 @@ __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
+from ansible_collections.kvtools.migration.plugins.module_utils._payload_canon import same_unordered
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import values_equal
 
 TTL_TOLERANCE_MS = 1000
@@ -35,7 +36,9 @@ def same_entry(item, existing, source_client=None, target_client=None, scope=Non
 
     Payloads are compared without their RDB footer; where they still differ (another encoding or RDB
     format) and the source offers live values (``source_client``), the values are compared type-aware, with
-    what both servers hold beyond the value when ``scope`` (a :class:`~._type_aware.CompareScope`) says.
+    what both servers hold beyond the value when ``scope`` (a :class:`~._type_aware.CompareScope`) says; without
+    (a file as the source) a set, hash or sorted set is compared element by element from the two payloads
+    (:func:`~._payload_canon.same_unordered`).
     """
     key, payload, expire_at = item[0], item[1], item[2]
     t_payload, t_exp = existing[1], existing[2]
@@ -45,8 +48,8 @@ def same_entry(item, existing, source_client=None, target_client=None, scope=Non
         return False
     if same_body(payload, t_payload):
         return True
-    if source_client is None:
-        return False
+    if source_client is None:  # a file: no live values, but a set, hash or sorted set may be read from its payload
+        return same_unordered(payload, t_payload)
     return values_equal(source_client, target_client, key, scope,
                         big=payload.__class__ is not bytes or t_payload.__class__ is not bytes)
 

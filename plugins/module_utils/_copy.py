@@ -47,9 +47,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import at
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
-from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock, check_watch
+from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock
 from ansible_collections.kvtools.migration.plugins.module_utils._merge import CopyChoices
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
+from ansible_collections.kvtools.migration.plugins.module_utils._progress import ProgressFile
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
@@ -153,47 +154,31 @@ class DbCopy:
 
 
 class Progress:
-    """A small JSON file, rewritten atomically at most every ``interval`` seconds, that says how far a
-    copy has got: per db the source keys (from INFO keyspace at the start) and the keys done, with the
-    overall rate and the time left.  Roles poll it to show progress of a long copy."""
+    """The progress file of a copy (:class:`~._progress.ProgressFile`): per db the source keys (from INFO keyspace
+    at the start) and the keys done, the DUMP payload bytes moved, the overall rates and the time left.  kv_wait
+    polls it to show progress of a long copy."""
 
     FORMAT = 1
 
-    def __init__(self, path, totals, interval=1.0):
+    def __init__(self, path, totals, interval=1.0, bytes_total=None):
+        self.file = ProgressFile(path, interval)
         self.path = path
         self.totals = totals
-        self.interval = interval
-        self.started = time.time()
-        self.last = 0.0
-        self.lock = threading.Lock()
+        self.bytes_total = bytes_total
 
     def update(self, states, phase, force=False):
-        now = time.time()
-        if not force and now - self.last < self.interval:
+        if not self.file.due(force):
             return
-        with self.lock:
-            if not force and now - self.last < self.interval:
-                return
-            self.last = now
-            if not force:
-                check_watch(self.path, now, self.started)  # the kv_wait watching this copy is gone: stop here
-            dbs = []
-            for state in states:
-                entry = state.result
-                dbs.append(dict(db=entry['db'], target_db=entry['target_db'],
-                                total=self.totals.get(entry['db'], 0), done=entry['keys'],
-                                copied=entry['copied'], identical=entry['identical'], expired=entry['expired'],
-                                failed=entry['failed']))
-            done = sum(d['done'] for d in dbs)
-            total = max(sum(d['total'] for d in dbs), done)
-            elapsed = max(now - self.started, 1e-6)
-            rate = done / elapsed
-            eta = round((total - done) / rate, 1) if rate > 0 and phase == 'copying' else None
-            data = dict(format=self.FORMAT, phase=phase, pid=os.getpid(), started=round(self.started, 3),
-                        updated=round(now, 3), elapsed=round(elapsed, 1), done=done, total=total,
-                        percent=round(100.0 * done / total, 1) if total else 100.0,
-                        keys_per_second=round(rate, 1), eta_seconds=eta, dbs=dbs)
-            atomic_write(self.path, json.dumps(data, sort_keys=True))
+        dbs = []
+        for state in states:
+            entry = state.result
+            dbs.append(dict(db=entry['db'], target_db=entry['target_db'],
+                            total=self.totals.get(entry['db'], 0), done=entry['keys'],
+                            copied=entry['copied'], identical=entry['identical'], expired=entry['expired'],
+                            failed=entry['failed'], bytes=entry.get('bytes', 0)))
+        self.file.update(phase, done=sum(d['done'] for d in dbs), total=sum(d['total'] for d in dbs),
+                         bytes_done=sum(d['bytes'] for d in dbs), bytes_total=self.bytes_total, dbs=dbs,
+                         force=force, busy=phase == 'copying')
 
 
 class CopyJob:
@@ -321,7 +306,10 @@ class CopyJob:
         pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map, allow_merge=self.opts.allow_db_merge)
         raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name))
         if self.opts.progress and not self.opts.check_mode:
-            self.progress = Progress(self.opts.progress, dict((s, keys_per_db.get(s, 0)) for s, _t in pairs))
+            # a file knows its payload bytes exactly; a server's memory is no measure of its DUMP payloads
+            exact = self.source.server is None and not self.opts.dbs and not self.opts.match
+            self.progress = Progress(self.opts.progress, dict((s, keys_per_db.get(s, 0)) for s, _t in pairs),
+                                     bytes_total=self.source.data_bytes() if exact else None)
         self.phase = 'planning'
         self.states = [DbCopy(s, t, self.payload_path, on_change=self._tick) for s, t in pairs]
         self._check_unsupported(pairs)

@@ -30,6 +30,7 @@ import re
 
 from ansible_collections.kvtools.migration.plugins.module_utils._backup_source import (
     BATCH_BYTES, BackupFileReader, BackupFileSource, key_matches)
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import existing_backup
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import open_plain
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
@@ -58,7 +59,12 @@ def file_content(path, passphrase=None):
 
 
 def FileRestore(source, target, options, passphrase=None, warn=None):  # pylint: disable=invalid-name
-    """The job of kv_dump_restore with ``source.url: file:///...``: an RDB file or a logical backup."""
+    """The job of kv_dump_restore with ``source.url: file:///...``: an RDB file or a logical backup.
+
+    A path that does not exist is looked for with the suffix of encrypted backups (``.enc``), so the path of
+    ``kv_rdb_backup``'s ``dest`` finds the encrypted file it wrote.
+    """
+    source.backup_file = existing_backup(source.backup_file)
     if file_content(source.backup_file, passphrase) == 'rdb':
         return RdbRestore(source, target, options, passphrase=passphrase, warn=warn)
     return CopyJob('kv_dump_restore', BackupFileSource(source, passphrase), target, options, RestoreWriter, warn=warn)

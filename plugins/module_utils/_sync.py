@@ -25,7 +25,8 @@ import os
 import time
 import uuid
 
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import rotation_plan
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import (
+    check_free_space, expected_backup_bytes, rotation_plan)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive, stop_renewer
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
@@ -187,7 +188,8 @@ class Sync:
                         dbs=[dict(db=s, target_db=t, keys=keyspace.get(s, {}).get('keys', 0),
                                   expires=keyspace.get(s, {}).get('expires', 0),
                                   target_keys=target_keys.get(t, {}).get('keys', 0)) for s, t in pairs],
-                        pairs=pairs, busy=busy, import_mode=import_mode, version=version, tgt=tgt)
+                        pairs=pairs, busy=busy, import_mode=import_mode, version=version, tgt=tgt,
+                        backup_bytes=expected_backup_bytes(src.memory, src.info))
             return plan
         finally:
             src.client.close()
@@ -234,6 +236,7 @@ class Sync:
                 raise KVError('the target already holds keys in the dbs to copy into (%s): empty them, or set '
                               'on_conflict=replace' % ', '.join('db %d: %d keys' % b for b in plan['busy']),
                               kind='conflict')
+            self._check_backup_space(plan, rec)
             if self.check_mode:
                 return dict(changed=True, state='started', phase=None, plan=self._plan_lines(plan, rec, resume),
                             dbs=[dict(d) for d in plan['dbs']], resumed=bool(resume), record=self.record_path,
@@ -307,6 +310,17 @@ class Sync:
             lines.append(backup['msg'])
         return lines
 
+    def _check_backup_space(self, plan, rec):
+        """Before the follower starts: room for the backup in its directory (as kv_rdb_backup checks it)."""
+        if not self.backup or (rec or {}).get('backup'):
+            return
+        need, basis = plan['backup_bytes']
+        if not self.backup['check_space']:
+            need, basis = None, 'backup_check_free_space is false'
+        free = check_free_space(self.backup['dest'], need, basis, option='backup')
+        self.backup['space'] = dict(directory=os.path.dirname(self.backup['dest']), free_bytes=free,
+                                    needed_bytes=need, estimate=basis)
+
     def _backup_plan(self, rec):
         """Check mode: what would happen to the backup (``None`` without the option)."""
         if not self.backup:
@@ -316,8 +330,9 @@ class Sync:
             return dict(dest=done.get('dest'), would='keep', sidecar=done.get('sidecar'), encrypted=done.get('encrypted'),
                         msg='backup: would keep %s, written from the first snapshot (offset %s)'
                             % (done.get('dest'), done.get('snapshot_offset')))
-        moves, removals = rotation_plan(self.backup['dest'], self.backup['keep'])
+        moves, removals = rotation_plan(self.backup['dest'], self.backup['keep'], self.backup['keep_first'])
         return dict(dest=self.backup['dest'], sidecar=self.backup['dest'] + '.json', would='write',
+                    space=self.backup.get('space'), keep_first=self.backup['keep_first'],
                     encrypted=self.backup['encrypted'], rotated=[dict(src=a, dest=b) for a, b in moves],
                     removed=removals,
                     msg='backup: would write the snapshot the follower receives to %s (%s, validated: RDB magic, end '

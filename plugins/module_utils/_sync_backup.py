@@ -32,6 +32,7 @@ import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import backup_output, install_backup
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import backup_path
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import need_cryptography
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import CRC64
@@ -43,7 +44,8 @@ TRANSFER_NAMES = dict(disk='sized', diskless='eof-stream')   # as kv_rdb_backup 
 class SnapshotBackup:
     """One backup of one snapshot: ``begin()``, ``write()`` the RDB bytes, then ``install()`` or ``abort()``.
 
-    ``spec``: ``dest`` (absolute path), ``keep`` (older backups kept), ``mode`` (int), ``source`` (address),
+    ``spec``: ``dest`` (absolute path, ``.enc`` appended when encrypted), ``keep`` (older backups kept),
+    ``keep_first`` (never remove the oldest backup), ``mode`` (int), ``source`` (address),
     ``engine``, ``version`` (the source's, for the sidecar).
     """
 
@@ -132,7 +134,8 @@ class SnapshotBackup:
             result.update(self.out.facts())
             extra = dict(taken_by='kv_sync', replid=self.replid, snapshot_offset=self.offset)
             result.update(install_backup(self.out, self.dest, int(self.spec.get('keep') or 0),
-                                         self.spec.get('mode', 0o600), result, self.spec.get('source'), extra))
+                                         self.spec.get('mode', 0o600), result, self.spec.get('source'), extra,
+                                         keep_first=bool(self.spec.get('keep_first'))))
         except Exception as exc:
             self._remove_temp()
             if isinstance(exc, KVError):
@@ -172,7 +175,7 @@ def backup_spec(params, source_address, engine=None, version=None):
             raise KVError('backup_passphrase is set but backup is not: give backup (the path of the backup file) '
                           'or leave backup_passphrase out', kind='config')
         return None
-    dest = os.path.abspath(os.path.expanduser(dest))
+    dest = backup_path(os.path.abspath(os.path.expanduser(dest)), bool(passphrase))
     directory = os.path.dirname(dest)
     if not os.path.isdir(directory):
         raise KVError('the directory of backup does not exist: %s' % directory, kind='config')
@@ -198,4 +201,5 @@ def backup_spec(params, source_address, engine=None, version=None):
         raise KVError('backup_mode must be an octal file mode from 0000 to 0777 (for example 0600), got %r'
                       % (params.get('backup_mode'),), kind='config')
     return dict(dest=dest, keep=keep, mode=mode, encrypted=bool(passphrase), source=source_address, engine=engine,
-                version=version)
+                version=version, keep_first=bool(params.get('backup_keep_first')),
+                check_space=params.get('backup_check_free_space') is not False)

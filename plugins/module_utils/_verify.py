@@ -41,17 +41,19 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._merge import MergeChoices, MergeLookup, read_skipped
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import first_byte, payload_body, same_body, same_bytes
+from ansible_collections.kvtools.migration.plugins.module_utils._progress import ProgressFile
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import as_text
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope, key_differences
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_extra import extra_pass
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_report import change_text, summary, write_report
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import (
-    DIFF_KINDS, EXTRA_DEDUP_LIMIT, FIRST_PART, PART_BYTES, VERIFY_FIELDS, counter_delta, expire_at, read_counters,
+    DIFF_KINDS, FIRST_PART, PART_BYTES, VERIFY_FIELDS, counter_delta, expire_at, read_counters,
     reply_bytes, ttl_difference, used_memory)
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import (
     DbState, Touched, recheck_rounds, round_done, scope_text, verify_listed_db)
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_wire import PairWires
-from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, Wire, pack_key_commands, parse_lines
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, Wire, parse_lines
 
 
 class Verifier:
@@ -73,6 +75,19 @@ class Verifier:
         self.source_absolute = self.target_absolute = None
         self.source_start = self.target_start = self.source_end = self.target_end = None
         self.choices = None
+        self.progress = ProgressFile(options.progress) if options.progress and not options.check_mode else None
+        self.progress_total = 0
+        self.bytes_compared = 0
+
+    def tick(self, size=0, phase='comparing', force=False):
+        """The progress file (with ``progress``): keys compared of the source's keys, and value bytes read."""
+        if self.progress is None:
+            return
+        with self.diff_lock:
+            self.bytes_compared += size
+        if self.progress.due(force):
+            self.progress.update(phase, done=sum(st.result['keys'] for st in self.states), total=self.progress_total,
+                                 bytes_done=self.bytes_compared, force=force, busy=phase == 'comparing')
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -130,6 +145,7 @@ class Verifier:
             pairs, src_space, tgt_space = self._pairs()
             skipped = read_skipped(self.opts.skipped_keys_file) if self.opts.skipped_keys_file else None
             self.choices = MergeChoices(pairs, self.opts.on_conflict, skipped)
+            self.progress_total = sum(src_space.get(s_db, {}).get('keys', 0) for s_db, dummy in pairs)
             self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
             round_started = time.time()
             for s_db, t_db in pairs:
@@ -148,6 +164,7 @@ class Verifier:
                        sum(st.result['keys'] + st.result['extra'] + st.result['absent'] + st.result['expired']
                            for st in self.states))
             recheck_rounds(self)
+            self.tick(phase='done', force=True)
             self.source_end = read_counters(self.source_server)
             self.target_end = read_counters(self.target_server)
             result = self._result(started)
@@ -227,57 +244,8 @@ class Verifier:
             source_client.close()
 
     def _extra_pass(self, state, group=None):
-        """Walk the target and ask the source whether each key exists there (in any db of a merge's ``group``)."""
-        s_db, t_db = state.result['db'], state.result['target_db']
-        target_client = self.target_ep.client(db=t_db)
-        source_client = self.source_ep.client(db=s_db)
-        others = [(db, self.source_ep.client(db=db)) for db in group or () if db != s_db]
-        wire = None
-        seen = set()
-        extra = 0
-        ignore = self.opts.ignore.get(t_db, ())
-        try:
-            wire = Wire(source_client)
-            for dummy, keys in scan_batches(target_client, match=self.opts.match, count=self.opts.batch_size):
-                if not keys:
-                    continue
-                try:
-                    replies = wire.call_packed(pack_key_commands((b'EXISTS',), keys), len(keys))
-                except Exception as exc:
-                    raise self.source_ep.error(exc, 'EXISTS in db %d' % s_db, db=s_db)
-                for db, client in others:  # a key of another merged db is not extra
-                    found = client.pipeline(transaction=False)
-                    for key in keys:
-                        found.exists(key)
-                    replies = [a or b for a, b in zip(replies, found.execute())]
-                differences = []
-                for key, reply in zip(keys, replies):
-                    if isinstance(reply, ReplyError):
-                        raise self.source_ep.error(reply, 'EXISTS in db %d' % s_db, db=s_db)
-                    if reply or key in ignore:
-                        continue
-                    if key in seen:
-                        continue  # a SCAN duplicate
-                    if len(seen) < EXTRA_DEDUP_LIMIT:
-                        seen.add(key)
-                    extra += 1
-                    state.note(key)
-                    differences.append(dict(db=s_db, target_db=t_db, key=sample_key(key), kind='extra',
-                                            detail='on the target only'))
-                self.add_differences(differences)
-        except KVError:
-            raise
-        except Exception as exc:
-            raise self.target_ep.error(exc, 'scanning db %d' % t_db, db=t_db)
-        finally:
-            if wire is not None:
-                wire.close()
-            source_client.close()
-            target_client.close()
-            for dummy, client in others:
-                client.close()
-        with state.lock:
-            state.result['extra'] += extra
+        """See :func:`._verify_extra.extra_pass`."""
+        extra_pass(self, state, group)
 
     # -- the result ----------------------------------------------------------------------------
     def _result(self, started):
@@ -411,11 +379,13 @@ class _Checker:
                 (valued if rnd() < rate else others).append(key)
         if others:  # TYPE replies are small: one step
             self._read([], others, mget=False)
+            self.run.tick()
         start = 0
         while start < len(valued):
             part = valued[start:start + self.chunk]
             start += len(part)
             size = self._read(part, [], mget=self.mget)
+            self.run.tick(size)
             avg = max(1, size // max(1, 2 * len(part)))
             self.chunk = max(1, min(self.max_chunk, PART_BYTES // avg))
 

@@ -84,6 +84,7 @@ class VerifyOptions:
         recheck_delay=dict(type='float', default=1.0),
         ignore_target_keys=dict(type='list', elements='dict', no_log=False),
         target_expiry_offset=dict(type='int', default=0),
+        progress=dict(type='path'),
     )
 
     @classmethod
@@ -95,7 +96,7 @@ class VerifyOptions:
                  memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
                  check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
                  keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0,
-                 allow_db_merge=False, on_conflict=None, skipped_keys_file=None):
+                 allow_db_merge=False, on_conflict=None, skipped_keys_file=None, progress=None):
         if values not in VALUES_MODES:
             raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')
         try:
@@ -134,6 +135,7 @@ class VerifyOptions:
         self.fail_on_mismatch = bool(fail_on_mismatch)
         self.max_reported = max(0, int(max_reported))
         self.report = report
+        self.progress = progress
         self.check_mode = check_mode
         self.workers = max(1, int(workers))
         self.batch_size = max(1, int(batch_size))

@@ -42,7 +42,11 @@ options:
   dest:
     description:
       - The backup file to write. Its directory must exist.
-      - The sidecar C(<dest>.json) is written next to it.
+      - An encrypted backup (O(passphrase)) is written to C(<dest>.enc) - its own suffix, so it is never taken for
+        a plain RDB - unless O(dest) already ends in C(.enc). RV(dest) is the path written.
+        M(kvtools.migration.kv_dump_restore) with C(source.url=file://<dest>) finds C(<dest>.enc) when C(<dest>)
+        does not exist; encrypted backups written under a plain name before this suffix stay readable.
+      - The sidecar C(<file>.json) is written next to it.
       - The O(server.db) sub-option does not matter - every database is saved.
     type: path
     required: true
@@ -66,12 +70,35 @@ options:
     type: str
   keep:
     description:
-      - How many older backups to keep next to O(dest). Before the new backup is moved into place,
-        O(dest) becomes C(<dest>.1), C(<dest>.1) becomes C(<dest>.2) and so on (each with its C(.json) sidecar);
-        older ones than C(<dest>.<keep>) are deleted.
+      - How many older backups to keep next to O(dest). Before the new backup is moved into place, the one at
+        O(dest) is renamed to C(<dest>.<UTC time it was written>) (for example C(dump.rdb.20261202T034100Z), with its
+        C(.json) sidecar) and keeps that name; of the older backups the newest O(keep) stay, the others are
+        deleted. Numbered older backups of earlier versions (C(<dest>.1)) count as older backups.
       - V(0) replaces O(dest). Rotation happens only after the new backup was received and validated.
     type: int
     default: 0
+  keep_first:
+    description:
+      - Never delete the oldest backup next to O(dest) - the one taken before the first migration attempt - whatever
+        O(keep) says, so retries cannot rotate it away. The roles of this collection set it; delete that file
+        yourself once the migration is accepted.
+    type: bool
+    default: false
+  check_free_space:
+    description:
+      - Before anything is written, compare the free space of the directory of O(dest) with the size the backup is
+        expected to need - the server's C(INFO used_memory_dataset) (else C(used_memory) above
+        C(used_memory_startup)) plus 10% and 1 MiB - and fail with C(error=space), naming the directory, the free
+        bytes and the needed bytes, when it is smaller. RV(space) says what was compared.
+      - An RDB is usually smaller than the data in memory; set V(false) when you know it fits.
+    type: bool
+    default: true
+  progress:
+    description:
+      - A file the backup rewrites about every second while it runs - bytes received of the expected size (and keys
+        written for a logical backup) - the progress file that M(kvtools.migration.kv_wait) shows when the task runs
+        with C(async).
+    type: path
   mode:
     description:
       - The permissions of O(dest) and its sidecar. Defaults to C(0600) - a backup holds all the data.
@@ -129,7 +156,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 dest:
-  description: The absolute path of the backup.
+  description: The absolute path of the backup (O(dest), with C(.enc) appended when encrypted).
   returned: always
   type: str
   sample: /var/backups/redis-old/dump.rdb
@@ -218,13 +245,19 @@ dbs:
   elements: dict
   sample: [{"db": 0, "target_db": 0, "keys": 1200, "copied": 1200, "identical": 0, "conflicts": 0, "replaced": 0,
             "skipped": 0, "expired": 0, "fallback": 0, "failed": 0, "bytes": 0}]
+space:
+  description:
+    - The free-space check before the backup - C(directory), C(free_bytes), C(needed_bytes) (null when not
+      checked) and C(estimate) (what the needed bytes were estimated from).
+  returned: always
+  type: dict
 rotated:
   description: Older backups moved to make room (C({src, dest}) pairs).
   returned: always
   type: list
   elements: dict
 removed:
-  description: Older backups deleted because of O(keep).
+  description: Older backups deleted because of O(keep) (never the oldest one with O(keep_first)).
   returned: always
   type: list
   elements: str
@@ -249,6 +282,9 @@ def main():
             method=dict(type='str', choices=['auto', 'sync', 'logical'], default='auto'),
             passphrase=dict(type='str', no_log=True),
             keep=dict(type='int', default=0),
+            keep_first=dict(type='bool', default=False),
+            check_free_space=dict(type='bool', default=True),
+            progress=dict(type='path'),
         ),
         endpoints=('server',),
         add_file_common_args=True,
@@ -260,7 +296,8 @@ def main():
 
     def run():
         engine = Backup(endpoint, p['dest'], method=p['method'], passphrase=p['passphrase'], keep=p['keep'],
-                        check_mode=module.check_mode, warn=module.warn)
+                        check_mode=module.check_mode, warn=module.warn, keep_first=p['keep_first'],
+                        check_space=p['check_free_space'], progress=p['progress'])
         result = engine.run()
         result.pop('replconf', None)
         if not module.check_mode:

@@ -150,14 +150,30 @@ options:
     description:
       - Encrypt the backup (AES-256-GCM in authenticated chunks, key derived with scrypt), the format of
         M(kvtools.migration.kv_rdb_backup) with C(passphrase). Needs the Python library C(cryptography).
+      - The encrypted file is C(<backup>.enc) (unless O(backup) already ends in C(.enc)), as kv_rdb_backup names it.
       - Only with O(backup).
     type: str
   backup_keep:
     description:
-      - How many older backups to keep next to O(backup) (C(<backup>.1) is the newest), as C(keep) of
-        M(kvtools.migration.kv_rdb_backup) does. Rotation happens only once the new backup is complete and valid.
+      - How many older backups to keep next to O(backup) (each renamed once to C(<backup>.<UTC time it was
+        written>)), as C(keep) of M(kvtools.migration.kv_rdb_backup) does. Rotation happens only once the new backup
+        is complete and valid.
     type: int
     default: 0
+  backup_keep_first:
+    description:
+      - Never delete the oldest backup next to O(backup) (the one before the first migration attempt), whatever
+        O(backup_keep) says - C(keep_first) of M(kvtools.migration.kv_rdb_backup).
+    type: bool
+    default: false
+  backup_check_free_space:
+    description:
+      - Before the follower starts, compare the free space of the directory of O(backup) with the expected size of
+        the backup (C(INFO used_memory_dataset) + 10% + 1 MiB, as C(check_free_space) of
+        M(kvtools.migration.kv_rdb_backup)) and fail with C(error=space) naming the directory, the free bytes and
+        the needed bytes when it is smaller. Nothing is written then.
+    type: bool
+    default: true
   backup_mode:
     description:
       - The permissions of the backup and its sidecar, an octal string such as C('0640').
@@ -378,6 +394,8 @@ def main():
             backup=dict(type='path'),
             backup_passphrase=dict(type='str', no_log=True),
             backup_keep=dict(type='int', default=0),
+            backup_keep_first=dict(type='bool', default=False),
+            backup_check_free_space=dict(type='bool', default=True),
             backup_mode=dict(type='raw', default='0600'),
         ),
         endpoints=('source', 'target'),

@@ -168,6 +168,12 @@ options:
       - Markdown when the name ends in C(.md), JSON otherwise.
       - Not written in check mode.
     type: path
+  progress:
+    description:
+      - A file the verification rewrites about every second while it runs - the keys compared of the source's keys and
+        the value bytes read - the progress file that M(kvtools.migration.kv_wait) shows when the task runs with
+        C(async) (the format of the copy's progress file). Not written in check mode.
+    type: path
 attributes:
   check_mode:
     support: full

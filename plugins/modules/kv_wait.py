@@ -10,14 +10,17 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: kv_wait
-short_description: Wait for a copy started with async and show its progress while waiting
+short_description: Wait for a copy, backup or verification started with async and show its progress while waiting
 version_added: 0.1.0
 description:
-  - Polls the job of a M(kvtools.migration.kv_dump_restore) or M(kvtools.migration.kv_migrate) task started with
-    C(async) and C(poll=0) and, while it runs, prints one line per change of its progress file - per database the
-    keys done of the total, the keys per second and the time left - so a long copy does not look hung.
-  - Returns the copy's own result when the job ends (and fails when the copy failed), so later tasks read the
-    same per-database counts as from a copy run without C(async).
+  - Polls the job of a M(kvtools.migration.kv_dump_restore), M(kvtools.migration.kv_migrate),
+    M(kvtools.migration.kv_rdb_backup) or M(kvtools.migration.kv_verify) task started with C(async) and C(poll=0) and,
+    while it runs, prints one line per change of its progress file - the keys done of the total (per database for a
+    copy), the bytes moved (of the expected size when it is known - the RDB a backup receives, the payloads of a backup
+    file), the keys and megabytes per second and the time left - so a long step, or one big value, does not look hung.
+    When the job ends, its last state is printed too.
+  - Returns the job's own result when it ends (and fails when the job failed), so later tasks read the
+    same result as from a task run without C(async).
   - This is an action plugin; it runs on the controller and calls C(ansible.builtin.async_status) and
     C(ansible.builtin.slurp) on the host.
 author:
@@ -30,7 +33,7 @@ options:
     required: true
   progress:
     description:
-      - The path given to the copy's C(progress) option, on the host that runs the copy.
+      - The path given to the job's C(progress) option, on the host that runs it.
     type: path
   interval:
     description:

@@ -9,6 +9,7 @@ small fake replication server in this file.
 
 import hashlib
 import json
+import re
 import os
 import shutil
 import socket
@@ -186,15 +187,18 @@ def test_module_check_mode_then_backups_with_rotation(redis70, server_factory, r
         assert_no_secret(result['_output'])
         results.append(result)
     assert results[0]['rotated'] == [] and results[0]['removed'] == []
-    assert sorted(os.listdir(os.path.dirname(dest))) == [
-        'source.rdb', 'source.rdb.1', 'source.rdb.1.json', 'source.rdb.2', 'source.rdb.2.json', 'source.rdb.json']
-    # the newest is dest, the one before is dest.1, ...; the first was removed by keep=2
+    names = sorted(os.listdir(os.path.dirname(dest)))
+    older = sorted((p for p in names if re.match(r'^source\.rdb\.\d{8}T\d{6}Z(-\d+)?$', p)),
+                   key=lambda p: os.stat(os.path.join(os.path.dirname(dest), p)).st_mtime)
+    assert len(older) == 2 and sorted(names) == sorted(['source.rdb', 'source.rdb.json'] + older + [p + '.json' for p in older])
+    # the newest is dest; the older ones keep the name of the time they were written; the first went by keep=2
+    older = [os.path.join(os.path.dirname(dest), p) for p in older]
     assert sha256(dest) == results[3]['sha256']
-    assert sha256(dest + '.1') == results[2]['sha256']
-    assert sha256(dest + '.2') == results[1]['sha256']
-    with open(dest + '.1.json') as fh:
+    assert sha256(older[1]) == results[2]['sha256']
+    assert sha256(older[0]) == results[1]['sha256']
+    with open(older[1] + '.json') as fh:
         assert json.load(fh)['sha256'] == results[2]['sha256']
-    assert dest + '.2' in results[3]['removed']
+    assert len(results[3]['removed']) == 2 and all(sha256(p) != results[0]['sha256'] for p in older + [dest])
     for path in (dest, dest + '.json'):
         assert oct(os.stat(path).st_mode & 0o777) == '0o600'
 
@@ -269,10 +273,13 @@ def test_logical_backup_restores_other_engines(flavour, request, server_factory,
 
 def test_encrypted_backup_decrypts_to_the_identical_file(valkey80, server_factory, run_module, tmp_path):
     load(valkey80)
-    dest = str(tmp_path / 'enc.rdb.kvtenc')
-    result = run_module('kv_rdb_backup', {'server': valkey80.endpoint('migrator'), 'dest': dest,
+    given = str(tmp_path / 'enc.rdb')
+    result = run_module('kv_rdb_backup', {'server': valkey80.endpoint('migrator'), 'dest': given,
                                           'passphrase': PASSPHRASE})
     assert not result.get('failed'), result.get('msg')
+    # an encrypted backup has its own suffix: never taken for a plain RDB
+    dest = given + '.enc'
+    assert result['dest'] == dest and result['sidecar'] == dest + '.json' and not os.path.exists(given)
     assert result['encrypted'] is True and result['method_used'] == 'sync'
     assert result['sha256'] == sha256(dest) != result['content_sha256']
     with open(dest, 'rb') as fh:
@@ -305,8 +312,9 @@ def test_encrypted_backup_decrypts_to_the_identical_file(valkey80, server_factor
 
 def test_encrypted_logical_backup_and_damage(redis70, server_factory, tmp_path):
     load(redis70)
-    dest = tmp_path / 'enc.kvt'
-    result = backup(redis70, dest, user='reader', passphrase=PASSPHRASE)
+    result = backup(redis70, tmp_path / 'enc.kvt', user='reader', passphrase=PASSPHRASE)
+    dest = tmp_path / 'enc.kvt.enc'
+    assert result['dest'] == str(dest) and not os.path.exists(str(tmp_path / 'enc.kvt'))
     assert result['method_used'] == 'logical' and result['encrypted']
     with pytest.raises(KVError) as err:
         list(_logical.iter_logical(str(dest)))
@@ -498,7 +506,7 @@ def test_broken_transfer_through_the_module(run_module, tmp_path):
                                               'dest': dest, 'passphrase': PASSPHRASE})
         assert result.get('failed')
         assert 'CRC64 mismatch' in result['msg'] and result['error'] == 'corrupt'
-        assert not os.path.exists(dest)
+        assert not os.path.exists(dest) and not os.path.exists(dest + '.enc')
         assert_no_secret(result['_output'], PASSPHRASE)
     finally:
         fake.close()

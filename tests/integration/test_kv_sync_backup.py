@@ -8,6 +8,7 @@ bytes in awkward chunk sizes: only a complete, valid RDB is ever named as the ba
 
 import json
 import os
+import re
 import threading
 import time
 
@@ -67,6 +68,9 @@ def test_backup_is_the_snapshot_and_loads_on_a_fresh_server(case, request, serve
     assert started.get('failed') is not True, started.get('msg')
     assert started['phase'] == 'streaming'
     assert sync_full(source) - forks == 1, 'the source forked more than once for backup and copy'
+    if passphrase:  # an encrypted backup has its own suffix, as kv_rdb_backup names it
+        assert not os.path.exists(dest)
+        dest += '.enc'
 
     b = started['backup']
     assert b['dest'] == dest and b['sidecar'] == dest + '.json' and b['taken_by'] == 'kv_sync'
@@ -78,15 +82,17 @@ def test_backup_is_the_snapshot_and_loads_on_a_fresh_server(case, request, serve
     assert oct(os.stat(dest).st_mode & 0o777) == '0o600'
     assert leftovers(folder) == []
     if keep:
-        assert open(dest + '.1', 'rb').read() == b'older backup' and b['rotated']
+        [(moved_from, moved_to)] = [(r['src'], r['dest']) for r in b['rotated'] if not r['src'].endswith('.json')]
+        assert moved_from == dest and re.match(r'^dump\.rdb\.\d{8}T\d{6}Z$', os.path.basename(moved_to)), moved_to
+        assert open(moved_to, 'rb').read() == b'older backup'
     with open(dest + '.json') as fh:
         sidecar = json.load(fh)
     for name in ('size', 'sha256', 'content_size', 'content_sha256', 'rdb_version', 'crc64', 'checksum', 'format',
                  'transfer', 'encrypted', 'replid', 'snapshot_offset', 'taken_by'):
         assert sidecar[name] == b[name], name
     # the sidecar has every field kv_rdb_backup writes (plus taken_by, replid, snapshot_offset)
-    other = str(folder / 'other.rdb')
-    Backup(Endpoint(source.endpoint('migrator')), other, method='sync', passphrase=passphrase).run()
+    other = Backup(Endpoint(source.endpoint('migrator')), str(folder / 'other.rdb'), method='sync',
+                   passphrase=passphrase).run()['dest']
     with open(other + '.json') as fh:
         assert set(json.load(fh)) | {'taken_by', 'replid', 'snapshot_offset'} == set(sidecar)
     facts = verify_backup(dest, passphrase)
@@ -260,7 +266,7 @@ def test_snapshot_cut_off_leaves_no_backup_and_the_next_start_writes_one(redis70
     pipe.execute()
     folder = tmp_path / 'backups'
     folder.mkdir()
-    dest = str(folder / 'dump.rdb')
+    dest = str(folder / 'dump.rdb.enc')  # an encrypted backup's own suffix, given in full
     record = str(tmp_path / 'sync.json')
     followers.append((redis70, valkey80_tls, record))
     args = args_for(redis70, valkey80_tls, record, dbs=[0], backup=dest, backup_passphrase=PASSPHRASE)
@@ -299,7 +305,7 @@ def test_snapshot_cut_off_leaves_no_backup_and_the_next_start_writes_one(redis70
     assert again.get('failed') is not True, again.get('msg')
     b = again['backup']
     assert b['checksum'] == 'verified' and b['sha256'] == sha256(dest) and b['replid'] == again['replid']
-    assert sorted(os.listdir(str(folder))) == ['dump.rdb', 'dump.rdb.json']
+    assert sorted(os.listdir(str(folder))) == ['dump.rdb.enc', 'dump.rdb.enc.json']
     assert verify_backup(dest, PASSPHRASE)['content_sha256'] == b['content_sha256']
 
 
