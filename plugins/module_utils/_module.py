@@ -23,6 +23,17 @@ from ansible_collections.kvtools.migration.plugins.module_utils._ranges import c
 from ansible_collections.kvtools.migration.plugins.module_utils._sentinel import resolve_master
 
 
+def scrub_tree(value, secrets):
+    """``value`` (a result: dicts, lists, strings) with every secret masked in every string, keys included."""
+    if isinstance(value, dict):
+        return dict((scrub_tree(k, secrets), scrub_tree(v, secrets)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [scrub_tree(v, secrets) for v in value]
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    return value
+
+
 class KVModule(AnsibleModule):
     """``KVModule(argument_spec, endpoints=('server',), ...)``.
 
@@ -155,5 +166,6 @@ class KVModule(AnsibleModule):
             secrets = self.secrets + list(extra_secrets())
             self.fail_json(msg=scrub('unexpected error: %s: %s' % (type(exc).__name__, exc), secrets),
                            exception=scrub(traceback.format_exc(), secrets))
-        secrets = self.secrets + list(extra_secrets())
-        self.exit_json(**json.loads(scrub(json.dumps(result), secrets)) if self._learnt_secrets else result)
+        if self._learnt_secrets:  # credentials read from a service key: none may leave in the result
+            result = scrub_tree(result, self.secrets + list(extra_secrets()))
+        self.exit_json(**result)

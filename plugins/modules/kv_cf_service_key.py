@@ -39,6 +39,7 @@ attributes:
     description: Reads only; says whether the key would be created or deleted.
   diff_mode:
     support: none
+    description: RV(service_key) says what changed.
 notes:
   - O(server) must have C(cf_service); the connection options next to it are not used by this module.
   - Needs the SpaceDeveloper role in the space of the instance (reading a key's credentials needs it too).

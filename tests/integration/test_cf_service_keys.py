@@ -26,9 +26,9 @@ def a9s_credentials(server, user='migrator'):
 def stackit_credentials(server, user='migrator'):
     """The shape of a STACKIT Redis service key: host, hosts, port, username, password and a ready uri."""
     password = PASSWORDS[user]
+    quoted = password.replace(' ', '%20').replace('"', '%22')
     return {'host': '127.0.0.1', 'hosts': ['127.0.0.1'], 'port': server.port, 'username': user,
-            'password': password, 'uri': 'redis://%s:%s@127.0.0.1:%d' % (user, password.replace(' ', '%20')
-                                                                           .replace('"', '%22'), server.port)}
+            'password': password, 'uri': 'redis://%s:%s@127.0.0.1:%d' % (user, quoted, server.port)}
 
 
 @pytest.fixture
