@@ -31,9 +31,10 @@ METHODS = ('auto', 'migrate', 'dump_restore')
 SAMPLE_KEYS = 200
 
 
-def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
+def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS, stats=None):
     """Up to ``limit`` keys of the target db (from its first SCAN batches) that the source db does not hold
-    with the same value: empty when the target looks like an earlier copy of this source."""
+    with the same value: empty when the target looks like an earlier copy of this source.  ``stats`` (a dict)
+    receives ``sampled``, the number of target keys compared."""
     source_client, target_client = source_ep.client(db=s_db), target_ep.client(db=t_db)
     wires = []
     try:
@@ -43,6 +44,8 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
             if len(keys) >= limit:
                 break
         keys = keys[:limit]
+        if stats is not None:
+            stats['sampled'] = len(keys)
         if not keys:
             return []
         dumps = []
@@ -288,15 +291,19 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     for entry in busy:
         # A target that holds an earlier copy of this source (a rerun, a resumed run) is fine; keys of anything
         # else are not.  Judged on a sample: the first keys SCAN returns on the target.
+        stats = {}
         entry['target_sample_foreign'] = [sample_key(k) for k in foreign_keys(source_ep, target_ep, entry['db'],
-                                                                              entry['target_db'])]
+                                                                              entry['target_db'], stats=stats)]
+        entry['target_sampled'] = stats.get('sampled', 0)
         if entry['target_sample_foreign']:
             foreign.append(entry)
     if foreign and not allow_nonempty_target:
         problems.append('the target holds keys that are not (or not equal) on the source (%s; for example %s): '
                         'empty the target, or set allow_nonempty_target to copy next to them (identical keys are '
                         'skipped, differing keys stop the copy unless on_conflict says otherwise)'
-                        % (', '.join('db %d: %d keys' % (p['target_db'], p['target_keys']) for p in foreign),
+                        % (', '.join('db %d: %d of %d sampled key(s) differ, %s key(s) in the db'
+                                     % (p['target_db'], len(p['target_sample_foreign']), p['target_sampled'],
+                                        '{:,}'.format(p['target_keys'])) for p in foreign),
                            ', '.join(repr(k) for k in foreign[0]['target_sample_foreign'][:3])))
     elif busy and not foreign:
         warnings.append('the target already holds keys identical to the source\'s (%s): an earlier copy; the copy '

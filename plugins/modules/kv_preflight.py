@@ -127,7 +127,8 @@ migrate_possible:
   type: bool
 dbs:
   description: The plan per database - C(db), C(target_db), C(keys), C(expires), C(target_keys), and for target
-    databases that hold keys C(target_sample_foreign) (sampled target keys the source does not hold identically).
+    databases that hold keys C(target_sample_foreign) (sampled target keys the source does not hold identically)
+    and C(target_sampled) (how many target keys were sampled).
   returned: success
   type: list
   elements: dict
