@@ -41,6 +41,8 @@ import os
 import threading
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_source import ClusterSource
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
@@ -207,21 +209,71 @@ class CopyJob:
         self.drop_lock = threading.Lock()
         self.unsupported = None
         self.leftovers = 0
+        self.clusters = getattr(writer, 'clusters', False)  # the writer copies from and into clusters
+        self.target_topology = None  # a cluster target: its masters and slots (:mod:`._cluster`)
+        self.target_nodes = {}  # a cluster target: keys written per master
+        self.redirects = dict(moved=0, ask=0)
+        self.nodes_lock = threading.Lock()
 
     # -- set-up --------------------------------------------------------------------------------
     def connect(self):
         """Open the source, connect the target, check the pair, let the writer choose the payload path."""
         self.source.open()
         self.target = connect_server(self.target_ep)
-        raise_first(pair_problems(self.source_ep, self.target_ep, self.source.server, self.target, tool=self.name))
+        raise_first(pair_problems(self.source_ep, self.target_ep, self.source.server, self.target, tool=self.name,
+                                  clusters=self.clusters))
+        self._discover_clusters()
         self.target_rdb, self.target_rdb_source = self.target.rdb_version()
         self.accepts = target_accepts(self.target.engine, self.target_rdb, self.source.rdb_version,
                                       self.target.rdb_version_check.get('value'))
         self.payload_path = self.writer.payload_path(self)
 
+    def _discover_clusters(self):
+        """A cluster on either side: its masters (the source reads each, the writers route to each)."""
+        server = self.source.server
+        if server is not None and server.cluster_enabled and not getattr(self.source, 'parted', False):
+            self.source = ClusterSource(self.source).open()
+        if self.target.cluster_enabled:
+            self.target_topology = discover(self.target_ep, self.target.client)
+            problems = self.target_topology.problems('target')
+            if problems:
+                raise KVError('. '.join(problems), kind='config', endpoint=self.target_ep.address)
+
+    def target_endpoints(self):
+        """The endpoints that hold the target's keys: every master of a cluster, else the target."""
+        if self.target_topology is None:
+            return [self.target_ep]
+        return [master.endpoint for master in self.target_topology.masters]
+
+    def count_target_nodes(self, written, redirects):
+        """A writer into a cluster adds its keys per master and its MOVED/ASK redirections (when it closes)."""
+        with self.nodes_lock:
+            for address, count in written.items():
+                self.target_nodes[address] = self.target_nodes.get(address, 0) + count
+            for name, count in redirects.items():
+                self.redirects[name] += count
+
+    def _cluster_result(self):
+        """The ``cluster`` entry of the result (None when neither side is a cluster)."""
+        source_nodes = self.source.nodes() if getattr(self.source, 'parted', False) else None
+        if source_nodes is None and self.target_topology is None:
+            return None
+        target_nodes = None
+        if self.target_topology is not None:
+            target_nodes = [dict(address=m.address, node_id=m.node_id, slots=m.slots,
+                                 written=self.target_nodes.get(m.address, 0))
+                            for m in self.target_topology.masters]
+            known = set(m.address for m in self.target_topology.masters)
+            target_nodes += [dict(address=a, node_id=None, slots=None, written=n)  # found through MOVED/ASK
+                             for a, n in sorted(self.target_nodes.items()) if a not in known]
+        return dict(source_nodes=source_nodes, target_nodes=target_nodes, redirects=dict(self.redirects))
+
     def _describe_target(self):
-        return dict(address=self.target_ep.address, engine=self.target.engine, version=self.target.version_string,
-                    rdb_version=self.target_rdb, rdb_version_source=self.target_rdb_source, tls=self.target_ep.tls)
+        out = dict(address=self.target_ep.address, engine=self.target.engine, version=self.target.version_string,
+                   rdb_version=self.target_rdb, rdb_version_source=self.target_rdb_source, tls=self.target_ep.tls)
+        if self.target_topology is not None:
+            out['cluster'] = self.target_topology.describe()
+        return out
 
     # -- checkpoint ----------------------------------------------------------------------------
     def _fingerprint(self, pairs):
@@ -297,8 +349,9 @@ class CopyJob:
         self.started = time.time()
         self.connect()
         keys_per_db = self.source.keys_per_db()
-        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map)
-        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name))
+        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map, merge=self.target_topology is not None)
+        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name,
+                                  clusters=self.clusters))
         if self.opts.progress and not self.opts.check_mode:
             # a file knows its payload bytes exactly; a server's memory is no measure of its DUMP payloads
             exact = self.source.server is None and not self.opts.dbs and not self.opts.match
@@ -353,15 +406,17 @@ class CopyJob:
             return
         keys = fields = 0
         for s_db, _t_db in pairs:
-            client = self.source_ep.client(db=s_db)
-            try:
-                found = find_field_ttls(client, server.info.get('db%d' % s_db), self.opts.match, self.opts.chunk_size)
-            except Exception as exc:
-                raise self.source_ep.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
-            finally:
-                client.close()
-            keys += found[0]
-            fields += found[1]
+            for endpoint in getattr(self.source, 'node_endpoints', None) or [self.source_ep]:
+                client = endpoint.client(db=s_db)
+                try:
+                    found = find_field_ttls(client, None if endpoint is not self.source_ep
+                                            else server.info.get('db%d' % s_db), self.opts.match, self.opts.chunk_size)
+                except Exception as exc:
+                    raise endpoint.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
+                finally:
+                    client.close()
+                keys += found[0]
+                fields += found[1]
         if not keys:
             return
         what = ('%d fields of %d hashes have a TTL of their own (hash field TTLs), which the target %s (%s %s) '
@@ -376,23 +431,27 @@ class CopyJob:
 
     def _remove_leftovers(self, pairs):
         """Temporary keys (kvtools:tmp:*) a crashed run left on the target are removed (counted in check mode)."""
-        for _s_db, t_db in pairs:
+        for t_db in sorted(set(t for _s, t in pairs)):
             if not self.dbsize(t_db):
                 continue
-            client = self.target_ep.client(db=t_db)
-            try:
-                self.leftovers += remove_leftovers(client, dry_run=self.opts.check_mode)
-            except Exception as exc:
-                if reply_kind(exc) not in ('noperm', 'unknown_command'):
-                    raise self.target_ep.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
-                self.warn('the target user may not look for or remove temporary keys (kvtools:tmp:*) an interrupted '
-                          'run may have left in db %d (%s); those of this release expire on their own within %d s'
-                          % (t_db, str(exc)[:120], TMP_TTL_MS // 1000))
-            finally:
-                client.close()
+            for endpoint in self.target_endpoints():
+                self._remove_leftovers_on(endpoint, t_db)
         if self.leftovers:
             self.warn('%s %d temporary key(s) (kvtools:tmp:*) that an interrupted earlier run left on the target'
                       % ('would remove' if self.opts.check_mode else 'removed', self.leftovers))
+
+    def _remove_leftovers_on(self, endpoint, t_db):
+        client = endpoint.client(db=t_db)
+        try:
+            self.leftovers += remove_leftovers(client, dry_run=self.opts.check_mode)
+        except Exception as exc:
+            if reply_kind(exc) not in ('noperm', 'unknown_command'):
+                raise endpoint.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
+            self.warn('the target user may not look for or remove temporary keys (kvtools:tmp:*) an interrupted '
+                      'run may have left in db %d (%s); those of this release expire on their own within %d s'
+                      % (t_db, str(exc)[:120], TMP_TTL_MS // 1000))
+        finally:
+            client.close()
 
     def _unsupported_result(self):
         """What the target could not hold: found before the copy, and (with drop) what was dropped."""
@@ -460,13 +519,17 @@ class CopyJob:
         self.warn_callback(msg)
 
     def dbsize(self, db):
-        client = self.target_ep.client(db=db)
-        try:
-            return int(client.dbsize())
-        except Exception as exc:
-            raise self.target_ep.error(exc, 'DBSIZE', db=db)
-        finally:
-            client.close()
+        """Keys in target ``db`` (over every master of a cluster)."""
+        total = 0
+        for endpoint in self.target_endpoints():
+            client = endpoint.client(db=db)
+            try:
+                total += int(client.dbsize())
+            except Exception as exc:
+                raise endpoint.error(exc, 'DBSIZE', db=db)
+            finally:
+                client.close()
+        return total
 
     def result(self, partial=False):
         """The result dict (``partial``: of a run that stopped)."""
@@ -489,6 +552,7 @@ class CopyJob:
             on_conflict=self.opts.on_conflict,
             leftovers_removed=0 if self.opts.check_mode else self.leftovers,
             unsupported=self._unsupported_result(),
+            cluster=self._cluster_result(),
         )
         if self.payload_path is not None:
             result['source'] = self.source.describe()
@@ -547,25 +611,49 @@ class CopyJob:
 
 
 class DbWorker:
-    """One worker thread's reader and writer for one db."""
+    """One worker thread's reader and writer for one db (of a ``parted`` source - a cluster's masters - one pair
+    per part, made when its first batch comes)."""
 
     def __init__(self, job, state, values, planning, check_existing):
-        self.reader = job.source.reader(state.result['db'], values, job.opts.batch_size)
+        self.args = (job, state, values, planning, check_existing)
+        self.parted = getattr(job.source, 'parted', False)
+        self.pairs = {}
+        if not self.parted:
+            self.reader, self.writer = self._pair(None)
+
+    def _pair(self, part):
+        job, state, values, planning, check_existing = self.args
+        if part is None:
+            reader = job.source.reader(state.result['db'], values, job.opts.batch_size)
+        else:
+            reader = job.source.reader(state.result['db'], values, job.opts.batch_size, part)
         try:
-            self.writer = job.writer(job, state, self.reader, planning, check_existing)
+            writer = job.writer(job, state, reader, planning, check_existing)
         except Exception:
-            self.reader.close()
+            reader.close()
             raise
+        self.pairs[part] = (reader, writer)
+        return reader, writer
 
     def process(self, work):
-        for batch in self.reader.read(work):
-            self.writer.write(batch)
+        if self.parted:
+            part, work = work
+            reader, writer = self.pairs.get(part) or self._pair(part)
+        else:
+            reader, writer = self.reader, self.writer
+        for batch in reader.read(work):
+            writer.write(batch)
 
     def close(self):
-        try:
-            self.writer.close()
-        finally:
-            self.reader.close()
+        errors = []
+        for reader, writer in self.pairs.values():
+            for closing in (writer.close, reader.close):
+                try:
+                    closing()
+                except Exception as exc:  # close every connection, then say what failed first
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 def DumpRestore(source, target, options, warn=None):  # pylint: disable=invalid-name
