@@ -248,6 +248,6 @@ def refuse_cluster(server, side, tool):
     cluster node)."""
     if server is None or not server.cluster_enabled:
         return None
-    return KVError('the %s %s runs in cluster mode, which %s does not support for cluster yet (kv_dump_restore '
-                   'and kv_verify do)' % (side, server.endpoint.address, tool), kind='config',
+    return KVError('the %s %s runs in cluster mode: %s is not supported for cluster yet (kv_dump_restore copies '
+                   'from and into clusters)' % (side, server.endpoint.address, tool), kind='config',
                    endpoint=server.endpoint.address)

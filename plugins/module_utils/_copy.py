@@ -44,6 +44,8 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster_source import ClusterSource
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
+from ansible_collections.kvtools.migration.plugins.module_utils._copy_progress import Progress
+from ansible_collections.kvtools.migration.plugins.module_utils._copy_worker import DbWorker
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
@@ -51,7 +53,6 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
-from ansible_collections.kvtools.migration.plugins.module_utils._progress import ProgressFile
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
@@ -148,34 +149,6 @@ class DbCopy:
                 self.failures.extend(list(failures)[:room])
         if self.on_change:
             self.on_change()
-
-
-class Progress:
-    """The progress file of a copy (:class:`~._progress.ProgressFile`): per db the source keys (from INFO keyspace
-    at the start) and the keys done, the DUMP payload bytes moved, the overall rates and the time left.  kv_wait
-    polls it to show progress of a long copy."""
-
-    FORMAT = 1
-
-    def __init__(self, path, totals, interval=1.0, bytes_total=None):
-        self.file = ProgressFile(path, interval)
-        self.path = path
-        self.totals = totals
-        self.bytes_total = bytes_total
-
-    def update(self, states, phase, force=False):
-        if not self.file.due(force):
-            return
-        dbs = []
-        for state in states:
-            entry = state.result
-            dbs.append(dict(db=entry['db'], target_db=entry['target_db'],
-                            total=self.totals.get(entry['db'], 0), done=entry['keys'],
-                            copied=entry['copied'], identical=entry['identical'], expired=entry['expired'],
-                            failed=entry['failed'], bytes=entry.get('bytes', 0)))
-        self.file.update(phase, done=sum(d['done'] for d in dbs), total=sum(d['total'] for d in dbs),
-                         bytes_done=sum(d['bytes'] for d in dbs), bytes_total=self.bytes_total, dbs=dbs,
-                         force=force, busy=phase == 'copying')
 
 
 class CopyJob:
@@ -608,52 +581,6 @@ class CopyJob:
         process_batches(enumerate(batches), workers, make_worker, handle)
         if not planning:
             self.writer.reconcile(self, state, before)
-
-
-class DbWorker:
-    """One worker thread's reader and writer for one db (of a ``parted`` source - a cluster's masters - one pair
-    per part, made when its first batch comes)."""
-
-    def __init__(self, job, state, values, planning, check_existing):
-        self.args = (job, state, values, planning, check_existing)
-        self.parted = getattr(job.source, 'parted', False)
-        self.pairs = {}
-        if not self.parted:
-            self.reader, self.writer = self._pair(None)
-
-    def _pair(self, part):
-        job, state, values, planning, check_existing = self.args
-        if part is None:
-            reader = job.source.reader(state.result['db'], values, job.opts.batch_size)
-        else:
-            reader = job.source.reader(state.result['db'], values, job.opts.batch_size, part)
-        try:
-            writer = job.writer(job, state, reader, planning, check_existing)
-        except Exception:
-            reader.close()
-            raise
-        self.pairs[part] = (reader, writer)
-        return reader, writer
-
-    def process(self, work):
-        if self.parted:
-            part, work = work
-            reader, writer = self.pairs.get(part) or self._pair(part)
-        else:
-            reader, writer = self.reader, self.writer
-        for batch in reader.read(work):
-            writer.write(batch)
-
-    def close(self):
-        errors = []
-        for reader, writer in self.pairs.values():
-            for closing in (writer.close, reader.close):
-                try:
-                    closing()
-                except Exception as exc:  # close every connection, then say what failed first
-                    errors.append(exc)
-        if errors:
-            raise errors[0]
 
 
 def DumpRestore(source, target, options, warn=None):  # pylint: disable=invalid-name

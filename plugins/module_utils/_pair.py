@@ -79,8 +79,8 @@ def pair_problems(source_ep, target_ep, source, target, pairs=(), tool='the coll
                                                     'target' % source_ep.address))
     for label, server in (('source', source), ('target', target)):
         if server is not None and server.cluster_enabled and not clusters:
-            text = ('the %s %s runs in cluster mode, which is not supported for cluster yet by %s (kv_dump_restore and '
-                    'kv_verify work with clusters)' % (label, server.endpoint.address, tool))
+            text = ('the %s %s runs in cluster mode: %s is not supported for cluster yet (kv_dump_restore copies '
+                    'from and into clusters)' % (label, server.endpoint.address, tool))
             out.append(Problem('cluster', 'config', text))
     target_cluster = clusters and target.cluster_enabled
     if target_cluster:

@@ -218,7 +218,7 @@ def live_possibility(source_server, target_server, match=None, permissions=None,
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
     for side, server in (('source', source_server), ('target', target_server)):
         if server.cluster_enabled:
-            reasons.append('the %s runs in cluster mode, which live copy does not support' % side)
+            reasons.append('the %s runs in cluster mode: live copy (kv_sync) is not supported for cluster yet' % side)
     perms = permissions if permissions is not None else replication_permissions(source_server)
     refused = [name.upper() for name, value in sorted(perms.items()) if value == 'no']
     if refused:

@@ -122,7 +122,9 @@ class Cluster:
 
     def node_for(self, key):
         """The master that owns ``key``'s slot now (asked from the servers, not computed from the plan)."""
-        slot = key_slot(key)
+        return self.node_for_slot(key_slot(key))
+
+    def node_for_slot(self, slot):
         for first, last, port in self.slot_view(self.nodes[0].admin()):
             if first <= slot <= last:
                 return next(node for node in self.nodes if node.port == port)
