@@ -275,7 +275,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     warnings = []
     keyspace = dict((d['db'], d) for d in source_facts['dbs'])
     pairs = select_dbs(keyspace, dbs, db_map)
-    problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs))
+    problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs,
+                                                  tool='the migration procedure (kv_preflight, playbooks/migrate.yml)'))
     if source_facts['role'] not in ('master', 'primary'):
         warnings.append('the source %s is a replica: make sure it is in sync with its primary' % source_facts['address'])
     target_keys = dict((d['db'], d['keys']) for d in target_facts['dbs'])

@@ -238,3 +238,52 @@ def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeyp
 
 def dst_id_of(node):
     return node.admin().execute_command('CLUSTER', 'MYID')
+
+
+def verify(source, target, **options):
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
+    return Verifier(Endpoint(source, 'source'), Endpoint(target, 'target'), VerifyOptions(**options)).run()
+
+
+def test_verify_per_node_both_directions(redis70, cluster_of, run_modules):
+    """kv_verify with a cluster on either side (and on both, 3 against 2 masters): the same checks and report
+    shape as between two servers, with counts per master; differences are found on the master that holds them."""
+    source_cluster = cluster_of('redis70')
+    target_cluster = cluster_of('redis70', masters=2)
+    load(redis70.admin())
+    loaded = int(redis70.admin().dbsize())
+    copy(redis70.endpoint(), source_cluster.endpoint())
+    copy(source_cluster.endpoint(), target_cluster.endpoint())
+    pairs = [(redis70, source_cluster), (source_cluster, redis70), (source_cluster, target_cluster),
+             (target_cluster, source_cluster)]
+    calls = [('kv_verify', {'source': a.endpoint(), 'target': b.endpoint()}) for a, b in pairs]
+    for (a, b), result in zip(pairs, run_modules(calls)):
+        assert not result.get('failed'), result.get('msg')
+        assert result['consistent'] is True and result['totals']['keys'] == loaded, result['summary']
+        assert result['totals']['identical'] == loaded and result['differences'] == []
+        for side, found in (('source', a), ('target', b)):
+            nodes = result[side].get('cluster')
+            if isinstance(found, kv_cluster.Cluster):
+                counts = dict((n['address'], n['counts']['keys']) for n in nodes['masters'])
+                assert counts == dict(('127.0.0.1:%d' % node.port, int(node.admin().dbsize()))
+                                      for node in found.nodes), (side, counts)
+            else:
+                assert nodes is None
+
+    extra, changed, gone = b'{user:1}:extra', b'{user:1}:profile', b'k:7'
+    target_cluster.admin_for(extra).set(extra, b'x')
+    target_cluster.admin_for(changed).set(changed, b'other')
+    target_cluster.admin_for(gone).delete(gone)
+    for a, b, reverse in ((source_cluster, target_cluster, False), (target_cluster, source_cluster, True)):
+        result = verify(a.endpoint(), b.endpoint())
+        kinds = sorted((d['kind'], d['key']) for d in result['differences'])
+        if reverse:
+            assert kinds == [('extra', 'k:7'), ('missing', '{user:1}:extra'), ('value_differs', '{user:1}:profile')]
+        else:
+            assert kinds == [('extra', '{user:1}:extra'), ('missing', 'k:7'), ('value_differs', '{user:1}:profile')]
+        assert result['consistent'] is False
+        holder = dict((n['address'], n['counts']) for n in result['target' if not reverse else 'source']['cluster']
+                      ['masters'])
+        node = target_cluster.node_for(changed)
+        assert holder['127.0.0.1:%d' % node.port]['conflicts'] == 1
