@@ -287,3 +287,25 @@ def test_verify_per_node_both_directions(redis70, cluster_of, run_modules):
                       ['masters'])
         node = target_cluster.node_for(changed)
         assert holder['127.0.0.1:%d' % node.port]['conflicts'] == 1
+
+
+def test_tls_cluster_as_target_and_source(redis70, cluster_factory, flavour_server):
+    """A TLS-only Valkey 8.0 cluster (bus over TLS too): its masters' TLS ports are found (CLUSTER SHARDS
+    tls-port) and reached with the node's CA; a copy in, a verify both ways, a copy back out."""
+    target = cluster_factory('valkey80', tls=True)
+    load(redis70.admin())
+    loaded = int(redis70.admin().dbsize())
+    endpoint = target.endpoint(node=1)
+    assert endpoint['tls'] is True
+    result = copy(redis70.endpoint(), endpoint)
+    assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0
+    assert sorted(n['address'] for n in result['cluster']['target_nodes']) == \
+        sorted('127.0.0.1:%d' % node.port for node in target.nodes)
+    assert compare.differences(redis70.admin(), masters(target), deep=True) == []
+    for a, b in ((redis70.endpoint(), endpoint), (endpoint, redis70.endpoint())):
+        checked = verify(a, b)
+        assert checked['consistent'] is True and checked['totals']['keys'] == loaded, checked['summary']
+    back = flavour_server('valkey80', role='from-tls-cluster')
+    out = copy(endpoint, back.endpoint())
+    assert out['totals']['copied'] == loaded
+    assert compare.differences(masters(target), back.admin(), deep=True) == []

@@ -8,6 +8,7 @@ fixed sleep).  The same ACL users as the standalone servers; TLS where the flavo
 and ``tls-replication`` then carry the bus over TLS too).
 """
 
+import os
 import time
 
 import redis
@@ -52,7 +53,10 @@ class Cluster:
         extra = ['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 5000',
                  'cluster-port %d' % servers.free_port(), 'cluster-allow-reads-when-down no'] + self.extra
         if self.tls:
-            extra += ['tls-cluster yes']
+            # the bus always checks the peer's certificate: the nodes present the tests' client certificate
+            extra += ['tls-cluster yes', 'tls-replication yes',
+                      'tls-client-cert-file %s' % self.certs['client_cert'],
+                      'tls-client-key-file %s' % self.certs['client_key']]
         return servers.Server(self.flavour, tls=self.tls, certs=self.certs, extra=extra,
                               name='%s-%d' % (self.name, index))
 
@@ -70,6 +74,9 @@ class Cluster:
                 seed.admin().execute_command('CLUSTER', 'MEET', '127.0.0.1', node.port, self.bus_port(node))
             self.wait_ok()
         except Exception:
+            if os.environ.get('KV_CLUSTER_DEBUG'):
+                for node in self.nodes:
+                    print(node.name, node.log_tail(12))
             self.cleanup()
             raise
         return self
