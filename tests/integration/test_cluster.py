@@ -309,3 +309,41 @@ def test_tls_cluster_as_target_and_source(redis70, cluster_factory, flavour_serv
     out = copy(endpoint, back.endpoint())
     assert out['totals']['copied'] == loaded
     assert compare.differences(masters(target), back.admin(), deep=True) == []
+
+
+def test_resume_a_cluster_source_from_its_checkpoint(cluster_of, flavour_server, tmp_path, monkeypatch):
+    """A copy out of a cluster stops midway (a fault injected after 8 checkpoints); the checkpoint holds every
+    master's SCAN cursor, and the rerun continues from them and completes, nothing lost."""
+    import json
+    import os
+    from ansible_collections.kvtools.migration.plugins.module_utils import _copy
+    source = cluster_of('redis70')
+    client = source.client()
+    pipe = client.pipeline(transaction=False)
+    for n in range(6000):
+        pipe.set(b'k:%d' % n, b'v%d' % n)
+    pipe.execute()
+    target = flavour_server('redis70', role='resume-target')
+    ckpt = str(tmp_path / 'cluster.ckpt')
+    original = _copy.CopyJob._save_checkpoint
+    saves = []
+
+    def save(self, db, cursor, recheck):
+        original(self, db, cursor, recheck)
+        if cursor != 0:
+            saves.append(cursor)
+            if len(saves) == 8:
+                raise KVError('interrupted for the test', kind='interrupted')
+    monkeypatch.setattr(_copy.CopyJob, '_save_checkpoint', save)
+    with pytest.raises(KVError) as err:
+        copy(source.endpoint(), target.endpoint(), checkpoint=ckpt, batch_size=200, workers=1)
+    monkeypatch.undo()
+    assert err.value.kind == 'interrupted'
+    cursor = json.load(open(ckpt))['dbs']['0']['cursor']
+    assert isinstance(cursor, list) and len(cursor) == 3 and any(c > 0 for c in cursor), cursor
+    done = int(target.admin().dbsize())
+    assert 0 < done < 6000
+    result = copy(source.endpoint(), target.endpoint(), checkpoint=ckpt, batch_size=200)
+    assert result['resumed'] is True and result['totals']['copied'] == 6000 - done
+    assert not os.path.exists(ckpt)
+    assert compare.differences(masters(source), target.admin()) == []
