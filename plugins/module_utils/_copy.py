@@ -17,7 +17,8 @@
 
 The flow of :meth:`CopyJob.run`:
 
-1. open the source and connect the target; check the pair (:mod:`._pair`); let the writer choose the
+1. open the source and connect the target; check the pair (:mod:`._pair`); a cluster on either side is
+   discovered (a source of one part per master, a routing table for the writers); let the writer choose the
    payload path (or refuse the pair);
 2. plan: with ``on_conflict: fail`` every target db that is not empty is compared first and the run
    stops before its first write if any key differs; check mode plans every db and stops;
