@@ -232,8 +232,8 @@ def discover(endpoint, client):
         err = endpoint.error(exc, 'discovering the cluster (%s, CLUSTER INFO)' % command)
         if err.kind == 'noperm':
             err.message = ('%s. The %s user needs +cluster|shards (or +cluster|slots before 7.0), +cluster|info '
-                           'and +cluster|nodes to find the masters of a cluster' % (err.message.rstrip('.'),
-                                                                                     endpoint.label))
+                           'and +cluster|nodes to find the masters of a cluster'
+                           % (err.message.rstrip('.'), endpoint.label))
         raise err
     if not masters:
         raise KVError('the %s %s runs in cluster mode but no master serves any slot: assign the slots (CLUSTER '

@@ -22,6 +22,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules im
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_wire import PairWires
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyCut, ReplyError, Wire, parse_lines
 
+
 class KeyChecker:
     """Compares SCAN batches of one db pair with its own source and target connections.
 

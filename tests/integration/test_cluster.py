@@ -185,8 +185,8 @@ def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeyp
     loaded = int(source.dbsize())
     moved_slot, asked_slot = key_slot(b'{moved}'), key_slot(b'{asked}')
     nodes = target.nodes
-    owner = dict((slot, target.node_for(b'{%s}' % name)) for slot, name in ((moved_slot, b'moved'),
-                                                                              (asked_slot, b'asked')))
+    owner = dict((slot, target.node_for(b'{%s}' % name))
+                 for slot, name in ((moved_slot, b'moved'), (asked_slot, b'asked')))
     other = dict((slot, next(n for n in nodes if n is not owner[slot])) for slot in owner)
     busy_slots = sorted(set(key_slot(b'k:%d' % n) for n in range(0, 400)) - set(owner))[:6]
     stop = threading.Event()
