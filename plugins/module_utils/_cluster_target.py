@@ -51,6 +51,8 @@ class _Node:
 
     def __init__(self, endpoint, db):
         self.endpoint = endpoint
+        self.pending = None  # the items of the RESTORE pipeline in flight, and its packed bytes (None: streamed)
+        self.packed = None
         self.client = endpoint.client(db=db)
         try:
             self.wire = Wire(self.client)
