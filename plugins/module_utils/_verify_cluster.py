@@ -124,7 +124,7 @@ class VerifySide:
                 for scan in list(scans):
                     index, endpoint, client, walk = scan
                     try:
-                        cursor, keys = next(walk)
+                        cursor, keys = next(walk, (0, []))  # scan_batches ends after cursor 0 anyway
                     except Exception as exc:
                         raise endpoint.error(exc, 'scanning db %d' % db, db=db)
                     if cursor == 0:

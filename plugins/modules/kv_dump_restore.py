@@ -239,7 +239,7 @@ cluster:
     - Null unless a side is a cluster. C(source_nodes) lists each source master (C(address), C(node_id), C(slots),
       C(keys) scanned there), C(target_nodes) each target master (C(written) - keys restored there, also masters
       found only through a redirection), C(redirects) counts the C(moved) and C(ask) replies followed.
-    - RV(source.cluster) / RV(target.cluster) describe the masters and slot ranges found.
+    - The C(cluster) entries of RV(source) and RV(target) describe the masters and slot ranges found.
   returned: always
   type: dict
   sample: {"source_nodes": null, "redirects": {"moved": 0, "ask": 0},

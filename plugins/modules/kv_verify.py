@@ -167,8 +167,8 @@ attributes:
 notes:
   - O(source) and O(target) may each be a node of a cluster (any node). Each source master is scanned; each key is
     compared with the target master that serves its slot, and keys extra on the target are looked for on every target
-    master. The checks, counts and RV(differences) are those of two servers; RV(source.cluster) and
-    RV(target.cluster) add each master's slots and counts. C(DBSIZE), the write counters and C(used_memory) are summed
+    master. The checks, counts and RV(differences) are those of two servers; the C(cluster) entries of
+    RV(source) and RV(target) add each master's slots and counts. C(DBSIZE), the write counters and C(used_memory) are summed
     over the masters. Strings are read with C(DUMP) there (C(MGET) cannot span slots). The keys scope
     (O(keys_file)) and O(rounds) are not supported for cluster yet.
   - The comparison of a server whose data changes meanwhile is not meaningful. Stop the writers first (C(CLIENT PAUSE
