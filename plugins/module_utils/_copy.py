@@ -43,6 +43,7 @@ import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_plan import node_plan, target_cluster_facts
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster_source import ClusterSource
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
 from ansible_collections.kvtools.migration.plugins.module_utils._copy_progress import Progress
@@ -470,7 +471,12 @@ class CopyJob:
             self.progress.update(self.states, final or self.phase, force=final is not None)
 
     def _check_room(self):
-        """Warn early when the target's maxmemory looks too small for the source's data."""
+        """Warn early when the target's maxmemory looks too small for the source's data (into a cluster: each
+        master for its share of the slots)."""
+        if self.target_topology is not None:
+            for text in node_plan(target_cluster_facts(self.target_ep, self.target), 0, self.source.data_bytes())[1]:
+                self.warn('%s. The copy stops with an out-of-memory error when it is full' % text)
+            return
         memory = self.target.memory
         if not memory['maxmemory']:
             return

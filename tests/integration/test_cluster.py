@@ -347,3 +347,20 @@ def test_resume_a_cluster_source_from_its_checkpoint(cluster_of, flavour_server,
     assert result['resumed'] is True and result['totals']['copied'] == 6000 - done
     assert not os.path.exists(ckpt)
     assert compare.differences(masters(source), target.admin()) == []
+
+
+def test_room_is_checked_per_master(redis70, cluster_factory):
+    """Into a cluster the room under maxmemory is judged per master, for the share of the data its slots take:
+    a warning names each master that is too small (check mode: the plan, nothing written)."""
+    target = cluster_factory('redis70', extra=['maxmemory 3mb', 'maxmemory-policy noeviction'])
+    pipe = redis70.admin().pipeline(transaction=False)
+    for n in range(12000):
+        pipe.set(b'k:%d' % n, b'x' * 1000)
+    pipe.execute()
+    warnings = []
+    options = CopyOptions(check_mode=True)
+    result = DumpRestore(Endpoint(redis70.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'), options,
+                         warn=warnings.append).run()
+    assert result['totals']['copied'] == 12000 and key_count(target) == 0
+    too_small = [w for w in warnings if 'is too small' in w]
+    assert sorted(w.split()[3] for w in too_small) == sorted('127.0.0.1:%d' % n.port for n in target.nodes), warnings
