@@ -85,13 +85,15 @@ def db_mapping(db_map):
     return out
 
 
-def select_dbs(keyspace, dbs=None, db_map=None):
-    """``[(source_db, target_db), ...]``: the requested dbs, or every non-empty source db."""
+def select_dbs(keyspace, dbs=None, db_map=None, merge=False):
+    """``[(source_db, target_db), ...]``: the requested dbs, or every non-empty source db.
+
+    ``merge``: several source dbs may go into one target db (into a cluster, whose only db is 0)."""
     mapping = db_mapping(db_map)
     chosen = sorted(set(int(d) for d in dbs)) if dbs else sorted(keyspace)
     pairs = [(db, mapping.get(db, db)) for db in chosen]
     targets = [t for _s, t in pairs]
-    if len(set(targets)) != len(targets):
+    if len(set(targets)) != len(targets) and not merge:
         raise KVError('db_map sends two source dbs into the same target db: %r' % pairs, kind='config')
     return pairs
 
