@@ -179,3 +179,50 @@ def assert_no_secret(result_or_text, *extra):
     text = result_or_text if isinstance(result_or_text, str) else repr(result_or_text)
     for secret in list(kv_servers.PASSWORDS.values()) + list(extra):
         assert secret not in text, 'a password leaked into the output'
+
+
+@pytest.fixture(scope='session')
+def session_clusters(certs):
+    from tests.support import cluster as kv_cluster
+    started = {}
+
+    def get(flavour, masters=3):
+        _require(flavour)
+        key = (flavour, masters)
+        found = started.get(key)
+        if found is None or not found.alive():
+            if found is not None:
+                found.cleanup()
+            found = started[key] = kv_cluster.Cluster(flavour, masters=masters,
+                                                      name='%s-c%d' % (flavour, masters)).start()
+        return found
+    yield get
+    for found in started.values():
+        found.cleanup()
+
+
+@pytest.fixture
+def cluster_of(session_clusters):
+    """``cluster_of('valkey80', masters=3)``: a shared cluster of real servers on loopback (one per flavour and
+    size), every master emptied at test start.  Tests that reshard start their own (:func:`cluster_factory`)."""
+    def get(flavour, masters=3):
+        found = session_clusters(flavour, masters)
+        found.flushall()
+        return found
+    return get
+
+
+@pytest.fixture
+def cluster_factory(certs):
+    """Clusters that live for one test only (for tests that move slots)."""
+    from tests.support import cluster as kv_cluster
+    started = []
+
+    def start(flavour, masters=3, **kwargs):
+        _require(flavour)
+        found = kv_cluster.Cluster(flavour, masters=masters, certs=certs, **kwargs).start()
+        started.append(found)
+        return found
+    yield start
+    for found in started:
+        found.cleanup()

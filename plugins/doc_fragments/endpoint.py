@@ -184,6 +184,88 @@ options:
               - Verify the sentinels' certificates and names.
             type: bool
             default: true
+      cf_service:
+        description:
+          - A Cloud Foundry service instance (an a9s KeyValue or a9s Redis instance, a STACKIT Redis or Valkey
+            instance in CF, ...) whose service key gives the connection, so the inventory holds no copied password.
+          - The module finds the instance (by C(instance_name) in C(org) and C(space), or by C(instance_guid)),
+            reuses its service key named C(service_key) or creates it, reads the key's credentials through the CF v3
+            API (C(/v3/service_credential_bindings?type=key) and C(.../details)) and maps them onto this endpoint
+            with C(credentials_query).
+          - Sub-options set next to C(cf_service) win over the credentials. A C(host) and C(port) that differ from
+            the key's (an SSH tunnel, for example) are used to connect; the key's host and port then become the
+            defaults of C(migrate_host), C(migrate_port) and C(server_name).
+          - The key is kept after the run (reruns reuse it); the playbooks delete it at the end of a successful
+            migration with C(kv_cf_delete_service_keys=true). Creating it is a change on CF - in check mode nothing
+            is created, and an endpoint whose key does not exist yet cannot be resolved (the module fails with
+            C(error=check_mode) and says so).
+          - Every value of the credentials is treated as a secret; results name only the instance and the key
+            (C(cf_service_keys) in the result).
+        type: dict
+        suboptions:
+          instance_name:
+            description: The service instance, by name (with C(org) and C(space)).
+            type: str
+          instance_guid:
+            description: The service instance, by guid.
+            type: str
+          org:
+            description: The org of C(instance_name).
+            type: str
+          space:
+            description: The space of C(instance_name).
+            type: str
+          service_key:
+            description: The name of the service key to reuse or create.
+            type: str
+            default: kvtools-migration
+          credentials_query:
+            description:
+              - A JMESPath expression that turns the key's credentials into a mapping of endpoint sub-options - C(url),
+                C(host), C(port), C(username), C(password), C(db), C(tls), C(server_name), C(migrate_host),
+                C(migrate_port) - and C(ca_cert_pem), a CA certificate as PEM text (used from memory, never written
+                to disk). Null values are left out.
+              - 'The default fits the a9s KeyValue / a9s Redis and the STACKIT credentials -
+                C({url: uri || url, host: host || hostname || hosts[0], port: port, username: username || user,
+                password: password, tls: tls || ssl, ca_cert_pem: cacrt || ca_cert || ca}); TLS is switched on when
+                the key carries a CA and no C(redis://) url.'
+            type: str
+          api:
+            description: The Cloud Foundry API URL. The playbooks take it (and the other CF access options) from C(kv_cf).
+            type: str
+          uaa_url:
+            description: The UAA URL for tokens. Default - the C(uaa) link of the API root.
+            type: str
+          username:
+            description: User for the UAA password grant.
+            type: str
+          password:
+            description: Password of C(username).
+            type: str
+          client_id:
+            description: UAA client; without C(username) the client credentials grant with C(client_secret). Default C(cf).
+            type: str
+          client_secret:
+            description: Secret of C(client_id).
+            type: str
+          token:
+            description: A bearer token to use as is (for example from C(cf oauth-token)).
+            type: str
+          validate_certs:
+            description: Verify the TLS certificates of the API and UAA. Default C(true).
+            type: bool
+          ca_cert:
+            description: A CA bundle to verify the API and UAA certificates with.
+            type: path
+          timeout:
+            description: Seconds to wait for one HTTP request. Default 30.
+            type: int
+          job_timeout:
+            description: Seconds to wait for the CF job that creates the key. Default 300.
+            type: int
+          poll_interval:
+            description: Seconds between two looks at that job. Default 2.
+            type: float
 requirements:
   - redis (redis-py) >= 5.0 on the host that runs the module
 notes:
@@ -360,6 +442,88 @@ options:
               - Verify the sentinels' certificates and names.
             type: bool
             default: true
+      cf_service:
+        description:
+          - A Cloud Foundry service instance (an a9s KeyValue or a9s Redis instance, a STACKIT Redis or Valkey
+            instance in CF, ...) whose service key gives the connection, so the inventory holds no copied password.
+          - The module finds the instance (by C(instance_name) in C(org) and C(space), or by C(instance_guid)),
+            reuses its service key named C(service_key) or creates it, reads the key's credentials through the CF v3
+            API (C(/v3/service_credential_bindings?type=key) and C(.../details)) and maps them onto this endpoint
+            with C(credentials_query).
+          - Sub-options set next to C(cf_service) win over the credentials. A C(host) and C(port) that differ from
+            the key's (an SSH tunnel, for example) are used to connect; the key's host and port then become the
+            defaults of C(migrate_host), C(migrate_port) and C(server_name).
+          - The key is kept after the run (reruns reuse it); the playbooks delete it at the end of a successful
+            migration with C(kv_cf_delete_service_keys=true). Creating it is a change on CF - in check mode nothing
+            is created, and an endpoint whose key does not exist yet cannot be resolved (the module fails with
+            C(error=check_mode) and says so).
+          - Every value of the credentials is treated as a secret; results name only the instance and the key
+            (C(cf_service_keys) in the result).
+        type: dict
+        suboptions:
+          instance_name:
+            description: The service instance, by name (with C(org) and C(space)).
+            type: str
+          instance_guid:
+            description: The service instance, by guid.
+            type: str
+          org:
+            description: The org of C(instance_name).
+            type: str
+          space:
+            description: The space of C(instance_name).
+            type: str
+          service_key:
+            description: The name of the service key to reuse or create.
+            type: str
+            default: kvtools-migration
+          credentials_query:
+            description:
+              - A JMESPath expression that turns the key's credentials into a mapping of endpoint sub-options - C(url),
+                C(host), C(port), C(username), C(password), C(db), C(tls), C(server_name), C(migrate_host),
+                C(migrate_port) - and C(ca_cert_pem), a CA certificate as PEM text (used from memory, never written
+                to disk). Null values are left out.
+              - 'The default fits the a9s KeyValue / a9s Redis and the STACKIT credentials -
+                C({url: uri || url, host: host || hostname || hosts[0], port: port, username: username || user,
+                password: password, tls: tls || ssl, ca_cert_pem: cacrt || ca_cert || ca}); TLS is switched on when
+                the key carries a CA and no C(redis://) url.'
+            type: str
+          api:
+            description: The Cloud Foundry API URL. The playbooks take it (and the other CF access options) from C(kv_cf).
+            type: str
+          uaa_url:
+            description: The UAA URL for tokens. Default - the C(uaa) link of the API root.
+            type: str
+          username:
+            description: User for the UAA password grant.
+            type: str
+          password:
+            description: Password of C(username).
+            type: str
+          client_id:
+            description: UAA client; without C(username) the client credentials grant with C(client_secret). Default C(cf).
+            type: str
+          client_secret:
+            description: Secret of C(client_id).
+            type: str
+          token:
+            description: A bearer token to use as is (for example from C(cf oauth-token)).
+            type: str
+          validate_certs:
+            description: Verify the TLS certificates of the API and UAA. Default C(true).
+            type: bool
+          ca_cert:
+            description: A CA bundle to verify the API and UAA certificates with.
+            type: path
+          timeout:
+            description: Seconds to wait for one HTTP request. Default 30.
+            type: int
+          job_timeout:
+            description: Seconds to wait for the CF job that creates the key. Default 300.
+            type: int
+          poll_interval:
+            description: Seconds between two looks at that job. Default 2.
+            type: float
   target:
     description:
       - The server to write to.

@@ -16,6 +16,7 @@ description:
   - Turns an endpoint dict (C(url) or C(host)/C(port)/C(unix_socket), or C(sentinel)) into C(host:port),
     C(unix:/path), the url without its user and password, or C(sentinel:<service_name>@<sentinels>), for reports
     written before a module could read the server.
+  - An endpoint that names a Cloud Foundry service instance (C(cf_service)) becomes C(cf:<instance name>).
 options:
   _input:
     description: The endpoint dict.
@@ -49,6 +50,13 @@ def endpoint_label(endpoint):
     if url:
         # user and password never leave the url
         return re.sub(r'^([A-Za-z0-9+.-]+://)[^@/]*@', r'\1', str(url))
+    service = endpoint.get('cf_service')
+    if isinstance(service, dict) and (service.get('instance_name') or service.get('instance_guid')):
+        # its address comes from the service key: name the instance (and the tunnel, when one is given)
+        name = 'cf:%s' % (service.get('instance_name') or service.get('instance_guid'))
+        if endpoint.get('host'):
+            name += ' via %s:%s' % (endpoint['host'], endpoint.get('port', 6379))
+        return name
     if endpoint.get('unix_socket'):
         return 'unix:%s' % endpoint['unix_socket']
     return '%s:%s' % (endpoint.get('host', 'localhost'), endpoint.get('port', 6379))

@@ -49,6 +49,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._progress import
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_validate import RdbValidator
 from ansible_collections.kvtools.migration.plugins.module_utils._replication import (
     DEFAULT_CAPABILITIES, ReplicationStream, SyncRefused)
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import refuse_cluster
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import iso_time, now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import Wire
@@ -219,6 +220,9 @@ class Backup:
             self.server = None
             return
         self.server.client.close()
+        refused = refuse_cluster(self.server, 'server', 'kv_rdb_backup')
+        if refused is not None:  # one node of a cluster holds only its slots: a backup of it is not the data
+            raise refused
 
     @property
     def engine(self):

@@ -35,6 +35,25 @@ RECORD_FORMAT = 'kvtools.migration/cf-bindings/1'
 SECRET_OPTIONS = ('password', 'client_secret', 'token')
 
 
+# The options that reach the CF API (kv_cf_bindings' top-level options, an endpoint's cf_service keys).
+ACCESS_OPTIONS = ('api', 'uaa_url', 'username', 'password', 'client_id', 'client_secret', 'token', 'validate_certs',
+                  'ca_cert', 'timeout', 'poll_interval', 'job_timeout')
+
+
+def client_from_options(options, label='kv_cf_bindings'):
+    """A :class:`CFClient` from the CF access options (``ACCESS_OPTIONS``); KVError (config) when no way
+    to authenticate is given."""
+    opts = dict((k, options.get(k)) for k in ACCESS_OPTIONS if options.get(k) is not None)
+    if not opts.get('api'):
+        raise KVError('%s: give api, the Cloud Foundry API URL (for example https://api.cf.example.com)' % label,
+                      kind='config')
+    if not (opts.get('token') or opts.get('username') or opts.get('client_secret')):
+        raise KVError('%s: give token, username and password, or client_id and client_secret' % label, kind='config')
+    if opts.get('username') and not opts.get('password'):
+        raise KVError('%s: username needs password' % label, kind='config')
+    return CFClient(opts.pop('api'), **opts)
+
+
 class CFClient:
     """A small CF v3 client: authentication, JSON requests, pagination and jobs."""
 
@@ -208,6 +227,36 @@ class CFClient:
             self.sleep(self.poll_interval)
 
 
+def find_instance(cf, instance_guid=None, instance_name=None, org=None, space=None):
+    """``{'guid', 'name', 'space_guid', 'type'}`` of a service instance, by guid or by name in org/space;
+    KVError (``not_found``) naming what is unknown."""
+    if instance_guid:
+        try:
+            data = cf.get('/v3/service_instances/%s' % instance_guid,
+                          action='reading service instance %s' % instance_guid)
+        except KVError as exc:
+            if exc.kind == 'not_found':
+                raise cf._fail('unknown service instance guid %s (or not visible to this user)' % instance_guid,
+                               kind='not_found')
+            raise
+    else:
+        orgs, dummy = cf.list('/v3/organizations', {'names': org}, 'finding org %r' % org)
+        if not orgs:
+            raise cf._fail('unknown org %r (or not visible to this user)' % org, kind='not_found')
+        spaces, dummy = cf.list('/v3/spaces', {'names': space, 'organization_guids': orgs[0]['guid']},
+                                'finding space %r' % space)
+        if not spaces:
+            raise cf._fail('unknown space %r in org %r' % (space, org), kind='not_found')
+        found, dummy = cf.list('/v3/service_instances', {'names': instance_name, 'space_guids': spaces[0]['guid']},
+                               'finding service instance %r' % instance_name)
+        if not found:
+            raise cf._fail('unknown service instance %r in org %r space %r' % (instance_name, org, space),
+                           kind='not_found')
+        data = found[0]
+    space_guid = (((data.get('relationships') or {}).get('space') or {}).get('data') or {}).get('guid')
+    return dict(guid=data['guid'], name=data.get('name'), space_guid=space_guid, type=data.get('type'))
+
+
 class Bindings:
     """Plan and apply one ``kv_cf_bindings`` run."""
 
@@ -230,32 +279,7 @@ class Bindings:
     # -- lookups -----------------------------------------------------------------------------------
     def instance(self):
         """``{'guid', 'name', 'space_guid', 'type'}`` of the service instance; KVError when unknown."""
-        if self.instance_guid:
-            try:
-                data = self.cf.get('/v3/service_instances/%s' % self.instance_guid,
-                                   action='reading service instance %s' % self.instance_guid)
-            except KVError as exc:
-                if exc.kind == 'not_found':
-                    raise self.cf._fail('unknown service instance guid %s (or not visible to this user)'
-                                        % self.instance_guid, kind='not_found')
-                raise
-        else:
-            orgs, dummy = self.cf.list('/v3/organizations', {'names': self.org}, 'finding org %r' % self.org)
-            if not orgs:
-                raise self.cf._fail('unknown org %r (or not visible to this user)' % self.org, kind='not_found')
-            spaces, dummy = self.cf.list('/v3/spaces', {'names': self.space, 'organization_guids': orgs[0]['guid']},
-                                         'finding space %r' % self.space)
-            if not spaces:
-                raise self.cf._fail('unknown space %r in org %r' % (self.space, self.org), kind='not_found')
-            found, dummy = self.cf.list('/v3/service_instances', {'names': self.instance_name,
-                                                                  'space_guids': spaces[0]['guid']},
-                                        'finding service instance %r' % self.instance_name)
-            if not found:
-                raise self.cf._fail('unknown service instance %r in org %r space %r'
-                                    % (self.instance_name, self.org, self.space), kind='not_found')
-            data = found[0]
-        space = (((data.get('relationships') or {}).get('space') or {}).get('data') or {}).get('guid')
-        return dict(guid=data['guid'], name=data.get('name'), space_guid=space, type=data.get('type'))
+        return find_instance(self.cf, self.instance_guid, self.instance_name, self.org, self.space)
 
     def apps_by_name(self, names, space_guid):
         """``{name: guid}`` for app names in a space; KVError naming every unknown app."""

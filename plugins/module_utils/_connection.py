@@ -37,6 +37,7 @@ except ImportError as _exc:  # pragma: no cover - reported by the module
     HAS_REDIS = False
     REDIS_IMPORT_ERROR = _exc
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cf_keys import cf_service_spec
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, classify
 from ansible_collections.kvtools.migration.plugins.module_utils._ranges import RANGES, check_value
 
@@ -83,6 +84,8 @@ ENDPOINT_OPTIONS = dict(
         server_name=dict(type='str'),
         validate_certs=dict(type='bool', default=True),
     )),
+    # A Cloud Foundry service instance whose service key gives the rest (resolved by KVModule.endpoint)
+    cf_service=dict(type='dict', options=cf_service_spec()),
 )
 DEFAULT_SENTINEL_PORT = 26379
 
@@ -159,9 +162,10 @@ class Endpoint:
     ``db``, ``tls``, TLS files, ``server_name``, ``validate_certs``, timeouts, ``label``.
     """
 
-    def __init__(self, params, label='server'):
+    def __init__(self, params, label='server', ca_data=None):
         params = dict(params or {})
         self.label = label
+        self.ca_data = ca_data  # a CA as PEM text (from a CF service key), used when ca_cert is not given
         url = params.get('url')
         parsed = self._parse_url(url) if url else {}
         self.url_given = bool(url)
@@ -330,10 +334,15 @@ class Endpoint:
     def ssl_context(self):
         if self.validate_certs:
             try:
-                ctx = ssl.create_default_context(cafile=self.ca_cert) if self.ca_cert \
-                    else ssl.create_default_context()
-            except (IOError, OSError, ssl.SSLError) as exc:
-                raise KVError('%s: cannot read ca_cert %s: %s' % (self.label, self.ca_cert, exc), kind='config')
+                if self.ca_cert:
+                    ctx = ssl.create_default_context(cafile=self.ca_cert)
+                elif self.ca_data:
+                    ctx = ssl.create_default_context(cadata=self.ca_data)
+                else:
+                    ctx = ssl.create_default_context()
+            except (IOError, OSError, ssl.SSLError, ValueError) as exc:
+                raise KVError('%s: cannot read %s: %s' % (self.label, ('ca_cert %s' % self.ca_cert) if self.ca_cert
+                                                          else 'the CA of the service key', exc), kind='config')
         else:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False

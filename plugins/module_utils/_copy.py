@@ -17,7 +17,8 @@
 
 The flow of :meth:`CopyJob.run`:
 
-1. open the source and connect the target; check the pair (:mod:`._pair`); let the writer choose the
+1. open the source and connect the target; check the pair (:mod:`._pair`); a cluster on either side is
+   discovered (a source of one part per master, a routing table for the writers); let the writer choose the
    payload path (or refuse the pair);
 2. plan: with ``on_conflict: fail`` every target db that is not empty is compared first and the run
    stops before its first write if any key differs; check mode plans every db and stops;
@@ -41,83 +42,31 @@ import os
 import threading
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._conflict import ON_CONFLICT
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_plan import node_plan, target_cluster_facts
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_source import ClusterSource
+from ansible_collections.kvtools.migration.plugins.module_utils._copy_progress import Progress
+from ansible_collections.kvtools.migration.plugins.module_utils._copy_worker import DbWorker
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     add_counts, db_result, process_batches, select_dbs, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
+from ansible_collections.kvtools.migration.plugins.module_utils._copy_options import CopyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock
 from ansible_collections.kvtools.migration.plugins.module_utils._merge import CopyChoices
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import pair_problems, raise_first
-from ansible_collections.kvtools.migration.plugins.module_utils._progress import ProgressFile
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import target_accepts
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import RestoreWriter
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import (
     TMP_TTL_MS, find_field_ttls, remove_leftovers)
 
+# CopyOptions lives in _copy_options.py; the modules and tests import it from here, with the job
+__all__ = ['CopyJob', 'CopyOptions', 'DbCopy', 'DumpRestore']
+
 MAX_FAILURES_LISTED = 100
 CHECKPOINT_FORMAT = 1
-PAYLOAD_MODES = ('auto', 'restore', 'commands')
-ON_UNSUPPORTED = ('fail', 'drop')
-
-
-class CopyOptions:
-    """The options of kv_dump_restore, with their defaults.
-
-    :attr:`SPEC` is the module's argument spec for them (documented in the doc fragment
-    ``kvtools.migration.job``); :meth:`from_params` builds the options from a module's params.
-    """
-
-    SPEC = dict(
-        dbs=dict(type='list', elements='int'),
-        db_map=dict(type='dict'),
-        allow_db_merge=dict(type='bool', default=False),
-        match=dict(type='str'),
-        on_conflict=dict(type='str', choices=list(ON_CONFLICT), default='fail'),
-        payload=dict(type='str', choices=list(PAYLOAD_MODES), default='auto'),
-        batch_size=dict(type='int', default=1000),
-        workers=dict(type='int', default=3),
-        chunk_size=dict(type='int', default=1000),
-        checkpoint=dict(type='path'),
-        report=dict(type='path'),
-        progress=dict(type='path'),
-        on_unsupported=dict(type='str', choices=list(ON_UNSUPPORTED), default='fail'),
-        skipped_keys_file=dict(type='path'),
-    )
-
-    @classmethod
-    def from_params(cls, params, check_mode=False):
-        """The options from a module's ``params`` (the names of :attr:`SPEC`)."""
-        return cls(check_mode=check_mode, **dict((name, params[name]) for name in cls.SPEC if name in params))
-
-    def __init__(self, dbs=None, db_map=None, match=None, on_conflict='fail', payload='auto', batch_size=1000,
-                 workers=3, checkpoint=None, report=None, chunk_size=1000, check_mode=False, progress=None,
-                 on_unsupported='fail', allow_db_merge=False, skipped_keys_file=None):
-        self.dbs = dbs
-        self.db_map = db_map
-        self.allow_db_merge = bool(allow_db_merge)
-        self.skipped_keys_file = skipped_keys_file
-        self.match = match
-        self.on_conflict = on_conflict
-        self.payload = payload
-        self.batch_size = max(1, int(batch_size))
-        self.workers = max(1, int(workers))
-        self.checkpoint = checkpoint
-        self.report = report
-        self.chunk_size = max(1, int(chunk_size))
-        self.check_mode = check_mode
-        self.progress = progress
-        self.on_unsupported = on_unsupported
-        if on_unsupported not in ON_UNSUPPORTED:
-            raise KVError('on_unsupported must be fail or drop, got %r' % (on_unsupported,), kind='config')
-        if on_conflict not in ON_CONFLICT:
-            raise KVError('on_conflict must be fail, skip or replace', kind='config')
-        if payload not in PAYLOAD_MODES:
-            raise KVError('payload must be auto, restore or commands', kind='config')
-
-
 class DbCopy:
     """The copy of one db: its per-db result and failures, shared by its workers.
 
@@ -153,34 +102,6 @@ class DbCopy:
             self.on_change()
 
 
-class Progress:
-    """The progress file of a copy (:class:`~._progress.ProgressFile`): per db the source keys (from INFO keyspace
-    at the start) and the keys done, the DUMP payload bytes moved, the overall rates and the time left.  kv_wait
-    polls it to show progress of a long copy."""
-
-    FORMAT = 1
-
-    def __init__(self, path, totals, interval=1.0, bytes_total=None):
-        self.file = ProgressFile(path, interval)
-        self.path = path
-        self.totals = totals
-        self.bytes_total = bytes_total
-
-    def update(self, states, phase, force=False):
-        if not self.file.due(force):
-            return
-        dbs = []
-        for state in states:
-            entry = state.result
-            dbs.append(dict(db=entry['db'], target_db=entry['target_db'],
-                            total=self.totals.get(entry['db'], 0), done=entry['keys'],
-                            copied=entry['copied'], identical=entry['identical'], expired=entry['expired'],
-                            failed=entry['failed'], bytes=entry.get('bytes', 0)))
-        self.file.update(phase, done=sum(d['done'] for d in dbs), total=sum(d['total'] for d in dbs),
-                         bytes_done=sum(d['bytes'] for d in dbs), bytes_total=self.bytes_total, dbs=dbs,
-                         force=force, busy=phase == 'copying')
-
-
 class CopyJob:
     """One copy from ``source`` (a source object) into the target, written by ``writer`` (a writer class).
 
@@ -213,21 +134,71 @@ class CopyJob:
         self.unsupported = None
         self.leftovers = 0
         self.choices = None  # merges and skipped keys (CopyChoices), once the db pairs are known
+        self.clusters = getattr(writer, 'clusters', False)  # the writer copies from and into clusters
+        self.target_topology = None  # a cluster target: its masters and slots (:mod:`._cluster`)
+        self.target_nodes = {}  # a cluster target: keys written per master
+        self.redirects = dict(moved=0, ask=0)
+        self.nodes_lock = threading.Lock()
 
     # -- set-up --------------------------------------------------------------------------------
     def connect(self):
         """Open the source, connect the target, check the pair, let the writer choose the payload path."""
         self.source.open()
         self.target = connect_server(self.target_ep)
-        raise_first(pair_problems(self.source_ep, self.target_ep, self.source.server, self.target, tool=self.name))
+        raise_first(pair_problems(self.source_ep, self.target_ep, self.source.server, self.target, tool=self.name,
+                                  clusters=self.clusters))
+        self._discover_clusters()
         self.target_rdb, self.target_rdb_source = self.target.rdb_version()
         self.accepts = target_accepts(self.target.engine, self.target_rdb, self.source.rdb_version,
                                       self.target.rdb_version_check.get('value'))
         self.payload_path = self.writer.payload_path(self)
 
+    def _discover_clusters(self):
+        """A cluster on either side: its masters (the source reads each, the writers route to each)."""
+        server = self.source.server
+        if server is not None and server.cluster_enabled and not getattr(self.source, 'parted', False):
+            self.source = ClusterSource(self.source).open()
+        if self.target.cluster_enabled:
+            self.target_topology = discover(self.target_ep, self.target.client)
+            problems = self.target_topology.problems('target')
+            if problems:
+                raise KVError('. '.join(problems), kind='config', endpoint=self.target_ep.address)
+
+    def target_endpoints(self):
+        """The endpoints that hold the target's keys: every master of a cluster, else the target."""
+        if self.target_topology is None:
+            return [self.target_ep]
+        return [master.endpoint for master in self.target_topology.masters]
+
+    def count_target_nodes(self, written, redirects):
+        """A writer into a cluster adds its keys per master and its MOVED/ASK redirections (when it closes)."""
+        with self.nodes_lock:
+            for address, count in written.items():
+                self.target_nodes[address] = self.target_nodes.get(address, 0) + count
+            for name, count in redirects.items():
+                self.redirects[name] += count
+
+    def _cluster_result(self):
+        """The ``cluster`` entry of the result (None when neither side is a cluster)."""
+        source_nodes = self.source.nodes() if getattr(self.source, 'parted', False) else None
+        if source_nodes is None and self.target_topology is None:
+            return None
+        target_nodes = None
+        if self.target_topology is not None:
+            target_nodes = [dict(address=m.address, node_id=m.node_id, slots=m.slots,
+                                 written=self.target_nodes.get(m.address, 0))
+                            for m in self.target_topology.masters]
+            known = set(m.address for m in self.target_topology.masters)
+            target_nodes += [dict(address=a, node_id=None, slots=None, written=n)  # found through MOVED/ASK
+                             for a, n in sorted(self.target_nodes.items()) if a not in known]
+        return dict(source_nodes=source_nodes, target_nodes=target_nodes, redirects=dict(self.redirects))
+
     def _describe_target(self):
-        return dict(address=self.target_ep.address, engine=self.target.engine, version=self.target.version_string,
-                    rdb_version=self.target_rdb, rdb_version_source=self.target_rdb_source, tls=self.target_ep.tls)
+        out = dict(address=self.target_ep.address, engine=self.target.engine, version=self.target.version_string,
+                   rdb_version=self.target_rdb, rdb_version_source=self.target_rdb_source, tls=self.target_ep.tls)
+        if self.target_topology is not None:
+            out['cluster'] = self.target_topology.describe()
+        return out
 
     # -- checkpoint ----------------------------------------------------------------------------
     def _fingerprint(self, pairs):
@@ -303,8 +274,10 @@ class CopyJob:
         self.started = time.time()
         self.connect()
         keys_per_db = self.source.keys_per_db()
-        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map, allow_merge=self.opts.allow_db_merge)
-        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name))
+        pairs = select_dbs(keys_per_db, self.opts.dbs, self.opts.db_map, allow_merge=self.opts.allow_db_merge,
+                           merge=self.target_topology is not None)
+        raise_first(pair_problems(self.source_ep, self.target_ep, None, self.target, pairs, tool=self.name,
+                                  clusters=self.clusters))
         if self.opts.progress and not self.opts.check_mode:
             # a file knows its payload bytes exactly; a server's memory is no measure of its DUMP payloads
             exact = self.source.server is None and not self.opts.dbs and not self.opts.match
@@ -316,7 +289,8 @@ class CopyJob:
         self._remove_leftovers(pairs)
         self._check_room()
         self._start_checkpoint(pairs)
-        self.choices = CopyChoices(self, pairs)  # merged dbs with on_conflict=fail: none may differ
+        # merged dbs with on_conflict=fail: none may differ (a cluster target's db 0 takes every db: its own rules)
+        self.choices = CopyChoices(self, pairs if self.target_topology is None else [])
         try:
             # Plan first: conflicts stop the run before the first write (and check mode ends here).
             for state in self.states:
@@ -363,15 +337,17 @@ class CopyJob:
             return
         keys = fields = 0
         for s_db, _t_db in pairs:
-            client = self.source_ep.client(db=s_db)
-            try:
-                found = find_field_ttls(client, server.info.get('db%d' % s_db), self.opts.match, self.opts.chunk_size)
-            except Exception as exc:
-                raise self.source_ep.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
-            finally:
-                client.close()
-            keys += found[0]
-            fields += found[1]
+            for endpoint in getattr(self.source, 'node_endpoints', None) or [self.source_ep]:
+                client = endpoint.client(db=s_db)
+                try:
+                    found = find_field_ttls(client, None if endpoint is not self.source_ep
+                                            else server.info.get('db%d' % s_db), self.opts.match, self.opts.chunk_size)
+                except Exception as exc:
+                    raise endpoint.error(exc, 'looking for hash field TTLs in db %d' % s_db, db=s_db)
+                finally:
+                    client.close()
+                keys += found[0]
+                fields += found[1]
         if not keys:
             return
         what = ('%d fields of %d hashes have a TTL of their own (hash field TTLs), which the target %s (%s %s) '
@@ -386,23 +362,27 @@ class CopyJob:
 
     def _remove_leftovers(self, pairs):
         """Temporary keys (kvtools:tmp:*) a crashed run left on the target are removed (counted in check mode)."""
-        for _s_db, t_db in pairs:
+        for t_db in sorted(set(t for _s, t in pairs)):
             if not self.dbsize(t_db):
                 continue
-            client = self.target_ep.client(db=t_db)
-            try:
-                self.leftovers += remove_leftovers(client, dry_run=self.opts.check_mode)
-            except Exception as exc:
-                if reply_kind(exc) not in ('noperm', 'unknown_command'):
-                    raise self.target_ep.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
-                self.warn('the target user may not look for or remove temporary keys (kvtools:tmp:*) an interrupted '
-                          'run may have left in db %d (%s); those of this release expire on their own within %d s'
-                          % (t_db, str(exc)[:120], TMP_TTL_MS // 1000))
-            finally:
-                client.close()
+            for endpoint in self.target_endpoints():
+                self._remove_leftovers_on(endpoint, t_db)
         if self.leftovers:
             self.warn('%s %d temporary key(s) (kvtools:tmp:*) that an interrupted earlier run left on the target'
                       % ('would remove' if self.opts.check_mode else 'removed', self.leftovers))
+
+    def _remove_leftovers_on(self, endpoint, t_db):
+        client = endpoint.client(db=t_db)
+        try:
+            self.leftovers += remove_leftovers(client, dry_run=self.opts.check_mode)
+        except Exception as exc:
+            if reply_kind(exc) not in ('noperm', 'unknown_command'):
+                raise endpoint.error(exc, 'removing temporary keys in db %d' % t_db, db=t_db)
+            self.warn('the target user may not look for or remove temporary keys (kvtools:tmp:*) an interrupted '
+                      'run may have left in db %d (%s); those of this release expire on their own within %d s'
+                      % (t_db, str(exc)[:120], TMP_TTL_MS // 1000))
+        finally:
+            client.close()
 
     def _unsupported_result(self):
         """What the target could not hold: found before the copy, and (with drop) what was dropped."""
@@ -447,7 +427,12 @@ class CopyJob:
             self.progress.update(self.states, final or self.phase, force=final is not None)
 
     def _check_room(self):
-        """Warn early when the target's maxmemory looks too small for the source's data."""
+        """Warn early when the target's maxmemory looks too small for the source's data (into a cluster: each
+        master for its share of the slots)."""
+        if self.target_topology is not None:
+            for text in node_plan(target_cluster_facts(self.target_ep, self.target), 0, self.source.data_bytes())[1]:
+                self.warn('%s. The copy stops with an out-of-memory error when it is full' % text)
+            return
         memory = self.target.memory
         if not memory['maxmemory']:
             return
@@ -470,13 +455,17 @@ class CopyJob:
         self.warn_callback(msg)
 
     def dbsize(self, db):
-        client = self.target_ep.client(db=db)
-        try:
-            return int(client.dbsize())
-        except Exception as exc:
-            raise self.target_ep.error(exc, 'DBSIZE', db=db)
-        finally:
-            client.close()
+        """Keys in target ``db`` (over every master of a cluster)."""
+        total = 0
+        for endpoint in self.target_endpoints():
+            client = endpoint.client(db=db)
+            try:
+                total += int(client.dbsize())
+            except Exception as exc:
+                raise endpoint.error(exc, 'DBSIZE', db=db)
+            finally:
+                client.close()
+        return total
 
     def result(self, partial=False):
         """The result dict (``partial``: of a run that stopped)."""
@@ -499,6 +488,7 @@ class CopyJob:
             on_conflict=self.opts.on_conflict,
             leftovers_removed=0 if self.opts.check_mode else self.leftovers,
             unsupported=self._unsupported_result(),
+            cluster=self._cluster_result(),
         )
         result.update(CopyChoices.result(self.choices))
         if self.payload_path is not None:
@@ -555,28 +545,6 @@ class CopyJob:
         process_batches(enumerate(batches), workers, make_worker, handle)
         if not planning:
             self.writer.reconcile(self, state, before)
-
-
-class DbWorker:
-    """One worker thread's reader and writer for one db."""
-
-    def __init__(self, job, state, values, planning, check_existing):
-        self.reader = job.source.reader(state.result['db'], values, job.opts.batch_size)
-        try:
-            self.writer = job.writer(job, state, self.reader, planning, check_existing)
-        except Exception:
-            self.reader.close()
-            raise
-
-    def process(self, work):
-        for batch in self.reader.read(work):
-            self.writer.write(batch)
-
-    def close(self):
-        try:
-            self.writer.close()
-        finally:
-            self.reader.close()
 
 
 def DumpRestore(source, target, options, warn=None):  # pylint: disable=invalid-name

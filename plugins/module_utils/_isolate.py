@@ -38,6 +38,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import re
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._process import (
     process_alive, process_start_time, start_detached)
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import refuse_cluster
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
@@ -218,6 +219,10 @@ class Isolation:
     def run(self):
         self._validate()
         self.server = connect_server(self.endpoint)
+        refused = refuse_cluster(self.server, 'server', 'kv_isolate')
+        if refused is not None:  # a pause or an ACL change on one node leaves the other masters writable
+            self.server.client.close()
+            raise refused
         try:
             result = self._base_result()
             if self.mode == 'pause' and not self.server.capabilities['client_pause_write']:

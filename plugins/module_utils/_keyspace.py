@@ -86,15 +86,16 @@ def db_mapping(db_map):
     return out
 
 
-def select_dbs(keyspace, dbs=None, db_map=None, allow_merge=False):
+def select_dbs(keyspace, dbs=None, db_map=None, allow_merge=False, merge=False):
     """``[(source_db, target_db), ...]``: the requested dbs, or every non-empty source db, in source db order
     (the order the copy writes them: under ``on_conflict: skip`` the first db of a merge wins, under ``replace``
-    the last).  Two source dbs into one target db are refused unless ``allow_merge``."""
+    the last).  Two source dbs into one target db are refused unless ``allow_merge`` (the user's allow_db_merge),
+    or ``merge`` (into a cluster, whose only db is 0)."""
     mapping = db_mapping(db_map)
     chosen = sorted(set(int(d) for d in dbs)) if dbs else sorted(keyspace)
     pairs = [(db, mapping.get(db, db)) for db in chosen]
     groups = merge_groups(pairs)
-    if groups and not allow_merge:
+    if groups and not (allow_merge or merge):
         raise KVError('%s: set allow_db_merge: true (playbook: kv_allow_db_merge) to merge them; keys present in '
                       'both are then handled by on_conflict' % merge_text(groups), kind='config')
     return pairs

@@ -31,6 +31,9 @@ replication snapshot source have the same):
     one per worker thread, with connections of its own; ``read(work)`` yields :class:`Batch` objects;
     ``close()``.  With ``values`` false the batches hold keys only (MIGRATE's fast path: the source server
     sends the values itself).
+``parted`` (optional, default false)
+    True for a source made of parts (:class:`~._cluster_source.ClusterSource`: the masters of a cluster): its
+    work is ``(part, keys)`` and ``reader(db, values, max_part, part)`` reads one part.
 """
 
 from __future__ import absolute_import, division, print_function

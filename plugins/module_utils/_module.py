@@ -15,11 +15,23 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cf_keys import ServiceKeyEndpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import (
     HAS_REDIS, REDIS_IMPORT_ERROR, Endpoint, endpoint_spec)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, scrub
 from ansible_collections.kvtools.migration.plugins.module_utils._ranges import check_ranges
 from ansible_collections.kvtools.migration.plugins.module_utils._sentinel import resolve_master
+
+
+def scrub_tree(value, secrets):
+    """``value`` (a result: dicts, lists, strings) with every secret masked in every string, keys included."""
+    if isinstance(value, dict):
+        return dict((scrub_tree(k, secrets), scrub_tree(v, secrets)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [scrub_tree(v, secrets) for v in value]
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    return value
 
 
 class KVModule(AnsibleModule):
@@ -43,6 +55,8 @@ class KVModule(AnsibleModule):
         self._endpoint_names = endpoints
         self._endpoints = []  # those built by endpoint(): their Sentinel masters are checked when the step ends
         self._secret_options = secret_options
+        self._service_keys = {}  # endpoint name -> its resolved ServiceKeyEndpoint (cf_service)
+        self._learnt_secrets = []
         self.options_class = options
         if needs_redis and not HAS_REDIS:
             self.fail_json(msg=missing_required_lib('redis'), exception=str(REDIS_IMPORT_ERROR))
@@ -54,15 +68,34 @@ class KVModule(AnsibleModule):
     def endpoint(self, name):
         """The :class:`Endpoint` for option ``name``; fails the module on a config error.
 
-        A Sentinel endpoint is resolved here, once for every module: it points at the current master."""
+        A Sentinel endpoint is resolved here, once for every module: it points at the current master.  An endpoint
+        with ``cf_service`` gets its credentials from a Cloud Foundry service key first (created when missing, except
+        in check mode); every value of those credentials is a secret from then on."""
+        params = self.params[name]
         try:
-            endpoint = Endpoint(self.params[name], label=name)
+            if params.get('cf_service'):
+                if name not in self._service_keys:
+                    resolver = ServiceKeyEndpoint(params, label=name, check_mode=self.check_mode)
+                    try:
+                        resolver.resolve()
+                    finally:
+                        self._learnt_secrets.extend(resolver.secrets)
+                    self._service_keys[name] = resolver
+                resolver = self._service_keys[name]
+                endpoint = Endpoint(resolver.params, label=name, ca_data=resolver.ca_data)
+            else:
+                endpoint = Endpoint(params, label=name)
             if endpoint.sentinel is not None:
                 resolve_master(endpoint)
             self._endpoints.append(endpoint)
             return endpoint
         except KVError as exc:
             self.fail_kv(exc)
+
+    @property
+    def service_keys(self):
+        """Secret-free facts about the service keys the endpoints came from (``cf_service_keys`` of results)."""
+        return [dict(self._service_keys[n].info) for n in self._endpoint_names if n in self._service_keys]
 
     def options(self):
         """The engine's options from the params (``options`` class given at creation), in check mode or not."""
@@ -81,6 +114,9 @@ class KVModule(AnsibleModule):
                     out.append(params[key])
             if (params.get('sentinel') or {}).get('password'):
                 out.append(params['sentinel']['password'])
+            service = params.get('cf_service') or {}
+            out.extend(service[key] for key in ('password', 'client_secret', 'token') if service.get(key))
+        out.extend(self._learnt_secrets)
         out.extend(self.params[name] for name in self._secret_options if self.params.get(name))
         return out
 
@@ -118,6 +154,10 @@ class KVModule(AnsibleModule):
             self._check_masters(None)
             if diff is not None and self._diff:
                 result['diff'] = diff(result)
+            if self._service_keys:
+                result['cf_service_keys'] = self.service_keys
+                # a service key created on CF is a change, even when the module itself wrote nothing
+                result['changed'] = bool(result.get('changed')) or any(k['created'] for k in self.service_keys)
         except KVError as exc:
             self._check_masters(exc)
             self.fail_kv(exc, extra_secrets(), **getattr(exc, 'partial', {}))
@@ -126,4 +166,6 @@ class KVModule(AnsibleModule):
             secrets = self.secrets + list(extra_secrets())
             self.fail_json(msg=scrub('unexpected error: %s: %s' % (type(exc).__name__, exc), secrets),
                            exception=scrub(traceback.format_exc(), secrets))
+        if self._learnt_secrets:  # credentials read from a service key: none may leave in the result
+            result = scrub_tree(result, self.secrets + list(extra_secrets()))
         self.exit_json(**result)

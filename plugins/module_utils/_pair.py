@@ -8,7 +8,8 @@
 Each rule returns :class:`Problem` objects (an error kind and a sentence that says what to do).
 kv_preflight lists every problem; an engine calls :func:`raise_first` before it writes anything.
 
-* :func:`pair_problems`: same server, cluster mode, a replica as target, a db that does not exist;
+* :func:`pair_problems`: same server, cluster mode (or, for a copy that takes clusters, a db other than 0 into a
+  cluster), a replica as target, a db that does not exist;
 * :func:`migrate_blockers`: what stops ``MIGRATE`` between the two servers (the payload refused, hashes
   with field TTLs that would cross between Redis and Valkey, a unix-socket target, a TLS mismatch seen through ``tls-cluster``, AUTH2 before 6.0, ...).
 
@@ -65,17 +66,33 @@ def same_server(source_ep, target_ep, source=None, target=None):
         (target_ep.host, target_ep.port, target_ep.unix_socket)
 
 
-def pair_problems(source_ep, target_ep, source, target, pairs=(), tool='the collection', check_source_dbs=False):
-    """What stops any copy (or comparison) between ``source`` and ``target`` for the db ``pairs``."""
+def pair_problems(source_ep, target_ep, source, target, pairs=(), tool='the collection', check_source_dbs=False,
+                  clusters=False):
+    """What stops any copy (or comparison) between ``source`` and ``target`` for the db ``pairs``.
+
+    ``clusters``: the caller copies from and into clusters (a cluster target then holds db 0 only, and its
+    masters are found from the node given, which may be a replica); else cluster mode is refused.
+    """
     out = []
     if source is not None and same_server(source_ep, target_ep, source, target):
         out.append(Problem('same_server', 'config', 'source and target are the same server (%s): give a different '
                                                     'target' % source_ep.address))
     for label, server in (('source', source), ('target', target)):
-        if server is not None and server.cluster_enabled:
-            text = 'the %s %s runs in cluster mode, which %s does not support yet' % (
-                label, server.endpoint.address, tool)
+        if server is not None and server.cluster_enabled and not clusters:
+            text = ('the %s %s runs in cluster mode: %s is not supported for cluster yet (kv_dump_restore copies '
+                    'from and into clusters)' % (label, server.endpoint.address, tool))
             out.append(Problem('cluster', 'config', text))
+    target_cluster = clusters and target.cluster_enabled
+    if target_cluster:
+        other = sorted(set(s for s, t in pairs if t != 0))
+        if other:
+            text = ('the target %s is a cluster, which holds db 0 only, and source db(s) %s would go to db(s) %s: map '
+                    'them to 0 with db_map (e.g. db_map: {%d: 0}; several dbs may all go to 0, on_conflict decides '
+                    'between keys of the same name), or choose the dbs to copy with dbs'
+                    % (target_ep.address, ', '.join(str(d) for d in other),
+                       ', '.join(str(t) for s, t in pairs if t != 0), other[0]))
+            out.append(Problem('cluster_db', 'config', text))
+        return out
     if target.role not in ('master', 'primary'):
         text = 'the target %s is a replica (read-only): give its primary' % target.endpoint.address
         out.append(Problem('replica', 'readonly', text))

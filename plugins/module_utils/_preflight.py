@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_plan import (
+    keys_per_db, node_plan, plan_lines, target_cluster_facts)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     merge_groups, merge_text, sample_key, scan_batches, select_dbs)
@@ -32,9 +34,10 @@ METHODS = ('auto', 'migrate', 'dump_restore')
 SAMPLE_KEYS = 200
 
 
-def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
+def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS, stats=None):
     """Up to ``limit`` keys of the target db (from its first SCAN batches) that the source db does not hold
-    with the same value: empty when the target looks like an earlier copy of this source."""
+    with the same value: empty when the target looks like an earlier copy of this source.  ``stats`` (a dict)
+    receives ``sampled``, the number of target keys compared."""
     source_client, target_client = source_ep.client(db=s_db), target_ep.client(db=t_db)
     wires = []
     try:
@@ -44,6 +47,8 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS):
             if len(keys) >= limit:
                 break
         keys = keys[:limit]
+        if stats is not None:
+            stats['sampled'] = len(keys)
         if not keys:
             return []
         dumps = []
@@ -216,7 +221,7 @@ def live_possibility(source_server, target_server, match=None, permissions=None,
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
     for side, server in (('source', source_server), ('target', target_server)):
         if server.cluster_enabled:
-            reasons.append('the %s runs in cluster mode, which live copy does not support' % side)
+            reasons.append('the %s runs in cluster mode: live copy (kv_sync) is not supported for cluster yet' % side)
     perms = permissions if permissions is not None else replication_permissions(source_server)
     refused = [name.upper() for name, value in sorted(perms.items()) if value == 'no']
     if refused:
@@ -258,13 +263,16 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     except KVError:
         source_server.client.close()
         raise
+    cluster = None  # a cluster target (from a standalone source): its masters, read below
     try:
         source_facts, target_facts = _facts(source_server), _facts(target_server)
+        if target_server.cluster_enabled and not source_server.cluster_enabled:
+            cluster = target_cluster_facts(target_ep, target_server)
         census = None
         if source_facts['capabilities'].get('hash_field_ttl') and not target_facts['capabilities'].get('hash_field_ttl'):
             census = field_ttl_census(source_ep, source_server,
                                       select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map,
-                                                 allow_merge=allow_db_merge))
+                                                 allow_merge=allow_db_merge, merge=cluster is not None))
         live_possible, live_reason = live_possibility(source_server, target_server, match=match, dbs=dbs,
                                                       db_map=db_map)
     finally:
@@ -273,34 +281,50 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     problems = []
     warnings = []
     keyspace = dict((d['db'], d) for d in source_facts['dbs'])
-    pairs = select_dbs(keyspace, dbs, db_map, allow_merge=allow_db_merge)
-    problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs))
+    pairs = select_dbs(keyspace, dbs, db_map, allow_merge=allow_db_merge, merge=cluster is not None)
+    problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs,
+                                                  tool='the migration procedure (kv_preflight, playbooks/migrate.yml)',
+                                                  clusters=cluster is not None))
+    if cluster is not None:
+        problems.extend(cluster['problems'])
     if source_facts['role'] not in ('master', 'primary'):
         warnings.append('the source %s is a replica: make sure it is in sync with its primary' % source_facts['address'])
     target_keys = dict((d['db'], d['keys']) for d in target_facts['dbs'])
+    if cluster is not None:
+        target_keys = keys_per_db(cluster)
+    target_eps = [target_ep] if cluster is None else [m.endpoint for m in cluster['topology'].masters]
     plan = []
     for s_db, t_db in pairs:
         plan.append(dict(db=s_db, target_db=t_db, keys=keyspace.get(s_db, {}).get('keys', 0),
                          expires=keyspace.get(s_db, {}).get('expires', 0), target_keys=target_keys.get(t_db, 0)))
     busy = [p for p in plan if p['target_keys']]
     foreign = []
-    groups = merge_groups(pairs)
+    groups = merge_groups(pairs) if cluster is None else {}  # a cluster's db 0 takes every db: its own rules
     for entry in busy:
         # A target that holds an earlier copy of this source (a rerun, a resumed run) is fine; keys of anything
         # else are not.  Judged on a sample: the first keys SCAN returns on the target.  A merged target db holds
         # the keys of every source db of the merge: foreign are those none of them holds.
-        sample = None
-        for s_db in groups.get(entry['target_db'], [entry['db']]):
-            found = foreign_keys(source_ep, target_ep, s_db, entry['target_db'])
-            sample = found if sample is None else [k for k in sample if k in set(found)]
-        entry['target_sample_foreign'] = [sample_key(k) for k in sample]
+        stats = {}
+        sampled = 0
+        entry['target_sample_foreign'] = []
+        for ep in target_eps:
+            sample = None
+            for s_db in groups.get(entry['target_db'], [entry['db']]):
+                found = foreign_keys(source_ep, ep, s_db, entry['target_db'], stats=stats)
+                sample = found if sample is None else [k for k in sample if k in set(found)]
+            entry['target_sample_foreign'].extend(sample_key(k) for k in sample)
+            sampled += stats.get('sampled', 0)
+            stats = {}
+        entry['target_sampled'] = sampled
         if entry['target_sample_foreign']:
             foreign.append(entry)
     if foreign and not allow_nonempty_target:
         problems.append('the target holds keys that are not (or not equal) on the source (%s; for example %s): '
                         'empty the target, or set allow_nonempty_target to copy next to them (identical keys are '
                         'skipped, differing keys stop the copy unless on_conflict says otherwise)'
-                        % (', '.join('db %d: %d keys' % (p['target_db'], p['target_keys']) for p in foreign),
+                        % (', '.join('db %d: %d of %d sampled key(s) differ, %s key(s) in the db'
+                                     % (p['target_db'], len(p['target_sample_foreign']), p['target_sampled'],
+                                        '{:,}'.format(p['target_keys'])) for p in foreign),
                            ', '.join(repr(k) for k in foreign[0]['target_sample_foreign'][:3])))
     elif busy and not foreign:
         warnings.append('the target already holds keys identical to the source\'s (%s): an earlier copy; the copy '
@@ -311,15 +335,21 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     costs = unknown_costs(source_facts, target_facts)
     if target_facts['maxmemory'] and target_facts['used_memory'] is not None:
         room = target_facts['maxmemory'] - target_facts['used_memory']
-    if need is not None and room is not None:
+    if need is not None and room is not None and cluster is None:
         if need > room:
             problems.append('the target is too small: the source holds about %d MiB of data, the target has %d MiB '
                             'left under maxmemory. Choose a larger target or raise its maxmemory'
                             % (need // 2 ** 20, max(room, 0) // 2 ** 20))
     accepts = target_accepts(target_facts['engine'], target_facts['rdb_version'], source_facts['rdb_version'],
                              (target_facts.get('rdb_version_check') or {}).get('value'))
-    chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
-                                                      isolation, source_facts, target_facts, target_server)
+    if cluster is not None:  # RESTORE routed per slot; MIGRATE grouped per node is not there yet
+        if method == 'migrate':
+            problems.append('method migrate is not supported for cluster yet: use method auto or dump_restore')
+        chosen, migrate_possible = 'dump_restore', False
+        reasons = ['the target is a cluster: kv_dump_restore restores each key on the master that serves its slot']
+    else:
+        chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
+                                                          isolation, source_facts, target_facts, target_server)
     # the copy reads each key's expiry with DUMP (PEXPIRETIME, PTTL before 7.0) on the source, and on the target
     # where a key is there already (a rerun, a resume): a user without them would fail only then
     needed_source = ('scan', 'dump', _expiry_command(source_facts)) + (('client_pause',) if isolation == 'pause' else ())
@@ -347,6 +377,10 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         else:
             warnings.append('%s: the copy drops those TTLs (on_unsupported: drop) and counts them' % what)
     keys = sum(p['keys'] for p in plan)
+    nodes = None
+    if cluster is not None:
+        nodes, too_small = node_plan(cluster, keys, need)
+        problems.extend(too_small)
     estimate = round(keys / EST_KEYS_PER_SECOND + (need or 0) / EST_BYTES_PER_SECOND, 1)
     lines = ['%s %s %s -> %s %s %s' % (source_facts['address'], source_facts['engine'], source_facts['version'],
                                        target_facts['address'], target_facts['engine'], target_facts['version']),
@@ -365,6 +399,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         lines.append('hash field TTLs: %d fields of %d hashes, which the target cannot hold: %s' % (
             census['fields'], census['keys'], 'the copy refuses (on_unsupported: fail)' if on_unsupported == 'fail'
             else 'copied without them (on_unsupported: drop)'))
+    if nodes is not None:
+        lines.extend(plan_lines(nodes))
     lines.append('about %s MiB of data, estimated %.0f s' % ('?' if need is None else need // 2 ** 20, estimate))
     lines.extend('not checked: %s' % cost for cost in costs)
     previous = bool(plan) and all(p['keys'] and p['target_keys'] == p['keys'] and p.get('target_sample_foreign') == []
@@ -380,4 +416,5 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                 not_checked=costs,
                 target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
                 problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems, unsupported=unsupported,
+                cluster=None if cluster is None else dict(target=cluster['topology'].describe(), target_nodes=nodes),
                 live_possible=live_possible, live_reason=live_reason)

@@ -69,6 +69,9 @@ CF_RANGES = dict(
     poll_interval=(0, 3600, False),
 )
 
+# Sub-option dicts with a table of their own: an endpoint's cf_service talks to the CF API as kv_cf_bindings does.
+NESTED_RANGES = dict(cf_service=CF_RANGES)
+
 # kv_wait (an action plugin): seconds between two looks at the job, and the longest wait (0: no limit).
 WAIT_RANGES = dict(
     interval=(0.2, 3600, True),
@@ -110,7 +113,7 @@ def check_ranges(params, spec, ranges=None, prefix=''):
         label = prefix + name
         if option.get('options') and option.get('type') == 'dict':
             if value is not None:
-                check_ranges(value, option['options'], ranges, prefix=label + '.')
+                check_ranges(value, option['options'], NESTED_RANGES.get(name, ranges), prefix=label + '.')
             continue
         kind = option.get('elements') if option.get('type') == 'list' else option.get('type')
         if kind not in NUMERIC_TYPES:

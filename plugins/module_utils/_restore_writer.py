@@ -34,6 +34,7 @@ try:
 except ImportError:  # pragma: no cover
     rexc = None
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_target import ClusterTargetSide
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import add, same_entry, sort_existing
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
@@ -47,6 +48,11 @@ FATAL_REPLIES = ('oom', 'noperm', 'auth', 'readonly', 'loading')
 
 def is_connection_error(exc):
     return isinstance(exc, (OSError, rexc.ConnectionError, rexc.TimeoutError)) if rexc else isinstance(exc, OSError)
+
+
+def job_counts_nodes(target_side):
+    """Whether a target side counts keys per node and redirections (a cluster's)."""
+    return getattr(target_side, 'redirects', None) is not None
 
 
 class TargetSide:
@@ -73,19 +79,28 @@ class TargetSide:
         """The target's entry for each item (payload None where the target does not hold the key)."""
         return self.dump.read([item[0] for item in items])
 
+    def client_for(self, key):
+        """The client on the server that holds ``key`` (here always the one; a cluster has one per master)."""
+        return self.client
+
     def close(self):
         self.wire.close()
         self.client.close()
 
 
 class RestoreWriter:
-    """Writes batches of one db with RESTORE (ABSTTL when the items carry absolute expiry times)."""
+    """Writes batches of one db with RESTORE (ABSTTL when the items carry absolute expiry times); into a cluster
+    through a :class:`~._cluster_target.ClusterTargetSide`."""
+
+    clusters = True  # copies from and into clusters
 
     @classmethod
     def payload_path(cls, job):
         """``restore``, ``commands`` (type-aware) or ``restore+fallback`` (RESTORE, type-aware where refused)."""
         want = job.opts.payload
         offers_typed = job.source.typed_reader
+        if job.target_topology is not None:
+            return cls._cluster_payload_path(job, want)
         if want == 'commands' and offers_typed:
             return 'commands'
         if want == 'commands' and not offers_typed:
@@ -110,6 +125,20 @@ class RestoreWriter:
         if want == 'restore' or job.accepts or not offers_typed:
             return 'restore'
         return 'restore+fallback'
+
+    @classmethod
+    def _cluster_payload_path(cls, job, want):
+        """Into a cluster: RESTORE only (the type-aware copy builds a key under a temporary name, which a
+        cluster may place on another master)."""
+        if want == 'commands' or job.accepts is False:
+            raise KVError(
+                'the target %s is a cluster, and a type-aware copy (payload=commands, or the fallback for payloads '
+                'the target refuses: RDB %s from %s %s into %s %s, RDB %s) is not supported for cluster yet. Copy '
+                'between versions whose DUMP payloads the target accepts, or into a standalone server first'
+                % (job.target_ep.address, job.source.rdb_version, job.source.server.engine if job.source.server
+                   else 'a file', job.source.server.version_string if job.source.server else '', job.target.engine,
+                   job.target.version_string, job.target_rdb), kind='payload')
+        return 'restore'
 
     @classmethod
     def needs_values(cls, state, planning, check_existing):
@@ -137,22 +166,25 @@ class RestoreWriter:
         self.on_conflict = job.opts.on_conflict
         self.fallback_allowed = job.opts.payload == 'auto'
         self.absolute = job.source.absolute_expiry
-        self.target = TargetSide(job, self.s_db, self.t_db)
+        self.target = (TargetSide if job.target_topology is None else ClusterTargetSide)(job, self.s_db, self.t_db)
         self.source_client = reader.client
         self.typed = None
         self.scope = None
         if job.source.typed_reader:
+            self.scope = CompareScope(job.source.server, job.target, chunk=job.opts.chunk_size)
+        if job.source.typed_reader and job.target_topology is None:
             self.typed = TypedCopier(reader.client, self.target.client, job.source.server, job.target,
                                      job.opts.chunk_size, on_unsupported=job.opts.on_unsupported,
                                      dropped=job.field_ttl_drops, lock=job.drop_lock)
-            self.scope = CompareScope(job.source.server, job.target, chunk=job.opts.chunk_size)
 
     def close(self):
+        if job_counts_nodes(self.target):
+            self.job.count_target_nodes(self.target.written, self.target.redirects)
         self.target.close()
 
     def _same(self, item, entry):
         try:
-            return same_entry(item, entry, self.source_client, self.target.client, self.scope)
+            return same_entry(item, entry, self.source_client, self.target.client_for(item[0]), self.scope)
         except Exception as exc:
             raise self.target.fail(exc, 'comparing a key in db %d' % self.t_db)
 

@@ -220,18 +220,21 @@ def strip_footer(payload):
 
 
 def used_memory(src, tgt, tolerance):
-    """``used_memory`` of both sides, their ratio and whether it lies within ``tolerance`` (None: not checked)."""
+    """``used_memory`` of both sides (a server, or a list: the masters of a cluster), their ratio and whether it lies
+    within ``tolerance`` (None: not checked)."""
     out = {}
-    for label, server in (('source', src), ('target', tgt)):
-        try:
-            info = server.client.info('memory')
-        except Exception as exc:
-            if unavailable(exc) is None:
-                raise server.endpoint.error(exc, 'reading INFO memory')
-            out[label + '_used_memory'] = None
-            out.setdefault('unknown', []).append('%s: INFO memory is %s' % (label, unavailable(exc)))
-            continue
-        out[label + '_used_memory'] = int(info.get('used_memory', 0) or 0)
+    for label, servers in (('source', src), ('target', tgt)):
+        out[label + '_used_memory'] = 0
+        for server in servers if isinstance(servers, list) else [servers]:  # a cluster: summed over its masters
+            try:
+                info = server.client.info('memory')
+            except Exception as exc:
+                if unavailable(exc) is None:
+                    raise server.endpoint.error(exc, 'reading INFO memory')
+                out[label + '_used_memory'] = None
+                out.setdefault('unknown', []).append('%s: INFO memory is %s' % (label, unavailable(exc)))
+                break
+            out[label + '_used_memory'] += int(info.get('used_memory', 0) or 0)
     ratio = out['target_used_memory'] / float(out['source_used_memory']) \
         if out['source_used_memory'] and out['target_used_memory'] is not None else None
     out['ratio'] = None if ratio is None else round(ratio, 3)

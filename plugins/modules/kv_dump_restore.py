@@ -102,7 +102,16 @@ attributes:
     support: full
     description: Returns the key counts of each target database before and after; never key names or values.
 notes:
-  - Cluster mode is not supported yet.
+  - O(source) and O(target) may each be a node of a cluster (any node, a replica too) - detected from C(INFO). The
+    masters and their slots are found with C(CLUSTER SHARDS) (C(CLUSTER SLOTS) before 7.0) and reached with the same
+    user, password and TLS settings. Every slot must be served and no node failing, else nothing is written. Each
+    source master is scanned (the workers read from all of them at once); each key is restored on the target master
+    that serves its slot (hash tags respected), pipelined per master. C(MOVED) and C(ASK) replies of a reshard during
+    the copy are followed and counted (RV(cluster)).
+  - A cluster holds db 0 only - source dbs other than 0 into a cluster are refused before anything is written unless
+    O(db_map) sends them to 0 (several may go to 0; O(on_conflict) decides between keys of the same name).
+  - Into a cluster keys are copied with C(RESTORE) only - a type-aware copy (O(payload=commands), or the fallback for
+    payloads the target refuses) is not supported for cluster yet and is refused before anything is written.
   - The idle times of pending stream entries and consumers are recreated relative to the time of the copy.
   - One copy into a target at a time - a second copy into the same target started on the same host fails with
     C(error=locked), naming the first one's pid, host, start time and progress file. The lock is a file (in the
@@ -199,13 +208,14 @@ payload_path:
   type: str
 source:
   description:
-    - Engine, version, RDB version and address of the source.
+    - Engine, version, RDB version and address of the source; for a cluster also C(cluster) (its masters, slot
+      ranges, state and the command that found them).
     - For an RDB file also C(content=rdb), C(checksum) and C(functions) - the function libraries the file holds and
       that were not loaded, as C({count, names, loaded}).
   returned: success
   type: dict
 target:
-  description: Engine, version, RDB version and address of the target.
+  description: Engine, version, RDB version and address of the target; C(cluster) as for RV(source).
   returned: success
   type: dict
 bytes:
@@ -224,6 +234,16 @@ resumed:
   description: Whether the run continued from a checkpoint.
   returned: always
   type: bool
+cluster:
+  description:
+    - Null unless a side is a cluster. C(source_nodes) lists each source master (C(address), C(node_id), C(slots),
+      C(keys) scanned there), C(target_nodes) each target master (C(written) - keys restored there, also masters
+      found only through a redirection), C(redirects) counts the C(moved) and C(ask) replies followed.
+    - The C(cluster) entries of RV(source) and RV(target) describe the masters and slot ranges found.
+  returned: always
+  type: dict
+  sample: {"source_nodes": null, "redirects": {"moved": 0, "ask": 0},
+           "target_nodes": [{"address": "10.0.0.5:6379", "node_id": "4b25...", "slots": 5461, "written": 33410}]}
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore

@@ -80,7 +80,8 @@ notes:
     C(@dangerous)); the target user C(+restore) (in C(@dangerous) too) plus what M(kvtools.migration.kv_info) reads.
   - C(MIGRATE) is a write command for the source's bookkeeping; under C(CLIENT PAUSE WRITE) it waits until the
     pause ends. Use M(kvtools.migration.kv_dump_restore) to copy from a paused source.
-  - Cluster mode is not supported yet.
+  - Cluster mode is not supported for cluster yet - a cluster node as source or target is refused before anything is
+    moved; M(kvtools.migration.kv_dump_restore) copies from and into clusters.
 seealso:
   - module: kvtools.migration.kv_dump_restore
   - module: kvtools.migration.kv_info

@@ -14,8 +14,13 @@ short_description: Check that a Redis or Valkey migration can work, choose the c
 version_added: 0.1.0
 description:
   - Reads the source and the target (the facts of M(kvtools.migration.kv_info) for both) and finds what would stop a
-    migration - a target that holds other data, too small under its C(maxmemory), a replica, in cluster mode, missing
-    databases, users without the permissions a copy needs.
+    migration - a target that holds other data, too small under its C(maxmemory), a replica, a source in cluster mode,
+    missing databases, users without the permissions a copy needs.
+  - A target in cluster mode (from a standalone source) is read through every master (found from the node given) - every
+    slot served and no node failing, its keys summed, the data that lands on each master (by its share of the slots)
+    against that master's free memory, the plan per node (RV(cluster)) - and the method is always C(dump_restore),
+    which restores each key on the master that serves its slot. A source in cluster mode is not supported for cluster
+    yet (the procedure backs the source up with one RDB, and MIGRATE is not grouped per node).
   - A target database that holds keys is judged on a sample (the first 200 keys C(SCAN) returns there) - when every
     sampled key is on the source with the same value, the target holds an earlier copy of this source (a rerun, an
     interrupted run) and that is no problem; otherwise it holds other data and that is a problem unless
@@ -127,7 +132,8 @@ migrate_possible:
   type: bool
 dbs:
   description: The plan per database - C(db), C(target_db), C(keys), C(expires), C(target_keys), and for target
-    databases that hold keys C(target_sample_foreign) (sampled target keys the source does not hold identically).
+    databases that hold keys C(target_sample_foreign) (sampled target keys the source does not hold identically)
+    and C(target_sampled) (how many target keys were sampled).
   returned: success
   type: list
   elements: dict
@@ -175,6 +181,14 @@ source:
   type: dict
 target:
   description: The facts of the target, like RV(source).
+  returned: success
+  type: dict
+cluster:
+  description:
+    - Null unless the target is a cluster. C(target) - its masters with their slot ranges, its state and the command
+      that found them; C(target_nodes) - per master C(address), C(node_id), C(slots), C(keys_now), C(keys_estimate)
+      and C(bytes_estimate) (the source's keys and data by the master's share of the slots) and C(free) (bytes left
+      under its maxmemory, null without a limit).
   returned: success
   type: dict
 live_possible:

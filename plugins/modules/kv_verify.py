@@ -183,7 +183,12 @@ attributes:
     support: none
     description: The result already lists what differs (RV(differences)); there is no before and after.
 notes:
-  - Cluster mode is not supported yet.
+  - O(source) and O(target) may each be a node of a cluster (any node). Each source master is scanned; each key is
+    compared with the target master that serves its slot, and keys extra on the target are looked for on every target
+    master. The checks, counts and RV(differences) are those of two servers; the C(cluster) entries of
+    RV(source) and RV(target) add each master's slots and counts. C(DBSIZE), the write counters and C(used_memory) are summed
+    over the masters. Strings are read with C(DUMP) there (C(MGET) cannot span slots). The keys scope
+    (O(keys_file)) and O(rounds) are not supported for cluster yet.
   - The comparison of a server whose data changes meanwhile is not meaningful. Stop the writers first (C(CLIENT PAUSE
     WRITE) or unbind the applications); RV(source_changed) says when the source changed anyway. Keys expiring also move
     the counters.
@@ -318,11 +323,15 @@ target_changes:
   returned: always
   type: dict
 source:
-  description: Address, engine, version and TLS use of the source.
+  description:
+    - Address, engine, version and TLS use of the source.
+    - For a cluster also C(cluster) - C(masters) (each with C(address), C(node_id), C(slots), C(ranges), C(health) and
+      C(counts) - C(keys), C(identical), C(conflicts), C(missing), C(expired), C(extra) compared on that master),
+      C(state), C(discovered_with) and C(seed).
   returned: success
   type: dict
 target:
-  description: Address, engine, version and TLS use of the target.
+  description: Address, engine, version and TLS use of the target; C(cluster) as for RV(source).
   returned: success
   type: dict
 values:

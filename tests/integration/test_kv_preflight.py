@@ -53,8 +53,8 @@ def test_nonempty_target_is_a_problem_unless_allowed(redis70, valkey80, run_modu
     result, allowed, listed = run_modules([('kv_preflight', args),
                                            ('kv_preflight', dict(args, allow_nonempty_target=True)),
                                            ('kv_preflight', dict(args, fail_on_problems=False))])
-    assert result['failed'] and 'the target holds keys that are not (or not equal) on the source (db 0: 1 keys; for ' \
-        'example' in result['msg'], result['msg']
+    assert result['failed'] and 'the target holds keys that are not (or not equal) on the source (db 0: 1 of 1 ' \
+        'sampled key(s) differ, 1 key(s) in the db; for example' in result['msg'], result['msg']
     assert "example 'already'" in result['msg'], result['msg']
     assert result['problems'] and not result['ok']
     assert not allowed.get('failed') and allowed['ok']

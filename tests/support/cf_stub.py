@@ -12,9 +12,14 @@ It implements exactly the subset kv_cf_bindings uses, with CF's shapes:
 ``GET /v3/apps?names=&space_guids=&guids=``            list
 ``GET /v3/service_credential_bindings``                list, filters ``service_instance_guids``, ``app_guids``,
                                                        ``type``; ``include=app`` fills ``included.apps``
+                                                       ``names``; ``type`` app or key (both without it)
 ``GET /v3/service_credential_bindings/:guid/parameters``  the parameters given at bind time
+``GET /v3/service_credential_bindings/:guid/details``  ``{"credentials": ..}``: a service key gets the
+                                                       instance's ``credentials`` (see ``add_instance``)
 ``POST /v3/service_credential_bindings``               managed instance: 202 + ``Location: /v3/jobs/:guid``;
-                                                       user-provided: 201; 422 when the app is already bound
+                                                       user-provided: 201; 422 when the app is already bound;
+                                                       ``type: key`` needs a name unique per instance (422
+                                                       otherwise) and a managed instance (422 otherwise)
 ``DELETE /v3/service_credential_bindings/:guid``       managed: 202 + job; user-provided: 204
 ``GET /v3/jobs/:guid``                                 ``PROCESSING`` for ``job_polls`` polls, then ``COMPLETE``
                                                        (the change is applied then) or ``FAILED`` with ``errors``
@@ -57,6 +62,7 @@ class CFStub:
         self.log = []
         self.restarts = []
         self.orgs, self.spaces, self.instances, self.apps, self.bindings, self.jobs = {}, {}, {}, {}, {}, {}
+        self.credentials = {}     # instance guid -> the credentials of its new service keys
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
         self.server.daemon_threads = True
         self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
@@ -81,11 +87,29 @@ class CFStub:
         self.spaces[guid] = {'guid': guid, 'name': name, 'relationships': {'organization': {'data': {'guid': org_guid}}}}
         return guid
 
-    def add_instance(self, name, space_guid, kind='managed'):
+    def add_instance(self, name, space_guid, kind='managed', credentials=None):
+        """``credentials``: what the broker puts into every new service key of this instance."""
         guid = _guid()
         self.instances[guid] = {'guid': guid, 'name': name, 'type': kind,
                                 'relationships': {'space': {'data': {'guid': space_guid}}}}
+        self.credentials[guid] = dict(credentials or {})
         return guid
+
+    def add_key(self, instance_guid, name, credentials=None, state='succeeded'):
+        """A service key that exists already (``cf create-service-key``), with the instance's credentials."""
+        guid = _guid()
+        self.bindings[guid] = {'guid': guid, 'type': 'key', 'name': name, 'created_at': '2026-01-02T03:04:05Z',
+                               'updated_at': '2026-01-02T03:04:05Z', 'parameters': {},
+                               'last_operation': {'type': 'create', 'state': state},
+                               'credentials': dict(self.credentials.get(instance_guid) or {}
+                                                   if credentials is None else credentials),
+                               'relationships': {'service_instance': {'data': {'guid': instance_guid}}}}
+        return guid
+
+    def keys_of(self, instance_guid):
+        """The names of the service keys of an instance."""
+        return sorted(b['name'] for b in self.bindings.values() if b['type'] == 'key' and
+                      b['relationships']['service_instance']['data']['guid'] == instance_guid)
 
     def add_app(self, name, space_guid):
         guid = _guid()
@@ -114,7 +138,7 @@ class CFStub:
         """``{(app name, binding name): parameters}`` of an instance, for the tests' comparisons."""
         out = {}
         for b in self.bindings.values():
-            if b['relationships']['service_instance']['data']['guid'] == instance_guid:
+            if b['type'] == 'app' and b['relationships']['service_instance']['data']['guid'] == instance_guid:
                 app = self.apps[b['relationships']['app']['data']['guid']]
                 out[(app['name'], b['name'])] = b['parameters']
         return out
@@ -200,6 +224,13 @@ class CFStub:
             if seg[1] not in self.bindings:
                 return h.error(404, 10010, 'CF-ResourceNotFound', 'Service credential binding not found')
             return h.reply(200, self.bindings[seg[1]]['parameters'])
+        if method == 'GET' and len(seg) == 3 and seg[0] == 'service_credential_bindings' and seg[2] == 'details':
+            if seg[1] not in self.bindings:
+                return h.error(404, 10010, 'CF-ResourceNotFound', 'Service credential binding not found')
+            if who in self.readonly_users:  # credentials are for space developers only
+                return h.error(403, 10003, 'CF-NotAuthorized', 'You are not authorized to perform the requested action')
+            return h.reply(200, {'credentials': self.bindings[seg[1]].get('credentials') or {},
+                                 'syslog_drain_url': None, 'volume_mounts': []})
         if method == 'POST' and seg == ['service_credential_bindings']:
             return self.create_binding(h, json.loads(h.body() or b'{}'))
         if method == 'DELETE' and len(seg) == 2 and seg[0] == 'service_credential_bindings':
@@ -239,7 +270,7 @@ class CFStub:
 
     def public(self, kind, res):
         if kind == 'service_credential_bindings':
-            return dict((k, v) for k, v in res.items() if k != 'parameters')
+            return dict((k, v) for k, v in res.items() if k not in ('parameters', 'credentials'))
         return res
 
     def list(self, h, kind, query):
@@ -261,8 +292,8 @@ class CFStub:
             insts, apps = csv('service_instance_guids'), csv('app_guids')
             items = [self.public(kind, b) for b in self.bindings.values()
                      if (insts is None or b['relationships']['service_instance']['data']['guid'] in insts) and
-                     (apps is None or b['relationships']['app']['data']['guid'] in apps) and
-                     query.get('type', 'app') == b['type']]
+                     (apps is None or (b['relationships'].get('app') or {}).get('data', {}).get('guid') in apps) and
+                     (names is None or b['name'] in names) and query.get('type', b['type']) == b['type']]
         else:
             return h.error(404, 10000, 'CF-NotFound', 'Unknown request')
         per_page = min(int(query.get('per_page', 50)), self.page_size)
@@ -282,13 +313,15 @@ class CFStub:
     def create_binding(self, h, body):
         rel = body.get('relationships') or {}
         inst_guid = ((rel.get('service_instance') or {}).get('data') or {}).get('guid')
+        if body.get('type') == 'key':
+            return self.create_key(h, inst_guid, body.get('name'))
         app_guid = ((rel.get('app') or {}).get('data') or {}).get('guid')
         if inst_guid not in self.instances:
             return h.error(422, 10008, 'CF-UnprocessableEntity', 'The service instance could not be found: %s' % inst_guid)
         if app_guid not in self.apps:
             return h.error(422, 10008, 'CF-UnprocessableEntity', 'The app could not be found: %s' % app_guid)
         for b in self.bindings.values():
-            if b['relationships']['app']['data']['guid'] == app_guid and \
+            if b['type'] == 'app' and b['relationships']['app']['data']['guid'] == app_guid and \
                     b['relationships']['service_instance']['data']['guid'] == inst_guid:
                 return h.error(422, 10008, 'CF-UnprocessableEntity', 'The app is already bound to the service instance')
         spec = (app_guid, inst_guid, body.get('name'), body.get('parameters') or {})
@@ -296,6 +329,21 @@ class CFStub:
             guid = self.add_binding(*spec)
             return h.reply(201, self.public('service_credential_bindings', self.bindings[guid]))
         return self.job(h, 'service_bindings.create', ('create', spec))
+
+    def create_key(self, h, inst_guid, name):
+        if inst_guid not in self.instances:
+            return h.error(422, 10008, 'CF-UnprocessableEntity', 'The service instance could not be found: %s' % inst_guid)
+        if not name:
+            return h.error(422, 10008, 'CF-UnprocessableEntity', 'Name must be a string')
+        if self.instances[inst_guid]['type'] == 'user-provided':
+            return h.error(422, 10008, 'CF-UnprocessableEntity',
+                           'Service credential bindings of type key are not supported for user-provided service '
+                           'instances.')
+        if name in self.keys_of(inst_guid):
+            return h.error(422, 10008, 'CF-UnprocessableEntity',
+                           'The binding name is invalid. Key binding names must be unique. The service instance '
+                           'already has a key binding with name \'%s\'.' % name)
+        return self.job(h, 'service_bindings.create', ('create_key', (inst_guid, name)))
 
     def job(self, h, operation, work):
         guid = _guid()
@@ -320,6 +368,8 @@ class CFStub:
                     action, arg = job['_work']
                     if action == 'delete':
                         self.bindings.pop(arg, None)
+                    elif action == 'create_key':
+                        self.add_key(*arg)
                     else:
                         self.add_binding(*arg)
                     job['state'] = 'COMPLETE'

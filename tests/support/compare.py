@@ -109,29 +109,43 @@ def _expiry(client, key):
 def differences(src, tgt, ttl_tolerance_ms=1000, limit=20, deep=False, target_holds_field_ttls=True):
     """List of human-readable differences between two dbs (empty when they match).  With ``deep`` also hash
     field TTLs and stream metadata, groups, consumers and pending entries (lost field TTLs the target cannot
-    hold come as ``lost:`` lines)."""
+    hold come as ``lost:`` lines).  ``src`` / ``tgt`` are clients of one db each, or lists of clients: the
+    masters of a cluster (every key is read on the master that holds it)."""
     problems = []
-    s_keys = _scan_all(src)
-    t_keys = _scan_all(tgt)
-    for key in sorted(s_keys - t_keys)[:limit]:
+    s_keys = _holders(src)
+    t_keys = _holders(tgt)
+    for key in sorted(set(s_keys) - set(t_keys))[:limit]:
         problems.append('missing on target: %r' % key)
-    for key in sorted(t_keys - s_keys)[:limit]:
+    for key in sorted(set(t_keys) - set(s_keys))[:limit]:
         problems.append('extra on target: %r' % key)
-    for key in sorted(s_keys & t_keys):
+    for key in sorted(set(s_keys) & set(t_keys)):
         if len(problems) >= limit:
             break
-        value = _value(src, key)
-        if value != _value(tgt, key):
+        s_client, t_client = s_keys[key], t_keys[key]
+        value = _value(s_client, key)
+        if value != _value(t_client, key):
             problems.append('value differs: %r' % key)
             continue
         if deep and value[0] == 'hash':
-            problems += field_ttl_problems(src, tgt, key, ttl_tolerance_ms, target_holds_field_ttls)
+            problems += field_ttl_problems(s_client, t_client, key, ttl_tolerance_ms, target_holds_field_ttls)
         elif deep and value[0] == 'stream':
-            problems += stream_problems(src, tgt, key)
-        a, b = _expiry(src, key), _expiry(tgt, key)
+            problems += stream_problems(s_client, t_client, key)
+        a, b = _expiry(s_client, key), _expiry(t_client, key)
         if (a is None) != (b is None) or (a is not None and abs(a - b) > ttl_tolerance_ms):
             problems.append('expiry differs: %r (%s vs %s)' % (key, a, b))
     return problems
+
+
+def _holders(clients):
+    """``{key: client}``: the keys of one db, or of every master of a cluster (a key twice is a defect)."""
+    if not isinstance(clients, (list, tuple)):
+        return dict((key, clients) for key in _scan_all(clients))
+    out = {}
+    for client in clients:
+        for key in _scan_all(client):
+            assert key not in out, 'key %r is held by two masters' % key
+            out[key] = client
+    return out
 
 
 def assert_same(source, target, pairs, ttl_tolerance_ms=1000):

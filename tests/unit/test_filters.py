@@ -53,3 +53,20 @@ def test_endpoint_label_never_shows_credentials():
         'sentinel:carts@s1:26379,s2:26379'
     assert endpoint_label({'unix_socket': '/run/redis.sock'}) == 'unix:/run/redis.sock'
     assert endpoint_label({}) is None
+
+
+def test_endpoint_label_names_a_cf_service_instance():
+    assert endpoint_label({'cf_service': {'instance_name': 'redis-old', 'password': 'x'}}) == 'cf:redis-old'
+    assert endpoint_label({'host': '127.0.0.1', 'port': 6390, 'cf_service': {'instance_guid': 'g-1'}}) == \
+        'cf:g-1 via 127.0.0.1:6390'
+
+
+def test_cf_endpoint_fills_the_cf_access_from_kv_cf_and_keeps_what_the_endpoint_sets():
+    from ansible_collections.kvtools.migration.plugins.filter.cf_endpoint import cf_endpoint
+    kv_cf = {'api': 'https://api.example', 'username': 'bot', 'password': 'pw', 'org': 'shop', 'space': 'prod',
+             'source_instance': 'redis-old', 'restart': True}
+    plain = {'host': 'h', 'password': 'p'}
+    assert cf_endpoint(plain, kv_cf) is plain
+    out = cf_endpoint({'port': 7, 'cf_service': {'instance_name': 'redis-old', 'space': 'staging'}}, kv_cf)
+    assert out == {'port': 7, 'cf_service': {'instance_name': 'redis-old', 'space': 'staging', 'api': 'https://api.example',
+                                             'username': 'bot', 'password': 'pw', 'org': 'shop'}}

@@ -10,7 +10,8 @@ MODULE_UTILS = os.path.join(ROOT, 'plugins', 'module_utils')
 PREFIX = 'ansible_collections.kvtools.migration.plugins.module_utils'
 MAX_LINES = 600
 # The engines that do a copy; the others may not import them (a helper they need belongs in a small module).
-COPY_ENGINE = ('_copy', '_migrate', '_backup_source', '_rdb_file_source', '_live_source', '_restore_writer')
+COPY_ENGINE = ('_copy', '_copy_progress', '_copy_worker', '_migrate', '_backup_source', '_rdb_file_source', '_live_source',
+               '_restore_writer', '_cluster_source', '_cluster_target')
 
 
 def _files():

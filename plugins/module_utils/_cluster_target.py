@@ -1,0 +1,257 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A cluster as the target of the RESTORE writer: every key goes to the master that serves its slot.
+
+:class:`ClusterTargetSide` has the interface of :class:`~._restore_writer.TargetSide` (``wire.call_restores``,
+``entries``, ``client_for``, ``fail``, ``close``): the writer does not know it writes into a cluster.  A batch
+is split by the key slot (:func:`~._cluster.key_slot`) into one pipeline per master; every pipeline is sent
+before the first reply is read, so the masters work at the same time.  Connections are opened per master
+as they are needed (one :class:`~._wire.Wire` each, owned by this writer).
+
+During a reshard a master answers ``MOVED slot host:port`` (the slot has moved: the routing table is
+corrected and the key sent again) or ``ASK slot host:port`` (the slot is moving and the key is already on
+the importing node: ``ASKING`` + the command there).  Both are counted (:attr:`redirects`); after
+:data:`MAX_REDIRECTS` rounds a key still redirected is reported like any other refused key.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot, node_endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
+from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
+    ReplyError, Wire, pack, pack_key_commands, pack_restores, recv_key_replies)
+
+MAX_REDIRECTS = 16
+TRYAGAIN_PAUSE = 0.05
+ASKING = pack([[b'ASKING']])
+
+
+def redirect(reply):
+    """``('MOVED' or 'ASK', slot, 'host:port')`` for a redirection reply, else None."""
+    if reply.__class__ is not ReplyError:
+        return None
+    text = str(reply)
+    if text.startswith('MOVED ') or text.startswith('ASK '):
+        parts = text.split()
+        if len(parts) >= 3:
+            return parts[0], int(parts[1]), parts[2]
+    return None
+
+
+class _Node:
+    """The connection of one writer to one master."""
+
+    def __init__(self, endpoint, db):
+        self.endpoint = endpoint
+        self.pending = None  # the items of the RESTORE pipeline in flight, and its packed bytes (None: streamed)
+        self.packed = None
+        self.client = endpoint.client(db=db)
+        try:
+            self.wire = Wire(self.client)
+        except Exception:
+            self.client.close()
+            raise
+
+    def close(self):
+        self.wire.close()
+        self.client.close()
+
+
+class ClusterTargetSide:
+    """A writer's connections to the masters of a target cluster (db ``t_db``, always 0)."""
+
+    def __init__(self, job, s_db, t_db):
+        self.endpoint = job.target_ep
+        self.s_db = s_db
+        self.t_db = t_db
+        self.slots = list(job.target_topology.slot_addresses())
+        self.absolute = job.target.capabilities['pexpiretime']
+        self.nodes = {}
+        self.redirects = dict(moved=0, ask=0)
+        self.written = {}  # master address -> keys this writer wrote there
+        self.wire = self  # the writer calls wire.call_restores()
+
+    # -- connections ---------------------------------------------------------------------------
+    def node(self, address):
+        node = self.nodes.get(address)
+        if node is None:
+            host, port = address.rsplit(':', 1)
+            endpoint = node_endpoint(self.endpoint, host, int(port))
+            endpoint.label = '%s node %s' % (self.endpoint.label, address)
+            node = self.nodes[address] = _Node(endpoint, self.t_db)
+        return node
+
+    def client_for(self, key):
+        """A redis-py client on the master that serves ``key`` (type-aware comparisons)."""
+        return self.node(self._owner(key)).client
+
+    def _owner(self, key):
+        address = self.slots[key_slot(key)]
+        if address is None:
+            raise KVError('slot %d of the target cluster %s has no master: the cluster lost coverage during the '
+                          'copy' % (key_slot(key), self.endpoint.address), kind='config',
+                          endpoint=self.endpoint.address)
+        return address
+
+    def fail(self, exc, action):
+        return self.endpoint.error(exc, action, db=self.t_db)
+
+    def fail_read(self, exc, action):
+        return self.fail(exc, '%s in db %d' % (action, self.t_db))
+
+    def close(self):
+        for node in self.nodes.values():
+            node.close()
+        self.nodes = {}
+
+    # -- routing ---------------------------------------------------------------------------------
+    def _groups(self, indexes, keys):
+        groups = {}
+        for index in indexes:
+            groups.setdefault(self._owner(keys[index]), []).append(index)
+        return groups
+
+    def _route(self, keys, send, recv, ask):
+        """Replies (one entry per key) for ``keys``, each sent to its master and redirected as needed.
+
+        ``send(node, keys)`` sends the commands of keys; ``recv(node, keys)`` returns one entry per key (a
+        ReplyError entry for a key whose first reply is an error); ``ask(node, key)`` sends ASKING + the
+        commands of one key, and returns its entry.
+        """
+        out = [None] * len(keys)
+        todo = list(range(len(keys)))
+        asks = []
+        for dummy in range(MAX_REDIRECTS):
+            groups = self._groups(todo, keys)
+            sent = []
+            for address, indexes in groups.items():
+                node = self.node(address)
+                try:
+                    send(node, [keys[i] for i in indexes])
+                except Exception as exc:
+                    raise self.fail(exc, 'writing to %s' % address)
+                sent.append((address, node, indexes))
+            todo = []
+            for address, node, indexes in sent:
+                try:
+                    entries = recv(node, [keys[i] for i in indexes])
+                except KVError:
+                    raise
+                except Exception as exc:
+                    raise self.fail(exc, 'reading the replies of %s' % address)
+                for index, entry in zip(indexes, entries):
+                    out[index] = entry
+                    moved = redirect(entry[0] if isinstance(entry, tuple) else entry)
+                    if moved is None:
+                        if _is_tryagain(entry):
+                            todo.append(index)
+                        continue
+                    kind, slot, target = moved
+                    if kind == 'MOVED':
+                        self.redirects['moved'] += 1
+                        self.slots[slot] = target
+                        todo.append(index)
+                    else:
+                        self.redirects['ask'] += 1
+                        asks.append((index, target))
+            for index, target in asks:
+                entry = ask(self.node(target), keys[index])
+                out[index] = entry
+                again = redirect(entry[0] if isinstance(entry, tuple) else entry)
+                if again is not None or _is_tryagain(entry):
+                    if again is not None and again[0] == 'MOVED':
+                        self.redirects['moved'] += 1
+                        self.slots[again[1]] = again[2]
+                    todo.append(index)
+            asks = []
+            if not todo:
+                return out
+            if any(_is_tryagain(out[i]) for i in todo):
+                time.sleep(TRYAGAIN_PAUSE)  # a slot in the middle of a move: the servers settle it
+        return out
+
+    # -- RESTORE ---------------------------------------------------------------------------------
+    def call_restores(self, items, absolute, replace_keys=()):
+        """RESTORE ``items`` on their masters; the replies in the order of ``items``."""
+        keys = [item[0] for item in items]
+        by_key = {}
+        for item in items:
+            by_key[item[0]] = item  # a key appears once in a batch (SCAN of one db, deduplicated per part)
+
+        def send(node, part):
+            node.pending = [by_key[k] for k in part]
+            try:
+                node.packed = pack_restores(node.pending, absolute, replace_keys)
+            except TypeError:  # a spooled payload: streamed from its file in recv
+                node.packed = None
+                return
+            node.wire.send(node.packed, packed=True)
+
+        def recv(node, part):
+            if node.packed is None:
+                replies = node.wire.call_restores(node.pending, absolute, replace_keys)
+            else:
+                replies = node.wire.recv(len(part))
+            written = sum(1 for reply in replies if reply.__class__ is not ReplyError)
+            self.written[node.endpoint.address] = self.written.get(node.endpoint.address, 0) + written
+            return replies
+
+        def ask(node, key):
+            item = by_key[key]
+            try:
+                node.wire.send(ASKING, packed=True)
+                replies = [node.wire.recv(1)[0]] + node.wire.call_restores([item], absolute, replace_keys)
+            except Exception as exc:
+                raise self.fail(exc, 'RESTORE after ASK on %s' % node.endpoint.address)
+            if replies[1].__class__ is not ReplyError:
+                self.written[node.endpoint.address] = self.written.get(node.endpoint.address, 0) + 1
+            return replies[1]
+
+        return self._route(keys, send, recv, ask)
+
+    # -- the target's state of keys ----------------------------------------------------------------
+    def entries(self, items):
+        """The target's entry per item, ``(key, payload or None, expire_at_ms or None, raw expiry)``."""
+        keys = [item[0] for item in items]
+        names = (b'DUMP', b'PEXPIRETIME' if self.absolute else b'PTTL')
+
+        def send(node, part):
+            node.wire.send(pack_key_commands(names, part), packed=True)
+
+        def recv(node, part):
+            replies = recv_key_replies(node.wire, names, part)
+            return [(replies[2 * n], replies[2 * n + 1]) for n in range(len(part))]
+
+        def ask(node, key):
+            try:
+                node.wire.send(ASKING + pack([[names[0], key]]) + ASKING + pack([[names[1], key]]), packed=True)
+                replies = node.wire.recv(4)
+            except Exception as exc:
+                raise self.fail(exc, 'DUMP after ASK on %s' % node.endpoint.address)
+            return replies[1], replies[3]
+
+        pairs = self._route(keys, send, recv, ask)
+        now = now_ms()
+        out = []
+        for key, (payload, expiry) in zip(keys, pairs):
+            for reply in (payload, expiry):
+                if reply.__class__ is ReplyError:
+                    raise self.fail(reply, 'DUMP')
+            if self.absolute:
+                out.append((key, payload, None if expiry < 0 else expiry, expiry))
+            else:
+                out.append((key, payload, None if expiry < 0 else now + expiry, expiry))
+        return out
+
+
+def _is_tryagain(entry):
+    reply = entry[0] if isinstance(entry, tuple) else entry
+    return reply.__class__ is ReplyError and str(reply).startswith('TRYAGAIN')
