@@ -67,6 +67,8 @@ __all__ = ['CopyJob', 'CopyOptions', 'DbCopy', 'DumpRestore']
 
 MAX_FAILURES_LISTED = 100
 CHECKPOINT_FORMAT = 1
+
+
 class DbCopy:
     """The copy of one db: its per-db result and failures, shared by its workers.
 
