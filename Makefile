@@ -74,7 +74,8 @@ lint: | $(PYTHON)
 	if [ -z "$$dirs" ]; then echo "lint: nothing to lint in $(LINT_DIRS)"; exit 0; fi; \
 	collections=$$($(PYTHON) -c 'import sys; sys.path.insert(0, "."); from tests.support.ansible import ensure_collection_path; print(ensure_collection_path())'); \
 	echo "ansible-lint (production profile):$$dirs"; \
-	PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$collections" $(VENV)/bin/ansible-lint --nocolor $$dirs
+	PATH="$(VENV)/bin:$$PATH" ANSIBLE_HOME="$(BUILD)/ansible-home" ANSIBLE_COLLECTIONS_PATH="$$collections" \
+	  $(VENV)/bin/ansible-lint --nocolor $$dirs  # ANSIBLE_HOME: a copy installed in ~/.ansible (molecule) is not linted
 
 molecule: | $(PYTHON)
 	PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/molecule test -s default
