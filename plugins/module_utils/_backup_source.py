@@ -24,6 +24,7 @@ __metaclass__ = type
 
 import fnmatch
 
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import existing_backup
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import live_entries
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch
@@ -55,7 +56,7 @@ class BackupFileSource:
 
     def __init__(self, endpoint, passphrase=None):
         self.endpoint = endpoint
-        self.path = endpoint.backup_file
+        self.path = existing_backup(endpoint.backup_file)  # the path given finds the encrypted <path>.enc too
         self.passphrase = passphrase
         self.header = None
         self.stats = None

@@ -5,6 +5,9 @@ import threading
 import time
 
 
+SLOW = 0.005
+
+
 class AppWriter:
     """Writes ``app:<n>`` = n to ``client`` (a redis-py client of the source) about ``rate`` times a second."""
 
@@ -25,6 +28,7 @@ class AppWriter:
         self.acked = []          # (n, time acknowledged)
         self.longest = 0.0       # longest wait for one acknowledgement, seconds
         self.longest_at = None   # when that write was sent
+        self.slow = []           # (sent, waited) of every write that waited SLOW seconds or more
         self.errors = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, name='app-writer')
@@ -45,6 +49,8 @@ class AppWriter:
             self.acked.append((n, acked))
             if acked - sent > self.longest:
                 self.longest, self.longest_at = acked - sent, sent
+            if acked - sent >= SLOW:
+                self.slow.append((sent, acked - sent))
             met = acked - sent >= self.blocked or (watching and not drained_before and self.drained())
             if self.switch_client is not None and met and self.armed():
                 self.switch_client.set(b'app:%d' % n, b'%d' % n)
@@ -75,7 +81,16 @@ def assert_app_saw_the_pause(app, paused_from, paused, tolerance=1.0):
     (sent before the release, acknowledged after the pause began: both strict, whatever the load), and lasted about
     as long.  The tolerance is generous on purpose: how close the two are (the issue asks for 0.2 s) is a figure of
     ``make bench-live`` on a quiet machine, not a pass/fail of the suite on a shared one."""
-    sent, waited = app.met_pause or (app.longest_at, app.longest)
+    if app.met_pause:
+        sent, waited = app.met_pause
+    else:
+        # the app's slow writes that overlap the reported window (on a loaded machine the longest write of the run
+        # can be a stall of its own, just before the pause: it is not the one to compare)
+        overlapping = [(s, w) for s, w in app.slow if s < paused_from + paused and s + w > paused_from]
+        if not overlapping and paused < SLOW:
+            return  # a pause shorter than the app can tell from its ordinary writes
+        assert overlapping, (paused_from, paused, app.slow[-20:])
+        sent, waited = max(overlapping, key=lambda item: item[1])
     assert sent < paused_from + paused, (sent, paused_from, paused)
     assert sent + waited > paused_from, (sent, waited, paused_from)
     assert abs(waited - paused) < tolerance, (waited, paused)
