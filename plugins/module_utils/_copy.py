@@ -50,7 +50,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._copy_worker imp
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import RERUNNABLE, KVError, reply_kind, rerun_hint
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
-    add_counts, db_result, process_batches, select_dbs, totals)
+    add_counts, db_result, process_batches, select_dbs, total_dbsize, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._copy_options import CopyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._lock import TargetLock
@@ -458,16 +458,7 @@ class CopyJob:
 
     def dbsize(self, db):
         """Keys in target ``db`` (over every master of a cluster)."""
-        total = 0
-        for endpoint in self.target_endpoints():
-            client = endpoint.client(db=db)
-            try:
-                total += int(client.dbsize())
-            except Exception as exc:
-                raise endpoint.error(exc, 'DBSIZE', db=db)
-            finally:
-                client.close()
-        return total
+        return total_dbsize(self.target_endpoints(), db)
 
     def result(self, partial=False):
         """The result dict (``partial``: of a run that stopped)."""

@@ -118,6 +118,20 @@ def merge_text(groups):
     return 'db_map sends ' + '; and '.join(parts)
 
 
+def total_dbsize(endpoints, db):
+    """DBSIZE of ``db`` summed over ``endpoints`` (one server, or every master of a cluster)."""
+    total = 0
+    for endpoint in endpoints:
+        client = endpoint.client(db=db)
+        try:
+            total += int(client.dbsize())
+        except Exception as exc:
+            raise endpoint.error(exc, 'DBSIZE', db=db)
+        finally:
+            client.close()
+    return total
+
+
 def scan_batches(client, match=None, count=1000, cursor=0, scan_type=None):
     """Yield ``(cursor_after, [key, ...])`` for one db, resuming from ``cursor``.
 

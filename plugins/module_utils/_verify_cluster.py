@@ -21,7 +21,7 @@ import threading
 
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover, key_slot
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import scan_batches
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import scan_batches, total_dbsize
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_checker import KeyChecker
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import read_counters
@@ -80,16 +80,7 @@ class VerifySide:
         return out
 
     def dbsize(self, db):
-        total = 0
-        for endpoint, _server in self.masters:
-            client = endpoint.client(db=db)
-            try:
-                total += int(client.dbsize())
-            except Exception as exc:
-                raise endpoint.error(exc, 'DBSIZE', db=db)
-            finally:
-                client.close()
-        return total
+        return total_dbsize([endpoint for endpoint, _server in self.masters], db)
 
     def counters(self):
         """:func:`~._verify_rules.read_counters` summed over the masters (None when one is unknown); the sum of
