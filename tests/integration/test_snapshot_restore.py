@@ -174,13 +174,20 @@ def test_db_map_collision_is_a_config_error(redis70, valkey80, tmp_path, dbs):
 def test_end_to_end_over_replication(redis70, valkey9, tmp_path):
     """A diskless transfer from Redis 7.0 parsed as it arrives and restored into Valkey 9.1 at once."""
     rdb_data.load_every_encoding(redis70)
+    admin = redis70.admin()
+    # a shared server: other tests switch it to disk-based transfers, so say which transfer this test needs
+    before = admin.config_get('repl-diskless-sync*')
+    admin.config_set('repl-diskless-sync', 'yes')
+    admin.config_set('repl-diskless-sync-delay', 0)
     stream = _replication.ReplicationStream(Endpoint(redis70.endpoint()), '7.0.15')
-    stream.open()
     try:
+        stream.open()
         parser = SnapshotParser(chunk_reader(stream.payload()), spool_dir=str(tmp_path), big_threshold=100000)
         result = restore(Endpoint(valkey9.endpoint(user='migrator')), parser.batches(), tmp_path / 'logs')
     finally:
         stream.close()
+        for name in ('repl-diskless-sync', 'repl-diskless-sync-delay'):
+            admin.config_set(name, before[name])
     assert stream.transfer == 'eof-stream' and parser.checksum == 'verified'
     assert result.copied == parser.keys
     assert_exact(redis70, valkey9, [(0, 0), (3, 3), (15, 15)])
