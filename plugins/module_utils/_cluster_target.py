@@ -94,11 +94,14 @@ class ClusterTargetSide:
         return self.node(self._owner(key)).client
 
     def _owner(self, key):
-        address = self.slots[key_slot(key)]
+        return self.owner_of_slot(key_slot(key))
+
+    def owner_of_slot(self, slot):
+        """The address of the master that serves ``slot`` (as this writer knows it)."""
+        address = self.slots[slot]
         if address is None:
             raise KVError('slot %d of the target cluster %s has no master: the cluster lost coverage during the '
-                          'copy' % (key_slot(key), self.endpoint.address), kind='config',
-                          endpoint=self.endpoint.address)
+                          'copy' % (slot, self.endpoint.address), kind='config', endpoint=self.endpoint.address)
         return address
 
     def fail(self, exc, action):
@@ -214,6 +217,28 @@ class ClusterTargetSide:
             if replies[1].__class__ is not ReplyError:
                 self.written[node.endpoint.address] = self.written.get(node.endpoint.address, 0) + 1
             return replies[1]
+
+        return self._route(keys, send, recv, ask)
+
+    # -- single-key commands -------------------------------------------------------------------------
+    def call(self, commands):
+        """Single-key commands (the key is their second word, each key once), each sent to its master and
+        redirected as needed; the replies in the order of ``commands``."""
+        keys = [command[1] for command in commands]
+        by_key = dict(zip(keys, commands))
+
+        def send(node, part):
+            node.wire.send(pack([by_key[k] for k in part]), packed=True)
+
+        def recv(node, part):
+            return node.wire.recv(len(part))
+
+        def ask(node, key):
+            try:
+                node.wire.send(ASKING + pack([by_key[key]]), packed=True)
+                return node.wire.recv(2)[1]
+            except Exception as exc:
+                raise self.fail(exc, '%s after ASK on %s' % (by_key[key][0].decode(), node.endpoint.address))
 
         return self._route(keys, send, recv, ask)
 

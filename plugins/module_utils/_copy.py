@@ -504,6 +504,8 @@ class CopyJob:
         values = self.writer.needs_values(state, planning, check_existing)
         before = None if planning else self.writer.start_db(self, state, planning, recheck)
         workers = 1 if planning else self.opts.workers
+        if not planning and getattr(self.source, 'parted', False):
+            workers = max(workers, len(self.source.masters))  # a cluster source: every master read at once
         seq_lock = threading.Lock()
         order = dict(next_seq=0, done=set(), cursors={})
 

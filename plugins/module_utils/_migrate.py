@@ -28,6 +28,10 @@ checkpoints and reports are those of kv_dump_restore.
   not arrive count as expired only when the source's (or the target's) expiry counters account for
   them, otherwise the run fails with the missing count.
 * ``COPY`` is always sent: the source keeps every key whatever the target answers.
+* Clusters (:mod:`._migrate_route`): out of a cluster, the job's workers read every master (one reader and
+  writer per master) and each MIGRATE call holds the keys of one slot; into a cluster, one call per target
+  master, sent to its address, and a reshard's MOVED / ASK are followed and counted.  The calls of a part
+  are pipelined on the source connection.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,15 +40,18 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster_target import ClusterTargetSide
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import add, same_entry, sort_existing
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob, CopyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader, live_entries
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub, unavailable
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
+from ansible_collections.kvtools.migration.plugins.module_utils._migrate_route import MAX_ROUNDS, MigrateRoutes
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import TargetSide
+from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack, pack_key_commands
@@ -106,8 +113,39 @@ def expiry_counters(server):
     return run_id, int(stats.get('expired_keys', 0) or 0), int(stats.get('evicted_keys', 0) or 0)
 
 
+def expiry_totals(servers):
+    """:func:`expiry_counters` summed over ``servers`` (a cluster's masters); the run ids as a tuple."""
+    counters = [expiry_counters(server) for server in servers]
+    return (tuple(c[0] for c in counters), sum(c[1] for c in counters), sum(c[2] for c in counters))
+
+
+def source_servers(job):
+    """The servers that hold the source's keys: every master of a cluster source, else the source."""
+    masters = getattr(job.source, 'masters', None)
+    if getattr(job.source, 'parted', False) and masters:
+        return [master.server for master in masters]
+    return [job.source.server]
+
+
+def target_expiry_totals(job):
+    """:func:`expiry_totals` of the target (every master of a cluster, each asked on a connection of its own)."""
+    if job.target_topology is None:
+        return expiry_totals([job.target])
+    servers = []
+    try:
+        for endpoint in job.target_endpoints():
+            servers.append(connect_server(endpoint))
+        return expiry_totals(servers)
+    finally:
+        for server in servers:
+            server.client.close()
+
+
 class MigrateWriter:
-    """Writes batches of one db with ``MIGRATE ... COPY`` sent to the source server."""
+    """Writes batches of one db with ``MIGRATE ... COPY`` sent to the source server (out of and into clusters
+    too)."""
+
+    clusters = True  # copies from and into clusters
 
     # -- the writer interface (see _restore_writer) ----------------------------------------------
     @classmethod
@@ -128,7 +166,7 @@ class MigrateWriter:
     def start_db(cls, job, state, planning, recheck):
         if planning or recheck or not state.target_empty:
             return None
-        return expiry_counters(job.source.server), expiry_counters(job.target)
+        return expiry_totals(source_servers(job)), target_expiry_totals(job)
 
     @classmethod
     def reconcile(cls, job, state, before):
@@ -141,8 +179,8 @@ class MigrateWriter:
             return
         src_expired = before[0][1]
         tgt_run, tgt_expired, tgt_evicted = before[1]
-        src_now = expiry_counters(job.source.server)[1]
-        tgt_run_now, tgt_now, tgt_evicted_now = expiry_counters(job.target)
+        src_now = expiry_totals(source_servers(job))[1]
+        tgt_run_now, tgt_now, tgt_evicted_now = target_expiry_totals(job)
         explained = 0 if tgt_run_now != tgt_run else (src_now - src_expired) + (tgt_now - tgt_expired)
         with state.lock:
             if missing <= explained:
@@ -183,9 +221,10 @@ class MigrateWriter:
         self.on_conflict = job.opts.on_conflict
         self.max_part = job.opts.batch_size
         self.batch_bytes = job.opts.batch_bytes
-        # MIGRATE, MEMORY USAGE and the reads of a busy part go over a source connection of this writer:
-        # the reader's connection may have DUMP replies in flight.
-        self.source_client = job.source_ep.client(db=self.s_db)
+        # MIGRATE, MEMORY USAGE and the reads of a busy part go over a source connection of this writer (on the
+        # reader's server: a cluster's master): the reader's connection may have DUMP replies in flight.
+        self.source_ep = reader.endpoint
+        self.source_client = self.source_ep.client(db=self.s_db)
         self.source_wire = Wire(self.source_client)
         self.source_dump = DumpReader(self.source_wire, job.source.absolute_expiry, self._fail_source_read,
                                       self.max_part)
@@ -193,8 +232,9 @@ class MigrateWriter:
         self.typed_client = reader.client
         self.scope = CompareScope(job.source.server, job.target)
         ep = job.target_ep
-        self.head = [b'MIGRATE', ep.migrate_host.encode('utf-8'), str(ep.migrate_port).encode(), b'',
-                     str(self.t_db).encode(), str(job.opts.timeout).encode(), b'COPY']
+        self.heads = {None: self._head(ep.migrate_host, ep.migrate_port)}
+        self.routes = MigrateRoutes(job, getattr(job.source, 'parted', False),
+                                    self.target if job.target_topology is not None else None)
         if ep.username and ep.password:
             self.auth = [b'AUTH2', ep.username.encode('utf-8'), ep.password.encode('utf-8')]
         elif ep.password:
@@ -202,25 +242,43 @@ class MigrateWriter:
         else:
             self.auth = []
         self.sizes_known = True  # False once the source refused MEMORY USAGE
-        server = job.source.server
-        keys = sum(entry.get('keys', 0) for entry in server.keyspace().values())
+        keys = sum(job.source.keys_per_db().values())
         avg_key_bytes = max(0, job.source.data_bytes() or 0) // max(1, keys)
         self.sizing = avg_key_bytes * self.max_part > self.batch_bytes
+
+    def _head(self, host, port):
+        return [b'MIGRATE', host.encode('utf-8'), str(port).encode(), b'', str(self.t_db).encode(),
+                str(self.job.opts.timeout).encode(), b'COPY']
+
+    def head(self, address):
+        """The start of a MIGRATE call to ``address`` (a target master, ``host:port``; None: the target given)."""
+        head = self.heads.get(address)
+        if head is None:
+            host, port = address.rsplit(':', 1)
+            head = self.heads[address] = self._head(host, int(port))
+        return head
 
     @property
     def target(self):
         if self._target is None:
-            self._target = TargetSide(self.job, self.s_db, self.t_db)
+            side = TargetSide if self.job.target_topology is None else ClusterTargetSide
+            self._target = side(self.job, self.s_db, self.t_db)
         return self._target
 
     def close(self):
+        if self.job.target_topology is not None:
+            redirects = dict(self.routes.redirects)
+            if self._target is not None:
+                for name, count in self._target.redirects.items():
+                    redirects[name] = redirects.get(name, 0) + count
+            self.job.count_target_nodes(self.routes.written, redirects)
         if self._target is not None:
             self._target.close()
         self.source_wire.close()
         self.source_client.close()
 
     def _fail(self, exc, side, action):
-        ep = self.job.source_ep if side == 'source' else self.job.target_ep
+        ep = self.source_ep if side == 'source' else self.job.target_ep
         return ep.error(exc, action, db=self.s_db if side == 'source' else self.t_db)
 
     def _fail_source_read(self, exc, action):
@@ -229,7 +287,7 @@ class MigrateWriter:
 
     def _same(self, item, entry):
         try:
-            return same_entry(item, entry, self.typed_client, self.target.client, self.scope)
+            return same_entry(item, entry, self.typed_client, self.target.client_for(item[0]), self.scope)
         except Exception as exc:
             raise self._fail(exc, 'target', 'comparing a key in db %d' % self.t_db)
 
@@ -251,14 +309,16 @@ class MigrateWriter:
                 part_keys = [key for key, _size in part]
                 if self.planning:  # check mode: the same cut into MIGRATE calls, nothing sent
                     add(counts, 'copied', len(part))
-                    self._count_batch()
+                    self._count_batch(len(self.routes.calls(part_keys)))
                     continue
-                if self._migrate(part_keys, False, counts, failures) == 'busy':
-                    # A key appeared on the target (a SCAN duplicate or another writer): compare this part.
-                    counts['keys'] -= len(part)
-                    counts['bytes'] -= sum(size for _key, size in part)
-                    items, expired, size = live_entries(self.source_dump.read(part_keys))
-                    self._write_compared(Batch(part_keys, items, expired, size), check_existing=True)
+                busy = self._migrate(part_keys, False, counts, failures)
+                if busy:
+                    # A key appeared on the target (a SCAN duplicate or another writer): compare those calls' keys.
+                    sizes = dict(part)
+                    counts['keys'] -= len(busy)
+                    counts['bytes'] -= sum(sizes[key] for key in busy)
+                    items, expired, size = live_entries(self.source_dump.read(busy))
+                    self._write_compared(Batch(busy, items, expired, size), check_existing=True)
         finally:
             self.state.add(counts, failures)
 
@@ -316,8 +376,8 @@ class MigrateWriter:
         if self.planning:
             for replace in (False, True):
                 group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
-                for dummy in self._parts(group):
-                    self._count_batch()
+                for part in self._parts(group):
+                    self._count_batch(len(self.routes.calls([key for key, _size in part])))
             counts['copied'] = len(items)
             counts['replaced'] = len(replace_keys)
             self.state.add(counts, failures)
@@ -334,9 +394,9 @@ class MigrateWriter:
         for replace in (False, True):
             group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
             for part in self._parts(group):
-                keys = [key for key, _size in part]
-                if self._migrate(keys, replace, counts, failures, by_key) == 'busy':
-                    self._resolve_busy([by_key[key] for key in keys], counts, failures)
+                busy = self._migrate([key for key, _size in part], replace, counts, failures, by_key)
+                if busy:
+                    self._resolve_busy([by_key[key] for key in busy], counts, failures)
 
     def _resolve_busy(self, items, counts, failures):
         """Keys that appeared on the target after planning (SCAN duplicates, concurrent writers)."""
@@ -347,44 +407,70 @@ class MigrateWriter:
         if retry:
             self._migrate_items(retry, set(item[0] for item in retry), counts, failures)
 
-    # -- one MIGRATE call ---------------------------------------------------------------------------
-    def _count_batch(self):
+    # -- the MIGRATE calls of a part ------------------------------------------------------------------
+    def _count_batch(self, calls=1):
         with self.state.lock:
-            self.state.result['batches'] = self.state.result.get('batches', 0) + 1
+            self.state.result['batches'] = self.state.result.get('batches', 0) + calls
 
     def migrate(self, keys, replace, counts, failures, by_key=None):
-        """One MIGRATE call; updates ``counts``.  Returns ``'ok'``, ``'nokey'``, ``'busy'`` or ``'failed'``."""
+        """The MIGRATE calls of ``keys``; updates ``counts``.  Returns the keys of the calls that met a key of the
+        same name on the target (BUSYKEY)."""
         return self._migrate(keys, replace, counts, failures, by_key)
 
     def _migrate(self, keys, replace, counts, failures, by_key=None):
-        command = list(self.head)
-        if replace:
-            command.append(b'REPLACE')
-        command += self.auth
-        command.append(b'KEYS')
-        command += keys
-        started = time.time()
-        try:
-            reply = self.source_wire.call_packed(pack([command]), 1)[0]
-        except Exception as exc:
-            raise self._fail(exc, 'source', 'MIGRATE from db %d' % self.s_db)
-        if time.time() - started > SLOW_MIGRATE_S and len(keys) > 1 and not self.sizing and self.sizes_known:
-            self._slow_call(keys)
-        self._count_batch()
+        busy = []
+        todo = list(keys)
+        for dummy in range(MAX_ROUNDS):
+            calls = self.routes.calls(todo)
+            if not calls:
+                return busy
+            commands = []
+            for address, part in calls:
+                command = list(self.head(address))
+                if replace:
+                    command.append(b'REPLACE')
+                commands.append(command + self.auth + [b'KEYS'] + part)
+            started = time.time()
+            try:
+                replies = self.source_wire.call_packed(pack(commands), len(commands))
+            except Exception as exc:
+                raise self._fail(exc, 'source', 'MIGRATE from db %d' % self.s_db)
+            elapsed = time.time() - started
+            if elapsed > SLOW_MIGRATE_S and len(todo) > 1 and not self.sizing and self.sizes_known:
+                self._slow_call(todo)
+            self._count_batch(len(calls))
+            todo = []
+            for (address, part), reply in zip(calls, replies):
+                status, again = self._reply(reply, address, part, replace, counts, failures, by_key,
+                                            elapsed > EXPIRY_DRIFT_S)
+                if status == 'busy':
+                    busy.extend(part)
+                todo.extend(again)
+        if todo:  # still redirected after every round: the cluster does not settle
+            add(counts, 'failed', len(todo))
+            for key in todo[:10]:
+                failures.append(dict(db=self.s_db, key=sample_key(key),
+                                     reason='still redirected (MOVED/ASK) after %d rounds' % MAX_ROUNDS))
+        return busy
+
+    def _reply(self, reply, address, keys, replace, counts, failures, by_key, slow):
+        """One MIGRATE call's reply: ``(status, keys to send again)``; status ``ok``, ``nokey``, ``busy``,
+        ``failed`` or ``redirected``."""
         if reply == b'OK':
             add(counts, 'copied', len(keys))
             if replace:
                 add(counts, 'replaced', len(keys))
-            if time.time() - started > EXPIRY_DRIFT_S:
+            self.routes.count_written(address, len(keys))
+            if slow:
                 self._fix_expiries(keys)
-            return 'ok'
+            return 'ok', []
         if reply == b'NOKEY' or (isinstance(reply, ReplyError) and reply_kind(reply) == 'nokey'):
             add(counts, 'expired', len(keys))  # the source says: none of these keys exists any more
-            return 'nokey'
+            return 'nokey', []
         if not isinstance(reply, ReplyError):
             raise KVError('MIGRATE from db %d answered %r, which kv_migrate does not know' % (self.s_db, reply[:100]),
-                          kind='error', endpoint=self.job.source_ep.address)
-        return self._migrate_error(reply, keys, replace, counts, failures, by_key)
+                          kind='error', endpoint=self.source_ep.address)
+        return self._migrate_error(reply, address, keys, replace, counts, failures, by_key)
 
     def _fix_expiries(self, keys):
         """MIGRATE carries a key's TTL as a relative time that the target applies when the key arrives: after a
@@ -410,28 +496,28 @@ class MigrateWriter:
             raise self._fail(errors[0], 'target', 'PEXPIREAT in db %d' % self.t_db)
 
     def _arrived(self, keys, replace, by_key):
-        """After a MIGRATE call stopped at a target error: how many of its keys the target now holds as sent."""
+        """After a MIGRATE call stopped at a target error: the keys of the call the target now holds as sent."""
         try:
-            entries = self.target.dump.read(keys)
+            entries = self.target.entries([(key,) for key in keys])
         except KVError:
-            return 0  # the target cannot be read either: what arrived stays unknown (counted as not copied)
+            return []  # the target cannot be read either: what arrived stays unknown (counted as not copied)
         if not replace or by_key is None:
-            return sum(1 for entry in entries if entry[1] is not None)
-        return sum(1 for entry in entries if entry[1] is not None
-                   and same_body(entry[1], by_key[entry[0]][1]))
+            return [entry[0] for entry in entries if entry[1] is not None]
+        return [entry[0] for entry in entries if entry[1] is not None and same_body(entry[1], by_key[entry[0]][1])]
 
-    def _count_arrived(self, keys, replace, counts, by_key):
+    def _count_arrived(self, keys, replace, counts, by_key, address=None):
         arrived = self._arrived(keys, replace, by_key)
-        add(counts, 'copied', arrived)
+        add(counts, 'copied', len(arrived))
         if replace:
-            add(counts, 'replaced', arrived)
+            add(counts, 'replaced', len(arrived))
+        self.routes.count_written(address, len(arrived))
         return arrived
 
-    def _migrate_error(self, reply, keys, replace, counts, failures, by_key):
+    def _migrate_error(self, reply, address, keys, replace, counts, failures, by_key):
         run = self.job
         text = scrub(str(reply), run.target_ep.secrets)
-        src, tgt = run.source_ep.address, run.target_ep.address
-        mig = '%s:%d' % (run.target_ep.migrate_host, run.target_ep.migrate_port)
+        src, tgt = self.source_ep.address, address or run.target_ep.address
+        mig = address or '%s:%d' % (run.target_ep.migrate_host, run.target_ep.migrate_port)
         if text.startswith('IOERR'):
             hint = (' The target uses TLS: the source must run with tls-cluster yes and trust the target\'s CA.'
                     if run.target_ep.tls else '')
@@ -445,9 +531,12 @@ class MigrateWriter:
             raise self._fail(reply, 'source', 'MIGRATE from db %d' % self.s_db)
         kind = reply_kind(inner)
         if kind == 'busykey':
-            return 'busy'
+            return 'busy', []
         # MIGRATE stops at the target's first error after writing part of the call: count what arrived.
-        arrived = self._count_arrived(keys, replace, counts, by_key)
+        arrived = self._count_arrived(keys, replace, counts, by_key, address)
+        if self.routes.redirected(inner):  # a reshard of the target cluster: send the others again, routed anew
+            landed = set(arrived)
+            return 'redirected', [key for key in keys if key not in landed]
         if kind == 'payload':
             raise KVError('the target %s refused the source\'s DUMP payloads (%s): the two servers use payload '
                           'versions MIGRATE cannot bridge. Use kv_dump_restore with payload=auto, which copies such '
@@ -467,7 +556,7 @@ class MigrateWriter:
                           kind='oom', endpoint=tgt)
         if kind in ('readonly', 'loading', 'db'):
             raise KVError('the target %s cannot take keys: %s' % (tgt, inner[:200]), kind=kind, endpoint=tgt)
-        add(counts, 'failed', len(keys) - arrived)
+        add(counts, 'failed', len(keys) - len(arrived))
         for key in keys[:10]:
             failures.append(dict(db=self.s_db, key=sample_key(key), reason=inner[:200]))
-        return 'failed'
+        return 'failed', []

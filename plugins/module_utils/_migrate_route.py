@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvtools.migration contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Where the MIGRATE calls of one kv_migrate writer go, when a side is a cluster.
+
+``MIGRATE`` is sent to the source server and connects from there to the host and port it names; it does not
+follow ``MOVED`` or ``ASK``.  So :class:`MigrateRoutes` cuts a part of keys into calls:
+
+* between two standalone servers: one call to the target;
+* out of a cluster: one call per slot, because a cluster node refuses a command whose keys are in
+  different slots (``CROSSSLOT``), MIGRATE included.  Servers that keep one table per slot (Redis 7.4+,
+  Valkey 8+) SCAN slot by slot, so a batch holds few slots and the calls stay large; Redis 7.0 and 7.2 SCAN
+  across the slots, which gives calls of a key or two (the writer pipelines them: one round trip per part);
+* into a cluster: one call per target master (the master that serves the key's slot in the writer's routing
+  table), sent to that master's address.
+
+During a reshard of the target a master answers the RESTORE-ASKING that MIGRATE sends with ``MOVED`` (the
+slot has moved: the routing table is read again from the cluster, and the slot set as the reply says) or
+``ASK`` (the slot is being moved: its keys go to the importing master, which takes RESTORE-ASKING, until a
+MOVED says the move is over); MIGRATE reports the first such error of a call only.  The writer asks which
+keys of the call arrived and sends the others again, routed anew: :meth:`MigrateRoutes.redirected` learns
+from the error, counts it (:attr:`redirects`), and says whether to send again.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover, key_slot
+
+MAX_ROUNDS = 16  # a key still refused after this many rounds of redirections counts as failed
+TRYAGAIN_PAUSE = 0.05
+
+
+def redirection(text):
+    """``('MOVED' or 'ASK', slot, 'host:port')`` or ``('TRYAGAIN', None, None)`` for a target's error text, else
+    None."""
+    parts = text.split()
+    if len(parts) >= 3 and parts[0] in ('MOVED', 'ASK') and parts[1].isdigit():
+        return parts[0], int(parts[1]), parts[2]
+    if parts and parts[0] == 'TRYAGAIN':
+        return 'TRYAGAIN', None, None
+    return None
+
+
+class MigrateRoutes:
+    """The calls of one writer: ``calls(keys)`` gives ``[(address or None, keys)]`` (None: the target given).
+
+    ``by_slot``: the source is a cluster; ``target_side``: the writer's
+    :class:`~._cluster_target.ClusterTargetSide` (its routing table is shared, so the reads of the target that
+    check what arrived route the same way), None for a standalone target.
+    """
+
+    def __init__(self, job, by_slot, target_side):
+        self.job = job
+        self.by_slot = by_slot
+        self.target_side = target_side
+        self.asked = {}  # slot -> the importing master's address (ASK), until a MOVED or a refresh
+        self.redirects = dict(moved=0, ask=0)
+        self.written = {}  # target master address -> keys this writer's calls wrote there
+
+    @property
+    def cluster_target(self):
+        return self.target_side is not None
+
+    def destination(self, slot):
+        asked = self.asked.get(slot)
+        if asked is not None:
+            return asked
+        return self.target_side.owner_of_slot(slot)
+
+    def calls(self, keys):
+        """``[(address or None, keys)]``: ``keys`` cut into the MIGRATE calls they need, in the order of ``keys``."""
+        if not self.by_slot and not self.cluster_target:
+            return [(None, list(keys))] if keys else []
+        groups = {}
+        order = []
+        for key in keys:
+            slot = key_slot(key)
+            dest = self.destination(slot) if self.cluster_target else None
+            group = (slot if self.by_slot else None, dest)
+            if group not in groups:
+                groups[group] = []
+                order.append(group)
+            groups[group].append(key)
+        return [(group[1], groups[group]) for group in order]
+
+    def count_written(self, address, count):
+        if address is not None and count:
+            self.written[address] = self.written.get(address, 0) + count
+
+    def redirected(self, text):
+        """What a target's error (the text after ``Target instance replied with error:``) teaches: True when it
+        was a redirection (the keys that did not arrive are sent again), else False."""
+        found = redirection(text)
+        if found is None or not self.cluster_target:
+            return False
+        kind, slot, address = found
+        if kind == 'TRYAGAIN':
+            time.sleep(TRYAGAIN_PAUSE)  # a multi-key write while its slot moves: the servers settle it
+            return True
+        if kind == 'ASK':
+            self.redirects['ask'] += 1
+            self.asked[slot] = address
+            return True
+        self.redirects['moved'] += 1
+        self.refresh()
+        self.target_side.slots[slot] = address  # what the node that refused says wins over any view read
+        return True
+
+    def refresh(self):
+        """Read the target cluster's slots again (after a MOVED: more slots than the one named may have moved)."""
+        endpoint = self.job.target_ep
+        client = endpoint.client(db=0)
+        try:
+            topology = discover(endpoint, client)
+        finally:
+            client.close()
+        self.target_side.slots[:] = topology.slot_addresses()
+        self.asked = {}
