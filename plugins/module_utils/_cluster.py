@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import threading
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 
@@ -52,6 +53,25 @@ def key_slot(key):
     for byte in bytearray(key):
         crc = ((crc << 8) & 0xFF00) ^ table[(crc >> 8) ^ byte]
     return crc & 0x3FFF
+
+
+_TAGS = [None] * SLOTS  # slot -> a short name that hashes to it, found as they are asked for
+_TAG_SEARCH = [0]  # the next number to try
+_TAG_LOCK = threading.Lock()
+
+
+def slot_tag(slot):
+    """A short name (bytes, no braces) whose slot is ``slot``: ``b'{' + slot_tag(s) + b'}'`` puts any name in slot
+    ``s``.  Found by trying hexadecimal numbers in turn (every slot is covered by 5 digits); each one tried is
+    remembered, so all slots together cost one pass of about 315,000 CRCs."""
+    with _TAG_LOCK:
+        while _TAGS[slot] is None:
+            tag = b'%x' % _TAG_SEARCH[0]
+            _TAG_SEARCH[0] += 1
+            found = key_slot(tag)
+            if _TAGS[found] is None:
+                _TAGS[found] = tag
+        return _TAGS[slot]
 
 
 def node_endpoint(endpoint, host, port):

@@ -41,6 +41,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import (
     CompareScope, TypedCopier, UncopyableKey)
+from ansible_collections.kvtools.migration.plugins.module_utils._type_aware_cluster import ClusterTypedCopier
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire
 
 FATAL_REPLIES = ('oom', 'noperm', 'auth', 'readonly', 'loading')
@@ -99,8 +100,6 @@ class RestoreWriter:
         """``restore``, ``commands`` (type-aware) or ``restore+fallback`` (RESTORE, type-aware where refused)."""
         want = job.opts.payload
         offers_typed = job.source.typed_reader
-        if job.target_topology is not None:
-            return cls._cluster_payload_path(job, want)
         if want == 'commands' and offers_typed:
             return 'commands'
         if want == 'commands' and not offers_typed:
@@ -125,20 +124,6 @@ class RestoreWriter:
         if want == 'restore' or job.accepts or not offers_typed:
             return 'restore'
         return 'restore+fallback'
-
-    @classmethod
-    def _cluster_payload_path(cls, job, want):
-        """Into a cluster: RESTORE only (the type-aware copy builds a key under a temporary name, which a
-        cluster may place on another master)."""
-        if want == 'commands' or job.accepts is False:
-            raise KVError(
-                'the target %s is a cluster, and a type-aware copy (payload=commands, or the fallback for payloads '
-                'the target refuses: RDB %s from %s %s into %s %s, RDB %s) is not supported for cluster yet. Copy '
-                'between versions whose DUMP payloads the target accepts, or into a standalone server first'
-                % (job.target_ep.address, job.source.rdb_version, job.source.server.engine if job.source.server
-                   else 'a file', job.source.server.version_string if job.source.server else '', job.target.engine,
-                   job.target.version_string, job.target_rdb), kind='payload')
-        return 'restore'
 
     @classmethod
     def needs_values(cls, state, planning, check_existing):
@@ -172,10 +157,13 @@ class RestoreWriter:
         self.scope = None
         if job.source.typed_reader:
             self.scope = CompareScope(job.source.server, job.target, chunk=job.opts.chunk_size)
-        if job.source.typed_reader and job.target_topology is None:
-            self.typed = TypedCopier(reader.client, self.target.client, job.source.server, job.target,
-                                     job.opts.chunk_size, on_unsupported=job.opts.on_unsupported,
-                                     dropped=job.field_ttl_drops, lock=job.drop_lock)
+        if job.source.typed_reader:
+            options = dict(chunk=job.opts.chunk_size, on_unsupported=job.opts.on_unsupported,
+                           dropped=job.field_ttl_drops, lock=job.drop_lock)
+            if job.target_topology is None:
+                self.typed = TypedCopier(reader.client, self.target.client, job.source.server, job.target, **options)
+            else:  # into a cluster: on the master of each key's slot, temporary keys in that slot
+                self.typed = ClusterTypedCopier(reader.client, self.target, job.source.server, job.target, **options)
 
     def close(self):
         if job_counts_nodes(self.target):

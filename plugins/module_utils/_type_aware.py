@@ -29,6 +29,7 @@ import os
 import threading
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot, slot_tag
 from ansible_collections.kvtools.migration.plugins.module_utils._spooled_payload import BIG_VALUE
 from ansible_collections.kvtools.migration.plugins.module_utils._stream import (
     StreamWriter, groups_info, raw_command, stream_differences)
@@ -60,7 +61,11 @@ def key_type(client, key):
     return _s(client.type(key))
 
 
-def _tmp_key():
+def tmp_key(key=None, in_slot=False):
+    """A temporary name; with ``in_slot``, one in the slot of ``key`` (a hash tag of that slot: into a cluster the
+    temporary key and the key live on the same master, and RENAME between them is allowed)."""
+    if in_slot:
+        return TMP_PREFIX + b'{' + slot_tag(key_slot(key)) + b'}' + os.urandom(12).hex().encode()
     return TMP_PREFIX + os.urandom(12).hex().encode()
 
 
@@ -165,7 +170,8 @@ class TypedCopier:
     """Copies one key from ``src`` to ``tgt`` (redis-py clients on the right dbs) with commands."""
 
     def __init__(self, src, tgt, source_server, target_server, chunk=1000, on_unsupported='fail', dropped=None,
-                 lock=None):
+                 lock=None, in_slot=False):
+        self.in_slot = in_slot  # into a cluster: temporary keys in the key's slot
         self.src = src
         self.tgt = tgt
         self.chunk = int(chunk)
@@ -210,7 +216,7 @@ class TypedCopier:
                 if expire_at_ms:
                     self.tgt.pexpireat(key, int(expire_at_ms))
                 return 'copied', None
-        tmp = _tmp_key()
+        tmp = tmp_key(key, self.in_slot)
         try:
             if head is not None:
                 written = self._write_string(key, tmp, head)
