@@ -342,10 +342,13 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                             % (need // 2 ** 20, max(room, 0) // 2 ** 20))
     accepts = target_accepts(target_facts['engine'], target_facts['rdb_version'], source_facts['rdb_version'],
                              (target_facts.get('rdb_version_check') or {}).get('value'))
-    if cluster is not None:  # RESTORE routed per slot; MIGRATE grouped per node is not there yet
-        if method == 'migrate':
-            problems.append('method migrate is not supported for cluster yet: use method auto or dump_restore')
-        chosen, migrate_possible = 'dump_restore', False
+    if cluster is not None and method == 'migrate':  # MIGRATE grouped per target master, when asked for
+        chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
+                                                          isolation, source_facts, target_facts, target_server)
+        reasons = reasons + ['the target is a cluster: one MIGRATE call per target master']
+    elif cluster is not None:  # RESTORE routed per slot (the source's own connection never reaches the masters)
+        chosen, dummy, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, 'dump_restore',
+                                                        isolation, source_facts, target_facts, target_server)
         reasons = ['the target is a cluster: kv_dump_restore restores each key on the master that serves its slot']
     else:
         chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
