@@ -268,10 +268,13 @@ class MigrateWriter:
     def close(self):
         if self.job.target_topology is not None:
             redirects = dict(self.routes.redirects)
-            if self._target is not None:
+            written = dict(self.routes.written)
+            if self._target is not None:  # its own reads and the RESTOREs of keys of slots being moved
                 for name, count in self._target.redirects.items():
                     redirects[name] = redirects.get(name, 0) + count
-            self.job.count_target_nodes(self.routes.written, redirects)
+                for address, count in self._target.written.items():
+                    written[address] = written.get(address, 0) + count
+            self.job.count_target_nodes(written, redirects)
         if self._target is not None:
             self._target.close()
         self.source_wire.close()
@@ -413,14 +416,24 @@ class MigrateWriter:
             self.state.result['batches'] = self.state.result.get('batches', 0) + calls
 
     def migrate(self, keys, replace, counts, failures, by_key=None):
-        """The MIGRATE calls of ``keys``; updates ``counts``.  Returns the keys of the calls that met a key of the
-        same name on the target (BUSYKEY)."""
-        return self._migrate(keys, replace, counts, failures, by_key)
+        """The MIGRATE calls of ``keys``; updates ``counts``.  Returns ``'busy'`` when a call met a key of the same
+        name on the target, else ``'ok'`` when a call wrote, else the status of the last call (``'nokey'``,
+        ``'failed'``)."""
+        statuses = []
+        if self._migrate(keys, replace, counts, failures, by_key, statuses):
+            return 'busy'
+        return 'ok' if 'ok' in statuses else statuses[-1]
 
-    def _migrate(self, keys, replace, counts, failures, by_key=None):
+    def _migrate(self, keys, replace, counts, failures, by_key=None, statuses=None):
+        """The MIGRATE calls of ``keys`` (each status added to ``statuses``); returns the keys of the calls that
+        met a key of the same name on the target (BUSYKEY)."""
+        statuses = [] if statuses is None else statuses
         busy = []
         todo = list(keys)
         for dummy in range(MAX_ROUNDS):
+            moving, todo = self.routes.asked_keys(todo)
+            if moving:  # keys of a slot being moved on the target: RESTORE after ASKING, from this machine
+                busy.extend(self._restore_moving(moving, replace, counts, failures, by_key))
             calls = self.routes.calls(todo)
             if not calls:
                 return busy
@@ -440,17 +453,52 @@ class MigrateWriter:
                 self._slow_call(todo)
             self._count_batch(len(calls))
             todo = []
+            stop = None
             for (address, part), reply in zip(calls, replies):
-                status, again = self._reply(reply, address, part, replace, counts, failures, by_key,
-                                            elapsed > EXPIRY_DRIFT_S)
+                try:
+                    status, again = self._reply(reply, address, part, replace, counts, failures, by_key,
+                                                elapsed > EXPIRY_DRIFT_S)
+                except KVError as exc:  # the other calls of the pipeline ran: their keys are counted first
+                    stop = stop or exc
+                    continue
+                statuses.append(status)
                 if status == 'busy':
                     busy.extend(part)
                 todo.extend(again)
+            if stop is not None:
+                raise stop
         if todo:  # still redirected after every round: the cluster does not settle
             add(counts, 'failed', len(todo))
             for key in todo[:10]:
                 failures.append(dict(db=self.s_db, key=sample_key(key),
                                      reason='still redirected (MOVED/ASK) after %d rounds' % MAX_ROUNDS))
+        return busy
+
+    def _restore_moving(self, keys, replace, counts, failures, by_key):
+        """DUMP ``keys`` on the source and RESTORE them on the target cluster (which follows ASK with ASKING);
+        returns the keys the target already holds (BUSYKEY)."""
+        if by_key is not None:
+            items = [by_key[key] for key in keys]
+        else:
+            items, expired, dummy = live_entries(self.source_dump.read(keys))
+            add(counts, 'expired', expired)
+        replace_keys = set(keys) if replace else ()
+        replies = self.target.call_restores(items, self.job.source.absolute_expiry, replace_keys)
+        busy = []
+        for item, reply in zip(items, replies):
+            if reply.__class__ is not ReplyError:
+                add(counts, 'copied')
+                if replace:
+                    add(counts, 'replaced')
+                continue
+            kind = reply_kind(reply)
+            if kind == 'busykey':
+                busy.append(item[0])
+            elif kind in ('oom', 'noperm', 'auth', 'readonly', 'loading', 'payload'):
+                raise self._fail(reply, 'target', 'RESTORE into db %d' % self.t_db)
+            else:
+                add(counts, 'failed')
+                failures.append(dict(db=self.s_db, key=sample_key(item[0]), reason=str(reply)[:200]))
         return busy
 
     def _reply(self, reply, address, keys, replace, counts, failures, by_key, slow):

@@ -16,12 +16,15 @@ follow ``MOVED`` or ``ASK``.  So :class:`MigrateRoutes` cuts a part of keys into
 * into a cluster: one call per target master (the master that serves the key's slot in the writer's routing
   table), sent to that master's address.
 
-During a reshard of the target a master answers the RESTORE-ASKING that MIGRATE sends with ``MOVED`` (the
-slot has moved: the routing table is read again from the cluster, and the slot set as the reply says) or
-``ASK`` (the slot is being moved: its keys go to the importing master, which takes RESTORE-ASKING, until a
-MOVED says the move is over); MIGRATE reports the first such error of a call only.  The writer asks which
-keys of the call arrived and sends the others again, routed anew: :meth:`MigrateRoutes.redirected` learns
-from the error, counts it (:attr:`redirects`), and says whether to send again.
+During a reshard of the target a master answers the RESTORE that MIGRATE sends with ``MOVED`` (the slot has
+moved: the routing table is read again from the cluster, and the slot set as the reply says) or ``ASK`` (the
+slot is being moved and the key is not on the old master).  The importing master takes a key of such a slot
+only after ``ASKING``, which MIGRATE sends only from a cluster node (RESTORE-ASKING), and the old master
+refuses it: the keys of a slot being moved are copied by the writer itself, DUMP on the source and RESTORE
+after ASKING on the importing master (:class:`~._cluster_target.ClusterTargetSide`), until a MOVED says the
+move is over.  MIGRATE reports the first error of a call only: the writer asks which keys of the call arrived
+and sends the others again, routed anew; :meth:`MigrateRoutes.redirected` learns from the error, counts it
+(:attr:`redirects`), and says whether to send again.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -59,7 +62,7 @@ class MigrateRoutes:
         self.job = job
         self.by_slot = by_slot
         self.target_side = target_side
-        self.asked = {}  # slot -> the importing master's address (ASK), until a MOVED or a refresh
+        self.asked = {}  # slot -> the importing master's address (ASK), until a MOVED names the slot's owner
         self.redirects = dict(moved=0, ask=0)
         self.written = {}  # target master address -> keys this writer's calls wrote there
 
@@ -67,11 +70,15 @@ class MigrateRoutes:
     def cluster_target(self):
         return self.target_side is not None
 
-    def destination(self, slot):
-        asked = self.asked.get(slot)
-        if asked is not None:
-            return asked
-        return self.target_side.owner_of_slot(slot)
+    def asked_keys(self, keys):
+        """``(keys of slots being moved, the others)``: the first are restored through this machine."""
+        if not self.asked:
+            return [], keys
+        moving = [key for key in keys if key_slot(key) in self.asked]
+        if not moving:
+            return [], keys
+        others = set(moving)
+        return moving, [key for key in keys if key not in others]
 
     def calls(self, keys):
         """``[(address or None, keys)]``: ``keys`` cut into the MIGRATE calls they need, in the order of ``keys``."""
@@ -81,7 +88,7 @@ class MigrateRoutes:
         order = []
         for key in keys:
             slot = key_slot(key)
-            dest = self.destination(slot) if self.cluster_target else None
+            dest = self.target_side.owner_of_slot(slot) if self.cluster_target else None
             group = (slot if self.by_slot else None, dest)
             if group not in groups:
                 groups[group] = []
@@ -108,12 +115,14 @@ class MigrateRoutes:
             self.asked[slot] = address
             return True
         self.redirects['moved'] += 1
+        self.asked.pop(slot, None)  # a move that ended (or was given up): the owner named is the one
         self.refresh()
         self.target_side.slots[slot] = address  # what the node that refused says wins over any view read
         return True
 
     def refresh(self):
-        """Read the target cluster's slots again (after a MOVED: more slots than the one named may have moved)."""
+        """Read the target cluster's slots again (after a MOVED: more slots than the one named may have moved).
+        The slots being moved keep going to their importing master (ASK) until a MOVED names their owner."""
         endpoint = self.job.target_ep
         client = endpoint.client(db=0)
         try:
@@ -121,4 +130,3 @@ class MigrateRoutes:
         finally:
             client.close()
         self.target_side.slots[:] = topology.slot_addresses()
-        self.asked = {}

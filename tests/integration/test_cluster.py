@@ -133,8 +133,7 @@ def test_refusals_name_the_cluster(cluster_of, redis70, run_modules, tmp_path):
     redis70.admin().set(b'k', b'v')
     backups = tmp_path / 'backups'
     backups.mkdir()
-    calls = [('kv_migrate', {'source': redis70.endpoint(), 'target': found.endpoint()}),
-             ('kv_rdb_backup', {'server': found.endpoint(), 'dest': str(backups / 'backup.rdb')}),
+    calls = [('kv_rdb_backup', {'server': found.endpoint(), 'dest': str(backups / 'backup.rdb')}),
              ('kv_isolate', {'server': found.endpoint(), 'mode': 'pause', 'renew': False})]
     for (module, _args), result in zip(calls, run_modules(calls)):
         assert result.get('failed') and 'not supported for cluster yet' in result['msg'], (module, result['msg'])
