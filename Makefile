@@ -16,7 +16,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles molecule
 
-.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify compat bench-live bench-sync clean distclean
+.PHONY: help setup test pytest sanity lint molecule molecule-podman build docs demo bench bench-verify compat bench-live bench-sync bench-cluster clean distclean
 
 help:
 	@echo 'make setup      install the system packages (apt) and the project venv + test servers (idempotent)'
@@ -35,6 +35,7 @@ help:
 	@echo '                compared key by key (COMPAT_ARGS="--only redis74,valkey80" for a subset); prints the grid'
 	@echo 'make bench-live    the writers pause of migrate.yml, live vs offline, an app writing (BENCH_ARGS=--scale 0.01)'
 	@echo 'make bench-sync    benchmark kv_sync against a full sync, and its lag at 20k writes/s (BENCH_ARGS=--scale 0.1)'
+	@echo 'make bench-cluster benchmark copies out of / into 3-master clusters against standalone kv_dump_restore (BENCH_ARGS=--keys 20000)'
 	@echo 'make clean      remove .build/ and caches (keeps .venv/ and .servers/)'
 	@echo 'make distclean  clean, and remove .venv/ and .servers/ too'
 
@@ -124,6 +125,12 @@ bench-live: | $(PYTHON)
 bench-sync: | $(PYTHON)
 	@mkdir -p $(BUILD)
 	$(PYTHON) tests/benchmarks/bench_sync.py --out $(BUILD)/bench-sync.json $(BENCH_ARGS)
+
+# Several minutes at full size (1,000,000 keys; 3-master clusters; the standalone kv_dump_restore baseline in the
+# same run).  Results also in .build/bench-cluster.json.
+bench-cluster: | $(PYTHON)
+	@mkdir -p $(BUILD)
+	$(PYTHON) tests/benchmarks/bench_cluster.py --out $(BUILD)/bench-cluster.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache tests/output .cache

@@ -44,14 +44,15 @@ from ansible_collections.kvtools.migration.plugins.module_utils._cluster_target 
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import add, same_entry, sort_existing
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob, CopyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._dumpread import DumpReader, live_entries
-from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub, unavailable
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind, scrub
+from ansible_collections.kvtools.migration.plugins.module_utils._expiry_counters import (
+    expiry_totals, source_servers, target_expiry_totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._migrate_route import MAX_ROUNDS, MigrateRoutes
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import TargetSide
-from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import CompareScope
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import ReplyError, Wire, pack, pack_key_commands
@@ -93,52 +94,6 @@ class MigrateOptions(CopyOptions):
 def Migrate(source, target, options, warn=None):  # pylint: disable=invalid-name
     """The job of kv_migrate: a live source, the MIGRATE writer."""
     return CopyJob('kv_migrate', LiveSource(source), target, options, MigrateWriter, warn=warn)
-
-
-def expiry_counters(server):
-    """``(run_id, keys expired, keys evicted)`` of a server, from INFO server and stats.
-
-    Without INFO (renamed, disabled or denied) they are ``(None, 0, 0)``: no expiry is known, so every key
-    that did not arrive counts as lost - never as expired.
-    """
-    if 'info' in server.unknown:
-        return None, 0, 0
-    try:
-        stats = server.client.info('stats')
-        run_id = server.client.info('server').get('run_id')
-    except Exception as exc:
-        if unavailable(exc) is not None:
-            return None, 0, 0
-        raise server.endpoint.error(exc, 'reading INFO stats')
-    return run_id, int(stats.get('expired_keys', 0) or 0), int(stats.get('evicted_keys', 0) or 0)
-
-
-def expiry_totals(servers):
-    """:func:`expiry_counters` summed over ``servers`` (a cluster's masters); the run ids as a tuple."""
-    counters = [expiry_counters(server) for server in servers]
-    return (tuple(c[0] for c in counters), sum(c[1] for c in counters), sum(c[2] for c in counters))
-
-
-def source_servers(job):
-    """The servers that hold the source's keys: every master of a cluster source, else the source."""
-    masters = getattr(job.source, 'masters', None)
-    if getattr(job.source, 'parted', False) and masters:
-        return [master.server for master in masters]
-    return [job.source.server]
-
-
-def target_expiry_totals(job):
-    """:func:`expiry_totals` of the target (every master of a cluster, each asked on a connection of its own)."""
-    if job.target_topology is None:
-        return expiry_totals([job.target])
-    servers = []
-    try:
-        for endpoint in job.target_endpoints():
-            servers.append(connect_server(endpoint))
-        return expiry_totals(servers)
-    finally:
-        for server in servers:
-            server.client.close()
 
 
 class MigrateWriter:
