@@ -110,8 +110,11 @@ notes:
     the copy are followed and counted (RV(cluster)).
   - A cluster holds db 0 only - source dbs other than 0 into a cluster are refused before anything is written unless
     O(db_map) sends them to 0 (several may go to 0; O(on_conflict) decides between keys of the same name).
-  - Into a cluster keys are copied with C(RESTORE) only - a type-aware copy (O(payload=commands), or the fallback for
-    payloads the target refuses) is not supported for cluster yet and is refused before anything is written.
+  - Into a cluster the type-aware copy (O(payload=commands), or the fallback for payloads the target refuses) builds
+    each key on the master that serves its slot; the temporary key (C(kvtools:tmp:{tag}...)) carries a hash tag of
+    the key's slot, so it lives on the same master and the final C(RENAME) stays in the slot. A C(MOVED) during a
+    reshard sends the key to the new owner; while its slot is being moved (C(ASK), C(TRYAGAIN)) the key waits (at
+    most 30 seconds per slot) for the move to end.
   - The idle times of pending stream entries and consumers are recreated relative to the time of the copy.
   - One copy into a target at a time - a second copy into the same target started on the same host fails with
     C(error=locked), naming the first one's pid, host, start time and progress file. The lock is a file (in the

@@ -80,8 +80,18 @@ notes:
     C(@dangerous)); the target user C(+restore) (in C(@dangerous) too) plus what M(kvtools.migration.kv_info) reads.
   - C(MIGRATE) is a write command for the source's bookkeeping; under C(CLIENT PAUSE WRITE) it waits until the
     pause ends. Use M(kvtools.migration.kv_dump_restore) to copy from a paused source.
-  - Cluster mode is not supported for cluster yet - a cluster node as source or target is refused before anything is
-    moved; M(kvtools.migration.kv_dump_restore) copies from and into clusters.
+  - O(source) and O(target) may each be a node of a cluster (any node) - the masters and their slots are found as
+    M(kvtools.migration.kv_dump_restore) finds them, every slot must be served and no node failing, and a cluster
+    holds db 0 only (other source dbs are refused unless O(db_map) sends them to 0).
+  - Out of a cluster every master is scanned (at least one worker per master) and C(MIGRATE) is sent to the master
+    that holds the keys, one call per slot - a cluster node refuses keys of several slots in one command. Redis 7.4+
+    and Valkey 8+ scan slot by slot, so a call still carries many keys; Redis 7.0 and 7.2 scan across the slots, so
+    calls carry a key or two (they are pipelined, but M(kvtools.migration.kv_dump_restore) is faster there).
+  - Into a cluster one C(MIGRATE) call goes to each target master (its address as the cluster announces it) with
+    the keys of the slots it serves. C(MIGRATE) does not follow redirections - during a reshard the keys a master
+    refused with C(MOVED) are sent again to the new owner (the slots read again), and keys of a slot being moved
+    (C(ASK)) are restored on the importing master from this machine (C(DUMP), then C(ASKING) + C(RESTORE)), since
+    C(MIGRATE) from a standalone server cannot send C(ASKING). Both are counted in RV(cluster).
 seealso:
   - module: kvtools.migration.kv_dump_restore
   - module: kvtools.migration.kv_info
@@ -156,9 +166,20 @@ batches:
   returned: always
   type: int
 migrate_address:
-  description: The C(host:port) the source was told to migrate to (O(target.migrate_host), O(target.migrate_port)).
+  description: The C(host:port) the source was told to migrate to (O(target.migrate_host), O(target.migrate_port));
+    into a cluster the calls go to each master's address (RV(cluster)).
   returned: always
   type: str
+cluster:
+  description:
+    - Null unless a side is a cluster. C(source_nodes) lists each source master (C(address), C(node_id), C(slots),
+      C(keys) scanned there), C(target_nodes) each target master (C(written) - keys written there, also masters
+      found only through a redirection), C(redirects) counts the C(moved) and C(ask) replies followed.
+    - In check mode C(written) is 0 and RV(batches) counts the calls per slot or per master a real run would send.
+  returned: always
+  type: dict
+  sample: {"source_nodes": null, "redirects": {"moved": 0, "ask": 0},
+           "target_nodes": [{"address": "10.0.0.5:6379", "node_id": "4b25...", "slots": 5461, "written": 33410}]}
 source:
   description: Engine, version, RDB version and address of the source.
   returned: success
