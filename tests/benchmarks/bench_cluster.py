@@ -109,8 +109,8 @@ def main():
                 baseline = result['wall']
             row['vs_baseline'] = round(result['wall'] / max(baseline, 1e-6), 2)
             rows.append(row)
-            print('%s -> %s %s: %.2fs (%.2fx the baseline)' % (source_kind, target_kind, engine, result['wall'],
-                                                               row['vs_baseline']), flush=True)
+            print('%s -> %s %s: %.2fs (%.2fx the baseline)'
+                  % (source_kind, target_kind, engine, result['wall'], row['vs_baseline']), flush=True)
     finally:
         for found in started:
             found.cleanup()
