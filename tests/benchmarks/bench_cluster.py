@@ -116,8 +116,8 @@ def main():
             found.cleanup()
     cols = ['source', 'target', 'engine', 'keys', 'seconds', 'keys_s', 'peak_mib', 'vs_baseline']
     print()
-    print('%d masters per cluster, %s -> %s, workers %d' % (args.masters, args.source_flavour, args.target_flavour,
-                                                             args.workers))
+    print('%d masters per cluster, %s -> %s, workers %d'
+          % (args.masters, args.source_flavour, args.target_flavour, args.workers))
     print('| ' + ' | '.join(cols) + ' |')
     print('|' + '---|' * len(cols))
     for row in rows:
