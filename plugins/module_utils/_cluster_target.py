@@ -77,6 +77,7 @@ class ClusterTargetSide:
         self.nodes = {}
         self.redirects = dict(moved=0, ask=0)
         self.written = {}  # master address -> keys this writer wrote there
+        self.planned = {}  # master address -> keys the plan (check mode) would write there
         self.wire = self  # the writer calls wire.call_restores()
 
     # -- connections ---------------------------------------------------------------------------
@@ -88,6 +89,12 @@ class ClusterTargetSide:
             endpoint.label = '%s node %s' % (self.endpoint.label, address)
             node = self.nodes[address] = _Node(endpoint, self.t_db)
         return node
+
+    def plan(self, keys):
+        """Check mode: count ``keys`` on the masters a real run would write them to."""
+        for key in keys:
+            address = self._owner(key)
+            self.planned[address] = self.planned.get(address, 0) + 1
 
     def client_for(self, key):
         """A redis-py client on the master that serves ``key`` (type-aware comparisons)."""

@@ -139,6 +139,7 @@ class CopyJob:
         self.clusters = getattr(writer, 'clusters', False)  # the writer copies from and into clusters
         self.target_topology = None  # a cluster target: its masters and slots (:mod:`._cluster`)
         self.target_nodes = {}  # a cluster target: keys written per master
+        self.target_planned = {}  # ... and in check mode the keys a real run would write there
         self.redirects = dict(moved=0, ask=0)
         self.nodes_lock = threading.Lock()
 
@@ -172,9 +173,12 @@ class CopyJob:
             return [self.target_ep]
         return [master.endpoint for master in self.target_topology.masters]
 
-    def count_target_nodes(self, written, redirects):
-        """A writer into a cluster adds its keys per master and its MOVED/ASK redirections (when it closes)."""
+    def count_target_nodes(self, written, redirects, planned=None):
+        """A writer into a cluster adds its keys per master (``planned``: those its plan would write) and its
+        MOVED/ASK redirections (when it closes)."""
         with self.nodes_lock:
+            for address, count in (planned or {}).items():
+                self.target_planned[address] = self.target_planned.get(address, 0) + count
             for address, count in written.items():
                 self.target_nodes[address] = self.target_nodes.get(address, 0) + count
             for name, count in redirects.items():
@@ -193,6 +197,9 @@ class CopyJob:
             known = set(m.address for m in self.target_topology.masters)
             target_nodes += [dict(address=a, node_id=None, slots=None, written=n)  # found through MOVED/ASK
                              for a, n in sorted(self.target_nodes.items()) if a not in known]
+            if self.opts.check_mode:  # the plan per node: what a real run would write on each master
+                for entry in target_nodes:
+                    entry['planned'] = self.target_planned.get(entry['address'], 0)
         return dict(source_nodes=source_nodes, target_nodes=target_nodes, redirects=dict(self.redirects))
 
     def _describe_target(self):

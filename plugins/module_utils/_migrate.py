@@ -229,7 +229,7 @@ class MigrateWriter:
                     redirects[name] = redirects.get(name, 0) + count
                 for address, count in self._target.written.items():
                     written[address] = written.get(address, 0) + count
-            self.job.count_target_nodes(written, redirects)
+            self.job.count_target_nodes(written, redirects, self.routes.planned)
         if self._target is not None:
             self._target.close()
         self.source_wire.close()
@@ -267,7 +267,7 @@ class MigrateWriter:
                 part_keys = [key for key, _size in part]
                 if self.planning:  # check mode: the same cut into MIGRATE calls, nothing sent
                     add(counts, 'copied', len(part))
-                    self._count_batch(len(self.routes.calls(part_keys)))
+                    self._count_batch(self.routes.plan(part_keys))
                     continue
                 busy = self._migrate(part_keys, False, counts, failures)
                 if busy:
@@ -335,7 +335,7 @@ class MigrateWriter:
             for replace in (False, True):
                 group = [(it[0], len(it[1])) for it in items if (it[0] in replace_keys) == replace]
                 for part in self._parts(group):
-                    self._count_batch(len(self.routes.calls([key for key, _size in part])))
+                    self._count_batch(self.routes.plan([key for key, _size in part]))
             counts['copied'] = len(items)
             counts['replaced'] = len(replace_keys)
             self.state.add(counts, failures)

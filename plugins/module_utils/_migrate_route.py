@@ -65,6 +65,7 @@ class MigrateRoutes:
         self.asked = {}  # slot -> the importing master's address (ASK), until a MOVED names the slot's owner
         self.redirects = dict(moved=0, ask=0)
         self.written = {}  # target master address -> keys this writer's calls wrote there
+        self.planned = {}  # ... and in check mode those a real run would write there
 
     @property
     def cluster_target(self):
@@ -95,6 +96,14 @@ class MigrateRoutes:
                 order.append(group)
             groups[group].append(key)
         return [(group[1], groups[group]) for group in order]
+
+    def plan(self, keys):
+        """Check mode: the calls a real run would send for ``keys`` (their keys counted per target master)."""
+        calls = self.calls(keys)
+        for address, part in calls:
+            if address is not None:
+                self.planned[address] = self.planned.get(address, 0) + len(part)
+        return len(calls)
 
     def count_written(self, address, count):
         if address is not None and count:

@@ -167,7 +167,7 @@ class RestoreWriter:
 
     def close(self):
         if job_counts_nodes(self.target):
-            self.job.count_target_nodes(self.target.written, self.target.redirects)
+            self.job.count_target_nodes(self.target.written, self.target.redirects, self.target.planned)
         self.target.close()
 
     def _same(self, item, entry):
@@ -189,6 +189,8 @@ class RestoreWriter:
         if self.planning:
             counts['copied'] = len(items)
             counts['replaced'] = len(replace_keys)
+            if job_counts_nodes(self.target):
+                self.target.plan([item[0] for item in items])
             if self.path == 'commands':
                 counts['fallback'] = len(items)
             self.state.add(counts, failures)

@@ -241,7 +241,8 @@ cluster:
   description:
     - Null unless a side is a cluster. C(source_nodes) lists each source master (C(address), C(node_id), C(slots),
       C(keys) scanned there), C(target_nodes) each target master (C(written) - keys restored there, also masters
-      found only through a redirection), C(redirects) counts the C(moved) and C(ask) replies followed.
+      found only through a redirection; in check mode also C(planned) - the keys a real run would write there),
+      C(redirects) counts the C(moved) and C(ask) replies followed.
     - The C(cluster) entries of RV(source) and RV(target) describe the masters and slot ranges found.
   returned: always
   type: dict

@@ -175,7 +175,8 @@ cluster:
     - Null unless a side is a cluster. C(source_nodes) lists each source master (C(address), C(node_id), C(slots),
       C(keys) scanned there), C(target_nodes) each target master (C(written) - keys written there, also masters
       found only through a redirection), C(redirects) counts the C(moved) and C(ask) replies followed.
-    - In check mode C(written) is 0 and RV(batches) counts the calls per slot or per master a real run would send.
+    - In check mode C(written) is 0, C(planned) (check mode only) counts the keys a real run would write on each
+      target master, and RV(batches) the calls per slot or per master it would send.
   returned: always
   type: dict
   sample: {"source_nodes": null, "redirects": {"moved": 0, "ask": 0},

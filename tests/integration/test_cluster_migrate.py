@@ -85,6 +85,8 @@ def test_standalone_to_cluster_check_copy_rerun(redis70, cluster_of, run_module)
     assert key_count(target) == 0, 'check mode wrote to the cluster'
     assert [n['slots'] for n in plan['cluster']['target_nodes']] == [5461, 5461, 5462]
     assert plan['batches'] >= 3 * (loaded // 500), 'the plan counts one MIGRATE call per target master'
+    assert all(n['written'] == 0 and n['planned'] > 0 for n in plan['cluster']['target_nodes'])
+    assert sum(n['planned'] for n in plan['cluster']['target_nodes']) == loaded
 
     first = run_module('kv_migrate', args)
     assert not first.get('failed'), first.get('msg')
@@ -92,6 +94,8 @@ def test_standalone_to_cluster_check_copy_rerun(redis70, cluster_of, run_module)
     assert first['batches'] == plan['batches']
     written = dict((n['address'], n['written']) for n in first['cluster']['target_nodes'])
     assert written == per_node(target) and all(written.values()), written
+    assert written == dict((n['address'], n['planned']) for n in plan['cluster']['target_nodes'])
+    assert 'planned' not in first['cluster']['target_nodes'][0]
     assert compare.differences(redis70.admin(), masters(target), deep=True) == []
     assert_no_secret(first)
 
@@ -132,6 +136,8 @@ def test_cluster_3_to_2_masters_with_check_mode(cluster_of, flavour):
     result = migrate(source.endpoint(), target.endpoint())
     assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0
     assert result['batches'] == plan['batches']
+    assert [n['written'] for n in result['cluster']['target_nodes']] == \
+        [n['planned'] for n in plan['cluster']['target_nodes']]
     assert dict((n['address'], n['keys']) for n in result['cluster']['source_nodes']) == per_node(source)
     assert dict((n['address'], n['written']) for n in result['cluster']['target_nodes']) == per_node(target)
     assert compare.differences(masters(source), masters(target), deep=True) == []
@@ -264,6 +270,7 @@ def test_type_aware_fallback_into_a_cluster(valkey9, cluster_of, run_module):
     plan = run_module('kv_dump_restore', args, check=True)
     assert not plan.get('failed'), plan.get('msg')
     assert plan['payload_path'] == 'commands' and plan['totals']['fallback'] == loaded and key_count(target) == 0
+    assert sum(n['planned'] for n in plan['cluster']['target_nodes']) == loaded
 
     result = run_module('kv_dump_restore', args)
     assert not result.get('failed'), result.get('msg')
