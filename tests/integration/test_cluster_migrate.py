@@ -310,3 +310,28 @@ def test_type_aware_copy_into_a_cluster_follows_a_moved_slot(redis70, cluster_fa
     assert int(there.admin().dbsize()) == loaded and int(here.admin().dbsize()) == 0
     assert compare.differences(source, masters(target), deep=True) == []
     assert no_tmp_keys(target)
+
+
+def test_a_slow_call_into_a_cluster_sets_the_expiries_again_on_each_master(redis70, cluster_of, monkeypatch):
+    """MIGRATE carries relative TTLs: after a slow call the keys' expiry is set again from the source's, with
+    PEXPIREAT routed to the master of each key."""
+    from ansible_collections.kvtools.migration.plugins.module_utils import _migrate
+    from ansible_collections.kvtools.migration.plugins.module_utils._cluster_target import ClusterTargetSide
+    monkeypatch.setattr(_migrate, 'EXPIRY_DRIFT_S', -1.0)  # every call counts as slow
+    sent = []
+    original = ClusterTargetSide.call
+
+    def call(side, commands):
+        sent.extend(command[1] for command in commands if command[0] == b'PEXPIREAT')
+        return original(side, commands)
+
+    monkeypatch.setattr(ClusterTargetSide, 'call', call)
+    target = cluster_of('redis70')
+    pipe = redis70.admin().pipeline(transaction=False)
+    for n in range(900):
+        pipe.set(b'k:%d' % n, b'v', px=3600 * 1000 + n if n % 3 == 0 else None)
+    pipe.execute()
+    result = migrate(redis70.endpoint(), target.endpoint(), batch_size=100)
+    assert result['totals']['copied'] == 900
+    assert sorted(sent) == sorted(b'k:%d' % n for n in range(0, 900, 3))
+    assert compare.differences(redis70.admin(), masters(target), ttl_tolerance_ms=50) == []
