@@ -133,9 +133,13 @@ def test_cluster_3_to_2_masters_with_check_mode(cluster_of, flavour):
     loaded = key_count(source)
     plan = migrate(source.endpoint(), target.endpoint(), check_mode=True)
     assert plan['changed'] is True and plan['totals']['copied'] == loaded and key_count(target) == 0
-    result = migrate(source.endpoint(), target.endpoint())
+    warnings = []
+    result = Migrate(Endpoint(source.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'), MigrateOptions(),
+                     warn=warnings.append).run()
     assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0
     assert result['batches'] == plan['batches']
+    slow = [w for w in warnings if 'scans across the slots' in w]
+    assert len(slow) == (1 if flavour == 'redis70' else 0), warnings
     assert [n['written'] for n in result['cluster']['target_nodes']] == \
         [n['planned'] for n in plan['cluster']['target_nodes']]
     assert dict((n['address'], n['keys']) for n in result['cluster']['source_nodes']) == per_node(source)
@@ -282,6 +286,18 @@ def test_type_aware_fallback_into_a_cluster(valkey9, cluster_of, run_module):
     assert no_tmp_keys(target)
     again = run_module('kv_dump_restore', args)
     assert again['changed'] is False and again['totals']['identical'] == loaded
+
+    # out of a Valkey 9.1 cluster too: each key read on its source master, built on its target master
+    source = cluster_of('valkey91')
+    target.flushall()
+    load(source.client(), keys=300)
+    loaded = key_count(source)
+    result = DumpRestore(Endpoint(source.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'),
+                         CopyOptions()).run()
+    assert result['payload_path'] == 'commands' and result['totals']['fallback'] == loaded
+    assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0
+    assert compare.differences(masters(source), masters(target), deep=True) == []
+    assert no_tmp_keys(target)
 
 
 def test_type_aware_copy_into_a_cluster_follows_a_moved_slot(redis70, cluster_factory, monkeypatch):
