@@ -49,7 +49,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._expiry_counters
     expiry_totals, source_servers, target_expiry_totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
-from ansible_collections.kvtools.migration.plugins.module_utils._migrate_route import MAX_ROUNDS, MigrateRoutes
+from ansible_collections.kvtools.migration.plugins.module_utils._migrate_route import (
+    MAX_ROUNDS, MigrateRoutes, redirection)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import TargetSide
@@ -537,6 +538,11 @@ class MigrateWriter:
                           '(a backend address rather than an exposed frontend), or use kv_dump_restore, which copies '
                           'through this machine.%s' % (src, mig, text[:200], hint), kind='unreachable', endpoint=mig)
         inner = text.split(TARGET_ERROR_PREFIX, 1)[1].strip() if TARGET_ERROR_PREFIX in text else None
+        if inner is None and redirection(text) is not None:  # a reshard of the source cluster
+            raise KVError('the source master %s no longer serves the slot of keys it held when they were scanned (%s): '
+                          'the source cluster is being resharded. Nothing of this call was copied; rerun the copy '
+                          'once the reshard is over (keys already copied and identical are skipped)'
+                          % (src, text[:120]), kind='moved', endpoint=src)
         if inner is None:  # an error of the source itself (NOPERM for MIGRATE, a pause, ...)
             raise self._fail(reply, 'source', 'MIGRATE from db %d' % self.s_db)
         kind = reply_kind(inner)

@@ -351,3 +351,39 @@ def test_a_slow_call_into_a_cluster_sets_the_expiries_again_on_each_master(redis
     assert result['totals']['copied'] == 900
     assert sorted(sent) == sorted(b'k:%d' % n for n in range(0, 900, 3))
     assert compare.differences(redis70.admin(), masters(target), ttl_tolerance_ms=50) == []
+
+
+def test_a_reshard_of_the_source_cluster_stops_clearly_and_the_rerun_completes(cluster_factory, flavour_server,
+                                                                                 monkeypatch):
+    """A slot of the source moves between the SCAN and the MIGRATE of its keys: the old master answers MOVED
+    (MIGRATE from there cannot follow); the run stops with that said, copied counts what arrived, and a rerun
+    after the reshard copies the rest."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._migrate_route import MigrateRoutes
+    source = cluster_factory('valkey80')
+    target = flavour_server('valkey80', role='source-reshard')
+    pipe = source.client().pipeline(transaction=False)
+    for n in range(2000):
+        pipe.set(b'k:%d' % n, b'v%d' % n)
+    pipe.execute()
+    loaded = key_count(source)
+    original = MigrateRoutes.calls
+    moved = []
+
+    def calls(routes, keys):
+        out = original(routes, keys)
+        if out and not moved:
+            slot = key_slot(out[0][1][0])
+            here = source.node_for_slot(slot)
+            _move_slot(source, slot, here, next(n for n in source.nodes if n is not here))
+            moved.append(slot)
+        return out
+
+    monkeypatch.setattr(MigrateRoutes, 'calls', calls)
+    with pytest.raises(KVError) as err:
+        migrate(source.endpoint(), target.endpoint(), workers=1)
+    assert err.value.kind == 'moved' and 'being resharded' in err.value.message, err.value.message
+    assert err.value.partial['totals']['copied'] == int(target.admin().dbsize()) < loaded
+    monkeypatch.setattr(MigrateRoutes, 'calls', original)
+    result = migrate(source.endpoint(), target.endpoint())
+    assert result['totals']['failed'] == 0 and int(target.admin().dbsize()) == loaded
+    assert compare.differences(masters(source), target.admin()) == []
