@@ -353,8 +353,7 @@ def test_a_slow_call_into_a_cluster_sets_the_expiries_again_on_each_master(redis
     assert compare.differences(redis70.admin(), masters(target), ttl_tolerance_ms=50) == []
 
 
-def test_a_reshard_of_the_source_cluster_stops_clearly_and_the_rerun_completes(cluster_factory, flavour_server,
-                                                                                 monkeypatch):
+def test_a_reshard_of_the_source_stops_clearly_and_the_rerun_completes(cluster_factory, flavour_server, monkeypatch):
     """A slot of the source moves between the SCAN and the MIGRATE of its keys: the old master answers MOVED
     (MIGRATE from there cannot follow); the run stops with that said, copied counts what arrived, and a rerun
     after the reshard copies the rest."""
