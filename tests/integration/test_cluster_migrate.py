@@ -250,7 +250,8 @@ def test_reshard_during_kv_migrate_loses_nothing(cluster_factory, redis70, monke
     for node in nodes:
         node.admin().execute_command('CLUSTER', 'SETSLOT', asked_slot, 'NODE', dst_id)
     target.wait_ok()
-    assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0, (result['totals'], result['failures'][:3], result['cluster'])
+    assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0, \
+        (result['totals'], result['failures'][:3], result['cluster'])
     assert result['cluster']['redirects']['moved'] >= 1 and result['cluster']['redirects']['ask'] >= 1
     assert sum(n['written'] for n in result['cluster']['target_nodes']) == loaded
     assert key_count(target) == loaded
