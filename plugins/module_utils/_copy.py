@@ -543,7 +543,9 @@ class CopyJob:
             worker.process(work)
             committed(seq, cursor_after)
 
-        batches = self.source.batches(s_db, match=self.opts.match, count=self.opts.batch_size, cursor=cursor)
+        scan_count = getattr(self.writer, 'scan_count', None)  # a writer may want bigger SCAN batches
+        count = self.opts.batch_size if scan_count is None else scan_count(self)
+        batches = self.source.batches(s_db, match=self.opts.match, count=count, cursor=cursor)
         process_batches(enumerate(batches), workers, make_worker, handle)
         if not planning:
             self.writer.reconcile(self, state, before)

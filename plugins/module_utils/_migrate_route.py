@@ -12,7 +12,8 @@ follow ``MOVED`` or ``ASK``.  So :class:`MigrateRoutes` cuts a part of keys into
 * out of a cluster: one call per slot, because a cluster node refuses a command whose keys are in
   different slots (``CROSSSLOT``), MIGRATE included.  Servers that keep one table per slot (Redis 7.4+,
   Valkey 8+) SCAN slot by slot, so a batch holds few slots and the calls stay large; Redis 7.0 and 7.2 SCAN
-  across the slots, which gives calls of a key or two (the writer pipelines them: one round trip per part);
+  across the slots (:func:`scans_across_slots`), so the writer asks for SCAN batches ten times bigger and sorts
+  them by slot before it cuts them into calls (the calls of a part are pipelined: one round trip per part);
 * into a cluster: one call per target master (the master that serves the key's slot in the writer's routing
   table), sent to that master's address.
 
@@ -50,6 +51,14 @@ def redirection(text):
     return None
 
 
+def scans_across_slots(job):
+    """Whether the source is a cluster whose SCAN visits the slots in no order (Redis before 7.4, Valkey before 8:
+    one table for every slot), so that a SCAN batch holds a key or two of each slot."""
+    server = job.source.server
+    return bool(getattr(job.source, 'parted', False) and server is not None
+                and not server.at_least((7, 4, 0), (8, 0, 0)))
+
+
 class MigrateRoutes:
     """The calls of one writer: ``calls(keys)`` gives ``[(address or None, keys)]`` (None: the target given).
 
@@ -81,14 +90,21 @@ class MigrateRoutes:
         others = set(moving)
         return moving, [key for key in keys if key not in others]
 
-    def calls(self, keys):
-        """``[(address or None, keys)]``: ``keys`` cut into the MIGRATE calls they need, in the order of ``keys``."""
+    def slots_of(self, keys):
+        """``{key: slot}`` when the calls depend on the slots (a side is a cluster), else None."""
+        if not self.by_slot and not self.cluster_target:
+            return None
+        return dict((key, key_slot(key)) for key in keys)
+
+    def calls(self, keys, slots=None):
+        """``[(address or None, keys)]``: ``keys`` cut into the MIGRATE calls they need, in the order of ``keys``
+        (``slots``: their slots, from :meth:`slots_of`, else computed here)."""
         if not self.by_slot and not self.cluster_target:
             return [(None, list(keys))] if keys else []
         groups = {}
         order = []
         for key in keys:
-            slot = key_slot(key)
+            slot = key_slot(key) if slots is None else slots[key]
             dest = self.target_side.owner_of_slot(slot) if self.cluster_target else None
             group = (slot if self.by_slot else None, dest)
             if group not in groups:
@@ -97,9 +113,9 @@ class MigrateRoutes:
             groups[group].append(key)
         return [(group[1], groups[group]) for group in order]
 
-    def plan(self, keys):
+    def plan(self, keys, slots=None):
         """Check mode: the calls a real run would send for ``keys`` (their keys counted per target master)."""
-        calls = self.calls(keys)
+        calls = self.calls(keys, slots)
         for address, part in calls:
             if address is not None:
                 self.planned[address] = self.planned.get(address, 0) + len(part)

@@ -86,7 +86,8 @@ notes:
   - Out of a cluster every master is scanned (at least one worker per master) and C(MIGRATE) is sent to the master
     that holds the keys, one call per slot - a cluster node refuses keys of several slots in one command. Redis 7.4+
     and Valkey 8+ scan slot by slot, so a call still carries many keys; Redis 7.0 and 7.2 scan across the slots, so
-    calls carry a key or two (they are pipelined, but M(kvtools.migration.kv_dump_restore) is faster there).
+    there the SCAN batches are ten times O(batch_size) and sorted by slot before they are cut into calls, which
+    still carry fewer keys (a warning says so; M(kvtools.migration.kv_dump_restore) is faster there).
   - Into a cluster one C(MIGRATE) call goes to each target master (its address as the cluster announces it) with
     the keys of the slots it serves. C(MIGRATE) does not follow redirections - during a reshard the keys a master
     refused with C(MOVED) are sent again to the new owner (the slots read again), and keys of a slot being moved

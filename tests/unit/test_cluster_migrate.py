@@ -85,3 +85,27 @@ def test_an_ask_sends_the_keys_of_its_slot_through_this_machine():
     assert moving == [b'{t}:1', b'{t}:2'] and others == [b'k:1']
     assert routes.redirected('BUSYKEY Target key name already exists.') is False
     assert MigrateRoutes(None, by_slot=True, target_side=None).redirected('MOVED 1 a:1') is False
+
+
+class _Server:
+    def __init__(self, engine, version):
+        self.engine, self.version = engine, version
+
+    def at_least(self, redis_version, valkey_version=(7, 2, 0)):
+        return self.version >= (valkey_version if self.engine == 'valkey' else redis_version)
+
+
+class _Job:
+    def __init__(self, engine, version, parted):
+        self.source = type('Source', (), dict(parted=parted, server=_Server(engine, version)))()
+        self.opts = type('Options', (), dict(batch_size=5000))()
+
+
+def test_bigger_scan_batches_out_of_a_cluster_that_scans_across_the_slots():
+    from ansible_collections.kvtools.migration.plugins.module_utils._migrate import MigrateWriter, SLOT_SCAN_FACTOR
+    across = [('redis', (7, 0, 15), True), ('redis', (7, 2, 4), True), ('valkey', (7, 2, 5), True)]
+    by_slot = [('redis', (7, 4, 1), True), ('valkey', (8, 0, 1), True), ('redis', (7, 0, 15), False)]
+    for engine, version, parted in across:
+        assert MigrateWriter.scan_count(_Job(engine, version, parted)) == 5000 * SLOT_SCAN_FACTOR, (engine, version)
+    for engine, version, parted in by_slot:
+        assert MigrateWriter.scan_count(_Job(engine, version, parted)) == 5000, (engine, version, parted)
