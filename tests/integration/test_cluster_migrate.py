@@ -387,3 +387,18 @@ def test_a_reshard_of_the_source_stops_clearly_and_the_rerun_completes(cluster_f
     result = migrate(source.endpoint(), target.endpoint())
     assert result['totals']['failed'] == 0 and int(target.admin().dbsize()) == loaded
     assert compare.differences(masters(source), target.admin()) == []
+
+
+def test_preflight_plans_migrate_into_a_cluster_when_asked(redis70, cluster_of):
+    """kv_preflight: into a cluster method auto chooses dump_restore and says whether MIGRATE could work; method
+    migrate is planned (no longer refused), with the plan per node."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._preflight import preflight
+    target = cluster_of('valkey80')
+    redis70.admin().set(b'k', b'v')
+    source_ep, target_ep = Endpoint(redis70.endpoint(), 'source'), Endpoint(target.endpoint(), 'target')
+    auto = preflight(source_ep, target_ep)
+    assert auto['ok'] and auto['method'] == 'dump_restore' and auto['migrate_possible'] is True, auto['problems']
+    asked = preflight(source_ep, target_ep, method='migrate')
+    assert asked['ok'] and asked['method'] == 'migrate' and asked['migrate_possible'] is True, asked['problems']
+    assert any('one MIGRATE call per target master' in reason for reason in asked['method_reasons'])
+    assert len(asked['cluster']['target_nodes']) == 3
