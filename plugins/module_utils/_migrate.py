@@ -397,7 +397,7 @@ class MigrateWriter:
         statuses = []
         if self._migrate(keys, replace, counts, failures, by_key, statuses):
             return 'busy'
-        return 'ok' if 'ok' in statuses else statuses[-1]
+        return 'ok' if 'ok' in statuses or not statuses else statuses[-1]
 
     def _migrate(self, keys, replace, counts, failures, by_key=None, statuses=None, slots=None):
         """The MIGRATE calls of ``keys`` (each status added to ``statuses``); returns the keys of the calls that
