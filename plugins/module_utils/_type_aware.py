@@ -10,7 +10,8 @@ a key already on the target equals the source's.  Values are read in chunks (HSC
 ZSCAN, LRANGE, XRANGE) and written into a temporary key that is renamed into place only when
 complete, so a failure never leaves half a key under the real name.
 
-A temporary key (``kvtools:tmp:<random>``) carries an expiry of :data:`TMP_TTL_MS`, renewed while it
+A temporary key (``kvtools:tmp:<random>``; into a cluster ``kvtools:tmp:{<tag>}<random>``, whose hash tag puts it
+in the key's slot: :func:`tmp_key`) carries an expiry of :data:`TMP_TTL_MS`, renewed while it
 is built, so a crash leaves nothing behind for long; the rename and the key's own expiry (or none)
 are one MULTI/EXEC.  :func:`remove_leftovers` removes temporary keys a crashed run left (those not
 renewed lately) at the start of a run.
