@@ -402,3 +402,38 @@ def test_preflight_plans_migrate_into_a_cluster_when_asked(redis70, cluster_of):
     assert asked['ok'] and asked['method'] == 'migrate' and asked['migrate_possible'] is True, asked['problems']
     assert any('one MIGRATE call per target master' in reason for reason in asked['method_reasons'])
     assert len(asked['cluster']['target_nodes']) == 3
+
+
+def test_type_aware_copy_into_a_slot_being_moved_waits_then_fails(redis70, cluster_factory, monkeypatch):
+    """payload=commands into a cluster with a slot stuck half-way in a move (ASK): its keys wait for the move, then
+    fail (counted, named), every other key is copied; once the move is over the rerun copies them."""
+    from ansible_collections.kvtools.migration.plugins.module_utils import _type_aware_cluster
+    monkeypatch.setattr(_type_aware_cluster, 'MOVE_WAIT_S', 0.3)
+    target = cluster_factory('redis70')
+    source = redis70.admin()
+    for n in range(5):
+        source.rpush(b'{asked}:%d' % n, b'a', b'b')
+    for n in range(100):
+        source.sadd(b'set:%d' % n, b'x', b'y')
+    slot = key_slot(b'{asked}')
+    here = target.node_for_slot(slot)
+    there = next(n for n in target.nodes if n is not here)
+    here_id, there_id = (node.admin().execute_command('CLUSTER', 'MYID') for node in (here, there))
+    there.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', here_id)
+    here.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', there_id)
+
+    def run():
+        return DumpRestore(Endpoint(redis70.endpoint(), 'source'), Endpoint(target.endpoint(), 'target'),
+                           CopyOptions(payload='commands', on_conflict='replace')).run()
+
+    result = run()
+    assert result['totals']['copied'] == 100 and result['totals']['failed'] == 5, result['totals']
+    assert sorted(f['key'] for f in result['failures']) == ['{asked}:%d' % n for n in range(5)]
+    assert result['cluster']['redirects']['ask'] >= 1
+    assert key_count(target) == 100 and no_tmp_keys(target)
+    for node in target.nodes:
+        node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'NODE', there_id)
+    target.wait_ok()
+    again = run()
+    assert again['totals']['failed'] == 0 and again['totals']['copied'] == 5
+    assert compare.differences(source, masters(target)) == []
