@@ -18,8 +18,9 @@ description:
     missing databases, users without the permissions a copy needs.
   - A target in cluster mode (from a standalone source) is read through every master (found from the node given) - every
     slot served and no node failing, its keys summed, the data that lands on each master (by its share of the slots)
-    against that master's free memory, the plan per node (RV(cluster)) - and the method is always C(dump_restore),
-    which restores each key on the master that serves its slot. A source in cluster mode is not supported for cluster
+    against that master's free memory, the plan per node (RV(cluster)) - and the method is C(dump_restore), which
+    restores each key on the master that serves its slot (C(migrate) when O(method=migrate) - one C(MIGRATE) call
+    per target master). A source in cluster mode is not supported for cluster
     yet (the procedure backs the source up with one RDB, and MIGRATE is not grouped per node).
   - A target database that holds keys is judged on a sample (the first 200 keys C(SCAN) returns there) - when every
     sampled key is on the source with the same value, the target holds an earlier copy of this source (a rerun, an
