@@ -29,7 +29,7 @@ import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation
-from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync, record_written_count
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync, written_count
 from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 
@@ -98,7 +98,7 @@ class Cutover:
                       db_map=self.opts.db_map, on_conflict='fail', max_lag=0, started_timeout=1,
                       drain_timeout=self.opts.drain_timeout, max_seconds=1, spool_passphrase=None, backup=None,
                       backup_passphrase=None, count_written=False)
-        return Sync(self.source_ep, self.target_ep, params, check_mode=self.check_mode).run()
+        return live_sync(self.source_ep, self.target_ep, params, check_mode=self.check_mode)
 
     def _verify(self, drain):
         opts = self.opts
@@ -187,7 +187,7 @@ class Cutover:
             result['writes_paused_s'] = round(result['released_at'] - result['isolated_at'], 3)
         if result['drain'] is not None and result['drain'].get('keys_written_since_snapshot') is None:
             try:  # counted after the release: it reads the whole touched-keys log
-                result['drain']['keys_written_since_snapshot'] = record_written_count(self.opts.sync_record)
+                result['drain']['keys_written_since_snapshot'] = written_count(self.opts.sync_record)
             except (KVError, OSError, ValueError):
                 pass
         if failure is not None:

@@ -219,9 +219,10 @@ def live_possibility(source_server, target_server, match=None, permissions=None,
     if match:
         reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
-    for side, server in (('source', source_server), ('target', target_server)):
-        if server.cluster_enabled:
-            reasons.append('the %s runs in cluster mode: live copy (kv_sync) is not supported for cluster yet' % side)
+    if target_server.cluster_enabled and not (target_server.engine == 'valkey' and target_server.version >= (8, 1, 0)):
+        reasons.append('the target is a %s %s cluster: a live copy into a cluster needs Valkey 8.1 or later (its import '
+                       'mode keeps keys in transit from expiring on every master); copy offline'
+                       % (target_server.engine, target_server.version_string))
     perms = permissions if permissions is not None else replication_permissions(source_server)
     refused = [name.upper() for name, value in sorted(perms.items()) if value == 'no']
     if refused:

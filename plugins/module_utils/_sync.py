@@ -30,11 +30,13 @@ from ansible_collections.kvtools.migration.plugins.module_utils._backup_files im
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive, stop_renewer
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import iter_keys_log
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_mapping, merge_groups, merge_text, totals
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
+    db_mapping, merge_groups, merge_text, total_dbsize, totals)
 from ansible_collections.kvtools.migration.plugins.module_utils._preflight import live_possibility
 from ansible_collections.kvtools.migration.plugins.module_utils._process import start_detached
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_backup import backup_spec
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import discover_cluster
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import (
     RECORD_FORMAT, Follower, read_record, write_record)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
@@ -75,7 +77,7 @@ class Sync:
         self.spool_dir = os.path.abspath(params.get('spool_dir') or os.path.dirname(self.record_path))
 
     # -- validation -------------------------------------------------------------------------------
-    def _validate(self):
+    def validate(self):
         p = self.p
         for name, low in (('max_lag', 0), ('started_timeout', 1), ('drain_timeout', 1), ('max_seconds', 1)):
             if p.get(name) is not None and p[name] < low:
@@ -97,15 +99,17 @@ class Sync:
                               % self.backup['dest'], kind='config')
 
     def run(self):
-        self._validate()
+        self.validate()
         state = self.p.get('state') or 'started'
         return getattr(self, '_' + state)()
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _pairs(self, src):
+    def _pairs(self, src, cluster=False):
         mapping = db_mapping(self.p.get('db_map'))
         if self.p.get('dbs'):
             dbs = sorted(set(int(d) for d in self.p['dbs']))
+        elif cluster:  # a cluster holds db 0 only; a standalone source's other dbs are checked in _plan
+            dbs = [0]
         else:
             dbs = list(range(src.databases or 16))
         pairs = [(db, mapping.get(db, db)) for db in dbs]
@@ -121,10 +125,10 @@ class Sync:
                 raise KVError('db_map maps db %d, which is not in dbs %s' % (s_db, dbs), kind='config')
         return pairs
 
-    def _alive(self, rec):
+    def alive(self, rec):
         return bool(rec) and renewer_alive(rec)
 
-    def _source_offset(self):
+    def source_offset(self):
         client = self.source.client(db=0)
         try:
             info = client.info('replication')
@@ -134,7 +138,7 @@ class Sync:
             client.close()
         return int(info.get('master_repl_offset', 0))
 
-    def _result(self, rec, changed, **extra):
+    def result(self, rec, changed, **extra):
         offset = rec.get('offset')
         result = dict(changed=changed, state=self.p.get('state') or 'started', phase=rec.get('phase'),
                       replid=rec.get('replid'), offset=offset, source_offset=None, lag_bytes=rec.get('lag_bytes'),
@@ -148,7 +152,7 @@ class Sync:
             result.update(backup=rec.get('backup'), backup_note=rec.get('backup_note'))
         if rec.get('phase') not in ('stopped', 'absent', None):
             try:
-                result['source_offset'] = self._source_offset()
+                result['source_offset'] = self.source_offset()
                 if offset is not None:
                     result['lag_bytes'] = max(0, result['source_offset'] - offset)
             except KVError:
@@ -157,7 +161,7 @@ class Sync:
         return result
 
     # -- started ----------------------------------------------------------------------------------
-    def _plan(self):
+    def make_plan(self):
         src = connect_server(self.source)
         try:
             tgt = connect_server(self.target)
@@ -168,10 +172,15 @@ class Sync:
             possible, reason = live_possibility(src, tgt, dbs=self.p.get('dbs'), db_map=self.p.get('db_map'))
             if possible is False:  # None: the user's right to PSYNC is unknown; the link says if it is refused
                 raise KVError('live copy is not possible: %s' % reason, kind='config')
-            pairs = self._pairs(src)
+            topology = discover_cluster(self.target, 'target') if tgt.cluster_enabled else None
+            pairs = self._pairs(src, cluster=topology is not None or src.cluster_enabled)
             keyspace = src.keyspace()
-            target_keys = tgt.keyspace()
-            if tgt.databases is not None:
+            if topology is not None:
+                self._check_cluster_dbs(pairs, keyspace)
+                target_keys = {0: dict(keys=total_dbsize([m.endpoint for m in topology.masters], 0))}
+            else:
+                target_keys = tgt.keyspace()
+            if tgt.databases is not None and topology is None:
                 for _s, t in pairs:
                     if t >= tgt.databases:
                         raise KVError('target db %d does not exist (databases = %d): change db_map or dbs'
@@ -188,33 +197,73 @@ class Sync:
                         dbs=[dict(db=s, target_db=t, keys=keyspace.get(s, {}).get('keys', 0),
                                   expires=keyspace.get(s, {}).get('expires', 0),
                                   target_keys=target_keys.get(t, {}).get('keys', 0)) for s, t in pairs],
-                        pairs=pairs, busy=busy, import_mode=import_mode, version=version, tgt=tgt,
+                        pairs=pairs, busy=busy, import_mode=import_mode, version=version, tgt=tgt, topology=topology,
                         backup_bytes=expected_backup_bytes(src.memory, src.info))
             return plan
         finally:
             src.client.close()
 
-    def _ttl_mode(self, plan):
+    def _check_cluster_dbs(self, pairs, keyspace):
+        """Into a cluster: db 0 only, and no source keys left behind in dbs that are not followed."""
+        other = [(s, t) for s, t in pairs if t != 0]
+        if other:
+            raise KVError('the target %s is a cluster, which holds db 0 only, and source db(s) %s would go to db(s) %s: '
+                          'map one db to 0 with db_map (e.g. db_map: {%d: 0}) and list it in dbs'
+                          % (self.target.address, ', '.join(str(s) for s, _t in other),
+                             ', '.join(str(t) for _s, t in other), other[0][0]), kind='config')
+        left = sorted(db for db, facts in keyspace.items() if facts.get('keys') and db not in dict(pairs))
+        if left and not self.p.get('dbs'):
+            raise KVError('the target %s is a cluster (db 0 only) and the source holds keys in db(s) %s, which a live '
+                          'copy of db 0 would leave behind: choose the db to follow with dbs (and db_map: {N: 0}), '
+                          'or copy offline (kv_dump_restore merges dbs into a cluster\'s db 0)'
+                          % (self.target.address, ', '.join(str(d) for d in left)), kind='config')
+
+    def _target_endpoints(self, topology=None):
+        """The target, or every master of a target cluster."""
+        if topology is None and self.target_cluster():
+            topology = discover_cluster(self.target, 'target')
+        return [self.target] if topology is None else [m.endpoint for m in topology.masters]
+
+    def target_cluster(self):
+        rec = read_record(self.record_path) or {}
+        return bool(rec.get('target_cluster'))
+
+    def ttl_mode_for(self, plan):
         """``('import', set_by_us)`` when the target can keep expired keys for us, else ``('hold', False)``."""
-        tgt = plan['tgt']
         if plan['import_mode'] is None:
+            if plan['topology'] is not None:
+                raise KVError('a live copy into a cluster needs Valkey 8.1 or later on the target (its import mode '
+                              'keeps keys in transit from expiring on every master); the target is %s %s: copy offline '
+                              '(kv_dump_restore)' % (plan['target']['engine'], plan['target']['version']), kind='config')
             return 'hold', False
         if plan['import_mode'] == 'yes':
             return 'import', False
         try:
-            tgt.client.config_set('import-mode', 'yes')
+            self._import_mode('yes', plan['topology'])
             return 'import', True
-        except Exception:
+        except KVError as exc:
+            if plan['topology'] is not None:
+                raise KVError('a live copy into a cluster needs the import mode of every target master (it keeps keys '
+                              'in transit from expiring), and it could not be switched on: %s. Set import-mode yes on '
+                              'every master (CONFIG SET import-mode yes), or give the target user +config|set'
+                              % exc.message, kind='config')
             return 'hold', False
 
     def _started(self):
+        launched = self.launch()
+        if 'token' not in launched:  # check mode: the plan
+            return launched
+        return self.wait_caught_up(launched['token'], changed=launched['changed'], resumed=launched['resumed'])
+
+    def launch(self):
+        """Start (or find) the follower: ``{token, changed, resumed}``; in check mode the plan (a result)."""
         rec = read_record(self.record_path)
         deadline = time.time() + 15
-        while rec and rec.get('phase') == 'failed' and self._alive(rec) and time.time() < deadline:
+        while rec and rec.get('phase') == 'failed' and self.alive(rec) and time.time() < deadline:
             time.sleep(0.05)  # a failed follower cleaning up (closing its link, removing temp files): let it end
-        if rec and self._alive(rec):
-            self._check_same(rec)
-            return self._wait_caught_up(rec['token'], changed=False)
+        if rec and self.alive(rec):
+            self.check_same(rec)
+            return dict(token=rec['token'], changed=False, resumed=False)
         resume = None
         fresh = True
         if rec and rec.get('state') == 'stopped':
@@ -222,29 +271,33 @@ class Sync:
                           'use now. Remove the record (state=absent) to start a new live copy'
                           % (self.record_path, rec.get('stopped_at'), rec.get('final_offset')), kind='config')
         if rec:
-            self._check_same(rec)
+            self.check_same(rec)
             fresh = False
-            if rec.get('snapshot_done') and rec.get('marker'):
+            if rec.get('snapshot_done') and rec.get('marker') and not rec.get('target_cluster'):
+                # (into a cluster every master has a marker of its own: a dead follower restarts with a new snapshot)
                 # the target's own marker, written with the data it describes, is where to continue exactly
                 found = read_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
                 if found:
                     resume = dict(replid=found[0], offset=found[1], db=found[2])
-        plan = self._plan()
+        plan = self.make_plan()
         tgt = plan['tgt']
         try:
-            if fresh and plan['busy'] and self.p.get('on_conflict') != 'replace':
+            part = self.p.get('part')  # one master of a cluster source (``_sync_parts``): the parent checked the target
+            if fresh and plan['busy'] and self.p.get('on_conflict') != 'replace' and not part:
                 raise KVError('the target already holds keys in the dbs to copy into (%s): empty them, or set '
                               'on_conflict=replace' % ', '.join('db %d: %d keys' % b for b in plan['busy']),
                               kind='conflict')
             self._check_backup_space(plan, rec)
             if self.check_mode:
-                return dict(changed=True, state='started', phase=None, plan=self._plan_lines(plan, rec, resume),
+                return dict(changed=True, state='started', phase=None, plan=self.plan_lines(plan, rec, resume),
                             dbs=[dict(d) for d in plan['dbs']], resumed=bool(resume), record=self.record_path,
                             backup=self._backup_plan(rec))
             if rec and rec.get('ttl_mode'):
                 ttl_mode, set_by_us = rec['ttl_mode'], rec.get('import_mode_set_by_us', False)
+            elif part:
+                ttl_mode, set_by_us = part['ttl_mode'], False
             else:
-                ttl_mode, set_by_us = self._ttl_mode(plan)
+                ttl_mode, set_by_us = self.ttl_mode_for(plan)
         finally:
             tgt.client.close()
         token = uuid.uuid4().hex
@@ -260,7 +313,8 @@ class Sync:
                     os.unlink(path)
         deadline = time.time() + self.p['max_seconds']
         marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']), 'kvtools:sync:offset:%s' % token[:12]]
-        new = dict(marker=marker, format=RECORD_FORMAT, token=token, state='started', phase='starting',
+        markers = [marker] if plan['topology'] is None else []  # no marker on a cluster (see _sync_cluster_apply)
+        new = dict(marker=marker, markers=markers, target_cluster=plan['topology'] is not None, format=RECORD_FORMAT, token=token, state='started', phase='starting',
                    source=self.source.identity, target=self.target.identity, pairs=plan['pairs'], ttl_mode=ttl_mode,
                    import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, settle_log=settle_log,
                    settled_held_offset=settle_from['held'], settled_keys_offset=settle_from['keys'],
@@ -281,19 +335,21 @@ class Sync:
                    ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
                    deadline=deadline, version=plan['version'], keys_log=keys_log, held_log=held_log,
                    settle_log=settle_log, settle_from=settle_from, resume=resume,
-                   fresh_target=fresh, max_lag=self.p['max_lag'], marker=marker, backup=self.backup)
+                   fresh_target=fresh and not (part and part.get('resync')), max_lag=self.p['max_lag'], marker=marker,
+                   backup=self.backup, part=part and dict(ranges=part['ranges']),
+                   target_cluster=plan['topology'] is not None)
         follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'),
                             self.p.get('backup_passphrase'))
         start_detached('kv_sync follower', follower.run)
-        return self._wait_caught_up(token, changed=True, resumed=bool(resume))
+        return dict(token=token, changed=True, resumed=bool(resume))
 
-    def _check_same(self, rec):
+    def check_same(self, rec):
         if rec.get('source') != self.source.identity or rec.get('target') != self.target.identity:
             raise KVError('the record %s belongs to a sync from %s to %s, not from %s to %s: use another record path '
                           '(or state=absent first)' % (self.record_path, rec.get('source'), rec.get('target'),
                                                        self.source.identity, self.target.identity), kind='config')
 
-    def _plan_lines(self, plan, rec, resume):
+    def plan_lines(self, plan, rec, resume):
         lines = ['%s %s %s -> %s %s %s: live copy possible' % (
             self.source.address, plan['source']['engine'], plan['source']['version'], self.target.address,
             plan['target']['engine'], plan['target']['version'])]
@@ -341,7 +397,7 @@ class Sync:
                                                  if self.backup['encrypted'] else 'not encrypted',
                                                  self.backup['dest'], self.backup['keep']))
 
-    def _wait_caught_up(self, token, changed, resumed=False):
+    def wait_caught_up(self, token, changed, resumed=False):
         deadline = time.time() + self.p['started_timeout']
         while True:
             rec = read_record(self.record_path) or {}
@@ -350,24 +406,24 @@ class Sync:
             phase = rec.get('phase')
             if phase == 'failed':
                 err = KVError('the follower failed: %s' % rec.get('last_error'), kind=rec.get('last_error_kind') or 'error')
-                err.partial = self._result(rec, changed)
+                err.partial = self.result(rec, changed)
                 raise err
             if phase == 'streaming':
                 if rec.get('backup_wanted') and not rec.get('backup'):
                     err = KVError('the backup was not written: %s. The follower keeps running; stop it (state=absent) '
                                   'and start again for a backup from a new snapshot, or take it with kv_rdb_backup'
                                   % (rec.get('backup_error') or 'no complete snapshot'), kind='error')
-                    err.partial = self._result(rec, changed)
+                    err.partial = self.result(rec, changed)
                     raise err
-                return self._result(rec, changed, resumed=resumed)
-            if rec.get('pid') and not self._alive(rec) and phase != 'streaming':
+                return self.result(rec, changed, resumed=resumed)
+            if rec.get('pid') and not self.alive(rec) and phase != 'streaming':
                 raise KVError('the follower (pid %s) ended in phase %s: %s'
                               % (rec.get('pid'), phase, rec.get('last_error')), kind='error')
             if time.time() > deadline:
                 err = KVError('the follower has not caught up within started_timeout (%s s): phase %s, lag %s bytes. It '
                               'keeps running; run the task again to wait more, or state=absent to stop it'
                               % (self.p['started_timeout'], phase, rec.get('lag_bytes')), kind='timeout')
-                err.partial = self._result(rec, changed)
+                err.partial = self.result(rec, changed)
                 raise err
             time.sleep(0.02)
 
@@ -377,34 +433,38 @@ class Sync:
         if not rec:
             return dict(changed=False, state='stopped', phase='absent', record=self.record_path,
                         msg='no follower record at %s: nothing to drain' % self.record_path)
-        self._check_same(rec)
-        alive = self._alive(rec)
+        self.check_same(rec)
+        alive = self.alive(rec)
         if not alive and rec.get('state') == 'stopped':
-            return self._result(rec, False, final_offset=rec.get('final_offset'), drain_seconds=rec.get('drain_seconds'),
+            return self.result(rec, False, final_offset=rec.get('final_offset'), drain_seconds=rec.get('drain_seconds'),
                                 keys_written_since_snapshot=rec.get('keys_written_since_snapshot'))
         if not alive:
             raise KVError('the follower is not running (phase %s, last error: %s): the target may be behind the '
                           'source. Run state=started to resume it, then state=stopped again'
                           % (rec.get('phase'), rec.get('last_error')), kind='error')
         if self.check_mode:
-            return self._result(rec, True, msg='would wait until the source stops moving and the follower has '
+            return self.result(rec, True, msg='would wait until the source stops moving and the follower has '
                                                'applied everything, then stop it')
         started = time.time()
         deadline = started + self.p['drain_timeout']
         target_offset = None
         while time.time() < deadline:
-            first = self._source_offset()
-            rec = self._wait_offset(first, deadline)
+            first = self.source_offset()
+            rec = self.wait_offset(first, deadline)
             if rec is None:
                 break
-            if self._source_offset() == first:
+            if self.source_offset() == first:
                 target_offset = first
                 break
         if target_offset is None:
             rec = read_record(self.record_path) or rec or {}
             raise KVError('the source kept moving for drain_timeout (%s s): applied offset %s, source offset %s. Pause '
                           'the writers (kv_isolate) and run state=stopped again; the follower keeps running'
-                          % (self.p['drain_timeout'], rec.get('offset'), self._source_offset()), kind='timeout')
+                          % (self.p['drain_timeout'], rec.get('offset'), self.source_offset()), kind='timeout')
+        return self.finish_drain(rec, target_offset, started)
+
+    def finish_drain(self, rec, target_offset, started):
+        """The follower applied everything up to ``target_offset``: stop it, settle, write the stopped record."""
         steps = dict(wait=time.time() - started)
         stop_renewer(rec, wait=15.0)
         steps['stop'] = time.time() - started - steps['wait']
@@ -413,7 +473,7 @@ class Sync:
             raise KVError('the follower stopped at offset %s, before the drained offset %s'
                           % (rec.get('offset'), target_offset))
         if rec.get('marker'):
-            drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
+            self._drop_marker(rec)
         settled = 0
         if rec.get('ttl_mode') == 'hold':
             settled = settle_expiries(self.target, rec.get('keys_log'), rec.get('held_log'),
@@ -421,7 +481,7 @@ class Sync:
                                       held_start=rec.get('settled_held_offset') or 0,
                                       settle_log_path=rec.get('settle_log'))
         elif rec.get('import_mode_set_by_us'):
-            self._import_mode_off()
+            self.import_mode_off()
         steps['settle'] = time.time() - started - steps['wait'] - steps['stop']
         # kv_cutover counts after the release (count_written=False): reading the whole log grows with the follow
         written = count_written(rec.get('keys_log')) if self.p.get('count_written', True) else None
@@ -431,16 +491,16 @@ class Sync:
             pid=None,
             drain_steps=dict((k, round(v, 3)) for k, v in steps.items()))
         write_record(self.record_path, rec)
-        return self._result(rec, True, final_offset=rec['offset'], drain_seconds=rec['drain_seconds'],
+        return self.result(rec, True, final_offset=rec['offset'], drain_seconds=rec['drain_seconds'],
                             keys_written_since_snapshot=rec['keys_written_since_snapshot'], expiries_settled=settled,
                             expiries_settled_early=rec['expiries_settled_early'], drain_steps=rec['drain_steps'])
 
-    def _wait_offset(self, offset, deadline):
+    def wait_offset(self, offset, deadline):
         while time.time() < deadline:
             rec = read_record(self.record_path) or {}
             if rec.get('phase') == 'failed':
                 raise KVError('the follower failed: %s' % rec.get('last_error'), kind=rec.get('last_error_kind') or 'error')
-            if not self._alive(rec):
+            if not self.alive(rec):
                 raise KVError('the follower ended while draining (phase %s: %s)'
                               % (rec.get('phase'), rec.get('last_error')))
             if rec.get('phase') == 'streaming' and rec.get('offset') is not None and rec['offset'] >= offset:
@@ -448,16 +508,28 @@ class Sync:
             time.sleep(0.01)
         return None
 
-    def _import_mode_off(self):
-        client = self.target.client(db=0)
-        try:
-            client.config_set('import-mode', 'no')
-        except Exception as exc:
-            raise self.target.error(exc, 'switching import mode off (CONFIG SET import-mode no)')
-        finally:
-            client.close()
+    def _drop_marker(self, rec):
+        if not rec.get('target_cluster'):
+            drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
+
+    def import_mode_off(self):
+        self._import_mode('no')
+
+    def _import_mode(self, value, topology=None):
+        for endpoint in self._target_endpoints(topology):
+            client = endpoint.client(db=0)
+            try:
+                client.config_set('import-mode', value)
+            except Exception as exc:
+                raise endpoint.error(exc, 'switching import mode %s (CONFIG SET import-mode %s)'
+                                     % ('on' if value == 'yes' else 'off', value))
+            finally:
+                client.close()
 
     # -- absent -----------------------------------------------------------------------------------
+    def remove(self):
+        return self._absent()
+
     def _absent(self):
         rec = read_record(self.record_path)
         if not rec:
@@ -469,12 +541,12 @@ class Sync:
         rec = read_record(self.record_path) or rec
         if rec.get('import_mode_set_by_us') and rec.get('state') != 'stopped':
             try:
-                self._import_mode_off()
+                self.import_mode_off()
             except KVError:
                 pass
         if rec.get('marker'):
             try:
-                drop_marker(self.target, (rec['marker'][0], rec['marker'][1].encode()))
+                self._drop_marker(rec)
             except KVError:
                 pass
         for path in (rec.get('keys_log'), rec.get('held_log'), rec.get('settle_log')):

@@ -34,6 +34,9 @@ from ansible_collections.kvtools.migration.plugins.module_utils._process import 
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_backup import SnapshotBackup
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import (
+    MasterWatch, discover_cluster, slot_flags)
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster_apply import ClusterApplier
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_limits import buffer_drops, explain_close
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_link import ReplicaLink
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET
@@ -92,6 +95,7 @@ class Follower:
         self.stopping = False
         self.settler = None
         self.held_bound = 0
+        self.watch = None           # a followed master of a cluster: its role and slots (``_sync_cluster``)
 
     # -- record -----------------------------------------------------------------------------------
     def _owned(self):
@@ -146,8 +150,17 @@ class Follower:
             if held_log is not None and self.cfg.get('resume'):  # its snapshot was applied whole before
                 self.held_bound = held_log.size()
             marker = (self.cfg['marker'][0], self.cfg['marker'][1].encode())
-            self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
-                                   replace=self.cfg['replace'], held_log=held_log, marker=marker)
+            part = self.cfg.get('part')  # the follower of one master of a cluster source: its slots
+            slots = slot_flags(part['ranges']) if part else None
+            if part:
+                self.watch = MasterWatch(self.source, part['ranges'])
+            if self.cfg.get('target_cluster'):
+                self.applier = ClusterApplier(self.target, discover_cluster(self.target, 'target'), self.cfg['pairs'],
+                                              keys_log, ttl_mode=self.cfg['ttl_mode'], replace=self.cfg['replace'],
+                                              slots=slots)
+            else:
+                self.applier = Applier(self.target, self.cfg['pairs'], keys_log, ttl_mode=self.cfg['ttl_mode'],
+                                       replace=self.cfg['replace'], held_log=held_log, marker=marker, slots=slots)
             self.applier.connect(import_source=self.cfg['import_source'])
             self.follow()
         except StopFollower as exc:
@@ -174,6 +187,8 @@ class Follower:
                         pass
             if self.applier is not None:
                 self.applier.close()
+            if self.watch is not None:
+                self.watch.close()
 
     def _start_settler(self):
         """In hold mode, once caught up: set the exact expiries that are far enough ahead (``_sync_settle``)."""
@@ -379,6 +394,8 @@ class Follower:
             # state=started resumes from the record on the new master (it keeps the old replication id as replid2).
             self.source.check_master()
             self.target.check_master()
+            if self.watch is not None:
+                self.watch.check(time.time())
             if a.getack:
                 a.getack = False
                 link.ack_now = True

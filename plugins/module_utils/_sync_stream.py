@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - hiredis is a dependency of the collect
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import slot_flags, unlink_slots
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
 
@@ -64,6 +65,7 @@ _RESTORE_LABEL = 'RESTORE of a snapshot key'
 _OK = b'+OK\r\n'
 _OKS = _OK * 4096
 _DROP = frozenset([b'ping', b'publish', b'spublish', b'opinfo'])
+ALL_SLOTS = slot_flags([(0, 16383)])
 
 
 class TargetError(Exception):
@@ -102,8 +104,9 @@ class Applier(CommandTranslator):
     """
 
     def __init__(self, target_ep, pairs, keys_log, ttl_mode='hold', replace=False, window=WINDOW, held_log=None,
-                 marker=None):
+                 marker=None, slots=None):
         self.endpoint = target_ep
+        self.slots = slots                      # the follower of one master of a cluster: its slots' flags
         self.map = dict(pairs)                  # source db -> target db (the migrated dbs)
         self.keys_log = keys_log
         self.held_log = held_log
@@ -198,13 +201,14 @@ class Applier(CommandTranslator):
             while self.in_flight > self.window // 2:
                 self._read(block=True)
 
-    def flush(self):
+    def flush(self, transaction=False):
         if not self.cur:
             return
         parts = [c[0] for c in self.cur]
         metas = [(c[1], c[2]) for c in self.cur]
-        atomic = self.atomic and self.marker is not None and self.cur_end is not None
-        if atomic:
+        marked = self.atomic and self.marker is not None and self.cur_end is not None
+        atomic = marked or transaction
+        if marked:
             m_db, m_key = self.marker
             if self.target_db != m_db:
                 parts.append(_pack([b'SELECT', b'%d' % m_db]))
@@ -213,6 +217,7 @@ class Applier(CommandTranslator):
             value = b'%s %d %d' % (self.replid, self.cur_end, -1 if self.cur_db is None else self.cur_db)
             parts.append(_pack([b'SET', m_key, value]))
             metas.append(('SET of the offset marker', None))
+        if atomic:
             parts = [b'*1\r\n$5\r\nMULTI\r\n'] + parts + [b'*1\r\n$4\r\nEXEC\r\n']
         batch = _Batch(metas, atomic, self.cur_end, self.cur_db)
         self.cur = []
@@ -471,8 +476,12 @@ class Applier(CommandTranslator):
         counts['bytes'] += size
 
     def prepare_full_resync(self):
-        """Before a new snapshot over an earlier copy: empty the mapped target dbs."""
+        """Before a new snapshot over an earlier copy: empty the mapped target dbs (the follower of one master
+        of a cluster: remove the keys of its slots only, the other followers' keys stay)."""
         for t_db in sorted(self.map.values()):
+            if self.slots is not None:
+                self.flush_part(t_db)
+                continue
             self._select(t_db)
             self._queue([b'FLUSHDB'], 'FLUSHDB (before a new snapshot)', [(t_db, None)])
             try:
@@ -488,20 +497,43 @@ class Applier(CommandTranslator):
         self.pending.clear()
         self.in_flight = 0
         self.connect(import_source=self.ttl_mode == 'import')
-        client = self.endpoint.client(db=t_db)
-        try:
-            cursor = 0
-            while True:
-                cursor, keys = client.scan(cursor=cursor, count=1000)
-                if keys:
-                    client.unlink(*keys)
-                if int(cursor) == 0:
-                    break
-        except Exception as exc:
-            raise self.endpoint.error(exc, 'emptying a target db before a new snapshot', db=t_db)
-        finally:
-            client.close()
+        unlink_slots(self.endpoint, t_db, ALL_SLOTS)
         self.keys_log.add(t_db, None)
+
+    def flush_part(self, t_db):
+        """A FLUSHDB (or a new snapshot) for the follower of one master of a cluster: everything queued is
+        answered first, then the keys of its slots are removed (SCAN + UNLINK on a connection of its own)."""
+        self.wait_all()
+        unlink_slots(self.endpoint, t_db, self.slots)
+        self.keys_log.add(t_db, None)
+
+    # -- the interface of a cluster target's per-master appliers (``_sync_cluster_apply``) -------------
+    def queue_command(self, t_db, args, label, keys):
+        if self.slots is not None and args == [b'FLUSHDB']:
+            return self.flush_part(t_db)
+        if t_db is not None:
+            self._select(t_db)
+        self._queue(args, label, keys)
+        return None
+
+    def queue_transaction(self, t_db, cmds):
+        """``[(args, label, keys)]`` of one slot as a MULTI/EXEC of its own (a cluster master, where a transaction
+        cannot span slots: no marker in it)."""
+        self._select(t_db)
+        self.flush()
+        for args, label, keys in cmds:
+            self._queue(args, label, keys)
+        self.flush(transaction=True)
+
+    def mark(self, end, src_db):
+        self.src_db = src_db
+        self._mark(end)
+
+    def keep_window(self):
+        self._window()
+
+    def restore(self, db, key, payload, expire_ms):
+        self._restore(db, key, payload, expire_ms)
 
     # -- command stream ---------------------------------------------------------------------------
     def feed(self, data, received_ms, base):
@@ -543,9 +575,7 @@ class Applier(CommandTranslator):
             self.skipped += 1
             return self._mark(end)
         for t_db, targs, keys in targets:
-            if t_db is not None:
-                self._select(t_db)
-            self._queue(targs, self._label(targs, t_db), keys)
+            self.queue_command(t_db, targs, self._label(targs, t_db), keys)
         self.commands += 1
         self._mark(end)
         self._window()
@@ -557,9 +587,7 @@ class Applier(CommandTranslator):
             self.skipped += 1
             return self._mark(end)
         for t_db, targs, tkeys in cmds:
-            if t_db is not None:
-                self._select(t_db)
-            self._queue(targs, self._label(targs, t_db) + ' in a MULTI/EXEC', tkeys)
+            self.queue_command(t_db, targs, self._label(targs, t_db) + ' in a MULTI/EXEC', tkeys)
         self.commands += 1
         self._mark(end)
         self._window()

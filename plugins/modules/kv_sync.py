@@ -374,7 +374,7 @@ plan:
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
-from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync
 
 
 def main():
@@ -400,8 +400,8 @@ def main():
         ),
         endpoints=('source', 'target'),
     )
-    engine = Sync(module.endpoint('source'), module.endpoint('target'), module.params, check_mode=module.check_mode)
-    module.run(engine.run)
+    source, target = module.endpoint('source'), module.endpoint('target')
+    module.run(lambda: live_sync(source, target, module.params, check_mode=module.check_mode))
 
 
 if __name__ == '__main__':
