@@ -232,6 +232,11 @@ class ClusterApplier(CommandTranslator):
             self.buf = self.buf[pos:]
             self.poll()
         except KVError as exc:
+            if exc.kind == 'crossslot':  # what came before it is applied and answered: the record's offset is exact
+                try:
+                    self.wait_all()
+                except KVError:
+                    pass
             raise self._explain(exc)
         return base + pos
 

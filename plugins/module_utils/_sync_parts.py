@@ -107,7 +107,9 @@ class ClusterSync:
     # -- parts ----------------------------------------------------------------------------------------
     def _part(self, index, endpoint=None, **part):
         params = dict(self.p, record='%s.part%d' % (self.record_path, index), part=dict(part, index=index))
-        return Sync(endpoint or self.source, self.target, params, self.check_mode)
+        engine = Sync(endpoint or self.source, self.target, params, self.check_mode)
+        engine.validate()
+        return engine
 
     def _parts(self, rec):
         """The part engines of a parent record (the master endpoints rebuilt from its topology)."""

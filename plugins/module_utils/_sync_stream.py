@@ -511,6 +511,10 @@ class Applier(CommandTranslator):
     def queue_command(self, t_db, args, label, keys):
         if self.slots is not None and args == [b'FLUSHDB']:
             return self.flush_part(t_db)
+        if self.slots is not None and args[0].lower() in (b'restore', b'restore-asking'):
+            raise KVError('a key arrived on the followed master by MIGRATE (RESTORE in its stream): a reshard is moving '
+                          'a slot to it, and its keys leave another master, whose follower may apply that first. The '
+                          'follow stops here; once the reshard is done run state=started (new snapshots)', kind='topology')
         if t_db is not None:
             self._select(t_db)
         self._queue(args, label, keys)
