@@ -147,7 +147,8 @@ class Sync:
                       dbs=rec.get('dbs', []), totals=rec.get('totals') or totals(rec.get('dbs', [])),
                       snapshot_seconds=rec.get('snapshot_seconds'), catchup_seconds=rec.get('catchup_seconds'),
                       ttl_mode=rec.get('ttl_mode'), full_resyncs=rec.get('full_resyncs', 0),
-                      continued=rec.get('continued', 0), record=self.record_path, transfer=rec.get('transfer'))
+                      continued=rec.get('continued', 0), record=self.record_path, transfer=rec.get('transfer'),
+                      target_cluster=bool(rec.get('target_cluster')), source_cluster=bool(rec.get('part')))
         if rec.get('backup_wanted') or rec.get('backup'):
             result.update(backup=rec.get('backup'), backup_note=rec.get('backup_note'))
         if rec.get('phase') not in ('stopped', 'absent', None):
@@ -314,7 +315,8 @@ class Sync:
         deadline = time.time() + self.p['max_seconds']
         marker = (rec or {}).get('marker') or [min(t for _s, t in plan['pairs']), 'kvtools:sync:offset:%s' % token[:12]]
         markers = [marker] if plan['topology'] is None else []  # no marker on a cluster (see _sync_cluster_apply)
-        new = dict(marker=marker, markers=markers, target_cluster=plan['topology'] is not None, format=RECORD_FORMAT, token=token, state='started', phase='starting',
+        new = dict(marker=marker, markers=markers, target_cluster=plan['topology'] is not None, part=bool(part),
+                   format=RECORD_FORMAT, token=token, state='started', phase='starting',
                    source=self.source.identity, target=self.target.identity, pairs=plan['pairs'], ttl_mode=ttl_mode,
                    import_mode_set_by_us=set_by_us, keys_log=keys_log, held_log=held_log, settle_log=settle_log,
                    settled_held_offset=settle_from['held'], settled_keys_offset=settle_from['keys'],

@@ -149,7 +149,8 @@ class ClusterSync:
                    snapshot_seconds=max([p['snapshot_seconds'] or 0 for p in parts] or [0]),
                    offsets=dict((p['address'], p['offset']) for p in parts),
                    keys_logs=[p['keys_log'] for p in parts if p['keys_log']],
-                   cluster=dict(source_masters=len(parts), topology=rec.get('topology')))
+                   source_cluster=True,
+                   target_cluster=bool(rec.get('target_cluster')))
         out.update(extra)
         return out
 

@@ -56,6 +56,31 @@ description:
   - Every (target db, key) written by the stream is appended to a touched-keys log (RV(keys_log)) before it is
     sent; flushes and swaps are logged as whole-db markers.
   - Nothing is ever written to the source.
+  - B(Cluster source) - O(source) may be any node of a cluster. The module finds the masters (C(CLUSTER SHARDS))
+    and starts one follower per master, each a replica of its master (own C(PSYNC), replication id, offset,
+    spool and touched-keys log, and a record of its own, C(<record>.part<N>)); O(record) lists them and the
+    topology they follow. O(state) acts on all of them. O(state=started) returns once every follower has applied
+    its snapshot and is under O(max_lag); a rerun is C(changed=false) while all live and resumes the ones that
+    died. O(state=stopped) waits until every master's C(master_repl_offset) stops moving and its follower has
+    applied (and the target answered) everything up to it, then stops them all; RV(parts) gives the offsets
+    and counts per master, RV(dbs) and RV(totals) their sum. A follower removes only the keys of its master's
+    slots when it takes a new snapshot or follows a C(FLUSHALL). A topology change while following (a failover,
+    a slot moving away from a followed master, keys arriving by C(MIGRATE)) stops the follower concerned with
+    C(error=topology) naming it (it is checked about once a second and on every C(RESTORE) in a stream); the
+    drain refuses while the topology differs from the one followed, and a rerun of O(state=started) removes
+    the followers and follows the masters the cluster has then, each from a new snapshot
+    (RV(topology_changed)). O(backup) is not supported with a cluster source yet.
+  - B(Cluster target) - every C(RESTORE) and every command goes to the master that serves its key's slot (one
+    pipelined connection per master; the applied offset is the smallest over the masters). A transaction is
+    sent as one C(MULTI)/C(EXEC) per slot - from a cluster source that is the whole transaction. From a
+    standalone source, C(DEL), C(UNLINK), C(MSET) and C(MSETNX) on keys of several slots are split per slot;
+    any other command across slots (C(RENAME), C(SUNIONSTORE), ...) stops the follower with C(error=crossslot)
+    naming it, after everything before it was applied - never dropped. A cluster holds db 0 only (one source
+    db, mapped to 0 with O(db_map)). Only a Valkey 8.1+ cluster is supported (its import mode keeps keys in
+    transit from expiring on every master; the target user needs C(+config|set) unless C(import-mode) is already
+    C(yes)). There is no offset marker on a cluster target, so a follower that died restarts with a new snapshot.
+    A reshard of the target while following (C(MOVED)/C(ASK)) stops the follower with C(error=topology); rerun
+    once it is done.
 author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -190,8 +215,8 @@ attributes:
 notes:
   - The source user needs C(+psync +replconf) (and C(+info)); the target user needs what the stream writes
     (typically C(+@write +select +restore +function|load) and C(+pexpiretime) for the drain).
-  - Cluster mode and key pattern filters are not supported, see M(kvtools.migration.kv_preflight) (its C(live_possible)
-    result).
+  - Key pattern filters are not supported, nor a cluster target older than Valkey 8.1, see
+    M(kvtools.migration.kv_preflight) (its C(live_possible) result).
   - Pub/sub messages, keyspace notifications and client state (blocking pops) are not migrated.
 seealso:
   - module: kvtools.migration.kv_preflight
@@ -371,6 +396,45 @@ plan:
   returned: in check mode with O(state=started)
   type: list
   elements: str
+source_cluster:
+  description: Whether the source is a cluster, followed by one follower per master (RV(parts)).
+  returned: when a follower ran
+  type: bool
+target_cluster:
+  description: Whether the target is a cluster (every command routed to the master of its slot).
+  returned: when a follower ran
+  type: bool
+parts:
+  description:
+    - With a cluster source, one entry per source master - C(address), C(node_id), C(slots), C(record) (its part
+      record), C(phase), C(replid), C(offset), C(source_offset), C(lag_bytes), C(commands_applied),
+      C(snapshot_seconds), C(catchup_seconds), C(full_resyncs), C(continued), C(last_error), C(keys_log), C(pid),
+      C(dbs) and C(totals) (the shared per-db shape), and after the drain C(final_offset), C(drain_seconds) and
+      C(keys_written_since_snapshot). RV(dbs), RV(totals), RV(commands_applied) and
+      RV(keys_written_since_snapshot) are their sums, RV(lag_bytes) their largest. In check mode the masters found
+      (C(address), C(node_id), C(slots), C(ranges)); with O(state=absent) what was removed per master.
+  returned: with a cluster source
+  type: list
+  elements: dict
+offsets:
+  description: With a cluster source, the applied offset per master address (each master has its own replication
+    id and offset; there is no single RV(offset)).
+  returned: with a cluster source
+  type: dict
+final_offsets:
+  description: With a cluster source, the offset per master address at which its follower stopped.
+  returned: with a cluster source and O(state=stopped)
+  type: dict
+keys_logs:
+  description: With a cluster source, the touched-keys log of every follower.
+  returned: with a cluster source
+  type: list
+  elements: str
+topology_changed:
+  description: With a cluster source, whether O(state=started) found other masters or slots than the followers
+    followed, and restarted every follower from a new snapshot.
+  returned: with a cluster source and O(state=started)
+  type: bool
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
