@@ -202,8 +202,10 @@ def live_db_collision(source_server, dbs=None, db_map=None):
     return None
 
 
-def live_possibility(source_server, target_server, match=None, permissions=None, dbs=None, db_map=None):
-    """``(possible, reason)`` for a live copy between two connected :class:`Server` objects.
+def live_possibility(source_server, target_server, match=None, permissions=None, dbs=None, db_map=None,
+                     procedure=False):
+    """``(possible, reason)`` for a live copy between two connected :class:`Server` objects (``procedure``: for
+    the live strategy of playbooks/migrate.yml, which does not take a cluster source yet).
 
     ``possible`` is None when nothing refuses it but the source user's right to replicate could not be
     checked (no ACL DRYRUN): ``auto`` then copies offline, an explicit live strategy tries it.
@@ -219,6 +221,10 @@ def live_possibility(source_server, target_server, match=None, permissions=None,
     if match:
         reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
+    if procedure and source_server.cluster_enabled:
+        reasons.append('the source runs in cluster mode: kv_sync follows a cluster (one follower per master), but the '
+                       'live strategy of the procedure does not take a cluster source yet (its backup and its pause '
+                       'act on one server); copy offline')
     if target_server.cluster_enabled and not (target_server.engine == 'valkey' and target_server.version >= (8, 1, 0)):
         reasons.append('the target is a %s %s cluster: a live copy into a cluster needs Valkey 8.1 or later (its import '
                        'mode keeps keys in transit from expiring on every master); copy offline'
@@ -275,7 +281,7 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                                       select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map,
                                                  allow_merge=allow_db_merge, merge=cluster is not None))
         live_possible, live_reason = live_possibility(source_server, target_server, match=match, dbs=dbs,
-                                                      db_map=db_map)
+                                                      db_map=db_map, procedure=True)
     finally:
         source_server.client.close()
         target_server.client.close()
