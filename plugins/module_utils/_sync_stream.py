@@ -501,8 +501,7 @@ class Applier(CommandTranslator):
         self.keys_log.add(t_db, None)
 
     def flush_part(self, t_db):
-        """A FLUSHDB (or a new snapshot) for the follower of one master of a cluster: everything queued is
-        answered first, then the keys of its slots are removed (SCAN + UNLINK on a connection of its own)."""
+        """FLUSHDB for the follower of one master of a cluster: once all is answered, UNLINK its slots' keys."""
         self.wait_all()
         unlink_slots(self.endpoint, t_db, self.slots)
         self.keys_log.add(t_db, None)
@@ -521,8 +520,7 @@ class Applier(CommandTranslator):
         return None
 
     def queue_transaction(self, t_db, cmds):
-        """``[(args, label, keys)]`` of one slot as a MULTI/EXEC of its own (a cluster master, where a transaction
-        cannot span slots: no marker in it)."""
+        """``[(args, label, keys)]`` of one slot as one MULTI/EXEC (on a cluster master: no marker, no other slot)."""
         self._select(t_db)
         self.flush()
         for args, label, keys in cmds:
