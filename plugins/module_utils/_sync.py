@@ -439,14 +439,14 @@ class Sync:
         alive = self.alive(rec)
         if not alive and rec.get('state') == 'stopped':
             return self.result(rec, False, final_offset=rec.get('final_offset'), drain_seconds=rec.get('drain_seconds'),
-                                keys_written_since_snapshot=rec.get('keys_written_since_snapshot'))
+                               keys_written_since_snapshot=rec.get('keys_written_since_snapshot'))
         if not alive:
             raise KVError('the follower is not running (phase %s, last error: %s): the target may be behind the '
                           'source. Run state=started to resume it, then state=stopped again'
                           % (rec.get('phase'), rec.get('last_error')), kind='error')
         if self.check_mode:
             return self.result(rec, True, msg='would wait until the source stops moving and the follower has '
-                                               'applied everything, then stop it')
+                                              'applied everything, then stop it')
         started = time.time()
         deadline = started + self.p['drain_timeout']
         target_offset = None
@@ -494,8 +494,8 @@ class Sync:
             drain_steps=dict((k, round(v, 3)) for k, v in steps.items()))
         write_record(self.record_path, rec)
         return self.result(rec, True, final_offset=rec['offset'], drain_seconds=rec['drain_seconds'],
-                            keys_written_since_snapshot=rec['keys_written_since_snapshot'], expiries_settled=settled,
-                            expiries_settled_early=rec['expiries_settled_early'], drain_steps=rec['drain_steps'])
+                           keys_written_since_snapshot=rec['keys_written_since_snapshot'], expiries_settled=settled,
+                           expiries_settled_early=rec['expiries_settled_early'], drain_steps=rec['drain_steps'])
 
     def wait_offset(self, offset, deadline):
         while time.time() < deadline:

@@ -33,7 +33,7 @@ __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import add_counts, db_result
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 
@@ -128,9 +128,7 @@ class ClusterApplier(CommandTranslator):
         out = {}
         for node in self.nodes:
             for s_db, counts in node.counts.items():
-                total = out.setdefault(s_db, db_result(counts['db'], counts['target_db'], functions=0))
-                for name in ('keys', 'copied', 'bytes'):
-                    total[name] = total.get(name, 0) + counts.get(name, 0)
+                add_counts(out.setdefault(s_db, db_result(counts['db'], counts['target_db'], functions=0)), counts)
         for total in out.values():
             total['functions'] = self.functions
         return out

@@ -29,7 +29,7 @@ import os
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import totals
+from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import add_counts, totals
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync, record_written_count
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import (
@@ -74,14 +74,10 @@ def merge_dbs(results):
     merged = {}
     for result in results:
         for entry in result.get('dbs') or []:
-            total = merged.get(entry['db'])
-            if total is None:
+            if entry['db'] in merged:
+                add_counts(merged[entry['db']], entry)
+            else:
                 merged[entry['db']] = dict(entry)
-                continue
-            for name, value in entry.items():
-                if name not in ('db', 'target_db', 'functions') and isinstance(value, int) \
-                        and not isinstance(value, bool):
-                    total[name] = total.get(name, 0) + value
     return [merged[db] for db in sorted(merged)]
 
 
@@ -166,6 +162,10 @@ class ClusterSync:
         topology = discover_cluster(self.source, 'source')
         signature = topology_signature(topology)
         moved = rec is not None and rec.get('topology') != signature
+        if rec is not None and not moved:
+            engines = self._engines(topology, rec.get('ttl_mode'), rec.get('resync', False))
+            if all(engine.alive(read_record(engine.record_path)) for engine in engines):
+                return self._follow(rec, engines, topology, False)  # every follower runs: their status (check mode too)
         first = self._part(0, topology.masters[0].endpoint, ranges=topology.masters[0].ranges)
         plan = first.make_plan()
         try:
@@ -203,8 +203,14 @@ class ClusterSync:
                    parts=[dict(address=m.address, node_id=m.node_id, ranges=[list(r) for r in m.ranges],
                                record='%s.part%d' % (self.record_path, i)) for i, m in enumerate(topology.masters)])
         write_record(self.record_path, new)
-        engines = [self._part(i, m.endpoint, ranges=[list(r) for r in m.ranges], ttl_mode=ttl_mode, resync=resync)
-                   for i, m in enumerate(topology.masters)]
+        return self._follow(new, self._engines(topology, ttl_mode, resync), topology, moved)
+
+    def _engines(self, topology, ttl_mode, resync):
+        return [self._part(i, m.endpoint, ranges=[list(r) for r in m.ranges], ttl_mode=ttl_mode, resync=resync)
+                for i, m in enumerate(topology.masters)]
+
+    def _follow(self, rec, engines, topology, moved):
+        """Start (or find) every part's follower and wait until each has caught up."""
         launched = [engine.launch() for engine in engines]
         results = []
         failure = None
@@ -219,7 +225,7 @@ class ClusterSync:
                     failure = KVError('the follower of source master %s: %s' % (master.address, exc.message),
                                       kind=exc.kind, endpoint=master.address)
         changed = moved or any(started['changed'] for started in launched)
-        result = self._result(new, results, changed, resumed=any(r.get('resumed') for r in results),
+        result = self._result(rec, results, changed, resumed=any(r.get('resumed') for r in results),
                               topology_changed=moved)
         if failure is not None:
             failure.partial = result
@@ -323,4 +329,3 @@ class ClusterSync:
         os.unlink(self.record_path)
         return dict(changed=True, state='absent', phase='absent', record=self.record_path, parts=removed,
                     drained=rec.get('state') == 'stopped')
-

@@ -6,6 +6,8 @@ source master) and ``state: stopped`` the target must equal the source by tests/
 reads on the master that holds each key), never by kv_verify.  Every test removes its followers at the end.
 """
 
+import os
+import signal
 import threading
 import time
 
@@ -14,6 +16,7 @@ import pytest
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import master_problem
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import read_record
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync
 from tests.conftest import assert_no_secret
@@ -249,9 +252,9 @@ def test_cluster_into_standalone_drain_rerun_and_resume(cluster_of, valkey80, fo
         assert not again.get('failed'), again.get('msg')
         assert again['changed'] is False and again['phase'] == 'streaming'
         assert len(again['parts']) == 3
+        dry = engine(args, check=True)
+        assert not dry.get('failed') and dry['changed'] is False and dry['phase'] == 'streaming'
         part = read_record(again['parts'][1]['record'])
-        import os
-        import signal
         os.kill(part['pid'], signal.SIGKILL)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -308,8 +311,15 @@ def test_source_reshard_stops_the_follow_and_a_rerun_resyncs(cluster_factory, va
     slot = key_slot(b'k:1')
     here = source.node_for_slot(slot)
     there = next(n for n in source.nodes if n is not here)
+    address = '127.0.0.1:%d' % here.port
+    ranges = [[a, b] for a, b, port in source.slot_view(here.admin()) if port == here.port]
+    assert master_problem(here.admin(), address, ranges) is None
+    there.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', here.admin().execute_command('CLUSTER', 'MYID'))
+    here.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', there.admin().execute_command('CLUSTER', 'MYID'))
+    assert 'are being migrated' in master_problem(here.admin(), address, ranges)
     _move_slot(source, slot, here, there)
     source.wait_ok()
+    assert 'changed (now ' in master_problem(here.admin(), address, ranges)
     source.client().set(b'k:1', b'after the move')
     deadline = time.time() + 30
     failed = None
@@ -320,8 +330,8 @@ def test_source_reshard_stops_the_follow_and_a_rerun_resyncs(cluster_factory, va
                 failed = rec
         time.sleep(0.05)
     assert failed is not None and failed['last_error_kind'] == 'topology', failed
-    assert any(words in failed['last_error'] for words in ('slots of the followed master', 'being migrated',
-                                                            'by MIGRATE')), failed['last_error']
+    expected = ('slots of the followed master', 'being migrated', 'by MIGRATE')
+    assert any(words in failed['last_error'] for words in expected), failed['last_error']
     drained = engine(dict(args, state='stopped'))
     assert drained.get('failed')
     again = engine(args)
