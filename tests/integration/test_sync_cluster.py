@@ -341,3 +341,84 @@ def test_source_reshard_stops_the_follow_and_a_rerun_resyncs(cluster_factory, va
     stopped = engine(dict(args, state='stopped'))
     assert not stopped.get('failed'), stopped.get('msg')
     assert compare.differences(data_of(source), valkey80.admin(), deep=True) == []
+
+
+def _add_replica(found, master):
+    """A replica of ``master`` joined to the cluster ``found`` (a test Server of its own, cleaned by the caller)."""
+    from tests.support import servers
+    bus = servers.free_port()
+    replica = servers.Server(found.flavour, name='%s-replica' % found.name,
+                             extra=['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 5000',
+                                    'cluster-port %d' % bus]).start()
+    try:
+        replica.admin().config_set('masteruser', 'admin')  # the master's ACL users: the replica logs in as admin
+        replica.admin().config_set('masterauth', servers.PASSWORDS['admin'])
+        found.nodes[0].admin().execute_command('CLUSTER', 'MEET', '127.0.0.1', replica.port, bus)
+        master_id = master.admin().execute_command('CLUSTER', 'MYID')
+        deadline = time.time() + 60
+        while True:  # once: each CLUSTER REPLICATE restarts the replication link
+            try:
+                replica.admin().execute_command('CLUSTER', 'REPLICATE', master_id)
+                break
+            except Exception:  # the replica does not know the master yet
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        while replica.admin().info('replication').get('master_link_status') != 'up':
+            assert time.time() < deadline, 'the replica did not sync'
+            time.sleep(0.1)
+        return replica
+    except Exception:
+        replica.cleanup()
+        raise
+
+
+def test_source_failover_stops_the_follow_and_a_rerun_follows_the_new_master(cluster_factory, valkey80, followed):
+    """A failover of a followed master (its replica takes over, CLUSTER FAILOVER): the follower of the old master
+    stops with error topology naming it, the drain refuses, a rerun follows the new master from new snapshots."""
+    source = cluster_factory('redis70')
+    old = source.nodes[1]
+    replica = _add_replica(source, old)
+    try:
+        source.wait_ok()
+        load_many(source.client())
+        make_fast(source)
+        fast_source(replica)
+        args = followed(source, valkey80)
+        started = engine(args)
+        assert not started.get('failed'), started.get('msg')
+        assert len(started['parts']) == 3
+        replica.admin().execute_command('CLUSTER', 'FAILOVER')
+        deadline = time.time() + 60
+        while replica.admin().execute_command('ROLE')[0] not in (b'master', 'master'):
+            assert time.time() < deadline, 'the failover did not happen'
+            time.sleep(0.05)
+        failed = None
+        while time.time() < deadline and failed is None:
+            for part in started['parts']:
+                rec = read_record(part['record']) or {}
+                if rec.get('phase') == 'failed':
+                    failed = rec
+            time.sleep(0.05)
+        assert failed is not None and failed['last_error_kind'] == 'topology', failed
+        assert 'is no longer a master' in failed['last_error'] and str(old.port) in failed['last_error']
+        drained = engine(dict(args, state='stopped'))
+        assert drained.get('failed') and 'not running' in drained['msg']
+        masters = [replica] + [n for n in source.nodes if n is not old]
+        source.client().set(b'after:failover', b'x')  # a write to the new master
+        again = engine(args)
+        assert not again.get('failed'), again.get('msg')
+        assert again['topology_changed'] is True
+        assert '127.0.0.1:%d' % replica.port in again['offsets']
+        for node in masters:
+            node.admin().execute_command('CLIENT', 'PAUSE', 120000, 'WRITE')
+        stopped = engine(dict(args, state='stopped'))
+        assert not stopped.get('failed'), stopped.get('msg')
+        assert compare.differences([n.admin() for n in masters], valkey80.admin(), deep=True) == []
+    finally:
+        for node in [replica] + source.nodes:
+            try:
+                node.admin().execute_command('CLIENT', 'UNPAUSE')
+            except Exception:
+                pass
+        replica.cleanup()
