@@ -148,7 +148,8 @@ class Sync:
                       snapshot_seconds=rec.get('snapshot_seconds'), catchup_seconds=rec.get('catchup_seconds'),
                       ttl_mode=rec.get('ttl_mode'), full_resyncs=rec.get('full_resyncs', 0),
                       continued=rec.get('continued', 0), record=self.record_path, transfer=rec.get('transfer'),
-                      target_cluster=bool(rec.get('target_cluster')), source_cluster=bool(rec.get('part')))
+                      target_cluster=bool(rec.get('target_cluster')), source_cluster=bool(rec.get('part')),
+                      commands_split=rec.get('commands_split', 0))
         if rec.get('backup_wanted') or rec.get('backup'):
             result.update(backup=rec.get('backup'), backup_note=rec.get('backup_note'))
         if rec.get('phase') not in ('stopped', 'absent', None):

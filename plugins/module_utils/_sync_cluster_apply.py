@@ -66,7 +66,7 @@ class ClusterApplier(CommandTranslator):
         self.skipped = 0
         self.dropped = 0
         self.getack = False
-        self.split = 0              # multi-key commands split per slot (from a standalone source)
+        self.split = 0              # commands and transactions split per slot (from a standalone source)
 
     # -- what the follower reads and sets -----------------------------------------------------------
     @property
@@ -279,6 +279,8 @@ class ClusterApplier(CommandTranslator):
                     groups.setdefault((index, t_db, key_slot(nkeys[0][1])), []).append((nargs, label, nkeys))
                 else:
                     self.nodes[index].queue_command(t_db, nargs, label, nkeys)
+        if len(groups) > 1:
+            self.split += 1         # a transaction over several slots (a standalone source): one per slot
         for (index, t_db, _slot), cmds in groups.items():
             self.nodes[index].queue_transaction(t_db, cmds)
         self.commands += 1

@@ -404,6 +404,11 @@ target_cluster:
   description: Whether the target is a cluster (every command routed to the master of its slot).
   returned: when a follower ran
   type: bool
+commands_split:
+  description: Into a cluster from a standalone source, the commands (C(DEL), C(UNLINK), C(MSET), C(MSETNX)) and
+    transactions on keys of several slots that were applied per slot (each part atomic on its master).
+  returned: when a follower ran
+  type: int
 parts:
   description:
     - With a cluster source, one entry per source master - C(address), C(node_id), C(slots), C(record) (its part
