@@ -187,6 +187,28 @@ def live_copy(source, target, args, cross_slot=False, mid=None):
         unpause(source)
 
 
+def kill_part_and_resume(args, status, writer, index):
+    """SIGKILL the follower of part ``index``; the rerun restarts that one only (the others keep their pid)."""
+    part = read_record(status['parts'][index]['record'])
+    os.kill(part['pid'], signal.SIGKILL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.kill(part['pid'], 0)
+        except OSError:
+            break
+        time.sleep(0.02)
+    wait_ops(writer, writer.ops + 20)
+    resumed = engine(args)
+    assert not resumed.get('failed'), resumed.get('msg')
+    assert resumed['changed'] is True and resumed['phase'] == 'streaming'
+    pids = [p['pid'] for p in resumed['parts']]
+    assert pids[index] != part['pid']
+    assert [p for i, p in enumerate(pids) if i != index] == [p['pid'] for i, p in enumerate(status['parts']) if i != index]
+    wait_ops(writer, writer.ops + 20)
+    return resumed
+
+
 def test_standalone_into_a_cluster(redis70, cluster_of, followed):
     """Redis 7.0 -> a 3-master Valkey 9.1 cluster (import mode on every master): check mode writes nothing, the
     snapshot and the stream are routed by slot, DEL/MSET and a transaction across slots are split per slot."""
@@ -255,21 +277,7 @@ def test_cluster_into_standalone_drain_rerun_and_resume(cluster_of, valkey80, fo
         assert len(again['parts']) == 3
         dry = engine(args, check=True)
         assert not dry.get('failed') and dry['changed'] is False and dry['phase'] == 'streaming'
-        part = read_record(again['parts'][1]['record'])
-        os.kill(part['pid'], signal.SIGKILL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                os.kill(part['pid'], 0)
-            except OSError:
-                break
-            time.sleep(0.02)
-        wait_ops(writer, writer.ops + 20)
-        resumed = engine(args)
-        assert not resumed.get('failed'), resumed.get('msg')
-        assert resumed['changed'] is True and resumed['phase'] == 'streaming'
-        assert [p['pid'] == part['pid'] for p in resumed['parts']].count(True) == 0
-        wait_ops(writer, writer.ops + 20)
+        kill_part_and_resume(args, again, writer, 1)
 
     started, stopped = live_copy(source, valkey80, args, mid=mid)
     assert started['ttl_mode'] == 'hold' and len(started['parts']) == 3
@@ -291,7 +299,12 @@ def test_cluster_3_into_2_masters(cluster_of, flavour, followed):
     for name in TAGGED_KEYS:
         assert source.client().exists(name)
     args = followed(source, target)
-    started, stopped = live_copy(source, target, args)
+
+    def mid(writer):  # into a cluster a follower restarts with a new snapshot of its master's slots
+        resumed = kill_part_and_resume(args, engine(args), writer, 2)
+        assert resumed['parts'][2]['full_resyncs'] == 1 and resumed['parts'][0]['full_resyncs'] == 0
+
+    started, stopped = live_copy(source, target, args, mid=mid)
     assert len(started['parts']) == 3 and started['ttl_mode'] == 'import'
     assert stopped['keys_written_since_snapshot'] > 0
     removed = engine(dict(args, state='absent'))
