@@ -335,7 +335,7 @@ def test_source_reshard_stops_the_follow_and_a_rerun_resyncs(cluster_factory, va
     source.wait_ok()
     assert 'changed (now ' in master_problem(here.admin(), address, ranges)
     source.client().set(b'k:1', b'after the move')
-    deadline = time.time() + 30
+    deadline = time.time() + 60
     failed = None
     while time.time() < deadline and failed is None:
         for part in started['parts']:
@@ -408,6 +408,7 @@ def test_source_failover_stops_the_follow_and_a_rerun_follows_the_new_master(clu
             assert time.time() < deadline, 'the failover did not happen'
             time.sleep(0.05)
         failed = None
+        deadline = time.time() + 60
         while time.time() < deadline and failed is None:
             for part in started['parts']:
                 rec = read_record(part['record']) or {}
