@@ -102,8 +102,9 @@ class Master:
     """One master of a cluster: ``address``, ``node_id``, ``ranges`` ([(first, last)]), ``health`` and its
     :attr:`endpoint`."""
 
-    def __init__(self, endpoint, node_id, host, port, ranges, health='online'):
+    def __init__(self, endpoint, node_id, host, port, ranges, health='online', role='master'):
         self.node_id = node_id
+        self.role = role
         self.host = host
         self.port = int(port)
         self.ranges = sorted(ranges)
@@ -126,11 +127,13 @@ class Master:
 
 class Topology:
     """The masters of one cluster as one node sees them.  ``owner[slot]`` is the index of the master that
-    serves the slot (None when no master does); ``failing`` lists nodes the cluster marks as failing."""
+    serves the slot (None when no master does); ``failing`` lists nodes the cluster marks as failing;
+    ``replicas`` are the replicas (:class:`Master` objects with ``role='replica'`` and no slots)."""
 
-    def __init__(self, endpoint, masters, state, failing=(), source_command='CLUSTER SHARDS'):
+    def __init__(self, endpoint, masters, state, failing=(), source_command='CLUSTER SHARDS', replicas=()):
         self.endpoint = endpoint
         self.masters = masters
+        self.replicas = list(replicas)
         self.state = state
         self.failing = list(failing)
         self.source_command = source_command
@@ -187,7 +190,7 @@ def _node_address(node, tls):
     return host, int(port or 0)
 
 
-def _from_shards(endpoint, reply):
+def _from_shards(endpoint, reply, replicas=None):
     masters = []
     failing = []
     for shard in reply:
@@ -202,16 +205,25 @@ def _from_shards(endpoint, reply):
                 failing.append('%s:%d (%s)' % (host, port, _text(node.get('role'))))
             if _text(node.get('role')) == 'master' and ranges:
                 masters.append(Master(endpoint, _text(node.get('id')), host, port, ranges, health))
+            elif _text(node.get('role')) == 'replica' and replicas is not None and health not in ('fail', 'failed'):
+                replicas.append(Master(endpoint, _text(node.get('id')), host, port, [], health, role='replica'))
     return masters, failing
 
 
-def _from_slots(endpoint, reply):
+def _from_slots(endpoint, reply, replicas=None):
     by_node = {}
+    seen = set()
     for entry in reply:
         first, last, node = int(entry[0]), int(entry[1]), entry[2]
         host, port = _text(node[0]), int(node[1])
         node_id = _text(node[2]) if len(node) > 2 else '%s:%d' % (host, port)
         by_node.setdefault((host, port, node_id), []).append((first, last))
+        for other in entry[3:]:
+            other_host, other_port = _text(other[0]), int(other[1])
+            if replicas is not None and (other_host, other_port) not in seen:
+                seen.add((other_host, other_port))
+                other_id = _text(other[2]) if len(other) > 2 else '%s:%d' % (other_host, other_port)
+                replicas.append(Master(endpoint, other_id, other_host, other_port, [], role='replica'))
     masters = [Master(endpoint, node_id, host, port, ranges) for (host, port, node_id), ranges in by_node.items()]
     return masters, []
 
@@ -236,14 +248,16 @@ def _failing_from_nodes(client):
 def discover(endpoint, client):
     """The :class:`Topology` of the cluster whose node ``client`` (on ``endpoint``) is; raises KVError."""
     command = 'CLUSTER SHARDS'
+    replicas = []
     try:
         try:
-            masters, failing = _from_shards(endpoint, client.execute_command('CLUSTER', 'SHARDS'))
+            masters, failing = _from_shards(endpoint, client.execute_command('CLUSTER', 'SHARDS'), replicas)
         except Exception as exc:
             if reply_kind(exc) != 'unknown_command':
                 raise
             command = 'CLUSTER SLOTS'
-            masters, failing = _from_slots(endpoint, client.execute_command('CLUSTER', 'SLOTS'))
+            del replicas[:]
+            masters, failing = _from_slots(endpoint, client.execute_command('CLUSTER', 'SLOTS'), replicas)
             failing = _failing_from_nodes(client)
         state = _cluster_state(client)
     except KVError:
@@ -260,7 +274,8 @@ def discover(endpoint, client):
                       'ADDSLOTS) first' % (endpoint.label, endpoint.address), kind='config',
                       endpoint=endpoint.address)
     masters.sort(key=lambda m: m.ranges[0])
-    return Topology(endpoint, masters, state, failing, command)
+    replicas.sort(key=lambda r: (r.host, r.port))
+    return Topology(endpoint, masters, state, failing, command, replicas)
 
 
 def refuse_cluster(server, side, tool):

@@ -38,7 +38,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import re
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._process import (
     process_alive, process_start_time, start_detached)
-from ansible_collections.kvtools.migration.plugins.module_utils._cluster import refuse_cluster
+from ansible_collections.kvtools.migration.plugins.module_utils._isolate_cluster import ClusterIsolation, write_counters
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
@@ -173,6 +173,17 @@ class Isolation:
         self.warn = warn or (lambda msg: None)
         self.commands = []
         self.server = None
+        self.node_of_cluster = False  # True: one node of a cluster, isolated by ClusterIsolation
+
+    def for_node(self, endpoint, record, state, verify=False):
+        """The isolation of one node of a cluster (see :mod:`._isolate_cluster`): these options, the node's own
+        record, and no write-stopped check unless ``verify`` (the cluster's check watches every master at once)."""
+        node = Isolation(endpoint, mode=self.mode, state=state, users=self.users, record=record,
+                         pause_ms=self.pause_ms, renew=self.renew, renew_max_seconds=self.renew_max_seconds,
+                         verify_window_ms=self.verify_window_ms if verify else 0, check_mode=self.check_mode,
+                         warn=self.warn)
+        node.node_of_cluster = True
+        return node
 
     # -- helpers --------------------------------------------------------------------------------
     def _execute(self, *args, **kwargs):
@@ -219,11 +230,10 @@ class Isolation:
     def run(self):
         self._validate()
         self.server = connect_server(self.endpoint)
-        refused = refuse_cluster(self.server, 'server', 'kv_isolate')
-        if refused is not None:  # a pause or an ACL change on one node leaves the other masters writable
-            self.server.client.close()
-            raise refused
         try:
+            if self.server.cluster_enabled and not self.node_of_cluster:
+                # a pause or an ACL change on one node leaves the other masters writable: every node
+                return ClusterIsolation(self, self.server.client).run()
             result = self._base_result()
             if self.mode == 'pause' and not self.server.capabilities['client_pause_write']:
                 raise KVError('mode=pause needs CLIENT PAUSE ... WRITE (Redis >= 6.2, Valkey); this server is %s %s: '
@@ -416,13 +426,9 @@ class Isolation:
 
     def _write_counters(self):
         try:
-            info = self.server.client.info('all')
+            return write_counters(self.server.client)
         except Exception as exc:
             raise self._error(exc, 'INFO')
-        return dict(changes=int(info.get('rdb_changes_since_last_save', 0) or 0),
-                    saves=int(info.get('rdb_last_save_time', 0) or 0),
-                    expired=int(info.get('expired_keys', 0) or 0),
-                    evicted=int(info.get('evicted_keys', 0) or 0))
 
     def verify_writes_stopped(self, raise_on_writes=True):
         """Watch the write counters for ``verify_window_ms``; KVError(kind='writes') when they move.
