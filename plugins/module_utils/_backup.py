@@ -202,6 +202,7 @@ class Backup:
         self.warnings = []
         self.capabilities = capabilities
         self.server = None
+        self.node_of_cluster = False  # True: one part of a cluster's backup (see _backup_cluster)
 
     def _warn(self, msg):
         msg = scrub(msg, self.endpoint.secrets + [self.passphrase or ''])
@@ -220,9 +221,16 @@ class Backup:
             self.server = None
             return
         self.server.client.close()
-        refused = refuse_cluster(self.server, 'server', 'kv_rdb_backup')
-        if refused is not None:  # one node of a cluster holds only its slots: a backup of it is not the data
-            raise refused
+
+    @property
+    def of_cluster(self):
+        """Whether the server given is a node of a cluster, whose backup is one part per master (run_cluster)."""
+        return self.server is not None and self.server.cluster_enabled and not self.node_of_cluster
+
+    def run_cluster(self, started):
+        """The backup of a whole cluster: see :class:`._backup_cluster.ClusterBackup` (this engine refuses)."""
+        # one node of a cluster holds only its slots: a backup of it is not the data
+        raise refuse_cluster(self.server, 'server', 'kv_rdb_backup')
 
     @property
     def engine(self):
@@ -269,6 +277,8 @@ class Backup:
         if self.check_mode:
             return self._plan(started)
         self._facts(need=self.method == 'logical')
+        if self.of_cluster:
+            return self.run_cluster(started)
         self._check_space()
         method_used = self.method
         result = None
@@ -303,6 +313,8 @@ class Backup:
     def _plan(self, started):
         """Check mode: connect, read facts, say what would be written; write nothing."""
         self._facts(need=False)
+        if self.of_cluster:
+            return self.run_cluster(started)
         would = self.method
         reason = None
         if self.method == 'auto':

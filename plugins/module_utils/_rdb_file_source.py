@@ -19,21 +19,26 @@ trailer and, when encrypted, the authentication of every chunk - so a damaged fi
 key whose expiry time in the file has passed is counted as expired and not written.  Function libraries
 in the file are not loaded: the result (``source.functions``) and a warning name them.
 
-:func:`FileRestore` chooses between this source and the logical backup's by the content's magic.
+:func:`FileRestore` chooses between this source and the logical backup's by the content's magic; the manifest of
+a cluster's backup (:mod:`._backup_manifest`) gives :class:`BackupPartsSource`, its parts one after the other.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 from ansible_collections.kvtools.migration.plugins.module_utils._backup_source import (
     BATCH_BYTES, BackupFileReader, BackupFileSource, key_matches)
 from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import existing_backup
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_manifest import (
+    PartFile, is_manifest, read_manifest)
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import open_plain
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._files import file_sha256
 from ansible_collections.kvtools.migration.plugins.module_utils._logical import LOGICAL_MAGIC
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_encoding import RDB_MAGIC
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
@@ -65,6 +70,11 @@ def FileRestore(source, target, options, passphrase=None, warn=None):  # pylint:
     ``kv_rdb_backup``'s ``dest`` finds the encrypted file it wrote.
     """
     source.backup_file = existing_backup(source.backup_file)
+    if is_manifest(source.backup_file):  # a cluster's backup: one part per master
+        parts = BackupPartsSource(source, passphrase)
+        job = CopyJob('kv_dump_restore', parts, target, options, RestoreWriter, warn=warn)
+        parts.warn = job.warn
+        return job
     if file_content(source.backup_file, passphrase) == 'rdb':
         return RdbRestore(source, target, options, passphrase=passphrase, warn=warn)
     return CopyJob('kv_dump_restore', BackupFileSource(source, passphrase), target, options, RestoreWriter, warn=warn)
@@ -235,6 +245,87 @@ class RdbFileSource:
         finally:
             events.close()
             fh.close()
+
+    def reader(self, db, values=True, max_part=1000):
+        return BackupFileReader()
+
+
+class BackupPartsSource:
+    """The backup of a cluster (kv_rdb_backup on a cluster node): the parts its manifest names, one per master,
+    read one after the other (RDB or logical, plain or encrypted).  Every part is checked - present, the sha256
+    the manifest recorded, then its whole content - before anything is written."""
+
+    label = 'the cluster backup'
+    resumable = False
+    typed_reader = False
+    server = None
+    absolute_expiry = True
+
+    def __init__(self, endpoint, passphrase=None):
+        self.endpoint = endpoint
+        self.path = endpoint.backup_file
+        self.passphrase = passphrase
+        self.manifest = read_manifest(self.path)
+        self.parts = []
+        self.engine = self.version_string = self.rdb_version = None
+        self.rdb_version_source = 'RDB file headers of the parts'
+        self._warn = lambda msg: None
+
+    @property
+    def warn(self):
+        return self._warn
+
+    @warn.setter
+    def warn(self, callback):
+        self._warn = callback
+        for part in self.parts:
+            part.warn = callback
+
+    def open(self):
+        entries = self.manifest.get('parts') or []
+        if not entries:
+            raise KVError('the cluster backup %s names no part' % self.path, kind='corrupt')
+        for entry in entries:
+            path = existing_backup(entry['path'])
+            if not os.path.exists(path):
+                raise KVError('the part %s of the cluster backup %s (node %s) is missing: restore from a complete '
+                              'backup. Nothing was written' % (path, self.path, entry.get('address')), kind='config')
+            if entry.get('sha256') and file_sha256(path) != entry['sha256']:
+                raise KVError('the part %s of the cluster backup %s (node %s) is not the file the backup wrote (its '
+                              'sha256 differs). Nothing was written' % (path, self.path, entry.get('address')),
+                              kind='corrupt')
+            if file_content(path, self.passphrase) == 'rdb':
+                part = RdbFileSource(PartFile(path), self.passphrase)
+                part.warn = self._warn
+            else:
+                part = BackupFileSource(PartFile(path), self.passphrase)
+            self.parts.append(part.open())
+        first = self.parts[0]
+        self.engine, self.version_string = first.engine, first.version_string
+        versions = [p.rdb_version for p in self.parts if p.rdb_version is not None]
+        self.rdb_version = max(versions) if versions else None  # the newest payloads decide what a target accepts
+        return self
+
+    def describe(self):
+        return dict(address=self.endpoint.address, engine=self.engine, version=self.version_string,
+                    rdb_version=self.rdb_version, rdb_version_source=self.rdb_version_source, tls=False, backup=True,
+                    content='cluster', parts=[dict(node=entry.get('address'), file=entry.get('file'),
+                                                   keys=entry.get('keys')) for entry in self.manifest['parts']])
+
+    def keys_per_db(self):
+        out = {}
+        for part in self.parts:
+            for db, keys in part.keys_per_db().items():
+                out[db] = out.get(db, 0) + keys
+        return out
+
+    def data_bytes(self):
+        return sum(part.data_bytes() for part in self.parts)
+
+    def batches(self, db, match=None, count=1000, cursor=0):
+        for part in self.parts:
+            for item in part.batches(db, match=match, count=count):
+                yield item
 
     def reader(self, db, values=True, max_part=1000):
         return BackupFileReader()

@@ -272,7 +272,7 @@ mb_per_second:
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
-from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_cluster import ClusterBackup
 
 
 def main():
@@ -295,7 +295,7 @@ def main():
         p['mode'] = '0600'
 
     def run():
-        engine = Backup(endpoint, p['dest'], method=p['method'], passphrase=p['passphrase'], keep=p['keep'],
+        engine = ClusterBackup(endpoint, p['dest'], method=p['method'], passphrase=p['passphrase'], keep=p['keep'],
                         check_mode=module.check_mode, warn=module.warn, keep_first=p['keep_first'],
                         check_space=p['check_free_space'], progress=p['progress'])
         result = engine.run()
