@@ -14,8 +14,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster_plan import (
-    keys_per_db, node_plan, plan_lines, target_cluster_facts)
+    keys_per_db, node_plan, plan_lines, source_cluster_facts, source_plan_lines, target_cluster_facts)
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import (
     merge_groups, merge_text, sample_key, scan_batches, select_dbs)
@@ -34,13 +35,16 @@ METHODS = ('auto', 'migrate', 'dump_restore')
 SAMPLE_KEYS = 200
 
 
-def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS, stats=None):
+def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS, stats=None, source_topology=None):
     """Up to ``limit`` keys of the target db (from its first SCAN batches) that the source db does not hold
     with the same value: empty when the target looks like an earlier copy of this source.  ``stats`` (a dict)
-    receives ``sampled``, the number of target keys compared."""
-    source_client, target_client = source_ep.client(db=s_db), target_ep.client(db=t_db)
+    receives ``sampled``, the number of target keys compared.  ``source_topology``: the source is a cluster, each
+    key is read on the master that serves its slot."""
+    target_client = source_client = None
+    clients = {}
     wires = []
     try:
+        target_client = target_ep.client(db=t_db)
         keys = []
         for dummy, batch in scan_batches(target_client, count=limit):
             keys.extend(batch)
@@ -51,18 +55,29 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS, stats=None
             stats['sampled'] = len(keys)
         if not keys:
             return []
-        dumps = []
-        for client in (source_client, target_client):  # a big payload comes as a temp file (SpooledPayload)
-            wires.append(Wire(client))
-            wires[-1].send(pack_key_commands((b'DUMP',), keys), packed=True)
-            dumps.append(recv_key_replies(wires[-1], (b'DUMP',), keys))
+        groups = {}  # source endpoint index -> the keys read there
+        for key in keys:
+            groups.setdefault(0 if source_topology is None else source_topology.owner[key_slot(key)], []).append(key)
+        source_dumps = {}
+        for index, group in sorted(groups.items()):
+            ep = source_ep if source_topology is None else source_topology.masters[index].endpoint
+            clients[index] = ep.client(db=s_db)
+            wires.append(Wire(clients[index]))  # a big payload comes as a temp file (SpooledPayload)
+            wires[-1].send(pack_key_commands((b'DUMP',), group), packed=True)
+            source_dumps.update(zip(group, recv_key_replies(wires[-1], (b'DUMP',), group)))
+        wires.append(Wire(target_client))
+        wires[-1].send(pack_key_commands((b'DUMP',), keys), packed=True)
+        target_dumps = recv_key_replies(wires[-1], (b'DUMP',), keys)
+        owner = dict((key, index) for index, group in groups.items() for key in group)
         out = []
-        for key, a, b in zip(keys, dumps[0], dumps[1]):
+        for key, b in zip(keys, target_dumps):
+            a = source_dumps[key]
             for reply in (a, b):
                 if isinstance(reply, ReplyError):
                     raise reply
             if b is None:
                 continue  # gone meanwhile
+            source_client = clients[owner[key]]
             big = a.__class__ is not bytes or b.__class__ is not bytes
             if a is None or (not same_body(a, b) and not values_equal(source_client, target_client, key, big=big)):
                 out.append(key)
@@ -74,8 +89,9 @@ def foreign_keys(source_ep, target_ep, s_db, t_db, limit=SAMPLE_KEYS, stats=None
     finally:
         for wire in wires:
             wire.close()
-        source_client.close()
-        target_client.close()
+        for client in list(clients.values()) + [target_client]:
+            if client is not None:
+                client.close()
 
 
 def _facts(server):
@@ -190,6 +206,34 @@ def missing_commands(server, names):
     return [name.upper() for name, info in zip(names, reply or []) if not info]
 
 
+def source_census(source_ep, source_server, source_cluster, pairs):
+    """:func:`field_ttl_census` of the source, summed over the masters of a cluster source."""
+    if source_cluster is None:
+        return field_ttl_census(source_ep, source_server, pairs)
+    keys = fields = 0
+    for master in source_cluster['topology'].masters:
+        server = connect_server(master.endpoint)
+        try:
+            found = field_ttl_census(master.endpoint, server, pairs)
+        finally:
+            server.client.close()
+        keys += found['keys']
+        fields += found['fields']
+    return dict(keys=keys, fields=fields)
+
+
+def cluster_result(cluster, nodes, source_cluster):
+    """The ``cluster`` entry of the result: None unless a side is a cluster."""
+    if cluster is None and source_cluster is None:
+        return None
+    out = dict(target=None, target_nodes=None, source=None, source_nodes=None)
+    if cluster is not None:
+        out.update(target=cluster['topology'].describe(), target_nodes=nodes)
+    if source_cluster is not None:
+        out.update(source=source_cluster['topology'].describe(), source_nodes=source_cluster['masters'])
+    return out
+
+
 def live_db_collision(source_server, dbs=None, db_map=None):
     """A sentence when kv_sync's db selection (every source db by default) sends two dbs into one target db."""
     mapping = dict((int(k), int(v)) for k, v in (db_map or {}).items())
@@ -270,16 +314,22 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     except KVError:
         source_server.client.close()
         raise
-    cluster = None  # a cluster target (from a standalone source): its masters, read below
+    cluster = None  # a cluster target: its masters, read below
+    source_cluster = None  # a cluster source: its masters
     try:
         source_facts, target_facts = _facts(source_server), _facts(target_server)
-        if target_server.cluster_enabled and not source_server.cluster_enabled:
+        if target_server.cluster_enabled:
             cluster = target_cluster_facts(target_ep, target_server)
+        if source_server.cluster_enabled:
+            source_cluster = source_cluster_facts(source_ep, source_server)
+            source_facts['dbs'] = source_cluster['dbs']  # the keys of every master
+            source_facts['used_memory_dataset'] = source_cluster['data']
+            source_facts['total_keys'] = source_cluster['dbs'][0]['keys']
         census = None
         if source_facts['capabilities'].get('hash_field_ttl') and not target_facts['capabilities'].get('hash_field_ttl'):
-            census = field_ttl_census(source_ep, source_server,
-                                      select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map,
-                                                 allow_merge=allow_db_merge, merge=cluster is not None))
+            census = source_census(source_ep, source_server, source_cluster,
+                                   select_dbs(dict((d['db'], d) for d in source_facts['dbs']), dbs, db_map,
+                                              allow_merge=allow_db_merge, merge=cluster is not None))
         live_possible, live_reason = live_possibility(source_server, target_server, match=match, dbs=dbs,
                                                       db_map=db_map, procedure=True)
     finally:
@@ -291,9 +341,11 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
     pairs = select_dbs(keyspace, dbs, db_map, allow_merge=allow_db_merge, merge=cluster is not None)
     problems.extend(p.text for p in pair_problems(source_ep, target_ep, source_server, target_server, pairs,
                                                   tool='the migration procedure (kv_preflight, playbooks/migrate.yml)',
-                                                  clusters=cluster is not None))
+                                                  clusters=cluster is not None or source_cluster is not None))
     if cluster is not None:
         problems.extend(cluster['problems'])
+    if source_cluster is not None:
+        problems.extend(source_cluster['problems'])
     if source_facts['role'] not in ('master', 'primary'):
         warnings.append('the source %s is a replica: make sure it is in sync with its primary' % source_facts['address'])
     target_keys = dict((d['db'], d['keys']) for d in target_facts['dbs'])
@@ -317,7 +369,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         for ep in target_eps:
             sample = None
             for s_db in groups.get(entry['target_db'], [entry['db']]):
-                found = foreign_keys(source_ep, ep, s_db, entry['target_db'], stats=stats)
+                found = foreign_keys(source_ep, ep, s_db, entry['target_db'], stats=stats,
+                                     source_topology=source_cluster and source_cluster['topology'])
                 sample = found if sample is None else [k for k in sample if k in set(found)]
             entry['target_sample_foreign'].extend(sample_key(k) for k in sample)
             sampled += stats.get('sampled', 0)
@@ -349,14 +402,18 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                             % (need // 2 ** 20, max(room, 0) // 2 ** 20))
     accepts = target_accepts(target_facts['engine'], target_facts['rdb_version'], source_facts['rdb_version'],
                              (target_facts.get('rdb_version_check') or {}).get('value'))
-    if cluster is not None and method == 'migrate':  # MIGRATE grouped per target master, when asked for
+    if (cluster is not None or source_cluster is not None) and method == 'migrate':  # MIGRATE per master, when asked
         chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
                                                           isolation, source_facts, target_facts, target_server)
-        reasons = reasons + ['the target is a cluster: one MIGRATE call per target master']
-    elif cluster is not None:  # RESTORE routed per slot (the source's own connection never reaches the masters)
+        reasons = reasons + (['the source is a cluster: one MIGRATE call per slot, sent to the master that holds it']
+                             if source_cluster else []) + (
+            ['the target is a cluster: one MIGRATE call per target master'] if cluster else [])
+    elif cluster is not None or source_cluster is not None:  # RESTORE routed per slot, every source master read
         chosen, dummy, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, 'dump_restore',
                                                         isolation, source_facts, target_facts, target_server)
-        reasons = ['the target is a cluster: kv_dump_restore restores each key on the master that serves its slot']
+        reasons = (['the source is a cluster: kv_dump_restore reads every master'] if source_cluster else []) + (
+            ['the target is a cluster: kv_dump_restore restores each key on the master that serves its slot']
+            if cluster else [])
     else:
         chosen, reasons, migrate_possible = choose_method(source_ep, target_ep, source_server, accepts, method,
                                                           isolation, source_facts, target_facts, target_server)
@@ -409,6 +466,8 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
         lines.append('hash field TTLs: %d fields of %d hashes, which the target cannot hold: %s' % (
             census['fields'], census['keys'], 'the copy refuses (on_unsupported: fail)' if on_unsupported == 'fail'
             else 'copied without them (on_unsupported: drop)'))
+    if source_cluster is not None:
+        lines.extend(source_plan_lines(source_cluster))
     if nodes is not None:
         lines.extend(plan_lines(nodes))
     lines.append('about %s MiB of data, estimated %.0f s' % ('?' if need is None else need // 2 ** 20, estimate))
@@ -426,5 +485,5 @@ def preflight(source_ep, target_ep, dbs=None, db_map=None, method='auto', isolat
                 not_checked=costs,
                 target_empty=not any(target_keys.values()), keys=keys, estimate_seconds=estimate,
                 problems=problems, preflight_warnings=warnings, plan=lines, ok=not problems, unsupported=unsupported,
-                cluster=None if cluster is None else dict(target=cluster['topology'].describe(), target_nodes=nodes),
+                cluster=cluster_result(cluster, nodes, source_cluster),
                 live_possible=live_possible, live_reason=live_reason)

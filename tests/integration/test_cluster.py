@@ -127,19 +127,6 @@ def test_dbs_other_than_0_into_a_cluster(redis70, cluster_of):
     assert target.admin_for(b'same').get(b'same') == b'from db 3'
 
 
-def test_refusals_name_the_cluster(cluster_of, redis70, run_modules, tmp_path):
-    """Modules without cluster support refuse clearly, before anything is written."""
-    found = cluster_of('redis70')
-    redis70.admin().set(b'k', b'v')
-    backups = tmp_path / 'backups'
-    backups.mkdir()
-    calls = [('kv_rdb_backup', {'server': found.endpoint(), 'dest': str(backups / 'backup.rdb')}),
-             ('kv_isolate', {'server': found.endpoint(), 'mode': 'pause', 'renew': False})]
-    for (module, _args), result in zip(calls, run_modules(calls)):
-        assert result.get('failed') and 'not supported for cluster yet' in result['msg'], (module, result['msg'])
-    assert key_count(found) == 0 and not list(backups.iterdir())
-
-
 def test_unassigned_slot_is_refused(cluster_factory, redis70):
     found = cluster_factory('redis70')
     redis70.admin().set(b'k', b'v')

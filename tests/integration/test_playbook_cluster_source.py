@@ -1,0 +1,68 @@
+"""playbooks/migrate.yml with a cluster as kv_source (offline: preflight, isolate, backup, copy, verify, cut over),
+through ansible-playbook against real servers; compared with tests/support/compare.py."""
+
+import json
+import os
+
+import pytest
+
+from tests.integration.test_cluster import load, masters
+from tests.integration.test_cluster_isolate import key_on
+from tests.integration.test_playbook_migrate import PLAYBOOK, no_secret, recap, write_inventory
+from tests.support import compare
+from tests.support.ansible import ansible_playbook
+from tests.support.pause_probe import WriteProbe
+
+pytestmark = pytest.mark.xdist_group('cluster')
+
+
+def test_cluster_into_standalone_check_migrate_verify_rerun(cluster_of, flavour_server, tmp_path):
+    """A 3-master Valkey 8.0 cluster -> a standalone Valkey 8.0, kv_strategy auto (live is not available for a
+    cluster source: offline), every master paused and backed up: --check writes nothing, the run copies and
+    verifies, the second run changes nothing."""
+    source = cluster_of('valkey80')
+    target = flavour_server('valkey80', role='from-cluster-playbook')
+    load(source.client())
+    loaded = sum(int(node.admin().dbsize()) for node in source.nodes)
+    inventory = write_inventory(tmp_path, {'from-cluster': (source.endpoint(node=1), target.endpoint())},
+                                kv_isolation='pause', kv_backup=True)
+    writes = [compare.source_writes(node) for node in source.nodes]
+
+    dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert 'the source is a cluster: kv_dump_restore reads every master' in dry.stdout
+    assert 'strategy: offline' in dry.stdout and 'live is not possible' in dry.stdout
+    assert dry.stdout.count('source master 127.0.0.1:') >= 3
+    assert int(target.admin().dbsize()) == 0, 'check mode wrote to the target'
+    work = tmp_path / 'work'
+    assert not [n for n in os.listdir(str(work)) if 'backup' in n or 'isolat' in n], os.listdir(str(work))
+
+    first = ansible_playbook(PLAYBOOK, inventory=inventory)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert recap(first.stdout)['from-cluster']['failed'] == 0
+    no_secret(first.stdout)
+    assert compare.differences(masters(source), target.admin(), deep=True) == []
+    report = json.loads((tmp_path / 'reports' / 'from-cluster-latest.json').read_text())
+    assert report['status'] == 'ok' and report['method'] == 'dump_restore'
+    assert report['verification']['consistent'] is True
+    assert report['copy']['totals']['copied'] == loaded
+    scanned = dict((n['address'], n['keys']) for n in report['copy']['cluster']['source_nodes'])
+    assert scanned == dict(('127.0.0.1:%d' % node.port, int(node.admin().dbsize())) for node in source.nodes)
+    assert report['isolation']['mode'] == 'pause' and report['isolation']['seconds'] is not None
+    manifest = [n for n in os.listdir(str(work)) if n.endswith('.rdb') or '.rdb' in n]
+    assert any('node3of3' in n for n in manifest), manifest
+    assert [compare.source_writes(node) for node in source.nodes] == writes, 'the source was written to'
+    for node in source.nodes:  # released: a writer on every master is not held back
+        probe = WriteProbe(node, key=key_on(source, node)).start()
+        assert not probe.blocked() and probe.finished(30), node.name
+        probe.close()
+        node.admin().delete(probe.key)
+    writes = [compare.source_writes(node) for node in source.nodes]
+
+    second = ansible_playbook(PLAYBOOK, inventory=inventory)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert recap(second.stdout)['from-cluster']['changed'] == 0, second.stdout[-3000:]
+    again = json.loads((tmp_path / 'reports' / 'from-cluster-latest.json').read_text())
+    assert again['copy']['totals']['copied'] == 0 and again['copy']['totals']['identical'] == loaded
+    no_secret(second.stdout)
+    assert [compare.source_writes(node) for node in source.nodes] == writes, 'the source was written to'
