@@ -49,8 +49,15 @@ def test_cluster_into_standalone_check_migrate_verify_rerun(cluster_of, flavour_
     scanned = dict((n['address'], n['keys']) for n in report['copy']['cluster']['source_nodes'])
     assert scanned == dict(('127.0.0.1:%d' % node.port, int(node.admin().dbsize())) for node in source.nodes)
     assert report['isolation']['mode'] == 'pause' and report['isolation']['seconds'] is not None
-    manifest = [n for n in os.listdir(str(work)) if n.endswith('.rdb') or '.rdb' in n]
-    assert any('node3of3' in n for n in manifest), manifest
+    addresses = sorted('127.0.0.1:%d' % node.port for node in source.nodes)
+    assert sorted(report['isolation']['nodes']) == addresses
+    parts = report['backup']['parts']
+    assert sorted(p['address'] for p in parts) == addresses and sum(p['keys'] for p in parts) == loaded
+    assert all(os.path.exists(os.path.join(os.path.dirname(report['backup']['dest']), p['file'])) for p in parts)
+    markdown = (tmp_path / 'reports' / 'from-cluster-latest.md').read_text()
+    assert 'cluster nodes isolated: ' in markdown
+    for part in parts:
+        assert '| %s | %s | %s |' % (part['address'], format(part['slots'], ','), part['file']) in markdown
     assert [compare.source_writes(node) for node in source.nodes] == writes, 'the source was written to'
     for node in source.nodes:  # released: a writer on every master is not held back
         probe = WriteProbe(node, key=key_on(source, node)).start()
@@ -66,3 +73,33 @@ def test_cluster_into_standalone_check_migrate_verify_rerun(cluster_of, flavour_
     assert again['copy']['totals']['copied'] == 0 and again['copy']['totals']['identical'] == loaded
     no_secret(second.stdout)
     assert [compare.source_writes(node) for node in source.nodes] == writes, 'the source was written to'
+
+
+def test_cluster_into_a_cluster_of_two_masters(cluster_of, tmp_path):
+    """A 3-master Redis 7.0 cluster -> a 2-master Valkey 8.0 cluster through the playbook (acl isolation on every
+    node, backup per master, copy, verify); identical by an independent comparison."""
+    source = cluster_of('redis70')
+    target = cluster_of('valkey80', masters=2)
+    load(source.client())
+    loaded = sum(int(node.admin().dbsize()) for node in source.nodes)
+    for node in source.nodes:
+        node.admin().execute_command('ACL', 'SETUSER', 'shop-app', 'on', '>Shop-App-Pass-2', '~*', '+@all')
+    try:
+        inventory = write_inventory(tmp_path, {'c2c': (source.endpoint(), target.endpoint(node=1))},
+                                    kv_isolation='acl', kv_isolate_users=['shop-app'], kv_strategy='auto')
+        result = ansible_playbook(PLAYBOOK, inventory=inventory)
+        assert result.returncode == 0, result.stdout[-4000:]
+        no_secret(result.stdout)
+        assert compare.differences(masters(source), masters(target), deep=True) == []
+        report = json.loads((tmp_path / 'reports' / 'c2c-latest.json').read_text())
+        assert report['status'] == 'ok' and report['strategy'] == 'offline'
+        assert report['copy']['totals']['copied'] == loaded
+        assert len(report['copy']['cluster']['source_nodes']) == 3 and len(report['copy']['cluster']['target_nodes']) == 2
+        assert len(report['backup']['parts']) == 3 and len(report['isolation']['nodes']) == 3
+        assert report['isolation']['seconds'] is not None  # released at the cutover
+        for node in source.nodes:
+            flags = node.admin().execute_command('ACL', 'GETUSER', 'shop-app')[b'flags']
+            assert b'on' in flags, node.name
+    finally:
+        for node in source.nodes:
+            node.admin().execute_command('ACL', 'DELUSER', 'shop-app')
