@@ -33,11 +33,12 @@ import time
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup
 from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import (
     ENC_SUFFIX, STAMP_FORMAT, check_free_space, expected_backup_bytes, rotation_plan)
-from ansible_collections.kvtools.migration.plugins.module_utils._backup_manifest import MANIFEST_FORMAT, PartFile, part_files
+from ansible_collections.kvtools.migration.plugins.module_utils._backup_manifest import MANIFEST_FORMAT, part_files
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover, node_endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._encryption import open_plain
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
-from ansible_collections.kvtools.migration.plugins.module_utils._rdb_file_source import RdbFileSource
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import iso_time
 
@@ -99,14 +100,18 @@ class ClusterBackup(Backup):
             self._warn('free space for the backup not checked: the size of the data is unknown (%s)' % basis)
 
     def _rotation(self):
+        """``(moves, removals, replaced)``: the rotation of the manifest (:func:`rotation_plan`), the parts of the
+        manifests it removes among the removals, and the parts of a manifest at dest that the new one replaces."""
         moves, removals = rotation_plan(self.dest, self.keep, self.keep_first)
         for path in list(removals):
             if not path.endswith('.json'):
                 removals.extend(p for p in part_files(path) if p not in removals)
-        return moves, removals
+        replaced = [] if any(src == self.dest for src, dummy in moves) else part_files(self.dest)
+        return moves, removals, replaced
 
     def _cluster_plan(self, started, topology, nodes):
-        moves, removals = self._rotation()
+        moves, removals, replaced = self._rotation()
+        removals = removals + replaced
         would = 'logical' if self.method == 'logical' else 'sync'
         parts = [dict(address=n['address'], node_id=n['node_id'], slots=n['slots'], keys=n['keys_now'],
                       needed_bytes=n['needed_bytes'],
@@ -161,9 +166,8 @@ class ClusterBackup(Backup):
         return out
 
     def _install_cluster(self, started, topology, parts):
-        moves, removals = self._rotation()
         # a manifest at dest that is not kept is replaced by the new one: its parts go once the new one is in place
-        replaced = [] if any(src == self.dest for src, dummy in moves) else part_files(self.dest)
+        moves, removals, replaced = self._rotation()
         try:
             for path in removals:
                 if os.path.exists(path):
@@ -207,6 +211,19 @@ class ClusterBackup(Backup):
 
 
 def rdb_keys(path, passphrase):
-    """The keys of an RDB part, counted by reading it through (the parser of the restore)."""
-    return sum(RdbFileSource(PartFile(path), passphrase).keys_per_db().values())
-
+    """The keys of an RDB part, counted by reading it through (the snapshot parser of a restore)."""
+    src, fh, dummy = open_plain(path, passphrase)
+    keys = 0
+    try:
+        parser = SnapshotParser(src.read, what='%s (counting its keys)' % path,
+                                way_out='Restore it with kv_dump_restore on a server of the version that wrote it')
+        for event in parser.batches():
+            if event[0] == 'keys':  # a run of keys (bytes payloads)
+                keys += len(event[2])
+            elif event[0] == 'key':  # one big key: its payload may be a temp file
+                keys += 1
+                if event[3].__class__ is not bytes:
+                    event[3].close()
+    finally:
+        fh.close()
+    return keys

@@ -38,6 +38,10 @@ description:
     Keys already on the target are compared by payload only (there is no live value to compare type-aware) - big
     hashes, sets and sorted sets restored on another engine before may serialize in another order and then count
     as conflicts; use O(on_conflict=skip) or V(replace) when restoring the same backup again.
+  - The file may also be the backup of a cluster - the manifest M(kvtools.migration.kv_rdb_backup) writes at its
+    C(dest) for a cluster, which names one part (an RDB or logical file next to it) per master. Every part is
+    checked first - present, the sha256 the manifest recorded, then its whole content - and the parts are restored
+    one after the other, into a standalone server or a cluster (each key on the master that serves its slot).
   - The file may also be an RDB file - one written by M(kvtools.migration.kv_rdb_backup) with O(backup_passphrase)
     when it is encrypted, or a C(dump.rdb) downloaded from a platform - restored directly, without a scratch server.
     What the file holds is told by its content (C(REDIS)/C(VALKEY) magic or the logical backup's), not its name.

@@ -99,6 +99,15 @@ cluster_enabled:
   description: Whether the server runs in cluster mode.
   returned: success
   type: bool
+cluster:
+  description:
+    - The cluster of a node in cluster mode, as found from it (C(CLUSTER SHARDS), C(CLUSTER SLOTS) before 7.0) -
+      C(masters) (each with C(address), C(node_id), C(slots), C(ranges), C(health)), C(replicas) (addresses),
+      C(state), C(discovered_with), C(seed) and C(problems) (what stops a copy from or into it - unassigned slots,
+      failing nodes; empty when none). The other facts (keys, memory, ...) are those of the node given. Null when
+      the server is not in cluster mode; null with a warning when the user may not read the cluster's shape.
+  returned: success
+  type: dict
 tls:
   description: Whether this connection uses TLS.
   returned: success
@@ -167,6 +176,8 @@ unknown:
   sample: {"config": "CONFIG is not available on the server (renamed or disabled)"}
 '''
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
+from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 
@@ -179,6 +190,18 @@ def main():
         server = connect_server(endpoint)
         try:
             facts = server.facts(with_permissions=module.params['permissions'])
+            facts['cluster'] = None
+            if server.cluster_enabled:
+                try:
+                    topology = discover(endpoint, server.client)
+                except KVError as exc:
+                    if exc.kind != 'noperm':
+                        raise
+                    module.warn('the masters of the cluster were not read: %s' % exc.message)
+                else:
+                    facts['cluster'] = topology.describe()
+                    facts['cluster']['replicas'] = [r.address for r in topology.replicas]
+                    facts['cluster']['problems'] = topology.problems('server')
         finally:
             server.client.close()
         facts['changed'] = False

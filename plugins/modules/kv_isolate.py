@@ -29,6 +29,14 @@ description:
   - The write-stopped check watches C(rdb_changes_since_last_save) (allowing for expired and evicted keys)
     for O(verify_window_ms) and fails, naming the users still connected, when it moves. A failed check
     leaves the isolation in place; release it with O(state=released).
+  - O(server) may be any node of a cluster. The masters are found from it (C(CLUSTER SHARDS), C(CLUSTER SLOTS)
+    before 7.0) and every one is isolated - O(mode=pause) pauses every master (a renewer per master),
+    O(mode=acl) switches the users off on every master and every replica (ACL users are per node, and apps may
+    write through a replica after a failover), O(mode=none) watches every master. O(record) then names the nodes
+    acted on, each with a record of its own next to it (C(<record>.node-<host>-<port>)); it is written before the
+    first node changes, and O(state=released) releases every node it names. A node that cannot be isolated
+    fails the step, and what this run isolated on the other nodes is released again. One write-stopped window
+    watches every master. The result lists every node (RV(nodes)).
 author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -133,6 +141,12 @@ EXAMPLES = r'''
     users: [shop, worker]
     record: /var/lib/kvtools/source-acl.json
 
+- name: Pause every master of a cluster (any node given; a renewer per master)
+  kvtools.migration.kv_isolate:
+    server: "{{ cluster_node }}"
+    mode: pause
+    record: /var/lib/kvtools/cluster-isolation.json
+
 - name: Only check that nothing writes any more (apps unbound in Cloud Foundry)
   kvtools.migration.kv_isolate:
     server: "{{ source }}"
@@ -195,8 +209,8 @@ connections_killed:
   type: int
 verify:
   description:
-    - The write-stopped check - C(window_ms), C(writes) (changes seen) and C(stopped). Null when skipped
-      (check mode, O(verify_window_ms=0), release).
+    - The write-stopped check - C(window_ms), C(writes) (changes seen) and C(stopped); on a cluster also
+      C(nodes), the changes seen per master. Null when skipped (check mode, O(verify_window_ms=0), release).
   returned: when O(state=isolated)
   type: dict
   sample: {"window_ms": 1000, "writes": 0, "stopped": true}
@@ -212,10 +226,31 @@ released_at:
   returned: when O(state=released) with O(mode=pause) or O(mode=acl) wrote something, except in check mode
   type: float
 executed_commands:
-  description: The server commands run (or, in check mode, that would run), without secrets.
+  description:
+    - The server commands run (or, in check mode, that would run), without secrets. On a cluster each is prefixed
+      with the node's C(host:port).
   returned: always
   type: list
   elements: str
+cluster:
+  description: True when O(server) is a node of a cluster and every node was acted on.
+  returned: when O(server) is a cluster node
+  type: bool
+nodes:
+  description:
+    - On a cluster, every node acted on (or, in check mode, that would be) - C(address), C(role) (master or
+      replica), C(changed) and what the engine of one server returns for it (C(renewer), C(renewer_stopped),
+      C(users), C(connections_killed), C(isolated_at), C(released_at)). RV(isolated_at) is the earliest of the nodes',
+      RV(released_at) the latest, so the writers' pause they measure is never too short.
+  returned: when O(server) is a cluster node
+  type: list
+  elements: dict
+  sample: [{"address": "10.0.0.5:6379", "role": "master", "changed": true, "renewer": {"pid": 4242, "deadline": 1767225600.0}}]
+renewers:
+  description: On a cluster with O(mode=pause), the renewer of every master - C(address), C(pid), C(deadline).
+  returned: when O(server) is a cluster node, O(mode=pause), O(state=isolated) and O(renew=true), except in check mode
+  type: list
+  elements: dict
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import (

@@ -14,14 +14,19 @@ short_description: Check that a Redis or Valkey migration can work, choose the c
 version_added: 0.1.0
 description:
   - Reads the source and the target (the facts of M(kvtools.migration.kv_info) for both) and finds what would stop a
-    migration - a target that holds other data, too small under its C(maxmemory), a replica, a source in cluster mode,
-    missing databases, users without the permissions a copy needs.
-  - A target in cluster mode (from a standalone source) is read through every master (found from the node given) - every
-    slot served and no node failing, its keys summed, the data that lands on each master (by its share of the slots)
-    against that master's free memory, the plan per node (RV(cluster)) - and the method is C(dump_restore), which
-    restores each key on the master that serves its slot (C(migrate) when O(method=migrate) - one C(MIGRATE) call
-    per target master). A source in cluster mode is not supported for cluster
-    yet (the procedure backs the source up with one RDB, and MIGRATE is not grouped per node).
+    migration - a target that holds other data, too small under its C(maxmemory), a replica, missing databases, users
+    without the permissions a copy needs.
+  - A target in cluster mode is read through every master (found from the node given) - every slot served and no node
+    failing, its keys summed, the data that lands on each master (by its share of the slots) against that master's free
+    memory, the plan per node (RV(cluster)).
+  - A source in cluster mode is read through every master too - every slot served and no node failing, its keys (db 0)
+    and data summed over the masters, the keys per master in the plan; a sample of the target's keys is compared with
+    the master that serves each key's slot.
+  - With a cluster on either side the method is C(dump_restore) (M(kvtools.migration.kv_dump_restore) reads every
+    source master and restores each key on the target master that serves its slot), or C(migrate) when
+    O(method=migrate) (M(kvtools.migration.kv_migrate) - one C(MIGRATE) call per target master, out of a cluster one
+    per slot on the master that holds it). Where RV(live_possible) is false for a cluster (RV(live_reason) says why),
+    the playbooks' C(kv_strategy=auto) copies offline.
   - A target database that holds keys is judged on a sample (the first 200 keys C(SCAN) returns there) - when every
     sampled key is on the source with the same value, the target holds an earlier copy of this source (a rerun, an
     interrupted run) and that is no problem; otherwise it holds other data and that is a problem unless
@@ -186,10 +191,12 @@ target:
   type: dict
 cluster:
   description:
-    - Null unless the target is a cluster. C(target) - its masters with their slot ranges, its state and the command
-      that found them; C(target_nodes) - per master C(address), C(node_id), C(slots), C(keys_now), C(keys_estimate)
-      and C(bytes_estimate) (the source's keys and data by the master's share of the slots) and C(free) (bytes left
-      under its maxmemory, null without a limit).
+    - Null unless a side is a cluster. C(target) - the target's masters with their slot ranges, its state and the
+      command that found them; C(target_nodes) - per master C(address), C(node_id), C(slots), C(keys_now),
+      C(keys_estimate) and C(bytes_estimate) (the source's keys and data by the master's share of the slots) and
+      C(free) (bytes left under its maxmemory, null without a limit). C(source) and C(source_nodes) - the same for a
+      source cluster, per master C(address), C(node_id), C(slots), C(keys), C(expires) and C(data) (bytes above
+      C(used_memory_startup)). The entries of a side that is not a cluster are null.
   returned: success
   type: dict
 live_possible:

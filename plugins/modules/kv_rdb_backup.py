@@ -32,6 +32,17 @@ description:
   - The server is only read (AUTH, INFO, REPLCONF, SYNC, SCAN, DUMP, PEXPIRETIME). C(SYNC) makes the server
     produce an RDB snapshot (a fork, as for any replica or C(BGSAVE)).
   - Every real run writes a new backup and reports C(changed=true).
+  - O(server) may be any node of a cluster. Each master holds only its slots, so every master is backed up - one
+    part per master (C(SYNC) to each, validated and encrypted as above; under O(method=auto) a master that refuses
+    C(SYNC) gets a logical part), written next to O(dest) under names that never change
+    (C(<dest root>.<UTC time>-node<i>of<n><dest extension>), C(.enc) when encrypted, each with its sidecar). O(dest)
+    itself is then the manifest - a JSON file (no secret) that lists every part (node address and id, slots, file,
+    size, sha256, keys) - and the sidecar C(<dest>.json) lists them too (RV(parts)). The free-space check compares
+    the sum of every master's expected size before the first part is written; a failed part removes the parts
+    already written. O(keep) and O(keep_first) rotate the manifest as they rotate a single backup, and the parts of
+    a manifest that is deleted (or replaced with O(keep=0)) are deleted with it.
+    M(kvtools.migration.kv_dump_restore) with C(source.url=file://<dest>) restores such a backup into a standalone
+    server or a cluster.
 author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -112,6 +123,8 @@ notes:
     opcode can be checked.
   - To restore an RDB backup, stop a fresh server, put the file into its C(dir) as its C(dbfilename) and start it;
     to restore a logical backup, give it to M(kvtools.migration.kv_dump_restore). See C(docs/backup-format.md).
+  - The backup of a cluster is restored with M(kvtools.migration.kv_dump_restore) (C(source.url=file://<dest>)), or
+    part by part into the master that served the part's slots.
 requirements:
   - redis (Python library)
   - cryptography (Python library, only with O(passphrase))
@@ -149,6 +162,12 @@ EXAMPLES = r'''
     passphrase: "{{ vault_backup_passphrase }}"
   register: backup
 
+- name: Back up every master of a cluster (any node given); dest becomes the manifest of the parts
+  kvtools.migration.kv_rdb_backup:
+    server: "{{ cluster_node }}"
+    dest: /var/backups/cache-cluster/dump.rdb
+  delegate_to: localhost
+
 - name: Show what was written
   ansible.builtin.debug:
     msg: "{{ backup.method_used }} backup, {{ backup.size }} bytes, sha256 {{ backup.sha256 }}"
@@ -176,7 +195,7 @@ method_used:
   type: str
   sample: sync
 format:
-  description: C(rdb) or C(logical).
+  description: C(rdb) or C(logical); C(cluster) for the backup of a cluster (O(dest) is then the manifest).
   returned: always
   type: str
 encrypted:
@@ -184,7 +203,7 @@ encrypted:
   returned: always
   type: bool
 size:
-  description: Bytes of the file written (encrypted size when encrypted).
+  description: Bytes of the file written (encrypted size when encrypted); of the manifest for a cluster.
   returned: success and not check mode
   type: int
   sample: 1048576
@@ -229,8 +248,9 @@ crc64:
   returned: success and not check mode
   type: str
 keys:
-  description: Keys written (logical backups).
-  returned: when a logical backup was written
+  description: Keys written (logical backups); for a cluster, the keys of every part (each RDB part is counted by
+    reading it through).
+  returned: when a logical backup or the backup of a cluster was written
   type: int
 expired:
   description: Keys that expired between SCAN and DUMP (logical backups; not an error).
@@ -248,7 +268,8 @@ dbs:
 space:
   description:
     - The free-space check before the backup - C(directory), C(free_bytes), C(needed_bytes) (null when not
-      checked) and C(estimate) (what the needed bytes were estimated from).
+      checked) and C(estimate) (what the needed bytes were estimated from); for a cluster also C(per_node), the
+      expected bytes of each master's part (C(needed_bytes) is their sum).
   returned: always
   type: dict
 rotated:
@@ -269,6 +290,25 @@ mb_per_second:
   description: Plain backup bytes per second (MB = 10^6 bytes).
   returned: success and not check mode
   type: float
+parts:
+  description:
+    - The backup of a cluster - per master C(address), C(node_id), C(slots), C(ranges), C(file) (next to RV(dest)),
+      C(size), C(sha256), C(content_size), C(content_sha256), C(rdb_version), C(method_used), C(checksum) and
+      C(keys). In check mode the planned parts - C(address), C(node_id), C(slots), C(keys) (the master's now),
+      C(needed_bytes) and C(file).
+  returned: when O(server) is a cluster node
+  type: list
+  elements: dict
+  sample: [{"address": "10.0.0.5:6379", "slots": 5461, "file": "dump.20261202T064500Z-node1of3.rdb", "size": 52311,
+            "keys": 1708}]
+parts_size:
+  description: Bytes of every part together (the backup of a cluster).
+  returned: when O(server) is a cluster node, except in check mode
+  type: int
+cluster:
+  description: The masters of the cluster backed up, with their slot ranges.
+  returned: when O(server) is a cluster node
+  type: dict
 '''
 
 from ansible_collections.kvtools.migration.plugins.module_utils._module import KVModule

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.integration.test_cluster import load, masters
+from tests.integration.test_cluster import copy, load, masters
 from tests.integration.test_cluster_isolate import key_on
 from tests.integration.test_playbook_migrate import PLAYBOOK, no_secret, recap, write_inventory
 from tests.support import compare
@@ -103,3 +103,31 @@ def test_cluster_into_a_cluster_of_two_masters(cluster_of, tmp_path):
     finally:
         for node in source.nodes:
             node.admin().execute_command('ACL', 'DELUSER', 'shop-app')
+
+
+def test_info_and_preflight_read_every_master_of_a_cluster_source(cluster_of, flavour_server, run_modules):
+    """kv_info lists the masters; kv_preflight sums the keys of every master, plans per master, compares a sample of
+    the target with the master that serves each key (an earlier copy is recognised, other data is a problem)."""
+    source = cluster_of('redis70')
+    target = flavour_server('redis70', role='preflight-from-cluster')
+    load(source.client())
+    loaded = sum(int(node.admin().dbsize()) for node in source.nodes)
+    copied = copy(source.endpoint(), target.endpoint())
+    assert copied['totals']['copied'] == loaded
+    pair = {'source': source.endpoint(node=2), 'target': target.endpoint(), 'allow_nonempty_target': False}
+    info, earlier = run_modules([('kv_info', {'server': source.endpoint()}), ('kv_preflight', pair)])
+    assert not info.get('failed'), info.get('msg')
+    assert sorted(m['address'] for m in info['cluster']['masters']) \
+        == sorted('127.0.0.1:%d' % node.port for node in source.nodes)
+    assert info['cluster']['problems'] == [] and info['cluster']['state'] == 'ok'
+    assert not earlier.get('failed'), earlier.get('msg')
+    assert earlier['problems'] == [] and earlier['previous_copy_complete'] is True, earlier['problems']
+    assert earlier['keys'] == loaded and earlier['method'] == 'dump_restore'
+    assert earlier['live_possible'] is False and 'cluster' in earlier['live_reason']
+    per_master = dict((n['address'], n['keys']) for n in earlier['cluster']['source_nodes'])
+    assert per_master == dict(('127.0.0.1:%d' % node.port, int(node.admin().dbsize())) for node in source.nodes)
+    assert earlier['cluster']['target'] is None
+    target.admin().flushall()  # the sample (the first keys SCAN returns) then holds the foreign key
+    target.admin().set(b'not-from-this-source', b'x')
+    other, = run_modules([('kv_preflight', pair)])
+    assert any('not (or not equal) on the source' in p for p in other['problems']), other['problems']
