@@ -103,3 +103,34 @@ def test_a_missing_part_writes_nothing(cluster_of, flavour_server, run_module, t
     failed = run_module('kv_dump_restore', {'source': {'url': 'file://' + dest}, 'target': target.endpoint()})
     assert failed.get('failed') and made['parts'][1]['address'] in failed['msg'], failed.get('msg')
     assert int(target.admin().dbsize()) == 0
+
+
+def test_a_master_that_refuses_sync_leaves_no_part_behind(cluster_of, run_module, tmp_path):
+    """method=sync, and the backup user may not SYNC on the last master: the parts already written are removed,
+    the older backup at dest stays as it was, and the error names the node."""
+    source = cluster_of('valkey80')
+    load(source.client())
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    dest = str(backups / 'c.rdb')
+    older = run_module('kv_rdb_backup', {'server': source.endpoint('admin'), 'dest': dest})
+    assert not older.get('failed'), older.get('msg')
+    before = files_in(backups)
+    password = 'Backup-User-3'
+    last = source.nodes[-1]
+    try:
+        for node in source.nodes:
+            refused = ' -sync -psync' if node is last else ''
+            node.admin().execute_command('ACL', 'SETUSER', 'backup-user', 'on', '>' + password, '~*', '&*',
+                                         *('+@all' + refused).split())
+        endpoint = dict(source.endpoint(None), username='backup-user', password=password)
+        failed = run_module('kv_rdb_backup', {'server': endpoint, 'dest': dest, 'method': 'sync', 'keep': 2})
+        assert failed.get('failed') and '127.0.0.1:%d' % last.port in failed['msg'], failed.get('msg')
+        assert failed['error'] == 'noperm', failed
+        assert_no_secret(failed, password)
+        assert files_in(backups) == before, 'a part of the failed backup was left behind'
+        with open(dest) as fh:
+            assert json.load(fh)['parts'] == older['parts']
+    finally:
+        for node in source.nodes:
+            node.admin().execute_command('ACL', 'DELUSER', 'backup-user')

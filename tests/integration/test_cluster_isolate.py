@@ -5,6 +5,7 @@ undoes what was done on the others."""
 import json
 import os
 import signal
+import time
 
 import pytest
 import redis
@@ -13,6 +14,7 @@ from redis.retry import Retry
 
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import renewer_alive
 from tests.conftest import assert_no_secret
+from tests.support import cluster as kv_cluster
 from tests.support.pause_probe import WriteProbe
 
 pytestmark = pytest.mark.xdist_group('cluster')
@@ -169,3 +171,70 @@ def test_a_node_that_cannot_be_isolated_undoes_the_others(cluster_of, run_module
             app_client(node).ping()  # switched on again
     with open(record) as fh:
         assert json.load(fh)['state'] == 'released'
+
+
+def add_replica(found, master):
+    """A replica of ``master`` joins the cluster (a node of its own, not in ``found.nodes``); returned once the
+    cluster lists it as a replica (it need not have synced: kv_isolate's ACL changes do not depend on its data)."""
+    replica = found._node(len(found.nodes) + 1).start()
+    try:
+        seed = found.nodes[0].admin()
+        seed.execute_command('CLUSTER', 'MEET', '127.0.0.1', replica.port, kv_cluster.Cluster.bus_port(replica))
+        master_id = master.admin().execute_command('CLUSTER', 'MYID').decode()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            known = replica.admin().execute_command('CLUSTER', 'NODES').decode()
+            if master_id in known:
+                try:
+                    replica.admin().execute_command('CLUSTER', 'REPLICATE', master_id)
+                except redis.ResponseError:
+                    pass  # not known as a master here yet
+                else:
+                    break
+            time.sleep(0.1)
+        while time.time() < deadline:
+            shards = seed.execute_command('CLUSTER', 'SHARDS')
+            listed = [n for shard in shards for n in shard_nodes(shard)
+                      if n.get(b'port') == replica.port and n.get(b'role') == b'replica'
+                      and n.get(b'health') != b'fail']
+            if listed:
+                return replica
+            time.sleep(0.1)
+        raise AssertionError('the replica did not join the cluster')
+    except Exception:
+        replica.cleanup()
+        raise
+
+
+def shard_nodes(shard):
+    shard = shard if isinstance(shard, dict) else dict(zip(shard[::2], shard[1::2]))
+    for node in shard.get(b'nodes') or []:
+        yield node if isinstance(node, dict) else dict(zip(node[::2], node[1::2]))
+
+
+def test_acl_reaches_the_replicas_too(cluster_factory, run_module, tmp_path):
+    """ACL users are per node: a replica (where apps may write after a failover) has its users switched off too."""
+    found = cluster_factory('valkey80')
+    replica = add_replica(found, found.nodes[0])
+    record = str(tmp_path / 'acl.json')
+    try:
+        for node in found.nodes + [replica]:
+            node.admin().execute_command('ACL', 'SETUSER', 'app', 'on', '>' + APP_PASSWORD, '~*', '+@all')
+        args = {'server': found.endpoint('admin', node=2), 'mode': 'acl', 'users': ['app'], 'record': record,
+                'verify_window_ms': 200}
+        first = run_module('kv_isolate', args)
+        assert not first.get('failed'), first.get('msg')
+        roles = dict((n['address'], n['role']) for n in first['nodes'])
+        assert roles.pop('127.0.0.1:%d' % replica.port) == 'replica'
+        assert sorted(roles) == addresses(found) and set(roles.values()) == {'master'}
+        assert len(first['verify']['nodes']) == 3  # the write check watches the masters
+        with pytest.raises(redis.AuthenticationError):
+            app_client(replica).ping()
+        released = run_module('kv_isolate', dict(args, state='released'))
+        assert not released.get('failed'), released.get('msg')
+        assert '127.0.0.1:%d' % replica.port in [n['address'] for n in released['nodes']]
+        app_client(replica).ping()
+        for node in found.nodes:
+            app_client(node).ping()
+    finally:
+        replica.cleanup()
