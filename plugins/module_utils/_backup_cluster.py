@@ -34,7 +34,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._backup import B
 from ansible_collections.kvtools.migration.plugins.module_utils._backup_files import (
     ENC_SUFFIX, STAMP_FORMAT, check_free_space, expected_backup_bytes, rotation_plan)
 from ansible_collections.kvtools.migration.plugins.module_utils._backup_manifest import MANIFEST_FORMAT, part_files
-from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover, node_endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
 from ansible_collections.kvtools.migration.plugins.module_utils._encryption import open_plain
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._files import atomic_write
@@ -82,7 +82,7 @@ class ClusterBackup(Backup):
         self._check_cluster_space(nodes)
         if self.check_mode:
             return self._cluster_plan(started, topology, nodes)
-        parts = self._write_parts(nodes)
+        parts = self._write_parts(nodes, [master.endpoint for master in masters])
         return self._install_cluster(started, topology, parts)
 
     def _check_cluster_space(self, nodes):
@@ -127,11 +127,13 @@ class ClusterBackup(Backup):
                     rotated=[dict(src=a, dest=b) for a, b in moves], removed=removals,
                     seconds=round(time.time() - started, 3))
 
-    def _write_parts(self, nodes):
+    def _write_parts(self, nodes, endpoints):
+        """One part per master (the engine of one server, each a backup of its own); KVError naming the node, with
+        the parts of this run removed, when one fails."""
         written = []
         parts = []
         try:
-            for node, master_ep in zip(nodes, [m for m in self._masters(nodes)]):
+            for node, master_ep in zip(nodes, endpoints):
                 engine = Backup(master_ep, node['path'], method=self.method, passphrase=self.passphrase, keep=0,
                                 mode=self.mode, warn=self._warn, capabilities=self.capabilities,
                                 check_space=False, progress=self.progress.path if self.progress else None)
@@ -155,15 +157,6 @@ class ClusterBackup(Backup):
                     os.unlink(path)
             raise
         return parts
-
-    def _masters(self, nodes):
-        out = []
-        for node in nodes:
-            host, port = node['address'].rsplit(':', 1)
-            endpoint = node_endpoint(self.endpoint, host, int(port))
-            endpoint.label = '%s node %s' % (self.endpoint.label, node['address'])
-            out.append(endpoint)
-        return out
 
     def _install_cluster(self, started, topology, parts):
         # a manifest at dest that is not kept is replaced by the new one: its parts go once the new one is in place

@@ -125,11 +125,12 @@ class ClusterIsolation:
 
     def _isolate(self, result):
         record = self._load_record() if self.seed.record_path and self.seed.mode != 'none' else None
-        if record and record.get('mode') != self.seed.mode:
+        if record and record.get('state') == 'isolated' and record.get('mode') != self.seed.mode:
             raise KVError('the record %s holds a %s isolation of this cluster: release it first (state=released, '
                           'mode=%s)' % (self.seed.record_path, record.get('mode'), record.get('mode')), kind='config')
         nodes = self._current_nodes()
-        problems = self.topology.failing
+        # a failing master (any failing node for acl, which acts on replicas too) cannot be isolated
+        problems = [f for f in self.topology.failing if self.seed.mode == 'acl' or 'master' in f]
         if problems:
             raise KVError('the cluster of %s has failing node(s): %s; a node that cannot be isolated leaves writers '
                           'in. Wait for the failover or repair them, then isolate again'
