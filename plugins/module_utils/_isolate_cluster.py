@@ -270,4 +270,3 @@ class ClusterIsolation:
             return write_counters(client)
         except Exception as exc:
             raise endpoint.error(exc, 'INFO')
-

@@ -324,8 +324,7 @@ class BackupPartsSource:
 
     def batches(self, db, match=None, count=1000, cursor=0):
         for part in self.parts:
-            for item in part.batches(db, match=match, count=count):
-                yield item
+            yield from part.batches(db, match=match, count=count)
 
     def reader(self, db, values=True, max_part=1000):
         return BackupFileReader()

@@ -336,8 +336,8 @@ def main():
 
     def run():
         engine = ClusterBackup(endpoint, p['dest'], method=p['method'], passphrase=p['passphrase'], keep=p['keep'],
-                        check_mode=module.check_mode, warn=module.warn, keep_first=p['keep_first'],
-                        check_space=p['check_free_space'], progress=p['progress'])
+                               check_mode=module.check_mode, warn=module.warn, keep_first=p['keep_first'],
+                               check_space=p['check_free_space'], progress=p['progress'])
         result = engine.run()
         result.pop('replconf', None)
         if not module.check_mode:
