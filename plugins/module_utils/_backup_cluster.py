@@ -7,8 +7,8 @@
 
 Each master holds only the keys of its slots, so ``kv_rdb_backup`` on a node of a cluster backs up every master:
 one RDB per master (``SYNC`` to it, validated, encrypted with a passphrase - the engine of one server,
-:class:`~._backup.Backup`, run per master; a master that refuses ``SYNC`` gets a logical part under
-``method=auto``).  The parts are written next to ``dest`` under names of their own, which never change:
+:class:`~._backup.Backup`, run per master, every master at once; a master that refuses ``SYNC`` gets a logical part
+under ``method=auto``).  The parts are written next to ``dest`` under names of their own, which never change:
 
     <dest root>.<UTC time>-node<i>of<n><dest extension>[.enc]     and each part's sidecar (.json)
 
@@ -28,6 +28,7 @@ __metaclass__ = type
 
 import json
 import os
+import threading
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._backup import Backup
@@ -128,34 +129,61 @@ class ClusterBackup(Backup):
                     seconds=round(time.time() - started, 3))
 
     def _write_parts(self, nodes, endpoints):
-        """One part per master (the engine of one server, each a backup of its own); KVError naming the node, with
-        the parts of this run removed, when one fails."""
+        """One part per master, all at once (a thread per master, each the engine of one server writing a backup of
+        its own): the masters' snapshots are taken together, and a diskless SYNC's start delay is waited once.
+        KVError naming the node, with every part of this run removed, when one fails."""
+        outcomes = [None] * len(nodes)
         written = []
-        parts = []
-        try:
-            for node, master_ep in zip(nodes, endpoints):
-                engine = Backup(master_ep, node['path'], method=self.method, passphrase=self.passphrase, keep=0,
-                                mode=self.mode, warn=self._warn, capabilities=self.capabilities,
-                                check_space=False, progress=self.progress.path if self.progress else None)
-                engine.node_of_cluster = True
-                try:
-                    result = engine.run()
-                except KVError as exc:
-                    raise KVError('the backup of the cluster node %s failed: %s. Nothing of this backup was kept'
-                                  % (node['address'], exc.message.rstrip('.')), kind=exc.kind,
-                                  endpoint=node['address'], details=exc.details)
-                written.extend([result['dest'], result['sidecar']])
+        lock = threading.Lock()
+        received = [0]
+
+        def one(index):
+            node = nodes[index]
+            engine = Backup(endpoints[index], node['path'], method=self.method, passphrase=self.passphrase, keep=0,
+                            mode=self.mode, warn=self._warn, capabilities=self.capabilities, check_space=False)
+            engine.node_of_cluster = True
+            try:
+                result = engine.run()
+                with lock:
+                    written.extend([result['dest'], result['sidecar']])
                 if result.get('keys') is None:
                     result['keys'] = rdb_keys(result['dest'], self.passphrase)
-                part = dict(address=node['address'], node_id=node['node_id'], slots=node['slots'],
-                            ranges=node['ranges'], file=os.path.basename(result['dest']))
-                part.update((name, result[name]) for name in PART_FIELDS if name in result)
-                parts.append(part)
-        except Exception:
+                outcomes[index] = (True, result)
+            except Exception as exc:  # reported below, once every part has ended
+                outcomes[index] = (False, exc)
+                return
+            with lock:
+                received[0] += result['content_size']
+                if self.progress is not None:
+                    self.progress.update('receiving', bytes_done=received[0],
+                                         bytes_total=self.space.get('needed_bytes') or 0, force=True)
+
+        threads = [threading.Thread(target=one, args=(index,), name='kv-backup-part-%d' % (index + 1))
+                   for index in range(len(nodes))]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failed = [(node, outcome[1]) for node, outcome in zip(nodes, outcomes) if not outcome[0]]
+        if failed:
             for path in written:
                 if os.path.exists(path):
                     os.unlink(path)
-            raise
+            node, exc = failed[0]
+            if not isinstance(exc, KVError):
+                raise exc
+            others = ', '.join(n['address'] for n, dummy in failed[1:])
+            raise KVError('the backup of the cluster node %s failed: %s%s. Nothing of this backup was kept'
+                          % (node['address'], exc.message.rstrip('.'),
+                             ' (and of %s)' % others if others else ''), kind=exc.kind,
+                          endpoint=node['address'], details=exc.details)
+        parts = []
+        for node, (dummy, result) in zip(nodes, outcomes):
+            part = dict(address=node['address'], node_id=node['node_id'], slots=node['slots'],
+                        ranges=node['ranges'], file=os.path.basename(result['dest']))
+            part.update((name, result[name]) for name in PART_FIELDS if name in result)
+            parts.append(part)
         return parts
 
     def _install_cluster(self, started, topology, parts):

@@ -33,8 +33,8 @@ description:
     produce an RDB snapshot (a fork, as for any replica or C(BGSAVE)).
   - Every real run writes a new backup and reports C(changed=true).
   - O(server) may be any node of a cluster. Each master holds only its slots, so every master is backed up - one
-    part per master (C(SYNC) to each, validated and encrypted as above; under O(method=auto) a master that refuses
-    C(SYNC) gets a logical part), written next to O(dest) under names that never change
+    part per master, every master at once (C(SYNC) to each, validated and encrypted as above; under O(method=auto) a
+    master that refuses C(SYNC) gets a logical part), written next to O(dest) under names that never change
     (C(<dest root>.<UTC time>-node<i>of<n><dest extension>), C(.enc) when encrypted, each with its sidecar). O(dest)
     itself is then the manifest - a JSON file (no secret) that lists every part (node address and id, slots, file,
     size, sha256, keys) - and the sidecar C(<dest>.json) lists them too (RV(parts)). The free-space check compares
