@@ -16,7 +16,8 @@ class AppWriter:
         far enough) a write that waited ``blocked`` seconds or more met the pause; the app repeats it on
         ``switch_client`` and stops writing.  ``drained()`` (optional) tells that the copy was drained, which
         happens inside the pause: a write sent before that and acknowledged after it met the pause too, however
-        short the pause was (a fast machine pauses for less than ``blocked``)."""
+        short the pause was (a fast machine pauses for less than ``blocked``); with ``drained`` a slow write
+        acknowledged before the drain is a stall of the machine, not the pause."""
         self.drained = drained
         self.client = client
         self.rate = rate
@@ -51,7 +52,14 @@ class AppWriter:
                 self.longest, self.longest_at = acked - sent, sent
             if acked - sent >= SLOW:
                 self.slow.append((sent, acked - sent))
-            met = acked - sent >= self.blocked or (watching and not drained_before and self.drained())
+            slow_write = acked - sent >= self.blocked
+            if watching:
+                # a write met the pause only if the copy was drained by the time it was acknowledged (the drain is
+                # inside the pause): on a loaded machine a write can stall for longer than ``blocked`` before it
+                drained_now = (slow_write or not drained_before) and self.drained()
+                met = drained_now and (slow_write or not drained_before)
+            else:
+                met = slow_write
             if self.switch_client is not None and met and self.armed():
                 self.switch_client.set(b'app:%d' % n, b'%d' % n)
                 self.switched = n
