@@ -27,6 +27,7 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync, written_count
@@ -113,26 +114,53 @@ class Cutover:
         result.pop('warnings_list', None)
         return result
 
-    def _unpause_client(self):
+    def _unpause_clients(self):
+        """Connections for the release, opened before the pause: the source's, or one per master of a cluster
+        source (every master is paused).  None when one cannot be opened: the release then goes through kv_isolate's
+        engine."""
+        clients = []
         try:
             client = self.source_ep.client(db=0)
+            clients.append(client)
             client.ping()
-            return client
-        except Exception:  # the release then goes through kv_isolate's engine
+            try:
+                cluster = int(client.info('cluster').get('cluster_enabled', 0))
+            except Exception:  # INFO denied: the engine's release below covers what this does not
+                cluster = 0
+            if cluster:
+                topology = discover(self.source_ep, client)
+                client.close()
+                clients = []
+                for master in topology.masters:
+                    node = master.endpoint.client(db=0)
+                    clients.append(node)
+                    node.ping()
+            return clients
+        except Exception:
+            for client in clients:
+                client.close()
             return None
 
     @staticmethod
-    def _unpause(client):
-        """CLIENT UNPAUSE on the prepared connection; the time after the reply, or None when that failed."""
-        if client is None:
+    def _unpause(clients):
+        """CLIENT UNPAUSE on the prepared connections; the time after the last reply, or None when one failed."""
+        if clients is None:
             return None
-        try:
-            client.execute_command('CLIENT', 'UNPAUSE')
-            return time.time()
-        except Exception:
-            return None
-        finally:
-            client.close()
+        done = True
+        for client in clients:
+            try:
+                client.execute_command('CLIENT', 'UNPAUSE')
+            except Exception:
+                done = False
+            finally:
+                client.close()
+        return time.time() if done else None
+
+    @staticmethod
+    def _covered(isolated, clients):
+        """Every node the isolation paused has a prepared connection (a cluster's masters: its result lists them)."""
+        nodes = (isolated or {}).get('nodes') or []
+        return len(nodes) <= len(clients or [])
 
     def run(self):
         opts = self.opts
@@ -144,7 +172,7 @@ class Cutover:
             result['changed'] = True
             return result
         # with pause, the release is one command on a connection opened before the pause: no set-up inside it
-        unpause_client = self._unpause_client() if opts.isolation == 'pause' else None
+        unpause_clients = self._unpause_clients() if opts.isolation == 'pause' else None
         isolated = self._isolation('isolated').run() if opts.isolation != 'none' else None
         if isolated is not None:
             result['isolated_at'] = isolated.get('isolated_at')
@@ -172,8 +200,8 @@ class Cutover:
             failure = KVError('unexpected error during the cutover: %s: %s' % (type(exc).__name__, exc))
         if isolated is not None and (opts.release or failure is not None):
             try:
-                result['released_at'] = self._unpause(unpause_client)
-                if result['released_at'] is None:
+                result['released_at'] = self._unpause(unpause_clients)
+                if result['released_at'] is None or not self._covered(isolated, unpause_clients):
                     released = self._isolation('released').run()
                     result['released_at'] = released.get('released_at')
             except KVError as exc:
@@ -181,8 +209,9 @@ class Cutover:
                     failure = exc
                 else:
                     failure.message += ' Releasing the isolation failed too: %s' % exc.message
-        elif unpause_client is not None:
-            unpause_client.close()
+        elif unpause_clients is not None:
+            for client in unpause_clients:
+                client.close()
         if result['isolated_at'] is not None and result['released_at'] is not None:
             result['writes_paused_s'] = round(result['released_at'] - result['isolated_at'], 3)
         if result['drain'] is not None and result['drain'].get('keys_written_since_snapshot') is None:

@@ -265,10 +265,6 @@ def live_possibility(source_server, target_server, match=None, permissions=None,
     if match:
         reasons.append('a match filter is set: a command stream cannot be filtered by key pattern without breaking '
                        'multi-key commands; copy offline (kv_migrate / kv_dump_restore)')
-    if procedure and source_server.cluster_enabled:
-        reasons.append('the source runs in cluster mode: kv_sync follows a cluster (one follower per master), but the '
-                       'live strategy of the procedure does not take a cluster source yet (its backup and its pause '
-                       'act on one server); copy offline')
     if target_server.cluster_enabled and not (target_server.engine == 'valkey' and target_server.version >= (8, 1, 0)):
         reasons.append('the target is a %s %s cluster: a live copy into a cluster needs Valkey 8.1 or later (its import '
                        'mode keeps keys in transit from expiring on every master); copy offline'

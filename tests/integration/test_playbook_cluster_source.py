@@ -11,27 +11,28 @@ from tests.integration.test_cluster_isolate import key_on
 from tests.integration.test_playbook_migrate import PLAYBOOK, no_secret, recap, write_inventory
 from tests.support import compare
 from tests.support.ansible import ansible_playbook
+from tests.support.app_writer import AppWriter
 from tests.support.pause_probe import WriteProbe
 
 pytestmark = pytest.mark.xdist_group('cluster')
 
 
 def test_cluster_into_standalone_check_migrate_verify_rerun(cluster_of, flavour_server, tmp_path):
-    """A 3-master Valkey 8.0 cluster -> a standalone Valkey 8.0, kv_strategy auto (live is not available for a
-    cluster source: offline), every master paused and backed up: --check writes nothing, the run copies and
+    """A 3-master Valkey 8.0 cluster -> a standalone Valkey 8.0, kv_strategy offline, every master paused and
+    backed up: --check writes nothing, the run copies and
     verifies, the second run changes nothing."""
     source = cluster_of('valkey80')
     target = flavour_server('valkey80', role='from-cluster-playbook')
     load(source.client())
     loaded = sum(int(node.admin().dbsize()) for node in source.nodes)
     inventory = write_inventory(tmp_path, {'from-cluster': (source.endpoint(node=1), target.endpoint())},
-                                kv_isolation='pause', kv_backup=True)
+                                kv_isolation='pause', kv_backup=True, kv_strategy='offline')
     writes = [compare.source_writes(node) for node in source.nodes]
 
     dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
     assert dry.returncode == 0, dry.stdout[-3000:]
     assert 'the source is a cluster: kv_dump_restore reads every master' in dry.stdout
-    assert 'strategy: offline' in dry.stdout and 'live is not possible' in dry.stdout
+    assert 'strategy: offline' in dry.stdout
     assert dry.stdout.count('source master 127.0.0.1:') >= 3
     assert int(target.admin().dbsize()) == 0, 'check mode wrote to the target'
     work = tmp_path / 'work'
@@ -131,3 +132,54 @@ def test_info_and_preflight_read_every_master_of_a_cluster_source(cluster_of, fl
     target.admin().set(b'not-from-this-source', b'x')
     other, = run_modules([('kv_preflight', pair)])
     assert any('not (or not equal) on the source' in p for p in other['problems']), other['problems']
+
+
+def test_cluster_source_live_strategy(cluster_of, flavour_server, tmp_path):
+    """A 3-master Redis 7.0 cluster -> a standalone Valkey 8.0 with kv_strategy auto, which is live: kv_rdb_backup
+    writes one RDB per master, kv_sync follows every master while an app writes to the cluster, every master is
+    paused for the drain and the final full verification, the app moves to the target at the pause; --check writes
+    nothing and the second run changes nothing."""
+    source = cluster_of('redis70')
+    target = flavour_server('valkey80', role='live-from-cluster')
+    load(source.client())
+    inventory = write_inventory(tmp_path, {'live-from-cluster': (source.endpoint(node=1), target.endpoint())},
+                                kv_isolation='pause', kv_backup=True)
+    writes = [compare.source_writes(node) for node in source.nodes]
+
+    dry = ansible_playbook(PLAYBOOK, inventory=inventory, check=True)
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert 'strategy: live' in dry.stdout, dry.stdout[-3000:]
+    assert int(target.admin().dbsize()) == 0, 'check mode wrote to the target'
+
+    sync_record = tmp_path / 'work' / 'kv-sync-live-from-cluster.json'
+
+    def drained():
+        try:
+            return json.loads(sync_record.read_text()).get('phase') == 'stopped'
+        except (OSError, ValueError):
+            return not sync_record.exists()
+
+    with AppWriter(source.client(), rate=200, switch_client=target.admin(0), drained=drained) as app:
+        first = ansible_playbook(PLAYBOOK, inventory=inventory)
+    assert first.returncode == 0, first.stdout[-5000:]
+    assert not app.errors, app.errors
+    assert recap(first.stdout)['live-from-cluster']['failed'] == 0
+    no_secret(first.stdout)
+    report = json.loads((tmp_path / 'reports' / 'live-from-cluster-latest.json').read_text())
+    assert report['status'] == 'ok' and report['strategy'] == 'live', report.get('error')
+    assert report['verification']['consistent'] is True
+    addresses = sorted('127.0.0.1:%d' % node.port for node in source.nodes)
+    assert sorted(report['isolation']['nodes']) == addresses
+    assert sorted(p['address'] for p in report['backup']['parts']) == addresses
+    assert app.switched is not None, 'the app never met the pause'
+    # the cluster as the pause left it, plus the one write the app repeated on the target, equals the target
+    switched = b'app:%d' % app.switched
+    problems = [p for p in compare.differences(masters(source), target.admin(), deep=True) if repr(switched) not in p]
+    assert problems == []
+    # the app's writes are the only writes the source took (the one it repeated on the target was acknowledged by
+    # the source too, after the pause)
+    assert sum(compare.source_writes(node) for node in source.nodes) - sum(writes) == len(app.acked)
+
+    second = ansible_playbook(PLAYBOOK, inventory=inventory)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap(second.stdout)['live-from-cluster']['changed'] == 0, second.stdout[-4000:]
