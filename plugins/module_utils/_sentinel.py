@@ -38,7 +38,10 @@ def _text(value):
 
 
 def _address(host_port):
-    return '%s:%d' % host_port if host_port else 'unknown'
+    """``host:port`` of a ``(host, port)`` pair; an address already written so (a record's) as it is."""
+    if not host_port:
+        return 'unknown'
+    return '%s:%d' % tuple(host_port) if isinstance(host_port, (tuple, list)) else str(host_port)
 
 
 def sentinel_endpoint(endpoint, host, port, timeout=None):
@@ -78,11 +81,15 @@ def _fields(entry):
     return dict((_text(entry[i]), entry[i + 1]) for i in range(0, len(entry) - 1, 2))
 
 
-def failover_error(endpoint, old, new, how):
+def failover_error(endpoint, old, new, how, advice=None):
+    """The ``failover`` KVError naming the old and the new master (``old``/``new``: pairs or ``host:port``).
+
+    ``advice``: what the operator does now (default: rerun the step, it resumes on the new master)."""
     service = endpoint.sentinel['service_name']
-    return KVError("failover: the master of sentinel service '%s' (%s) %s: it was %s, it is now %s. The step "
-                   "stopped; rerun it once the failover is over: it resolves the new master and resumes "
-                   "(checkpoint, record)" % (service, endpoint.label, how, _address(old), _address(new)),
+    advice = advice or ('The step stopped; rerun it once the failover is over: it resolves the new master and '
+                        'resumes (checkpoint, record)')
+    return KVError("failover: the master of sentinel service '%s' (%s) %s: it was %s, it is now %s. %s"
+                   % (service, endpoint.label, how, _address(old), _address(new), advice),
                    kind='failover', endpoint=_address(old),
                    details=dict(service_name=service, old_master=_address(old), new_master=_address(new)))
 

@@ -1,0 +1,105 @@
+"""Sentinel failovers between two steps (kv_sync's started / stopped, kv_isolate's isolated / released).
+
+Real servers: one master, one replica, three sentinels with ACL users and a password (tests/support/sentinel.py).
+Failovers are forced with SENTINEL FAILOVER; every wait is on a condition.  A follower that has not seen the
+failover yet (it checks once a second, or the host slept) is made so deterministically: it is stopped with
+SIGSTOP while the failover happens.
+"""
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.support import compare
+from tests.support.ansible import run_module
+from tests.support.sentinel import wait_for
+from tests.support.servers import available
+
+from tests.integration.test_playbook_sentinel import load, no_secret, sentinel_set  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.skipif(not available('redis70'), reason='redis-server 7.0 is not installed')
+
+
+def _record(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _address(server):
+    return '127.0.0.1:%d' % server.port
+
+
+def test_kv_sync_failover_between_steps_is_refused_then_resumed_on_the_new_master(
+        sentinel_set, server_factory, tmp_path):  # noqa: F811
+    """state=started records the master it follows; a failover the follower has not seen (it is stopped) makes
+    state=stopped fail with kind failover naming both masters, draining nothing; state=started then stops the
+    stale follower, resumes on the new master and says how (PSYNC continue or a new snapshot); the drain leaves
+    the target equal to the new master, the writes made on both masters included."""
+    group = sentinel_set(down_after_ms=60000)  # only the forced failover
+    target = server_factory('redis70')
+    master = group.master
+    load(master, [0])
+    record = str(tmp_path / 'sync.json')
+    args = dict(source=group.endpoint(), target=target.endpoint(), record=record, started_timeout=120,
+                max_lag=65536)
+    follower = None
+    try:
+        started = run_module('kv_sync', args)
+        assert not started.get('failed'), started.get('msg')
+        rec = _record(record)
+        assert rec['source_node'] == _address(master) and rec['target_node'] == _address(target), rec
+        master.admin().set(b'before:failover', b'1')
+        wait_for('the follower to apply the write', lambda: target.admin().get(b'before:failover') == b'1')
+        group.wait_replica_synced(master, group.replica)
+
+        follower = rec['pid']
+        os.kill(follower, signal.SIGSTOP)  # it sees nothing of what follows
+        old, new = group.failover()
+        group.wait_settled()
+        new.admin().set(b'after:failover', b'2')
+
+        refused = run_module('kv_sync', dict(args, state='stopped'))
+        assert refused.get('failed') and refused['error'] == 'failover', refused
+        assert _address(old) in refused['msg'] and _address(new) in refused['msg'], refused['msg']
+        assert refused['error_details']['moved'] == [dict(side='source', old_master=_address(old),
+                                                          new_master=_address(new))]
+        assert _record(record)['state'] == 'started', 'the refused drain stopped the follower'
+        assert target.admin().get(b'after:failover') is None
+
+        check = run_module('kv_sync', args, check=True)
+        assert not check.get('failed') and check['changed'] is True, check
+        assert check['failover'][0]['new_master'] == _address(new), check
+        assert any(_address(new) in line for line in check['plan']), check['plan']
+
+        os.kill(follower, signal.SIGCONT)
+        resumed = run_module('kv_sync', args)
+        follower = None
+        assert not resumed.get('failed'), resumed.get('msg')
+        assert resumed['changed'] is True
+        assert resumed['failover'] == [dict(side='source', old_master=_address(old), new_master=_address(new))]
+        assert resumed['resumed_by'] in ('continue', 'snapshot'), resumed
+        assert _address(old) in resumed['msg'] and _address(new) in resumed['msg'], resumed['msg']
+        rec = _record(record)
+        assert rec['source_node'] == _address(new), rec
+        if resumed['resumed_by'] == 'continue':
+            assert rec['continued'] >= 1 and rec['full_resyncs'] == 0, rec
+        else:
+            assert rec['full_resyncs'] >= 1, rec
+        print('kv_sync resumed after the failover by: %s' % resumed['resumed_by'])
+
+        again = run_module('kv_sync', args)
+        assert not again.get('failed') and again['changed'] is False, again
+        new.admin().set(b'after:resume', b'3')
+        stopped = run_module('kv_sync', dict(args, state='stopped'))
+        assert not stopped.get('failed'), stopped.get('msg')
+        compare.assert_same(new, target, [(0, 0)])
+        assert [target.admin().get(k) for k in (b'before:failover', b'after:failover', b'after:resume')] == \
+            [b'1', b'2', b'3']
+        no_secret(json.dumps(started), json.dumps(refused), json.dumps(resumed), json.dumps(stopped),
+                  open(record).read(), stopped['_output'])
+    finally:
+        if follower is not None:
+            os.kill(follower, signal.SIGCONT)
+        run_module('kv_sync', dict(args, state='absent'))
