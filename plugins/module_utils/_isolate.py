@@ -39,6 +39,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._process import (
     process_alive, process_start_time, start_detached)
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate_cluster import ClusterIsolation, write_counters
+from ansible_collections.kvtools.migration.plugins.module_utils._isolate_sentinel import GroupAclIsolation
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
@@ -229,6 +230,8 @@ class Isolation:
     # -- entry point ----------------------------------------------------------------------------
     def run(self):
         self._validate()
+        if self.mode == 'acl' and self.endpoint.sentinel is not None:  # every node of the group (_isolate_sentinel)
+            return GroupAclIsolation(self).run()
         self.server = connect_server(self.endpoint)
         try:
             if self.server.cluster_enabled and not self.node_of_cluster:

@@ -103,3 +103,68 @@ def test_kv_sync_failover_between_steps_is_refused_then_resumed_on_the_new_maste
         if follower is not None:
             os.kill(follower, signal.SIGCONT)
         run_module('kv_sync', dict(args, state='absent'))
+
+
+APP_PASSWORD = 'app-Secret-9'
+
+
+def _app(server):
+    import redis
+    return redis.Redis(host='127.0.0.1', port=server.port, username='app', password=APP_PASSWORD, socket_timeout=10)
+
+
+def _app_refused(server):
+    import redis
+    try:
+        _app(server).ping()  # a replica refuses writes anyway: what matters is that the user cannot log in
+    except (redis.AuthenticationError, redis.ConnectionError):
+        return True
+    return False
+
+
+def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sentinel_set, tmp_path):  # noqa: F811
+    """mode=acl on a Sentinel endpoint switches the application users off on the master and on the replica (ACLs
+    are per node); after a failover the new master refuses the app too, the re-run names the old and the new
+    master and changes nothing, the release sets every node back to its own prior state."""
+    group = sentinel_set(down_after_ms=60000)
+    for node in group.nodes:
+        admin = node.admin()
+        admin.execute_command('ACL', 'SETUSER', 'app', 'on', '>' + APP_PASSWORD, '~*', '+@all')
+        admin.execute_command('ACL', 'SETUSER', 'app_off', 'off', '>' + APP_PASSWORD, '~*', '+@all')
+    master, replica = group.master, group.replica
+    assert _app(master).set(b'app:before', b'1')
+    record = str(tmp_path / 'acl.json')
+    args = {'server': group.endpoint('admin'), 'mode': 'acl', 'users': ['app', 'app_off'], 'record': record,
+            'verify_window_ms': 300}
+
+    plan = run_module('kv_isolate', args, check=True)
+    assert not plan.get('failed') and plan['changed'] is True, plan
+    assert not os.path.exists(record) and not _app_refused(master) and not _app_refused(replica)
+
+    first = run_module('kv_isolate', args)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True and first['endpoint'] == _address(master)
+    assert sorted(n['node'] for n in first['nodes']) == sorted([_address(master), _address(replica)])
+    assert {u['name']: u['was_enabled'] for u in first['users']} == {'app': True, 'app_off': False}
+    assert _app_refused(master) and _app_refused(replica)
+
+    old, new = group.failover()
+    group.wait_settled()
+    assert _app_refused(new), 'the promoted replica takes the applications\' writes'
+    again = run_module('kv_isolate', args)
+    assert not again.get('failed'), again.get('msg')
+    assert again['changed'] is False, again
+    assert again['master_moved'] == dict(old_master=_address(old), new_master=_address(new))
+    assert again['endpoint'] == _address(new) and again['verify']['stopped'] is True
+    assert _address(old) in again['msg'] and _address(new) in again['msg']
+
+    release = dict(args, state='released')
+    released = run_module('kv_isolate', release)
+    assert not released.get('failed'), released.get('msg')
+    assert released['changed'] is True and released['master_moved']['new_master'] == _address(new)
+    for node in (old, new):
+        assert _app(node).ping(), node
+        assert b'off' in node.admin().execute_command('ACL', 'GETUSER', 'app_off')[b'flags']
+    assert _app(new).set(b'app:after', b'2')
+    assert run_module('kv_isolate', release)['changed'] is False
+    no_secret(json.dumps(first), json.dumps(again), json.dumps(released), open(record).read())
