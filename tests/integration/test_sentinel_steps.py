@@ -168,3 +168,55 @@ def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sen
     assert _app(new).set(b'app:after', b'2')
     assert run_module('kv_isolate', release)['changed'] is False
     no_secret(json.dumps(first), json.dumps(again), json.dumps(released), open(record).read())
+
+
+def test_sentinels_and_data_nodes_over_tls(sentinel_set, server_factory, certs, tmp_path):  # noqa: F811
+    """Sentinels and data nodes that speak TLS only (tls-port, tls-replication yes), reached with the endpoint's
+    TLS options and the sentinels' own: the copy reads the master the sentinels name, read_from replica reads the
+    replica; without the sentinels' TLS the step fails clearly, naming the sentinels; after a failover the copy
+    goes to the new master; the ACL isolation reaches every node."""
+    group = sentinel_set(certs=certs, down_after_ms=60000)
+    assert all(node.tls for node in group.nodes)
+    target = server_factory('redis70')
+    master = group.master
+    loaded = load(master, [0])
+    group.wait_replica_synced(master, group.replica)
+
+    copied = run_module('kv_dump_restore', dict(source=group.endpoint(), target=target.endpoint()))
+    assert not copied.get('failed'), copied.get('msg')
+    assert copied['source']['address'] == _address(master)
+    compare.assert_same(master, target, [(0, 0)])
+
+    from_replica = server_factory('redis70')
+    replica_copy = run_module('kv_dump_restore', dict(source=group.endpoint(read_from='replica'),
+                                                      target=from_replica.endpoint()))
+    assert not replica_copy.get('failed'), replica_copy.get('msg')
+    assert replica_copy['source']['address'] == _address(group.replica)
+    assert from_replica.admin().dbsize() == loaded[0]
+
+    plain_sentinels = group.endpoint()
+    plain_sentinels['sentinel'] = dict(plain_sentinels['sentinel'], tls=False)
+    refused = run_module('kv_dump_restore', dict(source=plain_sentinels, target=server_factory('redis70').endpoint()))
+    assert refused.get('failed'), refused
+    assert 'sentinel' in refused['msg'] and 'no sentinel answered' in refused['msg'], refused['msg']
+
+    old, new = group.failover()
+    group.wait_settled()
+    new.admin().set(b'after:failover', b'1')
+    again = run_module('kv_dump_restore', dict(source=group.endpoint(), target=target.endpoint(),
+                                               on_conflict='replace'))
+    assert not again.get('failed'), again.get('msg')
+    assert again['source']['address'] == _address(new)
+    compare.assert_same(new, target, [(0, 0)])
+
+    record = str(tmp_path / 'acl.json')
+    for node in group.nodes:
+        node.admin().execute_command('ACL', 'SETUSER', 'app', 'on', '>' + APP_PASSWORD, '~*', '+@all')
+    isolated = run_module('kv_isolate', {'server': group.endpoint('admin'), 'mode': 'acl', 'users': ['app'],
+                                         'record': record, 'verify_window_ms': 0})
+    assert not isolated.get('failed'), isolated.get('msg')
+    assert sorted(n['node'] for n in isolated['nodes']) == sorted([_address(old), _address(new)])
+    released = run_module('kv_isolate', {'server': group.endpoint('admin'), 'mode': 'acl', 'state': 'released',
+                                         'record': record})
+    assert not released.get('failed') and released['changed'] is True, released
+    no_secret(json.dumps(copied), json.dumps(refused), json.dumps(again), refused['_output'])
