@@ -19,6 +19,14 @@ master they had when the isolation was made, and the failovers seen since.
 * A replica the sentinels list as down cannot be isolated: the step warns and names it.
 
 The engine of one node is :class:`._isolate.Isolation` itself, run on an endpoint pointing at that node.
+
+``mode=pause`` on a Sentinel endpoint pauses the master of the moment (the record's ``node``).  The pause is a
+lease renewed by a detached renewer: on a Sentinel endpoint it is :func:`renew_group_loop`, which asks the
+sentinels about once a second and, when they name another master, pauses that one too (the old one stays paused:
+a failback finds it paused) and writes the failover to ``<record>.failover`` (its own file: the record belongs to
+the module, which may be releasing it at that moment).  :class:`GroupPause` wraps the module's pause steps: a
+re-run and the release name a moved master (``master_moved``) and the nodes paused (``paused_nodes``); the
+release un-pauses every one of them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import os
 import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
@@ -33,6 +42,9 @@ from ansible_collections.kvtools.migration.plugins.module_utils._files import re
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 GROUP_FORMAT = 'kvtools.migration/isolation-group/1'
+FAILOVER_FORMAT = 'kvtools.migration/isolation-failover/1'
+CHECK_INTERVAL = 1.0   # seconds between two questions to the sentinels in the renewer
+CHECK_TIMEOUT = 2.0    # seconds per sentinel for one question
 
 
 def node_record_path(record_path, address):
@@ -194,3 +206,160 @@ class GroupAclIsolation:
         elif record.get('state') == 'isolated':
             result['changed'] = True
         return result
+
+
+# -- mode pause -----------------------------------------------------------------------------------
+
+def failover_path(record_path):
+    return '%s.failover' % record_path
+
+
+def read_failovers(record_path, token=None):
+    """The renewer's failover file (``nodes`` paused, ``failovers`` seen) for ``token`` (any when None)."""
+    found = read_record_file(failover_path(record_path), FAILOVER_FORMAT, 'kv_isolate renewer')
+    if found and token is not None and found.get('token') != token:
+        return None
+    return found
+
+
+def _pause_node(clients, endpoint, address, lease_ms):
+    """CLIENT PAUSE WRITE on ``address``; a connection error is retried at the next tick (the lease holds)."""
+    client = clients.get(address)
+    try:
+        if client is None:
+            client = clients[address] = node_endpoint(endpoint, address).client(check=False)
+        client.execute_command('CLIENT', 'PAUSE', lease_ms, 'WRITE')
+        return True
+    except Exception:  # pylint: disable=broad-except
+        clients.pop(address, None)
+        try:
+            client.close()
+        except Exception:  # pylint: disable=broad-except
+            pass
+        return False
+
+
+def renew_group_loop(endpoint, lease_ms, deadline, record_path, token, names_token, clock=time.time,
+                     sleep=time.sleep):
+    """The renewer of a pause on a Sentinel endpoint: the lease discipline of ``_isolate.renew_loop``, on the
+    master the sentinels name (and every node paused before it: a failback finds them paused).
+
+    ``names_token(record_path, token)``: whether the record still names this renewer."""
+    interval = max(0.05, lease_ms / 3000.0)
+    paused = [endpoint.address]
+    failovers = []
+    clients = {}
+    checked = 0.0
+    if endpoint.master_watch is not None:
+        endpoint.master_watch.close()  # the module's connection is not this process's to use
+    try:
+        while True:
+            now = clock()
+            remaining_ms = int((deadline - now) * 1000)
+            if remaining_ms <= 0 or not names_token(record_path, token):
+                return
+            lease = max(1, min(lease_ms, remaining_ms))
+            if endpoint.master_watch is not None and now - checked >= CHECK_INTERVAL:
+                checked = now
+                try:
+                    master = '%s:%d' % endpoint.master_watch.ask(timeout=CHECK_TIMEOUT)
+                except KVError:
+                    master = None  # no sentinel answered now: ask again at the next check
+                if master is not None and master != paused[-1]:
+                    _pause_node(clients, endpoint, master, lease)  # first the pause, then the paperwork
+                    if master in paused:
+                        paused.remove(master)
+                    failovers.append(dict(old_master=paused[-1], new_master=master, seen_at=now_iso()))
+                    paused.append(master)
+                    write_record_file(failover_path(record_path), dict(
+                        format=FAILOVER_FORMAT, token=token, master=master, nodes=list(paused),
+                        failovers=failovers), 'kv_isolate renewer')
+            for address in paused:
+                _pause_node(clients, endpoint, address, lease)
+            sleep(interval)
+    finally:
+        for client in clients.values():
+            try:
+                client.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+
+class GroupPause:
+    """Wraps a pause step (``handler(result)``) of :class:`._isolate.Isolation` on a Sentinel endpoint.
+
+    ``read_record``: the reader of the isolation record (its format belongs to ``_isolate``)."""
+
+    def __init__(self, isolation, handler, read_record):
+        self.base = isolation
+        self.handler = handler
+        self.read_record = read_record
+
+    def _nodes(self, record):
+        """``(paused nodes, failovers)`` of the isolation ``record`` (the renewer's file for its token)."""
+        if not record or record.get('mode') != 'pause':
+            return [], []
+        token = (record.get('pause') or {}).get('token')
+        seen = read_failovers(self.base.record_path, token) if self.base.record_path and token else None
+        if seen:
+            return list(seen.get('nodes') or []), list(seen.get('failovers') or [])
+        return ([record['node']] if record.get('node') else []), []
+
+    def run(self, result):
+        base = self.base
+        master = base.endpoint.address
+        before = self.read_record(base.record_path) if base.record_path else None
+        was_isolated = bool(before and before.get('state') == 'isolated')
+        nodes, failovers = self._nodes(before) if was_isolated else ([], [])
+        self.handler(result)
+        if was_isolated and before.get('node') and before.get('node') != master:
+            result['master_moved'] = dict(old_master=before['node'], new_master=master)
+        if failovers:
+            result['failovers'] = failovers
+        if base.state == 'released':
+            self._unpause_others(result, [n for n in nodes if n != master])
+            return
+        after = self.read_record(base.record_path) if base.record_path and not base.check_mode else None
+        now_paused, _seen = self._nodes(after)
+        result['paused_nodes'] = sorted(set(now_paused + [master]))
+        if 'master_moved' in result:
+            old, new = result['master_moved']['old_master'], master
+            if result.get('changed'):
+                how = 'the pause is applied to the new master %s now' % new
+            elif master in nodes:
+                how = 'the renewer paused the new master %s as soon as it saw the failover' % new
+            else:
+                how = 'the pause is held on %s' % new
+            result['msg'] = 'the master moved from %s to %s since the pause was made: %s' % (old, new, how)
+
+    def _unpause_others(self, result, others):
+        """The release: CLIENT UNPAUSE on the nodes paused before a failover (the master's is the step's own)."""
+        base = self.base
+        result['unpaused_nodes'] = [base.endpoint.address] + others
+        if base.check_mode:
+            base.commands.extend('%s: CLIENT UNPAUSE' % n for n in others)
+            return
+        failed = []
+        for address in others:
+            client = None
+            try:
+                client = node_endpoint(base.endpoint, address).client(check=True)
+                client.execute_command('CLIENT', 'UNPAUSE')
+                base.commands.append('%s: CLIENT UNPAUSE' % address)
+            except KVError as exc:
+                failed.append('%s (%s)' % (address, exc.message))
+            except Exception as exc:  # pylint: disable=broad-except
+                failed.append('%s (%s)' % (address, exc))
+            finally:
+                if client is not None:
+                    client.close()
+        if failed:  # each lease ends by itself pause_ms after its last renewal
+            result['not_unpaused'] = failed
+            base.warn('kv_isolate: CLIENT UNPAUSE failed on %s; their pause ends by itself within pause_ms'
+                      % '; '.join(failed))
+        path = failover_path(base.record_path) if base.record_path else None
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

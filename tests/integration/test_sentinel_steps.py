@@ -27,6 +27,15 @@ def _record(path):
         return json.load(fh)
 
 
+def _running(pid):
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        with open('/proc/%d/stat' % pid) as fh:
+            return fh.read().rsplit(')', 1)[-1].split()[0] != 'Z'
+    except (IOError, OSError):
+        return False
+
+
 def _address(server):
     return '127.0.0.1:%d' % server.port
 
@@ -220,3 +229,51 @@ def test_sentinels_and_data_nodes_over_tls(sentinel_set, server_factory, certs, 
                                          'record': record})
     assert not released.get('failed') and released['changed'] is True, released
     no_secret(json.dumps(copied), json.dumps(refused), json.dumps(again), refused['_output'])
+
+
+def test_kv_isolate_pause_follows_a_failover(sentinel_set, tmp_path):  # noqa: F811
+    """mode=pause on a Sentinel endpoint pauses the master of the moment; after a failover the renewer pauses the
+    new master too (and writes it down), the re-run names the old and the new master, the release un-pauses both
+    and stops the renewer."""
+    from tests.support.pause_probe import WriteProbe, write_blocked
+    group = sentinel_set(down_after_ms=60000)  # the pause holds the sentinels' hellos: only the forced failover
+    master = group.master
+    record = str(tmp_path / 'pause.json')
+    args = {'server': group.endpoint(), 'mode': 'pause', 'record': record, 'pause_ms': 1500,
+            'verify_window_ms': 300}
+    released = None
+    try:
+        paused = run_module('kv_isolate', args)
+        assert not paused.get('failed'), paused.get('msg')
+        assert paused['endpoint'] == _address(master) and paused['paused_nodes'] == [_address(master)]
+        assert write_blocked(master)
+
+        old, new = group.failover()
+        seen = wait_for('the renewer to see the failover', lambda: os.path.exists(record + '.failover') and
+                        _record(record + '.failover'))
+        assert seen['master'] == _address(new) and seen['nodes'] == [_address(old), _address(new)], seen
+        assert seen['failovers'][0]['old_master'] == _address(old)
+        probe = WriteProbe(new, key=b'app:during').start()
+        assert probe.blocked(), 'the new master takes writes: nobody paused it'
+
+        again = run_module('kv_isolate', args)
+        assert not again.get('failed'), again.get('msg')
+        assert again['changed'] is False, again
+        assert again['master_moved'] == dict(old_master=_address(old), new_master=_address(new))
+        assert again['paused_nodes'] == sorted([_address(old), _address(new)])
+        assert _address(old) in again['msg'] and _address(new) in again['msg']
+        renewer = _record(record)['pause']
+
+        released = run_module('kv_isolate', dict(args, state='released'))
+        assert not released.get('failed'), released.get('msg')
+        assert released['master_moved']['new_master'] == _address(new)
+        assert sorted(released['unpaused_nodes']) == sorted([_address(old), _address(new)])
+        assert probe.finished(), 'the write held back on the new master did not go through after the release'
+        assert new.admin().get(b'app:during') == b'x'
+        assert not os.path.exists(record + '.failover')
+        wait_for('the renewer to end', lambda: not _running(renewer['pid']))
+        assert not write_blocked(new)
+        no_secret(json.dumps(paused), json.dumps(again), json.dumps(released), open(record).read())
+    finally:
+        if released is None:
+            run_module('kv_isolate', dict(args, state='released'))
