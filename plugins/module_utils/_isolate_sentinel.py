@@ -141,7 +141,9 @@ class GroupAclIsolation:
             if 'master_moved' in result and master != (record['failovers'] or [{}])[-1].get('new_master'):
                 record['failovers'].append(dict(result['master_moved'], seen_at=now_iso()))
             self._write(record)
-        for address in nodes:
+        fresh = not known
+        done = []
+        for address in nodes[1:] + nodes[:1]:  # the master last: its write check is the step's last word
             is_master = address == master
             try:
                 outcome = self._node(address, 'isolated', verify=is_master).run()
@@ -149,12 +151,15 @@ class GroupAclIsolation:
                 if is_master or address in up:
                     exc.message = '%s: isolating %s (%s) failed: %s' % (
                         self.endpoint.label, address, 'master' if is_master else 'replica', exc.message)
+                    if fresh and exc.kind != 'writes' and not self.base.check_mode:
+                        exc.message += self._undo(done + [address], record)
                     exc.partial = dict((k, v) for k, v in result.items() if k != 'msg')
                     raise
                 self.warn('kv_isolate: %s, isolated before, cannot be reached now (%s): it is not the master'
                           % (address, exc.message))
                 result['nodes'].append(dict(node=address, role='unreachable', changed=False, error=exc.message))
                 continue
+            done.append(address)
             result['changed'] = result['changed'] or outcome['changed']
             result['executed_commands'].extend('%s: %s' % (address, c) for c in outcome['executed_commands'])
             result['nodes'].append(dict(node=address, role='master' if is_master else 'replica',
@@ -167,6 +172,21 @@ class GroupAclIsolation:
             ', '.join(n['node'] for n in result['nodes'] if n['role'] != 'unreachable'), master,
             ('; ' + '; '.join(notes)) if notes else '')
         return result
+
+    def _undo(self, addresses, record):
+        """A new isolation that failed on one node: set the nodes done so far back; the sentence to add."""
+        failed = []
+        for address in addresses:
+            try:
+                self._node(address, 'released', verify=False).run()
+            except KVError as exc:
+                failed.append('%s (%s)' % (address, exc.message))
+        if failed:
+            return ('. Setting the users back failed on %s: run state=released once reachable'
+                    % '; '.join(failed))
+        record.update(state='released', released_at=now_iso())
+        self._write(record)
+        return '. The users were set back on %s: nothing stays isolated' % ', '.join(addresses)
 
     def _released(self):
         master = self.endpoint.address

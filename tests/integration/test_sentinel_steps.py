@@ -14,6 +14,7 @@ import pytest
 
 from tests.support import compare
 from tests.support.ansible import run_module
+from tests.support.pause_probe import WriteProbe, write_blocked
 from tests.support.sentinel import wait_for
 from tests.support.servers import available
 
@@ -77,6 +78,14 @@ def test_kv_sync_failover_between_steps_is_refused_then_resumed_on_the_new_maste
         assert _record(record)['state'] == 'started', 'the refused drain stopped the follower'
         assert target.admin().get(b'after:failover') is None
 
+        # the cut-over path: it pauses the master of the moment, the drain refuses, the pause is released
+        cut = run_module('kv_cutover', dict(source=group.endpoint(), target=target.endpoint(), sync_record=record,
+                                            pause_ms=5000))
+        assert cut.get('failed') and cut['error'] == 'failover', cut
+        assert _address(old) in cut['msg'] and _address(new) in cut['msg'], cut['msg']
+        assert not write_blocked(new), 'the failed cut-over left the new master paused'
+        assert _record(record)['state'] == 'started'
+
         check = run_module('kv_sync', args, check=True)
         assert not check.get('failed') and check['changed'] is True, check
         assert check['failover'][0]['new_master'] == _address(new), check
@@ -136,15 +145,23 @@ def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sen
     are per node); after a failover the new master refuses the app too, the re-run names the old and the new
     master and changes nothing, the release sets every node back to its own prior state."""
     group = sentinel_set(down_after_ms=60000)
+    master, replica = group.master, group.replica
     for node in group.nodes:
         admin = node.admin()
         admin.execute_command('ACL', 'SETUSER', 'app', 'on', '>' + APP_PASSWORD, '~*', '+@all')
-        admin.execute_command('ACL', 'SETUSER', 'app_off', 'off', '>' + APP_PASSWORD, '~*', '+@all')
-    master, replica = group.master, group.replica
+    master.admin().execute_command('ACL', 'SETUSER', 'app_off', 'off', '>' + APP_PASSWORD, '~*', '+@all')
     assert _app(master).set(b'app:before', b'1')
     record = str(tmp_path / 'acl.json')
     args = {'server': group.endpoint('admin'), 'mode': 'acl', 'users': ['app', 'app_off'], 'record': record,
             'verify_window_ms': 300}
+
+    # a user the replica does not know: the step fails naming the replica, and nothing stays isolated
+    refused = run_module('kv_isolate', args)
+    assert refused.get('failed'), refused
+    assert _address(replica) in refused['msg'] and 'app_off' in refused['msg'], refused['msg']
+    assert 'nothing stays isolated' in refused['msg'], refused['msg']
+    assert not _app_refused(master) and not _app_refused(replica)
+    replica.admin().execute_command('ACL', 'SETUSER', 'app_off', 'off', '>' + APP_PASSWORD, '~*', '+@all')
 
     plan = run_module('kv_isolate', args, check=True)
     assert not plan.get('failed') and plan['changed'] is True, plan
@@ -235,7 +252,6 @@ def test_kv_isolate_pause_follows_a_failover(sentinel_set, tmp_path):  # noqa: F
     """mode=pause on a Sentinel endpoint pauses the master of the moment; after a failover the renewer pauses the
     new master too (and writes it down), the re-run names the old and the new master, the release un-pauses both
     and stops the renewer."""
-    from tests.support.pause_probe import WriteProbe, write_blocked
     group = sentinel_set(down_after_ms=60000)  # the pause holds the sentinels' hellos: only the forced failover
     master = group.master
     record = str(tmp_path / 'pause.json')
