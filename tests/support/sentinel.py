@@ -67,16 +67,16 @@ class SentinelProcess:
         else:
             lines = ['port %d' % self.port]
         lines += ['bind 127.0.0.1', 'dir %s' % self.dir, 'daemonize no',
-                 'logfile %s' % os.path.join(self.dir, 'sentinel.log'), 'protected-mode no',
-                 'sentinel monitor %s 127.0.0.1 %d 2' % (SERVICE, self.master_port),
-                 'sentinel down-after-milliseconds %s %d' % (SERVICE, self.down_after_ms),
-                 'sentinel failover-timeout %s 10000' % SERVICE,
-                 'sentinel parallel-syncs %s 1' % SERVICE,
-                 'sentinel auth-user %s admin' % SERVICE,
-                 'sentinel auth-pass %s %s' % (SERVICE, _quote(PASSWORDS['admin'])),
-                 'sentinel sentinel-user peer',
-                 'sentinel sentinel-pass %s' % _quote(PEER_PASSWORD),
-                 'user default off']
+                  'logfile %s' % os.path.join(self.dir, 'sentinel.log'), 'protected-mode no',
+                  'sentinel monitor %s 127.0.0.1 %d 2' % (SERVICE, self.master_port),
+                  'sentinel down-after-milliseconds %s %d' % (SERVICE, self.down_after_ms),
+                  'sentinel failover-timeout %s 10000' % SERVICE,
+                  'sentinel parallel-syncs %s 1' % SERVICE,
+                  'sentinel auth-user %s admin' % SERVICE,
+                  'sentinel auth-pass %s %s' % (SERVICE, _quote(PASSWORDS['admin'])),
+                  'sentinel sentinel-user peer',
+                  'sentinel sentinel-pass %s' % _quote(PEER_PASSWORD),
+                  'user default off']
         for user, rule in SENTINEL_ACL.items():
             lines.append('user %s %s' % (user, rule.replace('>{pw}', _quote('>' + SENTINEL_PASSWORDS[user]))))
         conf = os.path.join(self.dir, 'sentinel.conf')
