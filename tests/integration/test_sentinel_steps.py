@@ -11,6 +11,7 @@ import os
 import signal
 
 import pytest
+import redis
 
 from tests.support import compare
 from tests.support.ansible import run_module
@@ -18,7 +19,7 @@ from tests.support.pause_probe import WriteProbe, write_blocked
 from tests.support.sentinel import wait_for
 from tests.support.servers import available
 
-from tests.integration.test_playbook_sentinel import load, no_secret, sentinel_set  # noqa: F401 (a fixture)
+from tests.integration.test_playbook_sentinel import load, no_secret
 
 pytestmark = pytest.mark.skipif(not available('redis70'), reason='redis-server 7.0 is not installed')
 
@@ -42,7 +43,7 @@ def _address(server):
 
 
 def test_kv_sync_failover_between_steps_is_refused_then_resumed_on_the_new_master(
-        sentinel_set, server_factory, tmp_path):  # noqa: F811
+        sentinel_set, server_factory, tmp_path):
     """state=started records the master it follows; a failover the follower has not seen (it is stopped) makes
     state=stopped fail with kind failover naming both masters, draining nothing; state=started then stops the
     stale follower, resumes on the new master and says how (PSYNC continue or a new snapshot); the drain leaves
@@ -127,12 +128,10 @@ APP_PASSWORD = 'app-Secret-9'
 
 
 def _app(server):
-    import redis
     return redis.Redis(host='127.0.0.1', port=server.port, username='app', password=APP_PASSWORD, socket_timeout=10)
 
 
 def _app_refused(server):
-    import redis
     try:
         _app(server).ping()  # a replica refuses writes anyway: what matters is that the user cannot log in
     except (redis.AuthenticationError, redis.ConnectionError):
@@ -140,7 +139,7 @@ def _app_refused(server):
     return False
 
 
-def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sentinel_set, tmp_path):  # noqa: F811
+def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sentinel_set, tmp_path):
     """mode=acl on a Sentinel endpoint switches the application users off on the master and on the replica (ACLs
     are per node); after a failover the new master refuses the app too, the re-run names the old and the new
     master and changes nothing, the release sets every node back to its own prior state."""
@@ -196,7 +195,7 @@ def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sen
     no_secret(json.dumps(first), json.dumps(again), json.dumps(released), open(record).read())
 
 
-def test_sentinels_and_data_nodes_over_tls(sentinel_set, server_factory, certs, tmp_path):  # noqa: F811
+def test_sentinels_and_data_nodes_over_tls(sentinel_set, server_factory, certs, tmp_path):
     """Sentinels and data nodes that speak TLS only (tls-port, tls-replication yes), reached with the endpoint's
     TLS options and the sentinels' own: the copy reads the master the sentinels name, read_from replica reads the
     replica; without the sentinels' TLS the step fails clearly, naming the sentinels; after a failover the copy
@@ -248,7 +247,7 @@ def test_sentinels_and_data_nodes_over_tls(sentinel_set, server_factory, certs, 
     no_secret(json.dumps(copied), json.dumps(refused), json.dumps(again), refused['_output'])
 
 
-def test_kv_isolate_pause_follows_a_failover(sentinel_set, tmp_path):  # noqa: F811
+def test_kv_isolate_pause_follows_a_failover(sentinel_set, tmp_path):
     """mode=pause on a Sentinel endpoint pauses the master of the moment; after a failover the renewer pauses the
     new master too (and writes it down), the re-run names the old and the new master, the release un-pauses both
     and stops the renewer."""
