@@ -27,9 +27,18 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sentinel import
 SIDES = (('source', 'source_node'), ('target', 'target_node'))
 
 
+def _master(endpoint):
+    """The master a Sentinel endpoint was resolved to (also with ``read_from=replica``: the replica read from may
+    change between steps without any failover), else the endpoint's address."""
+    watch = endpoint.master_watch
+    if watch is not None and watch.master is not None:
+        return '%s:%d' % tuple(watch.master)
+    return endpoint.address
+
+
 def node_fields(source, target):
-    """The record's fields naming the data nodes the endpoints point at now."""
-    return dict(source_node=source.address, target_node=target.address)
+    """The record's fields naming the masters the endpoints point at now."""
+    return dict(source_node=_master(source), target_node=_master(target))
 
 
 def moved_masters(source, target, record):
@@ -37,8 +46,8 @@ def moved_masters(source, target, record):
     moved = []
     for (side, field), endpoint in zip(SIDES, (source, target)):
         old = (record or {}).get(field)
-        if endpoint.sentinel is not None and old and old != endpoint.address:
-            moved.append(dict(side=side, old_master=old, new_master=endpoint.address))
+        if endpoint.sentinel is not None and old and old != _master(endpoint):
+            moved.append(dict(side=side, old_master=old, new_master=_master(endpoint)))
     return moved
 
 

@@ -81,7 +81,7 @@ def test_kv_sync_failover_between_steps_is_refused_then_resumed_on_the_new_maste
 
         # the cut-over path: it pauses the master of the moment, the drain refuses, the pause is released
         cut = run_module('kv_cutover', dict(source=group.endpoint(), target=target.endpoint(), sync_record=record,
-                                            pause_ms=5000))
+                                            drain_timeout=5, pause_ms=20000))
         assert cut.get('failed') and cut['error'] == 'failover', cut
         assert _address(old) in cut['msg'] and _address(new) in cut['msg'], cut['msg']
         assert not write_blocked(new), 'the failed cut-over left the new master paused'
@@ -156,7 +156,8 @@ def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sen
 
     # a user the replica does not know: the step fails naming the replica, and nothing stays isolated
     refused = run_module('kv_isolate', args)
-    assert refused.get('failed'), refused
+    assert refused.get('failed') and refused['error'] == 'config', refused
+    assert _record(record)['state'] == 'released'
     assert _address(replica) in refused['msg'] and 'app_off' in refused['msg'], refused['msg']
     assert 'nothing stays isolated' in refused['msg'], refused['msg']
     assert not _app_refused(master) and not _app_refused(replica)
@@ -164,7 +165,8 @@ def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sen
 
     plan = run_module('kv_isolate', args, check=True)
     assert not plan.get('failed') and plan['changed'] is True, plan
-    assert not os.path.exists(record) and not _app_refused(master) and not _app_refused(replica)
+    assert _record(record)['state'] == 'released'  # the failed attempt's: check mode wrote nothing new
+    assert not _app_refused(master) and not _app_refused(replica)
 
     first = run_module('kv_isolate', args)
     assert not first.get('failed'), first.get('msg')
