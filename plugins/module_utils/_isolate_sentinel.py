@@ -123,11 +123,14 @@ class GroupAclIsolation:
             notes.append('the master moved from %s to %s since the isolation was made' % (record.get('node'), master))
             if master not in known:
                 notes.append('%s was not isolated: the application users are switched off there now' % master)
-        if down:
-            result['not_isolated'] = down
+        never = [n for n in down if n not in known]  # down and never isolated (a known one keeps its users off)
+        if [n for n in down if n in known]:
+            result['down'] = [n for n in down if n in known]
+        if never:
+            result['not_isolated'] = never
             self.warn('kv_isolate: the sentinels list the replica(s) %s as down: their application users could not '
                       'be switched off. A failover to one of them would take the applications\' writes: release, '
-                      'or isolate again once they are up' % ', '.join(down))
+                      'or isolate again once they are up' % ', '.join(never))
         if not self.base.check_mode:  # the nodes first: a release finds every node record even after a failure
             if record is None:
                 record = dict(format=GROUP_FORMAT, server=self.endpoint.identity, mode='acl', state='isolated',

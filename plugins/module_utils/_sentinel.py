@@ -119,7 +119,9 @@ class MasterWatch:
         for entry in self._each_sentinel('SENTINEL REPLICAS', timeout):
             fields = _fields(entry)
             flags = fields.get('flags', '')
-            if not isinstance(flags, str):
+            if isinstance(flags, bytes):  # RESP2: b'slave,s_down' (iterating it would give numbers)
+                flags = _text(flags)
+            elif not isinstance(flags, str):  # RESP3 may give a set of flags
                 flags = ','.join(sorted(_text(f) for f in flags))
             out.append((_text(fields.get('ip')), int(fields.get('port')), flags))
         return out

@@ -294,3 +294,52 @@ def test_kv_isolate_pause_follows_a_failover(sentinel_set, tmp_path):
     finally:
         if released is None:
             run_module('kv_isolate', dict(args, state='released'))
+
+
+def _replica_flags(group, server):
+    for entry in group.sentinels[0].client().execute_command('SENTINEL', 'REPLICAS', 'kvmain'):
+        fields = entry if isinstance(entry, dict) else dict(zip(entry[0::2], entry[1::2]))
+        if int(fields.get('port')) == server.port:
+            return str(fields.get('flags'))
+    return ''
+
+
+def test_kv_isolate_acl_isolates_a_new_master_that_was_down_at_isolation_time(sentinel_set, tmp_path):
+    """A replica the sentinels list as down cannot be isolated: the step warns and names it.  Promoted later, it
+    would take the applications' writes; the re-run sees the moved master, switches the users off there and says
+    so; the release sets both nodes back."""
+    group = sentinel_set(down_after_ms=1000)
+    master, replica = group.master, group.replica
+    for node in group.nodes:
+        node.admin().execute_command('ACL', 'SETUSER', 'app', 'on', '>' + APP_PASSWORD, '~*', '+@all')
+    record = str(tmp_path / 'acl.json')
+    args = {'server': group.endpoint('admin'), 'mode': 'acl', 'users': ['app'], 'record': record,
+            'verify_window_ms': 300}
+    os.kill(replica.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for('the sentinels to see the replica down', lambda: 's_down' in _replica_flags(group, replica))
+        first = run_module('kv_isolate', args)
+    finally:
+        os.kill(replica.proc.pid, signal.SIGCONT)
+    assert not first.get('failed'), first.get('msg')
+    assert first['not_isolated'] == [_address(replica)], first
+    assert [n['node'] for n in first['nodes']] == [_address(master)]
+    assert any(_address(replica) in w for w in first.get('warnings', [])), first.get('warnings')
+    assert _app_refused(master) and not _app_refused(replica)
+
+    wait_for('the sentinels to see the replica up', lambda: 's_down' not in _replica_flags(group, replica))
+    old, new = group.failover()
+    assert new.port == replica.port
+    group.wait_settled()
+    assert not _app_refused(new)  # what the re-run is for
+
+    again = run_module('kv_isolate', args)
+    assert not again.get('failed'), again.get('msg')
+    assert again['changed'] is True and again['master_moved'] == dict(old_master=_address(old),
+                                                                       new_master=_address(new))
+    assert 'was not isolated' in again['msg'] and _address(new) in again['msg'], again['msg']
+    assert _app_refused(new) and _app_refused(old)
+
+    released = run_module('kv_isolate', dict(args, state='released'))
+    assert not released.get('failed') and released['changed'] is True, released
+    assert not _app_refused(new) and not _app_refused(old)
