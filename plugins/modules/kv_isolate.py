@@ -248,6 +248,11 @@ not_isolated:
   returned: with O(server.sentinel) and O(mode=acl), when a replica is down
   type: list
   elements: str
+down:
+  description: Nodes isolated before that the sentinels list as down now (a restart brings their users back).
+  returned: with O(server.sentinel) and O(mode=acl), when such a node is down
+  type: list
+  elements: str
 unreleased:
   description: Nodes whose users could not be set back (unreachable), each C(node) and C(error); release again.
   returned: with O(server.sentinel) and O(mode=acl), when a node could not be reached
