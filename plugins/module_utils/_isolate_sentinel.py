@@ -155,7 +155,8 @@ class GroupAclIsolation:
                     exc.message = '%s: isolating %s (%s) failed: %s' % (
                         self.endpoint.label, address, 'master' if is_master else 'replica', exc.message)
                     if fresh and exc.kind != 'writes' and not self.base.check_mode:
-                        exc.message += self._undo(done + [address], record)
+                        touched = os.path.exists(node_record_path(self.record_path, address))  # users' state saved
+                        exc.message += self._undo(done + ([address] if touched else []), record)
                     exc.partial = dict((k, v) for k, v in result.items() if k != 'msg')
                     raise
                 self.warn('kv_isolate: %s, isolated before, cannot be reached now (%s): it is not the master'
@@ -189,6 +190,8 @@ class GroupAclIsolation:
                     % '; '.join(failed))
         record.update(state='released', released_at=now_iso())
         self._write(record)
+        if not addresses:
+            return '. No node was changed: nothing stays isolated'
         return '. The users were set back on %s: nothing stays isolated' % ', '.join(addresses)
 
     def _released(self):
