@@ -335,8 +335,8 @@ def test_kv_isolate_acl_isolates_a_new_master_that_was_down_at_isolation_time(se
 
     again = run_module('kv_isolate', args)
     assert not again.get('failed'), again.get('msg')
-    assert again['changed'] is True and again['master_moved'] == dict(old_master=_address(old),
-                                                                       new_master=_address(new))
+    assert again['changed'] is True, again
+    assert again['master_moved'] == dict(old_master=_address(old), new_master=_address(new))
     assert 'was not isolated' in again['msg'] and _address(new) in again['msg'], again['msg']
     assert _app_refused(new) and _app_refused(old)
 
