@@ -287,14 +287,11 @@ def renew_group_loop(endpoint, lease_ms, deadline, record_path, token, names_tok
             lease = max(1, min(lease_ms, remaining_ms))
             if endpoint.master_watch is not None and now - checked >= CHECK_INTERVAL:
                 checked = now
-                try:
-                    master = '%s:%d' % endpoint.master_watch.ask(timeout=CHECK_TIMEOUT)
-                except KVError:
-                    master = None  # no sentinel answered now: ask again at the next check
-                if master is not None and master != paused[-1]:
+                # every sentinel: one that has not heard of the failover yet (the pause holds their hellos back)
+                # must not hide the new master; a node any of them names is paused
+                named = sorted('%s:%d' % hp for hp in endpoint.master_watch.ask_each(timeout=CHECK_TIMEOUT))
+                for master in [n for n in named if n not in paused]:  # a failback finds its node paused already
                     _pause_node(clients, endpoint, master, lease)  # first the pause, then the paperwork
-                    if master in paused:
-                        paused.remove(master)
                     failovers.append(dict(old_master=paused[-1], new_master=master, seen_at=now_iso()))
                     paused.append(master)
                     write_record_file(failover_path(record_path), dict(

@@ -113,6 +113,21 @@ class MasterWatch:
         reply = self._each_sentinel('SENTINEL GET-MASTER-ADDR-BY-NAME', timeout)
         return _text(reply[0]), int(reply[1])
 
+    def ask_each(self, timeout=None):
+        """The masters every sentinel that answers names (a set of ``(host, port)``; empty when none answers).
+
+        The sentinels that did not run a failover learn of it through hello messages, which a paused master
+        holds back: the first sentinel may still name the old master while another names the new one."""
+        named = set()
+        for host, port in self.endpoint.sentinel['hosts']:
+            watch = MasterWatch(copy.copy(self.endpoint))
+            watch.endpoint.sentinel = dict(self.endpoint.sentinel, hosts=[(host, port)])
+            try:
+                named.add(watch.ask(timeout))
+            except KVError:
+                continue
+        return named
+
     def replicas(self, timeout=None):
         """``[(host, port, flags)]`` of the replicas, from the first sentinel that answers."""
         out = []

@@ -186,6 +186,15 @@ class SentinelSet:
         wait_for('%d to say it is a master' % new.port, lambda: self.role(new) == 'master')
         return old, new
 
+    def failover_seen_by_one(self):
+        """Force a failover; returns ``(old master, new master)`` once the sentinel that ran it names the new one
+        (the others may not hear of it while the nodes are paused for writes: their hellos are held back)."""
+        old = self.master
+        new = self.replica
+        assert wait_for('SENTINEL FAILOVER accepted', lambda: _try_failover(self.sentinels[0])) is True
+        wait_for('sentinel 0 to name %d' % new.port, lambda: self.sentinels[0].master() == ('127.0.0.1', new.port))
+        return old, new
+
     def wait_settled(self):
         """After a failover: the old master is a replica of the new one, in sync; the sentinels see it."""
         master = self.master
