@@ -63,6 +63,23 @@ def session_servers(certs):
 
 
 @pytest.fixture
+def sentinel_set():
+    """Start Sentinel groups (tests/support/sentinel.py: master, replica, three sentinels) that live for one test:
+    ``sentinel_set(flavour='redis70', down_after_ms=..., certs=...)``."""
+    from tests.support.sentinel import SentinelSet
+    started = []
+
+    def make(flavour='redis70', **kwargs):
+        _require(flavour)
+        group = SentinelSet(flavour, **kwargs)
+        started.append(group)
+        return group.start()
+    yield make
+    for group in started:
+        group.cleanup()
+
+
+@pytest.fixture
 def server_factory(certs):
     """Start servers that live for one test only (for tests that kill or reconfigure them)."""
     factory = ServerFactory(certs)

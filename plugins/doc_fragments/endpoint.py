@@ -136,6 +136,9 @@ options:
           - A failover during the step (the sentinels name another master, or the node turns replica) stops the
             step with an error of kind C(failover) that names the old and the new master; a rerun resolves the new
             master and resumes (checkpoint, kv_sync's record).
+          - Between two steps, kv_sync's record and kv_isolate's record keep the node they were made on - a later
+            step names a moved master; kv_sync resumes its follower on the new master, kv_isolate's ACL isolation
+            covers every node and its pause renewer pauses a new master (see the modules).
         type: dict
         suboptions:
           hosts:
@@ -160,7 +163,8 @@ options:
             type: str
           tls:
             description:
-              - Connect to the sentinels with TLS.
+              - Connect to the sentinels with TLS (sentinels with C(tls-port) and C(tls-replication yes); the data
+                nodes' TLS is this endpoint's own C(tls)).
             type: bool
             default: false
           ca_cert:
@@ -394,6 +398,9 @@ options:
           - A failover during the step (the sentinels name another master, or the node turns replica) stops the
             step with an error of kind C(failover) that names the old and the new master; a rerun resolves the new
             master and resumes (checkpoint, kv_sync's record).
+          - Between two steps, kv_sync's record and kv_isolate's record keep the node they were made on - a later
+            step names a moved master; kv_sync resumes its follower on the new master, kv_isolate's ACL isolation
+            covers every node and its pause renewer pauses a new master (see the modules).
         type: dict
         suboptions:
           hosts:
@@ -418,7 +425,8 @@ options:
             type: str
           tls:
             description:
-              - Connect to the sentinels with TLS.
+              - Connect to the sentinels with TLS (sentinels with C(tls-port) and C(tls-replication yes); the data
+                nodes' TLS is this endpoint's own C(tls)).
             type: bool
             default: false
           ca_cert:

@@ -176,6 +176,7 @@ class Cutover:
         isolated = self._isolation('isolated').run() if opts.isolation != 'none' else None
         if isolated is not None:
             result['isolated_at'] = isolated.get('isolated_at')
+            result['isolated_on'] = isolated.get('endpoint')  # behind Sentinel: the master of that moment
             result['changed'] = True
         began = time.time()
         failure = None

@@ -39,6 +39,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._errors import K
 from ansible_collections.kvtools.migration.plugins.module_utils._process import (
     process_alive, process_start_time, start_detached)
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate_cluster import ClusterIsolation, write_counters
+from ansible_collections.kvtools.migration.plugins.module_utils._isolate_sentinel import (
+    GroupAclIsolation, GroupPause, renew_group_loop)
 from ansible_collections.kvtools.migration.plugins.module_utils._server import connect_server
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
@@ -141,6 +143,9 @@ def renew_loop(endpoint, lease_ms, deadline, record_path, token, clock=time.time
 
 def _renewer_main(endpoint, lease_ms, deadline, record_path, token):  # pragma: no cover - the renewer process
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
+    if endpoint.sentinel is not None:  # follows the master the sentinels name (_isolate_sentinel)
+        renew_group_loop(endpoint, lease_ms, deadline, record_path, token, _record_names_token)
+        return
     renew_loop(endpoint, lease_ms, deadline, record_path, token)
 
 
@@ -229,6 +234,8 @@ class Isolation:
     # -- entry point ----------------------------------------------------------------------------
     def run(self):
         self._validate()
+        if self.mode == 'acl' and self.endpoint.sentinel is not None:  # every node of the group (_isolate_sentinel)
+            return GroupAclIsolation(self).run()
         self.server = connect_server(self.endpoint)
         try:
             if self.server.cluster_enabled and not self.node_of_cluster:
@@ -245,6 +252,8 @@ class Isolation:
                               % (self.server.engine, self.server.version_string), kind='unsupported',
                               endpoint=self.endpoint.address)
             handler = getattr(self, '_%s_%s' % (self.mode, self.state))
+            if self.mode == 'pause' and self.endpoint.sentinel is not None:  # failovers (_isolate_sentinel)
+                handler = GroupPause(self, handler, read_record).run
             try:
                 handler(result)
             except KVError as exc:

@@ -38,7 +38,10 @@ def _text(value):
 
 
 def _address(host_port):
-    return '%s:%d' % host_port if host_port else 'unknown'
+    """``host:port`` of a ``(host, port)`` pair; an address already written so (a record's) as it is."""
+    if not host_port:
+        return 'unknown'
+    return '%s:%d' % tuple(host_port) if isinstance(host_port, (tuple, list)) else str(host_port)
 
 
 def sentinel_endpoint(endpoint, host, port, timeout=None):
@@ -78,11 +81,15 @@ def _fields(entry):
     return dict((_text(entry[i]), entry[i + 1]) for i in range(0, len(entry) - 1, 2))
 
 
-def failover_error(endpoint, old, new, how):
+def failover_error(endpoint, old, new, how, advice=None):
+    """The ``failover`` KVError naming the old and the new master (``old``/``new``: pairs or ``host:port``).
+
+    ``advice``: what the operator does now (default: rerun the step, it resumes on the new master)."""
     service = endpoint.sentinel['service_name']
-    return KVError("failover: the master of sentinel service '%s' (%s) %s: it was %s, it is now %s. The step "
-                   "stopped; rerun it once the failover is over: it resolves the new master and resumes "
-                   "(checkpoint, record)" % (service, endpoint.label, how, _address(old), _address(new)),
+    advice = advice or ('The step stopped; rerun it once the failover is over: it resolves the new master and '
+                        'resumes (checkpoint, record)')
+    return KVError("failover: the master of sentinel service '%s' (%s) %s: it was %s, it is now %s. %s"
+                   % (service, endpoint.label, how, _address(old), _address(new), advice),
                    kind='failover', endpoint=_address(old),
                    details=dict(service_name=service, old_master=_address(old), new_master=_address(new)))
 
@@ -106,13 +113,30 @@ class MasterWatch:
         reply = self._each_sentinel('SENTINEL GET-MASTER-ADDR-BY-NAME', timeout)
         return _text(reply[0]), int(reply[1])
 
+    def ask_each(self, timeout=None):
+        """The masters every sentinel that answers names (a set of ``(host, port)``; empty when none answers).
+
+        The sentinels that did not run a failover learn of it through hello messages, which a paused master
+        holds back: the first sentinel may still name the old master while another names the new one."""
+        named = set()
+        for host, port in self.endpoint.sentinel['hosts']:
+            watch = MasterWatch(copy.copy(self.endpoint))
+            watch.endpoint.sentinel = dict(self.endpoint.sentinel, hosts=[(host, port)])
+            try:
+                named.add(watch.ask(timeout))
+            except KVError:
+                continue
+        return named
+
     def replicas(self, timeout=None):
         """``[(host, port, flags)]`` of the replicas, from the first sentinel that answers."""
         out = []
         for entry in self._each_sentinel('SENTINEL REPLICAS', timeout):
             fields = _fields(entry)
             flags = fields.get('flags', '')
-            if not isinstance(flags, str):
+            if isinstance(flags, bytes):  # RESP2: b'slave,s_down' (iterating it would give numbers)
+                flags = _text(flags)
+            elif not isinstance(flags, str):  # RESP3 may give a set of flags
                 flags = ','.join(sorted(_text(f) for f in flags))
             out.append((_text(fields.get('ip')), int(fields.get('port')), flags))
         return out

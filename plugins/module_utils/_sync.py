@@ -41,6 +41,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow imp
     RECORD_FORMAT, Follower, read_record, write_record)
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import (
     drop_marker, read_marker, settle_expiries)
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_sentinel import (
+    drain_refusal, moved_masters, node_fields, resume_note)
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_iso
 
 
@@ -255,7 +257,11 @@ class Sync:
         launched = self.launch()
         if 'token' not in launched:  # check mode: the plan
             return launched
-        return self.wait_caught_up(launched['token'], changed=launched['changed'], resumed=launched['resumed'])
+        result = self.wait_caught_up(launched['token'], changed=launched['changed'], resumed=launched['resumed'])
+        if launched.get('moved'):  # say where it follows now, and whether the old replication stream went on
+            how, note = resume_note(launched['moved'], launched['before'], read_record(self.record_path) or {})
+            result.update(failover=launched['moved'], resumed_by=how, msg=note)
+        return result
 
     def launch(self):
         """Start (or find) the follower: ``{token, changed, resumed}``; in check mode the plan (a result)."""
@@ -263,9 +269,18 @@ class Sync:
         deadline = time.time() + 15
         while rec and rec.get('phase') == 'failed' and self.alive(rec) and time.time() < deadline:
             time.sleep(0.05)  # a failed follower cleaning up (closing its link, removing temp files): let it end
+        moved = moved_masters(self.source, self.target, rec) if rec and rec.get('state') != 'stopped' else []
         if rec and self.alive(rec):
             self.check_same(rec)
-            return dict(token=rec['token'], changed=False, resumed=False)
+            if not moved:
+                return dict(token=rec['token'], changed=False, resumed=False)
+            if not self.check_mode:  # a Sentinel failover it has not seen yet: it follows the old master
+                stop_renewer(rec, wait=15.0)
+                if self.alive(rec):  # two followers must never write to the target at once
+                    raise KVError('the follower (pid %s) follows the old master %s and did not stop within 15 s: '
+                                  'stop that process, then run state=started again (it resumes from the record)'
+                                  % (rec.get('pid'), moved[0]['old_master']), kind='error')
+                rec = read_record(self.record_path) or rec
         resume = None
         fresh = True
         if rec and rec.get('state') == 'stopped':
@@ -291,9 +306,14 @@ class Sync:
                               kind='conflict')
             self._check_backup_space(plan, rec)
             if self.check_mode:
-                return dict(changed=True, state='started', phase=None, plan=self.plan_lines(plan, rec, resume),
+                lines = self.plan_lines(plan, rec, resume)
+                if moved:
+                    lines.insert(0, 'would stop the follower (if it runs) and resume it on the new master: %s'
+                                 % '; '.join('%s %s -> %s' % (m['side'], m['old_master'], m['new_master'])
+                                             for m in moved))
+                return dict(changed=True, state='started', phase=None, plan=lines,
                             dbs=[dict(d) for d in plan['dbs']], resumed=bool(resume), record=self.record_path,
-                            backup=self._backup_plan(rec))
+                            backup=self._backup_plan(rec), failover=moved or None)
             if rec and rec.get('ttl_mode'):
                 ttl_mode, set_by_us = rec['ttl_mode'], rec.get('import_mode_set_by_us', False)
             elif part:
@@ -333,6 +353,7 @@ class Sync:
                    backup=(rec or {}).get('backup'), backup_note=(rec or {}).get('backup_note'), backup_error=None)
         if self.backup:
             self.backup.update(engine=plan['source']['engine'], version=plan['source']['version'])
+        new.update(node_fields(self.source, self.target))  # the masters followed: a later step compares them
         write_record(self.record_path, new)
         cfg = dict(record=self.record_path, token=token, spool_dir=self.spool_dir, pairs=plan['pairs'],
                    ttl_mode=ttl_mode, import_source=(ttl_mode == 'import'), replace=self.p.get('on_conflict') == 'replace',
@@ -344,7 +365,7 @@ class Sync:
         follower = Follower(cfg, self.source, self.target, self.p.get('spool_passphrase'),
                             self.p.get('backup_passphrase'))
         start_detached('kv_sync follower', follower.run)
-        return dict(token=token, changed=True, resumed=bool(resume))
+        return dict(token=token, changed=True, resumed=bool(resume), moved=moved, before=rec)
 
     def check_same(self, rec):
         if rec.get('source') != self.source.identity or rec.get('target') != self.target.identity:
@@ -441,6 +462,9 @@ class Sync:
         if not alive and rec.get('state') == 'stopped':
             return self.result(rec, False, final_offset=rec.get('final_offset'), drain_seconds=rec.get('drain_seconds'),
                                keys_written_since_snapshot=rec.get('keys_written_since_snapshot'))
+        refusal = drain_refusal(self.source, self.target, rec, self.record_path)
+        if refusal is not None:
+            raise refusal
         if not alive:
             raise KVError('the follower is not running (phase %s, last error: %s): the target may be behind the '
                           'source. Run state=started to resume it, then state=stopped again'

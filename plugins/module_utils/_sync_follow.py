@@ -144,6 +144,9 @@ class Follower:
                 self.stopping = True
                 raise StopFollower('stopped')
         signal.signal(signal.SIGTERM, on_term)
+        for endpoint in (self.source, self.target):  # the module's connection to the master is not ours to use
+            if endpoint.master_watch is not None:
+                endpoint.master_watch.close()
         keys_log = held_log = None
         try:
             keys_log = KeysLogWriter(self.cfg['keys_log'])
@@ -273,6 +276,7 @@ class Follower:
                 exc = explain_close(self.source, exc, drops, 'snapshot')
                 if exc.kind not in RETRY_KINDS or replid is None:
                     raise exc
+                self._check_masters()  # a master that died in a failover: stop, naming the new one
                 failing_since = failing_since or time.time()
                 if time.time() - failing_since > RECONNECT_SECONDS:
                     raise exc
@@ -302,6 +306,7 @@ class Follower:
             self.link = None
             if error is not None and error.kind not in RETRY_KINDS:
                 raise error
+            self._check_masters()
             replid, offset = self.record.get('replid'), self.applier.applied
             # continue exactly after the last applied command: drop what was parsed past it
             self.applier.buf = b''
@@ -309,6 +314,14 @@ class Follower:
             self.applier.src_db = self.applier.applied_db
             self.update(force=True, phase='reconnecting',
                         last_error=scrub(str(error) if error else 'the link ended', self.secrets))
+
+    def _check_masters(self):
+        """Before a new link: a Sentinel master that moved ends the follow (kind ``failover``, both named).
+
+        A master that turned replica in a failover drops its replicas' links and would then serve our PSYNC as a
+        replica of the new master: the follow would go on, on a node the sentinels no longer name."""
+        self.source.check_master(force=True)
+        self.target.check_master(force=True)
 
     def _backup_for(self, link):
         """With ``backup``: the first complete snapshot is also written to the backup file (the link's tee).

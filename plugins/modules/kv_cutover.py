@@ -123,6 +123,10 @@ isolated_at:
   description: When writes stopped (epoch seconds), null with O(isolation=none).
   returned: always
   type: float
+isolated_on:
+  description: C(host:port) of the node the isolation was made on (behind Sentinel, the master of that moment).
+  returned: when the source was isolated
+  type: str
 released_at:
   description: When writes were let back (epoch seconds), null when not released.
   returned: always

@@ -108,6 +108,12 @@ notes:
     If the server restarts while isolated, the users come back as its configuration says.
   - The renewer runs on the host that runs the module and talks to the server from there.
   - O(mode=pause) needs Redis 6.2 or later or Valkey.
+  - A server behind Sentinel (O(server.sentinel)) - O(mode=acl) switches the users off on the master and on every
+    replica the sentinels list (ACLs are per node), each node with a record of its own next to O(record); a
+    re-run after a failover reports RV(master_moved) and isolates a new master that was not isolated; the release
+    sets every node back. O(mode=pause) pauses the master of the moment; its renewer pauses a new master as soon
+    as the sentinels name it and writes the failover to C(<record>.failover); the release un-pauses every node
+    paused.
 seealso:
   - module: kvtools.migration.kv_cf_bindings
   - module: kvtools.migration.kv_dump_restore
@@ -225,6 +231,48 @@ released_at:
   description: When writes were let back (epoch seconds, taken after C(CLIENT UNPAUSE) or the last C(ACL SETUSER on)).
   returned: when O(state=released) with O(mode=pause) or O(mode=acl) wrote something, except in check mode
   type: float
+master_moved:
+  description: A Sentinel master that is not the node the isolation was made on - C(old_master), C(new_master).
+  returned: with O(server.sentinel), after a failover
+  type: dict
+  sample: {"old_master": "10.0.4.11:6379", "new_master": "10.0.4.12:6379"}
+nodes:
+  description:
+    - O(mode=acl) with O(server.sentinel) - every node acted on, C(node), C(role) (C(master), C(replica),
+      C(unreachable)), C(changed) and its C(users).
+  returned: with O(server.sentinel) and O(mode=acl)
+  type: list
+  elements: dict
+not_isolated:
+  description: Replicas the sentinels list as down, whose users could not be switched off.
+  returned: with O(server.sentinel) and O(mode=acl), when a replica is down
+  type: list
+  elements: str
+down:
+  description: Nodes isolated before that the sentinels list as down now (a restart brings their users back).
+  returned: with O(server.sentinel) and O(mode=acl), when such a node is down
+  type: list
+  elements: str
+unreleased:
+  description: Nodes whose users could not be set back (unreachable), each C(node) and C(error); release again.
+  returned: with O(server.sentinel) and O(mode=acl), when a node could not be reached
+  type: list
+  elements: dict
+paused_nodes:
+  description: O(mode=pause) with O(server.sentinel) - the nodes held paused (the renewer adds a new master).
+  returned: with O(server.sentinel), O(mode=pause) and O(state=isolated)
+  type: list
+  elements: str
+unpaused_nodes:
+  description: O(mode=pause) with O(server.sentinel) - the nodes the release ran C(CLIENT UNPAUSE) on.
+  returned: with O(server.sentinel), O(mode=pause) and O(state=released)
+  type: list
+  elements: str
+failovers:
+  description: The failovers the renewer saw - C(old_master), C(new_master), C(seen_at).
+  returned: with O(server.sentinel) and O(mode=pause), after a failover the renewer saw
+  type: list
+  elements: dict
 executed_commands:
   description:
     - The server commands run (or, in check mode, that would run), without secrets. On a cluster each is prefixed

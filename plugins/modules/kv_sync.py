@@ -218,6 +218,11 @@ notes:
   - Key pattern filters are not supported, nor a cluster target older than Valkey 8.1, see
     M(kvtools.migration.kv_preflight) (its C(live_possible) result).
   - Pub/sub messages, keyspace notifications and client state (blocking pops) are not migrated.
+  - Sentinel (O(source.sentinel), O(target.sentinel)) - the record keeps the masters the follower was started on.
+    The follower stops with C(error=failover) when it sees a master move (while streaming and before every
+    reconnection). O(state=stopped) after a failover it did not see drains nothing and fails with
+    C(error=failover) naming the old and the new master; O(state=started) stops a follower left on the old master
+    and resumes on the new one (RV(failover), RV(resumed_by)).
 seealso:
   - module: kvtools.migration.kv_preflight
   - module: kvtools.migration.kv_isolate
@@ -341,6 +346,20 @@ resumed:
   description: Whether O(state=started) restarted a follower from its record.
   returned: when O(state=started)
   type: bool
+failover:
+  description:
+    - Each Sentinel side whose master is not the node the record was started on - C(side) (C(source),
+      C(target)), C(old_master), C(new_master). O(state=started) resumed the follower on the new master.
+  returned: when O(state=started) found a moved master
+  type: list
+  elements: dict
+  sample: [{"side": "source", "old_master": "10.0.4.11:6379", "new_master": "10.0.4.12:6379"}]
+resumed_by:
+  description:
+    - After a failover, how the follower went on - C(continue) (C(PSYNC) with the recorded replication id continued
+      on the new master, which keeps the old id as its second one) or C(snapshot) (a new snapshot).
+  returned: when O(state=started) resumed after a failover
+  type: str
 final_offset:
   description: The offset applied when the follower stopped.
   returned: when O(state=stopped)

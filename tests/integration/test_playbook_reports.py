@@ -77,6 +77,7 @@ def test_migrate_rerun_and_verify_each_keep_their_own_report(redis70, valkey80, 
     iso = report['isolation']
     assert iso['mode'] == 'pause' and ISO.match(iso['writes_stopped_at']) and ISO.match(iso['writes_resumed_at'])
     assert iso['seconds'] == report['writes_paused_s'] and iso['seconds'] > 0 and iso['still_isolated'] is False
+    assert iso['node'] == '127.0.0.1:%d' % redis70.port, iso
     assert report['verification']['scope'] == 'full', report['verification']
     assert report['verification']['scope_detail'].startswith('full: every key of every db'), report['verification']
     markdown = open(first_md).read()

@@ -13,25 +13,12 @@ import pytest
 
 from tests.support import compare, data
 from tests.support.ansible import ansible_playbook, run_module
-from tests.support.sentinel import PEER_PASSWORD, SENTINEL_PASSWORD, SentinelSet, wait_for
+from tests.support.sentinel import PEER_PASSWORD, SENTINEL_PASSWORD, wait_for
 from tests.support.servers import PASSWORDS, available
 
 from tests.integration.test_playbook_migrate import PLAYBOOK, recap, write_inventory
 
 pytestmark = pytest.mark.skipif(not available('redis70'), reason='redis-server 7.0 is not installed')
-
-
-@pytest.fixture
-def sentinel_set():
-    started = []
-
-    def make(**kwargs):
-        group = SentinelSet('redis70', **kwargs)
-        started.append(group)
-        return group.start()
-    yield make
-    for group in started:
-        group.cleanup()
 
 
 def no_secret(*outputs):

@@ -47,8 +47,9 @@ def wait_for(what, condition, deadline=DEADLINE, interval=0.05):
 
 
 class SentinelProcess:
-    def __init__(self, flavour, master_port, down_after_ms):
+    def __init__(self, flavour, master_port, down_after_ms, certs=None):
         self.flavour = flavour
+        self.certs = certs  # TLS only (tls-port, tls-replication) when given
         self.master_port = master_port
         self.down_after_ms = down_after_ms
         self.port = None
@@ -58,17 +59,24 @@ class SentinelProcess:
     def start(self):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix='kv-sentinel-')
-        lines = ['port %d' % self.port, 'bind 127.0.0.1', 'dir %s' % self.dir, 'daemonize no',
-                 'logfile %s' % os.path.join(self.dir, 'sentinel.log'), 'protected-mode no',
-                 'sentinel monitor %s 127.0.0.1 %d 2' % (SERVICE, self.master_port),
-                 'sentinel down-after-milliseconds %s %d' % (SERVICE, self.down_after_ms),
-                 'sentinel failover-timeout %s 10000' % SERVICE,
-                 'sentinel parallel-syncs %s 1' % SERVICE,
-                 'sentinel auth-user %s admin' % SERVICE,
-                 'sentinel auth-pass %s %s' % (SERVICE, _quote(PASSWORDS['admin'])),
-                 'sentinel sentinel-user peer',
-                 'sentinel sentinel-pass %s' % _quote(PEER_PASSWORD),
-                 'user default off']
+        if self.certs:
+            c = self.certs
+            lines = ['port 0', 'tls-port %d' % self.port, 'tls-cert-file %s' % c['server_cert'],
+                     'tls-key-file %s' % c['server_key'], 'tls-ca-cert-file %s' % c['ca_cert'],
+                     'tls-auth-clients no', 'tls-replication yes']
+        else:
+            lines = ['port %d' % self.port]
+        lines += ['bind 127.0.0.1', 'dir %s' % self.dir, 'daemonize no',
+                  'logfile %s' % os.path.join(self.dir, 'sentinel.log'), 'protected-mode no',
+                  'sentinel monitor %s 127.0.0.1 %d 2' % (SERVICE, self.master_port),
+                  'sentinel down-after-milliseconds %s %d' % (SERVICE, self.down_after_ms),
+                  'sentinel failover-timeout %s 10000' % SERVICE,
+                  'sentinel parallel-syncs %s 1' % SERVICE,
+                  'sentinel auth-user %s admin' % SERVICE,
+                  'sentinel auth-pass %s %s' % (SERVICE, _quote(PASSWORDS['admin'])),
+                  'sentinel sentinel-user peer',
+                  'sentinel sentinel-pass %s' % _quote(PEER_PASSWORD),
+                  'user default off']
         for user, rule in SENTINEL_ACL.items():
             lines.append('user %s %s' % (user, rule.replace('>{pw}', _quote('>' + SENTINEL_PASSWORDS[user]))))
         conf = os.path.join(self.dir, 'sentinel.conf')
@@ -80,8 +88,9 @@ class SentinelProcess:
         return self
 
     def client(self):
+        tls = dict(ssl=True, ssl_ca_certs=self.certs['ca_cert']) if self.certs else {}
         return redis.Redis(host='127.0.0.1', port=self.port, username='peer', password=PEER_PASSWORD,
-                           socket_timeout=10, decode_responses=True)
+                           socket_timeout=10, decode_responses=True, **tls)
 
     def master(self):
         reply = self.client().execute_command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SERVICE)
@@ -101,8 +110,9 @@ class SentinelProcess:
 class SentinelSet:
     """``SentinelSet(flavour).start()``: ``master`` / ``replica`` (Server objects, swapped by a failover)."""
 
-    def __init__(self, flavour='redis70', down_after_ms=1000):
+    def __init__(self, flavour='redis70', down_after_ms=1000, certs=None):
         self.flavour = flavour
+        self.certs = certs  # every node and sentinel on TLS only (tls-replication yes) when given
         self.down_after_ms = down_after_ms
         self.nodes = []
         self.sentinels = []
@@ -110,14 +120,17 @@ class SentinelSet:
     def start(self):
         # both nodes can replicate (a failover turns the master into a replica)
         auth = ['masteruser admin', 'masterauth %s' % _quote(PASSWORDS['admin'])]
-        master = Server(self.flavour, name='sentinel-master', extra=list(auth)).start()
+        if self.certs:
+            auth.append('tls-replication yes')  # after the server's own 'tls-replication no': the last one counts
+        tls = dict(tls=bool(self.certs), certs=self.certs)
+        master = Server(self.flavour, name='sentinel-master', extra=list(auth), **tls).start()
         self.nodes.append(master)
-        replica = Server(self.flavour, name='sentinel-replica', extra=list(auth))
+        replica = Server(self.flavour, name='sentinel-replica', extra=list(auth), **tls)
         replica.extra.append('replicaof 127.0.0.1 %d' % master.port)
         self.nodes.append(replica.start())
         self.wait_replica_synced(master, replica)
         while len(self.sentinels) < 3:
-            self.sentinels.append(SentinelProcess(self.flavour, master.port, self.down_after_ms).start())
+            self.sentinels.append(SentinelProcess(self.flavour, master.port, self.down_after_ms, self.certs).start())
         self.wait_ready(master.port)
         return self
 
@@ -173,6 +186,15 @@ class SentinelSet:
         wait_for('%d to say it is a master' % new.port, lambda: self.role(new) == 'master')
         return old, new
 
+    def failover_seen_by_one(self):
+        """Force a failover; returns ``(old master, new master)`` once the sentinel that ran it names the new one
+        (the others may not hear of it while the nodes are paused for writes: their hellos are held back)."""
+        old = self.master
+        new = self.replica
+        assert wait_for('SENTINEL FAILOVER accepted', lambda: _try_failover(self.sentinels[0])) is True
+        wait_for('sentinel 0 to name %d' % new.port, lambda: self.sentinels[0].master() == ('127.0.0.1', new.port))
+        return old, new
+
     def wait_settled(self):
         """After a failover: the old master is a replica of the new one, in sync; the sentinels see it."""
         master = self.master
@@ -186,6 +208,9 @@ class SentinelSet:
         ep = dict(username=user, password=PASSWORDS[user],
                   sentinel=dict(hosts=['127.0.0.1:%d' % s.port for s in self.sentinels], service_name=SERVICE,
                                 username=sentinel_user, password=SENTINEL_PASSWORDS.get(sentinel_user)))
+        if self.certs:  # the data nodes' TLS options, and the sentinels' own
+            ep.update(tls=True, ca_cert=self.certs['ca_cert'])
+            ep['sentinel'].update(tls=True, ca_cert=self.certs['ca_cert'])
         ep.update(overrides)
         return ep
 
