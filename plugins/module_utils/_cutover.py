@@ -177,6 +177,7 @@ class Cutover:
         if isolated is not None:
             result['isolated_at'] = isolated.get('isolated_at')
             result['isolated_on'] = isolated.get('endpoint')  # behind Sentinel: the master of that moment
+            result['isolated_nodes'] = [n['address'] for n in isolated.get('nodes') or []] or None  # a cluster
             result['changed'] = True
         began = time.time()
         failure = None

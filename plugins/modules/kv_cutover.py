@@ -127,6 +127,12 @@ isolated_on:
   description: C(host:port) of the node the isolation was made on (behind Sentinel, the master of that moment).
   returned: when the source was isolated
   type: str
+isolated_nodes:
+  description: A cluster source - C(host:port) of every node the isolation acted on (every master is paused; with
+    C(acl) the replicas too); null for one server.
+  returned: when the source was isolated
+  type: list
+  elements: str
 released_at:
   description: When writes were let back (epoch seconds), null when not released.
   returned: always

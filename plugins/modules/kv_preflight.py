@@ -203,8 +203,7 @@ live_possible:
   description:
     - Whether a live copy with M(kvtools.migration.kv_sync) can start - the source user may replicate (C(PSYNC),
       C(REPLCONF)), the target accepts the payload version the source will send, no O(match) filter, a cluster
-      target only with Valkey 8.1 or later (its import mode), no cluster source (the procedure's live strategy does
-      not take one yet; M(kvtools.migration.kv_sync) itself follows a cluster). A playbook can choose the offline
+      target only with Valkey 8.1 or later (its import mode). A playbook can choose the offline
       path when it is false. Not a problem of the offline copy.
   returned: success
   type: bool
