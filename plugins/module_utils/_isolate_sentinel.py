@@ -161,19 +161,19 @@ class GroupAclIsolation:
                     raise
                 self.warn('kv_isolate: %s, isolated before, cannot be reached now (%s): it is not the master'
                           % (address, exc.message))
-                result['nodes'].append(dict(node=address, role='unreachable', changed=False, error=exc.message))
+                result['nodes'].append(dict(address=address, role='unreachable', changed=False, error=exc.message))
                 continue
             done.append(address)
             result['changed'] = result['changed'] or outcome['changed']
             result['executed_commands'].extend('%s: %s' % (address, c) for c in outcome['executed_commands'])
-            result['nodes'].append(dict(node=address, role='master' if is_master else 'replica',
+            result['nodes'].append(dict(address=address, role='master' if is_master else 'replica',
                                         changed=outcome['changed'], users=outcome.get('users'),
                                         connections_killed=outcome.get('connections_killed')))
             if is_master:
                 for key in ('users', 'isolated_at', 'verify', 'connections_killed'):
                     result[key] = outcome.get(key)
         result['msg'] = 'application users off on %s (master %s)%s' % (
-            ', '.join(n['node'] for n in result['nodes'] if n['role'] != 'unreachable'), master,
+            ', '.join(n['address'] for n in result['nodes'] if n['role'] != 'unreachable'), master,
             ('; ' + '; '.join(notes)) if notes else '')
         return result
 
@@ -213,7 +213,7 @@ class GroupAclIsolation:
                 continue
             result['changed'] = result['changed'] or outcome['changed']
             result['executed_commands'].extend('%s: %s' % (address, c) for c in outcome['executed_commands'])
-            result['nodes'].append(dict(node=address, changed=outcome['changed'], users=outcome.get('users')))
+            result['nodes'].append(dict(address=address, changed=outcome['changed'], users=outcome.get('users')))
             if address == master:
                 result['users'] = outcome.get('users')
         result['released_at'] = time.time()

@@ -236,13 +236,6 @@ master_moved:
   returned: with O(server.sentinel), after a failover
   type: dict
   sample: {"old_master": "10.0.4.11:6379", "new_master": "10.0.4.12:6379"}
-nodes:
-  description:
-    - O(mode=acl) with O(server.sentinel) - every node acted on, C(node), C(role) (C(master), C(replica),
-      C(unreachable)), C(changed) and its C(users).
-  returned: with O(server.sentinel) and O(mode=acl)
-  type: list
-  elements: dict
 not_isolated:
   description: Replicas the sentinels list as down, whose users could not be switched off.
   returned: with O(server.sentinel) and O(mode=acl), when a replica is down
@@ -290,7 +283,9 @@ nodes:
       replica), C(changed) and what the engine of one server returns for it (C(renewer), C(renewer_stopped),
       C(users), C(connections_killed), C(isolated_at), C(released_at)). RV(isolated_at) is the earliest of the nodes',
       RV(released_at) the latest, so the writers' pause they measure is never too short.
-  returned: when O(server) is a cluster node
+    - O(mode=acl) with O(server.sentinel) - every node acted on, C(address), C(role) (C(master), C(replica),
+      C(unreachable)), C(changed) and its C(users).
+  returned: when O(server) is a cluster node, and with O(server.sentinel) and O(mode=acl)
   type: list
   elements: dict
   sample: [{"address": "10.0.0.5:6379", "role": "master", "changed": true, "renewer": {"pid": 4242, "deadline": 1767225600.0}}]

@@ -171,7 +171,7 @@ def test_kv_isolate_acl_isolates_every_node_so_a_failover_takes_no_app_write(sen
     first = run_module('kv_isolate', args)
     assert not first.get('failed'), first.get('msg')
     assert first['changed'] is True and first['endpoint'] == _address(master)
-    assert sorted(n['node'] for n in first['nodes']) == sorted([_address(master), _address(replica)])
+    assert sorted(n['address'] for n in first['nodes']) == sorted([_address(master), _address(replica)])
     assert {u['name']: u['was_enabled'] for u in first['users']} == {'app': True, 'app_off': False}
     assert _app_refused(master) and _app_refused(replica)
 
@@ -242,7 +242,7 @@ def test_sentinels_and_data_nodes_over_tls(sentinel_set, server_factory, certs, 
     isolated = run_module('kv_isolate', {'server': group.endpoint('admin'), 'mode': 'acl', 'users': ['app'],
                                          'record': record, 'verify_window_ms': 0})
     assert not isolated.get('failed'), isolated.get('msg')
-    assert sorted(n['node'] for n in isolated['nodes']) == sorted([_address(old), _address(new)])
+    assert sorted(n['address'] for n in isolated['nodes']) == sorted([_address(old), _address(new)])
     released = run_module('kv_isolate', {'server': group.endpoint('admin'), 'mode': 'acl', 'state': 'released',
                                          'record': record})
     assert not released.get('failed') and released['changed'] is True, released
@@ -324,7 +324,7 @@ def test_kv_isolate_acl_isolates_a_new_master_that_was_down_at_isolation_time(se
         os.kill(replica.proc.pid, signal.SIGCONT)
     assert not first.get('failed'), first.get('msg')
     assert first['not_isolated'] == [_address(replica)], first
-    assert [n['node'] for n in first['nodes']] == [_address(master)]
+    assert [n['address'] for n in first['nodes']] == [_address(master)]
     assert any(_address(replica) in w for w in first.get('warnings', [])), first.get('warnings')
     assert _app_refused(master) and not _app_refused(replica)
 
