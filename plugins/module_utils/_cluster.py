@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import copy
 import threading
+from binascii import crc_hqx
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 
@@ -28,31 +29,18 @@ SLOTS = 16384
 PROBLEMS_LISTED = 5
 
 
-def _crc16_table():
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for dummy in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_TABLE = _crc16_table()
-
-
 def key_slot(key):
-    """The hash slot of ``key`` (bytes): CRC16 of the first non-empty ``{...}`` section, else of the key."""
+    """The hash slot of ``key`` (bytes): CRC16 of the first non-empty ``{...}`` section, else of the key.
+
+    The servers' CRC16 is CRC-16/XMODEM (polynomial 0x1021, initial value 0), which the standard library computes in
+    C as ``binascii.crc_hqx(data, 0)`` (about ten times faster than a table in Python: it runs once per key copied
+    into a cluster)."""
     start = key.find(b'{')
     if start >= 0:
         end = key.find(b'}', start + 1)
         if end > start + 1:
             key = key[start + 1:end]
-    crc = 0
-    table = _TABLE
-    for byte in bytearray(key):
-        crc = ((crc << 8) & 0xFF00) ^ table[(crc >> 8) ^ byte]
-    return crc & 0x3FFF
+    return crc_hqx(key, 0) & 0x3FFF
 
 
 _TAGS = [None] * SLOTS  # slot -> a short name that hashes to it, found as they are asked for

@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
+from binascii import crc_hqx
 
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot, node_endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
@@ -124,9 +125,20 @@ class ClusterTargetSide:
 
     # -- routing ---------------------------------------------------------------------------------
     def _groups(self, indexes, keys):
+        """{master address: [index of a key it serves]} (the per-key hot path of a copy into a cluster)."""
         groups = {}
+        slots = self.slots
         for index in indexes:
-            groups.setdefault(self._owner(keys[index]), []).append(index)
+            key = keys[index]
+            # key_slot(), inlined for keys without a hash tag
+            address = slots[key_slot(key) if b'{' in key else crc_hqx(key, 0) & 0x3FFF]
+            if address is None:
+                address = self._owner(key)  # raises: the slot has no master
+            group = groups.get(address)
+            if group is None:
+                groups[address] = [index]
+            else:
+                group.append(index)
         return groups
 
     def _route(self, keys, send, recv, ask):
@@ -159,7 +171,10 @@ class ClusterTargetSide:
                     raise self.fail(exc, 'reading the replies of %s' % address)
                 for index, entry in zip(indexes, entries):
                     out[index] = entry
-                    moved = redirect(entry[0] if isinstance(entry, tuple) else entry)
+                    reply = entry[0] if entry.__class__ is tuple else entry
+                    if reply.__class__ is not ReplyError:
+                        continue  # the common case: written
+                    moved = redirect(reply)
                     if moved is None:
                         if _is_tryagain(entry):
                             todo.append(index)
