@@ -20,6 +20,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._preflight impor
 from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync
 from ansible_collections.kvtools.migration.plugins.module_utils._keys_log import KeysLogWriter, iter_keys_log
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import settle_expiries
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import pack
 from tests.conftest import assert_no_secret
@@ -516,16 +517,28 @@ def test_not_possible_cases_name_their_reason_first(redis70, redis74, valkey90, 
     assert pre['live_possible'] is True and pre['live_reason'] is None
 
 
-@pytest.mark.skip(reason='kv_sync follows clusters now (test_sync_cluster.py); an unassigned cluster is refused there')
-def test_cluster_mode_is_not_possible(server_factory, valkey80_tls):
+def test_cluster_without_slots_is_refused(server_factory, valkey80_tls, tmp_path):
+    """A cluster-mode node that serves no slot (not yet joined or assigned) can be neither copied nor followed: the
+    preflight stops with the reason and the way out, and kv_sync refuses before anything starts or is written."""
     node = servers.Server('redis70', extra=['cluster-enabled yes', 'cluster-config-file nodes.conf'])
     server_factory.started.append(node)
     for port in range(31000 + os.getpid() % 20000, 56000, 97):  # cluster mode wants port + 10000 free, < 65536
         if _port_free(port) and _port_free(port + 10000):
             node.start(port)
             break
-    pre = preflight(Endpoint(node.endpoint(), 'source'), Endpoint(valkey80_tls.endpoint(), 'target'))
-    assert pre['live_possible'] is False and 'cluster mode' in pre['live_reason']
+    with pytest.raises(KVError) as err:
+        preflight(Endpoint(node.endpoint(), 'source'), Endpoint(valkey80_tls.endpoint(), 'target'))
+    assert 'no master serves any slot' in err.value.message and 'CLUSTER ADDSLOTS' in err.value.message
+    record = tmp_path / 'unassigned.json'
+    params = dict(DEFAULTS)
+    params.update(args_for(node, valkey80_tls, record))
+    with pytest.raises(KVError) as err:  # the module's entry: a cluster-mode source goes to the cluster engine
+        live_sync(Endpoint(params['source'], 'source'), Endpoint(params['target'], 'target'), params)
+    assert err.value.kind == 'config'
+    result = dict(msg=err.value.message)
+    assert 'no master serves any slot' in result['msg'] and 'CLUSTER ADDSLOTS' in result['msg']
+    assert not os.path.exists(record)
+    assert valkey80_tls.admin().dbsize() == 0
 
 
 def _port_free(port):
