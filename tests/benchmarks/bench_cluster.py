@@ -17,13 +17,16 @@ time, peak RSS), each into an emptied target, each checked by its key count:
   cluster    -> cluster     kv_migrate
   cluster    -> standalone  kv_dump_restore
 
-The ``vs_baseline`` column is seconds over the baseline's seconds (1.0: as fast).  Prints a table; --out
-writes JSON.  Timings are measurements, not assertions.
+The ``vs_baseline`` column is seconds over the baseline's seconds of the same round (1.0: as fast).  The
+whole list runs ``--repeat`` times (3 by default), interleaved, so that a slow minute of the machine hits every
+copy alike; the summary gives each copy's median seconds and median ratio.  Prints the table of every round and
+the summary; --out writes JSON.  Timings are measurements, not assertions.
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -32,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from bench_copy import load_small, open_default, run_copier  # noqa: E402
+from bench_copy import load_small, open_default, print_table, run_copier  # noqa: E402
 from tests.support import servers  # noqa: E402
 from tests.support.cluster import Cluster  # noqa: E402
 
@@ -59,6 +62,41 @@ def flush(found):
         found.admin().flushall()
 
 
+def one_copy(sides, source_kind, target_kind, engine, keys, args):
+    """One timed copy into an emptied target, checked by its key count: a row of the table."""
+    source, target = sides['source'][source_kind], sides['target'][target_kind]
+    if source_kind == 'cluster' and keys_of(source) != keys:  # load the source cluster first
+        flush(source)
+        run_copier(sides['source']['standalone'], source, dict(workers=args.workers))
+        assert keys_of(source) == keys, 'the source cluster was not loaded'
+    flush(target)
+    options = dict(workers=args.workers)
+    if engine == 'dump_restore':
+        options['batch_size'] = args.batch_size
+    result = run_copier(source, target, options, engine=engine)
+    arrived = keys_of(target)
+    assert arrived == keys, '%s -> %s with %s left keys behind (%d of %d)' % (
+        source_kind, target_kind, engine, arrived, keys)
+    return dict(source=source_kind, target=target_kind, engine=engine, keys=keys, seconds=round(result['wall'], 2),
+                keys_s=round(keys / result['wall']), peak_mib=round(result['peak_rss_mib']))
+
+
+def summarize(rows):
+    """Per copy (in the order of RUNS): the median, min and max seconds and ratios over the rounds."""
+    out = []
+    for source_kind, target_kind, engine in RUNS:
+        mine = [r for r in rows if (r['source'], r['target'], r['engine']) == (source_kind, target_kind, engine)]
+        if not mine:
+            continue
+        seconds = [r['seconds'] for r in mine]
+        ratios = [r['vs_baseline'] for r in mine]
+        out.append(dict(source=source_kind, target=target_kind, engine=engine, rounds=len(mine),
+                        median_s=round(statistics.median(seconds), 2), min_s=min(seconds), max_s=max(seconds),
+                        peak_mib=max(r['peak_mib'] for r in mine),
+                        median_vs_baseline=round(statistics.median(ratios), 2), max_vs_baseline=max(ratios)))
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--keys', type=int, default=1000000)
@@ -67,8 +105,18 @@ def main():
     parser.add_argument('--masters', type=int, default=3)
     parser.add_argument('--workers', type=int, default=3)
     parser.add_argument('--batch-size', type=int, default=1000)
+    parser.add_argument('--repeat', type=int, default=3, help='rounds of the whole list (default 3)')
+    parser.add_argument('--copies', default='all',
+                        help='comma-separated SOURCE-TARGET-ENGINE names (e.g. cluster-cluster-dump_restore) or all; '
+                             'the baseline always runs first')
     parser.add_argument('--out')
     args = parser.parse_args()
+    names = ['-'.join(run) for run in RUNS]
+    wanted = names if args.copies == 'all' else [names[0]] + [n for n in args.copies.split(',') if n != names[0]]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        parser.error('--copies: unknown %s; choose from %s' % (', '.join(unknown), ', '.join(names)))
+    runs = [run for run in RUNS if '-'.join(run) in wanted]
     started = []
     rows = []
     try:
@@ -87,45 +135,32 @@ def main():
         load_small(sides['source']['standalone'], args.keys)
         keys = keys_of(sides['source']['standalone'])
         print('loaded %d keys in %.1fs' % (keys, time.time() - t0), flush=True)
-        baseline = None
-        for source_kind, target_kind, engine in RUNS:
-            source, target = sides['source'][source_kind], sides['target'][target_kind]
-            if source_kind == 'cluster' and keys_of(source) != keys:  # load the source cluster first
-                flush(source)
-                run_copier(sides['source']['standalone'], source, dict(workers=args.workers))
-                assert keys_of(source) == keys, 'the source cluster was not loaded'
-            flush(target)
-            options = dict(workers=args.workers)
-            if engine == 'dump_restore':
-                options['batch_size'] = args.batch_size
-            result = run_copier(source, target, options, engine=engine)
-            arrived = keys_of(target)
-            assert arrived == keys, '%s -> %s with %s left keys behind (%d of %d)' % (
-                source_kind, target_kind, engine, arrived, keys)
-            row = dict(source=source_kind, target=target_kind, engine=engine, keys=keys,
-                       seconds=round(result['wall'], 2), keys_s=round(keys / result['wall']),
-                       peak_mib=round(result['peak_rss_mib']))
-            if baseline is None:
-                baseline = result['wall']
-            row['vs_baseline'] = round(result['wall'] / max(baseline, 1e-6), 2)
-            rows.append(row)
-            print('%s -> %s %s: %.2fs (%.2fx the baseline)'
-                  % (source_kind, target_kind, engine, result['wall'], row['vs_baseline']), flush=True)
+        for round_no in range(1, args.repeat + 1):
+            baseline = None
+            for source_kind, target_kind, engine in runs:
+                row = one_copy(sides, source_kind, target_kind, engine, keys, args)
+                if baseline is None:
+                    baseline = row['seconds']
+                row.update(round=round_no, vs_baseline=round(row['seconds'] / max(baseline, 1e-6), 2))
+                rows.append(row)
+                print('round %d: %s -> %s %s: %.2fs (%.2fx the baseline)' % (
+                    round_no, source_kind, target_kind, engine, row['seconds'], row['vs_baseline']), flush=True)
     finally:
         for found in started:
             found.cleanup()
-    cols = ['source', 'target', 'engine', 'keys', 'seconds', 'keys_s', 'peak_mib', 'vs_baseline']
-    print()
-    print('%d masters per cluster, %s -> %s, workers %d'
-          % (args.masters, args.source_flavour, args.target_flavour, args.workers))
-    print('| ' + ' | '.join(cols) + ' |')
-    print('|' + '---|' * len(cols))
-    for row in rows:
-        print('| ' + ' | '.join(str(row.get(c, '')) for c in cols) + ' |')
+    title = '%d masters per cluster, %s -> %s, workers %d' % (args.masters, args.source_flavour,
+                                                              args.target_flavour, args.workers)
+    print_table(['round', 'source', 'target', 'engine', 'keys', 'seconds', 'keys_s', 'peak_mib', 'vs_baseline'],
+                rows, title='every round: ' + title)
+    summary = summarize(rows)
+    print_table(['source', 'target', 'engine', 'rounds', 'median_s', 'min_s', 'max_s', 'peak_mib',
+                 'median_vs_baseline', 'max_vs_baseline'], summary, title='median of %d round(s): %s'
+                % (args.repeat, title))
     if args.out:
         with open(args.out, 'w') as fh:
-            json.dump(dict(rows=rows, masters=args.masters, workers=args.workers, batch_size=args.batch_size,
-                           source_flavour=args.source_flavour, target_flavour=args.target_flavour), fh, indent=2)
+            json.dump(dict(rows=rows, summary=summary, repeat=args.repeat, masters=args.masters, workers=args.workers,
+                           batch_size=args.batch_size, source_flavour=args.source_flavour,
+                           target_flavour=args.target_flavour), fh, indent=2)
 
 
 if __name__ == '__main__':

@@ -124,6 +124,17 @@ def load_big(src, n, size):
     return [0]
 
 
+def print_table(cols, rows, title=None):
+    """The Markdown table of ``rows`` (dicts) in the order of ``cols`` (every benchmark prints this shape)."""
+    print()
+    if title:
+        print(title)
+    print('| ' + ' | '.join(cols) + ' |')
+    print('|' + '---|' * len(cols))
+    for row in rows:
+        print('| ' + ' | '.join(str(row.get(c, '')) for c in cols) + ' |')
+
+
 def run_copier(src, tgt, options, engine='dump_restore'):
     code = COPIER % dict(collections=ensure_collection_path())
     args = json.dumps(dict(source=src.endpoint(), target=tgt.endpoint(), options=options, engine=engine))
@@ -235,11 +246,7 @@ def main():
     cols = ['dataset', 'keys', 'source_mib', 'copier_s', 'copier_keys_s', 'copier_mb_s', 'copier_peak_mib',
             'migrate_s', 'migrate_keys_s', 'migrate_peak_mib', 'xargs_s', 'xargs_keys_s', 'xargs_copied',
             'full_sync_s', 'copier_vs_sync', 'copier_vs_xargs_speed', 'migrate_vs_xargs_speed']
-    print()
-    print('| ' + ' | '.join(cols) + ' |')
-    print('|' + '---|' * len(cols))
-    for row in rows:
-        print('| ' + ' | '.join(str(row.get(c, '')) for c in cols) + ' |')
+    print_table(cols, rows)
     if args.out:
         with open(args.out, 'w') as fh:
             json.dump(dict(rows=rows, workers=args.workers, batch_size=args.batch_size, scale=s), fh, indent=2)

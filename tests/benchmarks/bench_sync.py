@@ -24,8 +24,12 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from bench_copy import load_big, load_small, print_table  # noqa: E402
 
 from tests.support import servers  # noqa: E402
 from tests.support.ansible import ensure_collection_path  # noqa: E402
@@ -38,27 +42,6 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync import Syn
 PARAMS = dict(state='started', spool_dir=None, dbs=None, db_map=None, on_conflict='fail', max_lag=1048576,
               started_timeout=7200, drain_timeout=120, max_seconds=86400, spool_passphrase=None, backup=None,
               backup_passphrase=None)
-
-
-def load_small(src, n):
-    a = src.admin()
-    a.execute_command('DEBUG', 'POPULATE', n, 'key', 100)
-    pipe = a.pipeline(transaction=False)
-    for i in range(0, n, 10):
-        pipe.pexpire(b'key:%d' % i, 3600 * 1000)
-        if i % 50000 == 0:
-            pipe.execute()
-    pipe.execute()
-
-
-def load_big(src, n, size):
-    a = src.admin()
-    pipe = a.pipeline(transaction=False)
-    for i in range(n):
-        pipe.set(b'blob:%d' % i, os.urandom(size))
-        if i % 100 == 99:
-            pipe.execute()
-    pipe.execute()
 
 
 def full_sync(src, tgt):
@@ -197,11 +180,7 @@ def main():
         tgt.cleanup()
     cols = ['dataset', 'keys', 'source_mib', 'full_sync_s', 'kv_sync_s', 'snapshot_s', 'vs_full_sync',
             'follower_peak_mib', 'drain_s', 'rate_asked', 'rate_done', 'lag_p50_bytes', 'lag_max_bytes']
-    print()
-    print('| ' + ' | '.join(cols) + ' |')
-    print('|' + '---|' * len(cols))
-    for row in rows:
-        print('| ' + ' | '.join(str(row.get(c, '')) for c in cols) + ' |')
+    print_table(cols, rows)
     if args.out:
         with open(args.out, 'w') as fh:
             json.dump(dict(rows=rows, scale=s), fh, indent=2)
