@@ -144,9 +144,9 @@ class ClusterTargetSide:
     def _route(self, keys, send, recv, ask):
         """Replies (one entry per key) for ``keys``, each sent to its master and redirected as needed.
 
-        ``send(node, keys)`` sends the commands of keys; ``recv(node, keys)`` returns one entry per key (a
-        ReplyError entry for a key whose first reply is an error); ``ask(node, key)`` sends ASKING + the
-        commands of one key, and returns its entry.
+        ``send(node, indexes)`` sends the commands of the keys at ``indexes``; ``recv(node, indexes)`` returns
+        one entry per such key (a ReplyError entry for a key whose first reply is an error); ``ask(node, index)``
+        sends ASKING + the commands of one key, and returns its entry.
         """
         out = [None] * len(keys)
         todo = list(range(len(keys)))
@@ -157,14 +157,14 @@ class ClusterTargetSide:
             for address, indexes in groups.items():
                 node = self.node(address)
                 try:
-                    send(node, [keys[i] for i in indexes])
+                    send(node, indexes)
                 except Exception as exc:
                     raise self.fail(exc, 'writing to %s' % address)
                 sent.append((address, node, indexes))
             todo = []
             for address, node, indexes in sent:
                 try:
-                    entries = recv(node, [keys[i] for i in indexes])
+                    entries = recv(node, indexes)
                 except KVError:
                     raise
                 except Exception as exc:
@@ -188,7 +188,7 @@ class ClusterTargetSide:
                         self.redirects['ask'] += 1
                         asks.append((index, target))
             for index, target in asks:
-                entry = ask(self.node(target), keys[index])
+                entry = ask(self.node(target), index)
                 out[index] = entry
                 again = redirect(entry[0] if isinstance(entry, tuple) else entry)
                 if again is not None or _is_tryagain(entry):
@@ -207,12 +207,9 @@ class ClusterTargetSide:
     def call_restores(self, items, absolute, replace_keys=()):
         """RESTORE ``items`` on their masters; the replies in the order of ``items``."""
         keys = [item[0] for item in items]
-        by_key = {}
-        for item in items:
-            by_key[item[0]] = item  # a key appears once in a batch (SCAN of one db, deduplicated per part)
 
-        def send(node, part):
-            node.pending = [by_key[k] for k in part]
+        def send(node, indexes):
+            node.pending = [items[i] for i in indexes]
             try:
                 node.packed = pack_restores(node.pending, absolute, replace_keys)
             except TypeError:  # a spooled payload: streamed from its file in recv
@@ -220,17 +217,17 @@ class ClusterTargetSide:
                 return
             node.wire.send(node.packed, packed=True)
 
-        def recv(node, part):
+        def recv(node, indexes):
             if node.packed is None:
                 replies = node.wire.call_restores(node.pending, absolute, replace_keys)
             else:
-                replies = node.wire.recv(len(part))
+                replies = node.wire.recv(len(indexes))
             written = sum(1 for reply in replies if reply.__class__ is not ReplyError)
             self.written[node.endpoint.address] = self.written.get(node.endpoint.address, 0) + written
             return replies
 
-        def ask(node, key):
-            item = by_key[key]
+        def ask(node, index):
+            item = items[index]
             try:
                 node.wire.send(ASKING, packed=True)
                 replies = [node.wire.recv(1)[0]] + node.wire.call_restores([item], absolute, replace_keys)
@@ -247,20 +244,19 @@ class ClusterTargetSide:
         """Single-key commands (the key is their second word, each key once), each sent to its master and
         redirected as needed; the replies in the order of ``commands``."""
         keys = [command[1] for command in commands]
-        by_key = dict(zip(keys, commands))
 
-        def send(node, part):
-            node.wire.send(pack([by_key[k] for k in part]), packed=True)
+        def send(node, indexes):
+            node.wire.send(pack([commands[i] for i in indexes]), packed=True)
 
-        def recv(node, part):
-            return node.wire.recv(len(part))
+        def recv(node, indexes):
+            return node.wire.recv(len(indexes))
 
-        def ask(node, key):
+        def ask(node, index):
             try:
-                node.wire.send(ASKING + pack([by_key[key]]), packed=True)
+                node.wire.send(ASKING + pack([commands[index]]), packed=True)
                 return node.wire.recv(2)[1]
             except Exception as exc:
-                raise self.fail(exc, '%s after ASK on %s' % (by_key[key][0].decode(), node.endpoint.address))
+                raise self.fail(exc, '%s after ASK on %s' % (commands[index][0].decode(), node.endpoint.address))
 
         return self._route(keys, send, recv, ask)
 
@@ -270,14 +266,15 @@ class ClusterTargetSide:
         keys = [item[0] for item in items]
         names = (b'DUMP', b'PEXPIRETIME' if self.absolute else b'PTTL')
 
-        def send(node, part):
-            node.wire.send(pack_key_commands(names, part), packed=True)
+        def send(node, indexes):
+            node.wire.send(pack_key_commands(names, [keys[i] for i in indexes]), packed=True)
 
-        def recv(node, part):
-            replies = recv_key_replies(node.wire, names, part)
-            return [(replies[2 * n], replies[2 * n + 1]) for n in range(len(part))]
+        def recv(node, indexes):
+            replies = recv_key_replies(node.wire, names, [keys[i] for i in indexes])
+            return [(replies[2 * n], replies[2 * n + 1]) for n in range(len(indexes))]
 
-        def ask(node, key):
+        def ask(node, index):
+            key = keys[index]
             try:
                 node.wire.send(ASKING + pack([[names[0], key]]) + ASKING + pack([[names[1], key]]), packed=True)
                 replies = node.wire.recv(4)

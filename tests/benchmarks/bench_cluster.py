@@ -78,7 +78,8 @@ def one_copy(sides, source_kind, target_kind, engine, keys, args):
     assert arrived == keys, '%s -> %s with %s left keys behind (%d of %d)' % (
         source_kind, target_kind, engine, arrived, keys)
     return dict(source=source_kind, target=target_kind, engine=engine, keys=keys, seconds=round(result['wall'], 2),
-                keys_s=round(keys / result['wall']), peak_mib=round(result['peak_rss_mib']))
+                keys_s=round(keys / result['wall']), copier_cpu_s=round(result['cpu_s'], 2),
+                peak_mib=round(result['peak_rss_mib']))
 
 
 def summarize(rows):
@@ -150,7 +151,8 @@ def main():
             found.cleanup()
     title = '%d masters per cluster, %s -> %s, workers %d' % (args.masters, args.source_flavour,
                                                               args.target_flavour, args.workers)
-    print_table(['round', 'source', 'target', 'engine', 'keys', 'seconds', 'keys_s', 'peak_mib', 'vs_baseline'],
+    print_table(['round', 'source', 'target', 'engine', 'keys', 'seconds', 'keys_s', 'copier_cpu_s', 'peak_mib',
+                 'vs_baseline'],
                 rows, title='every round: ' + title)
     summary = summarize(rows)
     print_table(['source', 'target', 'engine', 'rounds', 'median_s', 'min_s', 'max_s', 'peak_mib',

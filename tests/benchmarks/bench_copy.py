@@ -31,7 +31,7 @@ from tests.support import servers  # noqa: E402
 from tests.support.ansible import ensure_collection_path  # noqa: E402
 
 COPIER = r'''
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, %(collections)r)
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyOptions, DumpRestore
@@ -40,7 +40,9 @@ args = json.loads(sys.argv[1])
 engine, options = (Migrate, MigrateOptions) if args['engine'] == 'migrate' else (DumpRestore, CopyOptions)
 t0 = time.time()
 result = engine(Endpoint(args['source']), Endpoint(args['target']), options(**args['options'])).run()
+usage = resource.getrusage(resource.RUSAGE_SELF)
 out = dict(seconds=time.time() - t0, totals=result['totals'], payload_path=result['payload_path'],
+           cpu_s=usage.ru_utime + usage.ru_stime,
            peak_rss_mib=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0] / 1024.0)
 print(json.dumps(out))
 '''
