@@ -12,7 +12,7 @@ ROOT := $(CURDIR)
 VENV ?= $(ROOT)/.venv
 BUILD := $(ROOT)/.build
 PYTHON := $(VENV)/bin/python
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
 # Directories ansible-lint checks once they hold any YAML.
 LINT_DIRS := playbooks roles molecule
 
