@@ -59,7 +59,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._cluster import 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import add_counts, db_result
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
-from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import apply_snapshot
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import apply_snapshot, stream_db
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 
 REDIRECT_SECONDS = 30.0     # the longest one command is redirected again and again before the follow stops
@@ -301,11 +301,8 @@ class ClusterApplier(CommandTranslator):
 
     def _snapshot_event(self, event):
         kind = event[0]
-        if kind == 'aux' and event[1] == b'repl-stream-db':
-            try:
-                self.src_db = int(event[2])
-            except ValueError:
-                pass
+        if kind == 'aux':
+            self.src_db = stream_db(event, self.src_db)
         elif kind == 'keys':
             db, keys, payloads, expires = event[1:5]
             if self.map.get(db) is None:

@@ -43,6 +43,16 @@ def restore_commands(t_db, keys, payloads, expires, replace, shift, held):
     return out
 
 
+def stream_db(event, current):
+    """The db the command stream starts in, from the snapshot's ``aux repl-stream-db`` event (else ``current``)."""
+    if event[1] == b'repl-stream-db':
+        try:
+            return int(event[2])
+        except ValueError:
+            pass
+    return current
+
+
 def apply_snapshot(events, on_event, progress=None):
     """``on_event(event)`` for each event of a snapshot (``SnapshotParser.batches()`` or ``.events()``), then
     ``progress()``; a snapshot whose CRC-64 trailer does not match stops with kind ``corrupt``."""

@@ -52,7 +52,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster im
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import (
-    ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_commands)
+    ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_commands, stream_db)
 
 WINDOW = 2000                                # commands in flight to the target
 FLUSH_BYTES = 256 << 10
@@ -392,11 +392,8 @@ class Applier(CommandTranslator):
 
     def snapshot_event(self, event):
         kind = event[0]
-        if kind == 'aux' and event[1] == b'repl-stream-db':
-            try:
-                self.src_db = int(event[2])
-            except ValueError:
-                pass
+        if kind == 'aux':
+            self.src_db = stream_db(event, self.src_db)
         elif kind == 'keys':
             self.snapshot_keys(event[1], event[2], event[3], event[4])
         elif kind == 'key':
@@ -535,7 +532,6 @@ class Applier(CommandTranslator):
     def mark(self, end, src_db):
         self.src_db = src_db
         self._mark(end)
-
 
     # -- command stream ---------------------------------------------------------------------------
     def feed(self, data, received_ms, base):

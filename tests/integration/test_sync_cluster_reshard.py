@@ -17,7 +17,9 @@ import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import read_record
 from tests.integration.test_cluster import _move_slot
-from tests.integration.test_sync_cluster import engine, followed, make_fast, pause, unpause  # noqa: F401
+# followed: the fixture of test_sync_cluster (removes the followers at the end), used here by its name
+from tests.integration.test_sync_cluster import (  # noqa: F401 pylint: disable=unused-import
+    engine, followed, make_fast, pause, unpause)
 from tests.support import compare
 from tests.support import servers
 from tests.support.cluster import key_slot
