@@ -6,15 +6,17 @@ slots move).  Slots are moved the way a resharder does (``CLUSTER SETSLOT IMPORT
 of the keys, ``SETSLOT NODE`` on every node).  A writer writes to the source all along, many of its writes to keys
 of the slots that move (single-key writes, ``MSET`` and transactions within one slot, deletes, TTLs).  Each
 redirection kind is made certain by the order of the steps, never by timing: a slot half-way in a move while the
-snapshot is restored (``ASK``), then finished (``MOVED`` for the next writes, the follower still routes to the old
-owner), a slot half-way in a move while the stream writes to keys already moved (``ASK``), and slots moved by a
-thread while the writer writes (whatever comes).  After the pause and ``state: stopped`` the target equals the
+snapshot is restored (``ASK``; one of its keys big enough to be spooled by the snapshot parser), then finished
+(``MOVED`` for the next writes: the follower still routes to the old owner), a slot half-way in a move while the
+stream writes to keys already moved (``ASK``), keys of one command split between two masters (``TRYAGAIN``), and
+slots moved by a thread while the writer writes (whatever comes).  After ``state: stopped`` the target equals the
 source by tests/support/compare.py, never kv_verify.
 """
 
 import threading
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import BIG_THRESHOLD
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import read_record
 from tests.integration.test_cluster import _move_slot
 # followed: the fixture of test_sync_cluster (removes the followers at the end), used here by its name
@@ -141,6 +143,8 @@ def test_follow_through_a_reshard_of_the_target(server_factory, cluster_factory,
     for n in range(2000):
         pipe.set(b'other:%d' % n, b'o')
     pipe.execute()
+    # bigger than the snapshot parser's threshold: spooled to a file, sent again from it after ASK
+    source.set(b'{snap}:big', bytes(bytearray(range(256))) * (BIG_THRESHOLD // 256 + 4096))
 
     # 1. the slot of {snap} is migrating (no key on the target yet): each of its snapshot RESTOREs is answered ASK
     migrating(target, slots[b'snap'], owners[b'snap'], others[b'snap'])
@@ -152,7 +156,7 @@ def test_follow_through_a_reshard_of_the_target(server_factory, cluster_factory,
         started = engine(args)
         assert not started.get('failed'), started.get('msg')
         assert started['phase'] == 'streaming'
-        assert started['redirects']['ask'] >= PER_SLOT, started['redirects']
+        assert started['redirects']['ask'] >= PER_SLOT + 1, started['redirects']
         assert not owners[b'snap'].admin().execute_command('CLUSTER', 'COUNTKEYSINSLOT', slots[b'snap'])
         # 2. the move ends; the follower still routes the slot to the old owner: the next writes are answered MOVED
         finish_move(target, slots[b'snap'], others[b'snap'])
