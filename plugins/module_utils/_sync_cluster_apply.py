@@ -15,28 +15,56 @@ RESTORE and every stream command goes to the master that serves its keys' slot:
 * from a standalone source, a command on keys of several slots is split per slot when that changes nothing
   (``DEL``, ``UNLINK``, ``MSET``, ``MSETNX`` - propagated only when it set every key); any other such command
   stops the follower with an error naming it: a cluster refuses it and it is never dropped silently;
-* a command without keys (``FUNCTION LOAD``, ``FLUSHDB``) goes to every master.
+* a command without keys (``FLUSHDB``, ``FUNCTION LOAD``) goes to every master, once everything before it is
+  applied (below: a redirected command before it must not land after it).
 
 There is no offset marker on a cluster target (a cluster cannot set one in the same transaction as commands
 of other slots): a follower that died is restarted with a new snapshot, which replaces what it had written.
-
 The applied offset is the smallest over the masters: each master's applier marks every stream offset, so one
-that gets no command advances as soon as what it was sent is answered.  A ``MOVED``/``ASK`` while following
-means the target cluster is being resharded: the follower stops and names it (a rerun takes a new snapshot
-with the new slot owners); the copy engines (kv_dump_restore) follow redirections, a live follow cannot
-re-order what it already sent.
+that gets no command advances as soon as what it was sent is answered.
+
+**A reshard of the target while following.**  Each master's applier keeps what it sent until it is answered
+(``Applier.keep``); a reply ``MOVED``, ``ASK`` or ``TRYAGAIN`` means that command (or that whole transaction:
+a redirected command aborts it) did not run, and it is handed back here.  From then on no new command is
+queued: what is queued is sent and every master's replies are read to the end (the rest either ran or is
+handed back too), then the redirected commands are applied **one at a time, in stream order**, each waiting
+for its reply:
+
+* ``MOVED slot host:port`` - the slot's owner is updated (a master not known yet gets an applier of its own,
+  with the same user, password and TLS, and in import mode) and the command goes there;
+* ``ASK slot host:port`` - ``ASKING`` + the command (a ``RESTORE``, a command, a ``MULTI``/``EXEC``) on the
+  importing master; the owner stays (the slot has not moved yet);
+* ``TRYAGAIN`` (the keys of a multi-key command are split between the two masters for a moment) - the same
+  again after :data:`REDIRECT_PAUSE`; a command still redirected after :data:`REDIRECT_SECONDS` stops the
+  follower with ``error=topology`` naming the slot and the reply.
+
+Then the stream goes on.  Why the order per key holds: until the redirected commands are applied, every
+command went to the master the table named, in stream order, so what ran ran in order; a command of the same
+key after a redirected one, in flight to the same master, is redirected too: after ``MOVED`` the master no
+longer serves the slot, after ``ASK`` the key is missing there and nothing can create it there (every write
+to it is answered ``ASK``, a multi-key one ``TRYAGAIN``); a key the migrating master still has runs there and
+leaves with its new value in the resharder's ``MIGRATE``.  The applied offset (what the link acknowledges)
+never passes a redirected command that is not applied yet.  Not covered: a slot migration aborted
+(``SETSLOT STABLE``) or a slot moved back to its master while our commands for it are in flight.  The
+redirections are counted (``redirects``: ``moved``, ``ask``, ``tryagain``), as the copy engine does.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot
+import time
+
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot, node_endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import add_counts, db_result
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import apply_snapshot, stream_db
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_stream import Applier
 
+REDIRECT_SECONDS = 30.0     # the longest one command is redirected again and again before the follow stops
+REDIRECT_PAUSE = 0.02       # before a try after TRYAGAIN, or after a redirection to a master it came from
+KEEP_BYTES = 32 << 20       # fed since all was answered: then wait (what the masters' appliers keep stays bounded)
 SPLIT_PER_KEY = frozenset([b'del', b'unlink'])
 SPLIT_PAIRS = frozenset([b'mset', b'msetnx'])
 _DROP = frozenset([b'ping', b'publish', b'spublish', b'opinfo'])
@@ -54,10 +82,15 @@ class ClusterApplier(CommandTranslator):
         self.marker = None          # SWAPDB/MOVE cannot reach a cluster (db 0 only): no marker to move
         self.owner = list(topology.owner)
         self.addresses = [m.address for m in topology.masters]
-        self.nodes = []
-        for master in topology.masters:
-            self.nodes.append(Applier(master.endpoint, pairs, keys_log, ttl_mode=ttl_mode, replace=replace,
-                                      slots=slots))
+        self.node_args = dict(pairs=pairs, keys_log=keys_log, ttl_mode=ttl_mode, replace=replace, slots=slots)
+        self.import_source = False
+        self.nodes = [self._new_node(master.endpoint) for master in topology.masters]
+        self.redirects = dict(moved=0, ask=0, tryagain=0)
+        self.caught = []            # redirected: [((seq, offset before), master's applier, kept, transaction, words)]
+        self.hold = None            # the stream offset before the first redirected command not applied yet
+        self.seq = 0                # stream order of what is queued (kept with it: redirected ones go in this order)
+        self.last_end = None        # the stream offset of the last command queued
+        self.fed = 0
         self.keyspec = {}
         self.src_db = None
         self.buf = b''
@@ -84,10 +117,13 @@ class ClusterApplier(CommandTranslator):
     @property
     def applied(self):
         offsets = [node.applied for node in self.nodes]
-        return None if any(o is None for o in offsets) else min(offsets)
+        if any(o is None for o in offsets):
+            return None
+        return min(offsets) if self.hold is None else min(offsets + [self.hold])
 
     @applied.setter
     def applied(self, value):
+        self.last_end = value
         self._set_all('applied', value)
 
     @property
@@ -134,7 +170,15 @@ class ClusterApplier(CommandTranslator):
         return out
 
     # -- connections --------------------------------------------------------------------------------
+    def _new_node(self, endpoint):
+        args = self.node_args
+        node = Applier(endpoint, args['pairs'], args['keys_log'], ttl_mode=args['ttl_mode'], replace=args['replace'],
+                       slots=args['slots'])
+        node.keep = self._redirected
+        return node
+
     def connect(self, import_source=False):
+        self.import_source = import_source
         for node in self.nodes:
             node.connect(import_source=import_source)
 
@@ -147,23 +191,89 @@ class ClusterApplier(CommandTranslator):
             node.flush()
         for node in self.nodes:
             node.poll()
+        if self.caught:
+            self.wait_all()
 
     def wait_all(self):
-        try:
+        """Until every master answered all it was sent, and every redirected command is applied."""
+        while True:
             for node in self.nodes:
                 node.flush()
             for node in self.nodes:
                 node.wait_all()
-        except KVError as exc:
-            raise self._explain(exc)
+            if not self.caught:
+                break
+            self._apply_redirected()
+        self.fed = 0
 
-    def _explain(self, exc):
-        text = str(exc)
-        if 'MOVED ' in text or 'ASK ' in text or 'TRYAGAIN' in text:
-            return KVError('%s. The target cluster is being resharded: a live copy follows the slot owners it found '
-                           'when it started. Finish the reshard, then run state=started again (a new snapshot with '
-                           'the new owners)' % text, kind='topology', endpoint=exc.endpoint)
-        return exc
+    # -- redirections (see the module docstring) ------------------------------------------------------
+    def _redirected(self, node, kept, transaction, words):
+        """``Applier.keep`` of every master's applier: a command (or transaction) that did not run."""
+        self.caught.append((kept[0][3] or (0, None), node, kept, transaction, words))
+
+    def _apply_redirected(self):
+        units = sorted(self.caught, key=lambda unit: unit[0][0])
+        self.caught = []
+        for unit in units:
+            self.hold = unit[0][1]  # in stream order: the offsets before the later ones are not smaller
+            self._apply_one(unit)
+        self.hold = None
+
+    def _apply_one(self, unit):
+        """Apply one redirected command (or transaction) where the redirections send it, waiting for it."""
+        node, kept, transaction, words = unit[1:]
+        asking = False
+        seen = set([node.endpoint.address])
+        deadline = time.time() + REDIRECT_SECONDS
+        while True:
+            parts = words.split()
+            if parts[0] in ('MOVED', 'ASK') and len(parts) >= 3:
+                slot, address = int(parts[1]), parts[2]
+                self.redirects['moved' if parts[0] == 'MOVED' else 'ask'] += 1
+                index = self._master(address, slot)
+                if parts[0] == 'MOVED':
+                    self.owner[slot] = index
+                node, asking = self.nodes[index], parts[0] == 'ASK'
+                if address in seen:  # the masters do not agree yet on who serves the slot: let them settle
+                    time.sleep(REDIRECT_PAUSE)
+                seen.add(address)
+            else:  # TRYAGAIN: the keys of the command are on two masters for a moment; the same again
+                self.redirects['tryagain'] += 1
+                time.sleep(REDIRECT_PAUSE)
+            if time.time() > deadline:
+                raise KVError('%s was redirected for %d s by the target cluster (last reply: %s): a slot stays in '
+                              'migration. The follow stops here, nothing was dropped silently; once the reshard is done '
+                              'run state=started again (a new snapshot)' % (kept[0][1], REDIRECT_SECONDS, words),
+                              kind='topology', endpoint=node.endpoint.address)
+            node.resend(kept, transaction, asking)
+            node.wait_all()
+            if not self.caught:
+                return
+            words = self.caught.pop()[4]
+
+    def _master(self, address, slot):
+        """The index of the master at ``address`` (a redirection's); a master not known yet is connected."""
+        if address in self.addresses:
+            return self.addresses.index(address)
+        host, port = address.rsplit(':', 1)
+        endpoint = node_endpoint(self.endpoint, host, int(port))
+        endpoint.label = '%s node %s' % (self.endpoint.label, address)
+        node = self._new_node(endpoint)
+        try:
+            node.connect(import_source=self.import_source)
+        except KVError as exc:
+            node.close()
+            raise KVError('slot %d of the target cluster moved to %s, a master this follow did not know, which cannot '
+                          'be written to: %s. When its import mode is off, switch it on there (CONFIG SET import-mode yes) as '
+                          'on the other masters, then run state=started again (a new snapshot)'
+                          % (slot, address, exc.message), kind='topology', endpoint=address)
+        offsets = [n.applied for n in self.nodes]
+        node.applied = None if any(o is None for o in offsets) else min(offsets)
+        node.applied_db, node.src_db = self.applied_db, self.src_db
+        node.atomic, node.replid = self.atomic, self.replid
+        self.nodes.append(node)
+        self.addresses.append(address)
+        return len(self.nodes) - 1
 
     def _node(self, key):
         index = self.owner[key_slot(key)]
@@ -178,27 +288,21 @@ class ClusterApplier(CommandTranslator):
             node.prepare_full_resync()
 
     def restore_snapshot(self, events, progress=None):
-        try:
-            for event in events:
-                if event[0] == 'end':
-                    if not event[1]:
-                        raise KVError('the snapshot\'s CRC-64 trailer does not match what was received: the transfer '
-                                      'was corrupted and the keys written from it cannot be trusted', kind='corrupt')
-                    continue
-                self.snapshot_event(event)
-                if progress is not None:
-                    progress()
-        except KVError as exc:
-            raise self._explain(exc)
+        apply_snapshot(events, self.snapshot_event, progress)
         self.wait_all()
 
     def snapshot_event(self, event):
+        self.seq += 1
+        for node in self.nodes:
+            node.tag = (self.seq, None)
+        self._snapshot_event(event)
+        if self.caught or self.fed > KEEP_BYTES:
+            self.wait_all()
+
+    def _snapshot_event(self, event):
         kind = event[0]
-        if kind == 'aux' and event[1] == b'repl-stream-db':
-            try:
-                self.src_db = int(event[2])
-            except ValueError:
-                pass
+        if kind == 'aux':
+            self.src_db = stream_db(event, self.src_db)
         elif kind == 'keys':
             db, keys, payloads, expires = event[1:5]
             if self.map.get(db) is None:
@@ -213,9 +317,11 @@ class ClusterApplier(CommandTranslator):
                 part[2].append(expire)
             for index, part in parts.items():
                 self.nodes[index].snapshot_keys(db, part[0], part[1], part[2])
+            self.fed += sum(map(len, payloads))
         elif kind == 'key':
             db, key, payload, expire_ms = event[1:5]
             self.nodes[self._node(key)].restore(db, key, payload, expire_ms)
+            self.fed += len(payload)
         elif kind == 'function':  # a library belongs on every master
             for node in self.nodes:
                 node.snapshot_event(event)
@@ -228,17 +334,22 @@ class ClusterApplier(CommandTranslator):
             for args, end in cmds:
                 self.command(args, base + end, received_ms)
             self.buf = self.buf[pos:]
-            self.poll()
+            self.fed += len(data)
+            if self.fed > KEEP_BYTES:
+                self.wait_all()
+            else:
+                self.poll()
         except KVError as exc:
             if exc.kind == 'crossslot':  # what came before it is applied and answered: the record's offset is exact
                 try:
                     self.wait_all()
                 except KVError:
                     pass
-            raise self._explain(exc)
+            raise
         return base + pos
 
     def _mark(self, end):
+        self.last_end = end
         for node in self.nodes:
             node.mark(end, self.src_db)
 
@@ -278,21 +389,31 @@ class ClusterApplier(CommandTranslator):
                 if transaction and nkeys and nkeys[0][1] is not None:
                     groups.setdefault((index, t_db, key_slot(nkeys[0][1])), []).append((nargs, label, nkeys))
                 else:
-                    self.nodes[index].queue_command(t_db, nargs, label, nkeys)
+                    self._tag(index).queue_command(t_db, nargs, label, nkeys)
         if len(groups) > 1:
             self.split += 1         # a transaction over several slots (a standalone source): one per slot
         for (index, t_db, _slot), cmds in groups.items():
-            self.nodes[index].queue_transaction(t_db, cmds)
+            self._tag(index).queue_transaction(t_db, cmds)
         self.commands += 1
         self._mark(end)
         for index in touched:
             self.nodes[index].keep_window()
+        if self.caught:             # nothing more is sent before the redirected commands are applied
+            self.wait_all()
         return None
+
+    def _tag(self, index):
+        """The applier of master ``index``, with the stream position of what is queued next (redirections)."""
+        self.seq += 1
+        node = self.nodes[index]
+        node.tag = (self.seq, self.last_end)
+        return node
 
     def _route(self, args, keys):
         """``[(master index, args, keys), ...]`` for one translated command (see the module docstring)."""
         names = [key for _db, key in keys or []]
         if not names or any(key is None for key in names):
+            self.wait_all()         # on every master after all before it (a redirected command included)
             return [(index, args, keys) for index in range(len(self.nodes))]
         slots = {}
         for key in names:

@@ -120,7 +120,7 @@ class Follower:
             applied = a.applied
             self.record.update(offset=applied, stream_db=a.applied_db, commands_applied=self.record.get(
                 'commands_before', 0) + a.commands, commands_skipped=a.skipped, commands_dropped=a.dropped,
-                commands_split=getattr(a, 'split', 0),
+                commands_split=getattr(a, 'split', 0), redirects=dict(getattr(a, 'redirects', None) or {}) or None,
                 received_offset=received,
                 lag_bytes=(max(0, received - applied) if received is not None and applied is not None else None),
                 dbs=[a.counts[s] for s in sorted(a.counts)], functions=a.functions)

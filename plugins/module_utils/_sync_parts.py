@@ -40,7 +40,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._text import now
 
 PART_FIELDS = ('phase', 'replid', 'offset', 'lag_bytes', 'commands_applied', 'snapshot_seconds', 'catchup_seconds',
                'last_error', 'final_offset', 'drain_seconds', 'keys_written_since_snapshot', 'full_resyncs',
-               'continued', 'source_offset', 'pid', 'keys_log')
+               'continued', 'source_offset', 'pid', 'keys_log', 'redirects')
 
 
 def live_sync(source_ep, target_ep, params, check_mode=False):
@@ -147,6 +147,9 @@ class ClusterSync:
                    keys_logs=[p['keys_log'] for p in parts if p['keys_log']],
                    source_cluster=True,
                    target_cluster=bool(rec.get('target_cluster')))
+        if any(p['redirects'] for p in parts):
+            out['redirects'] = dict((kind, sum((p['redirects'] or {}).get(kind, 0) for p in parts))
+                                    for kind in ('moved', 'ask', 'tryagain'))
         out.update(extra)
         return out
 

@@ -47,51 +47,22 @@ except ImportError:  # pragma: no cover - hiredis is a dependency of the collect
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_batch import Batch, TargetError, pack_command
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import slot_flags, unlink_slots
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import (
+    ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_commands, stream_db)
 
 WINDOW = 2000                                # commands in flight to the target
 FLUSH_BYTES = 256 << 10
-_RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
-_ABSTTL = b'$6\r\nABSTTL\r\n'
-_REPLACE = b'$7\r\nREPLACE\r\n'
-# RESTORE key 0 payload [REPLACE] / RESTORE key ms payload ABSTTL [REPLACE], by replace (False, True)
-_RESTORE_PLAIN = (b'*4\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n',
-                  b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n' + _REPLACE)
-_RESTORE_TIMED = (b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + _ABSTTL,
-                  b'*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + _ABSTTL + _REPLACE)
-_RESTORE_LABEL = 'RESTORE of a snapshot key'
 _OK = b'+OK\r\n'
 _OKS = _OK * 4096
 _DROP = frozenset([b'ping', b'publish', b'spublish', b'opinfo'])
 ALL_SLOTS = slot_flags([(0, 16383)])
 
 
-class TargetError(Exception):
-    """An error reply of the target (``str()`` is the server's words)."""
-
-
-def _pack(args):
-    return b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args)
-
-
 # -- the applier -----------------------------------------------------------------------------------
-
-class _Batch:
-    """One flush: ``metas`` ``[(label, keys)]`` per command; ``atomic`` when wrapped in MULTI/EXEC.
-    A block of snapshot RESTOREs is one batch of ``replies`` commands with one meta (its label)."""
-    __slots__ = ('metas', 'atomic', 'replies', 'index', 'end', 'db', 'log_end')
-
-    def __init__(self, metas, atomic, end, db, replies=None):
-        self.metas = metas
-        self.atomic = atomic
-        self.replies = (len(metas) + (2 if atomic else 0)) if replies is None else replies
-        self.index = 0
-        self.end = end
-        self.db = db
-        self.log_end = None  # the keys log's size once this batch's keys were logged
-
 
 class Applier(CommandTranslator):
     """Applies snapshot events and stream commands to the target; see the module docstring.
@@ -120,7 +91,7 @@ class Applier(CommandTranslator):
         self.reader = None
         self.rbuf = b''                         # the start of a +OK reply (the fast path of _read)
         self.has_data = None
-        self.cur = []                           # (packed, label, keys) of the batch being built
+        self.cur = []                           # (packed, label, keys, tag) of the batch being built
         self.cur_bytes = 0
         self.cur_end = None
         self.cur_db = None
@@ -141,6 +112,8 @@ class Applier(CommandTranslator):
         self.functions = 0
         self.keyspec = {}
         self.getack = False
+        self.keep = None        # a cluster master's: ``keep(self, kept commands, transaction, words)`` on a redirection
+        self.tag = None         # kept with the commands queued now (the cluster applier's stream position)
 
     # -- connection -------------------------------------------------------------------------------
     def connect(self, import_source=False):
@@ -171,8 +144,8 @@ class Applier(CommandTranslator):
 
     # -- pipeline ---------------------------------------------------------------------------------
     def _queue(self, args, label, keys):
-        data = _pack(args)
-        self.cur.append((data, label, keys))
+        data = pack_command(args)
+        self.cur.append((data, label, keys, self.tag))
         self.cur_bytes += len(data)
         if not self.atomic and (self.cur_bytes >= FLUSH_BYTES or len(self.cur) >= self.window // 4):
             self.flush()
@@ -195,7 +168,7 @@ class Applier(CommandTranslator):
             self.flush()
         return None
 
-    def _window(self):
+    def keep_window(self):
         if self.in_flight > self.window:
             self.flush()
             while self.in_flight > self.window // 2:
@@ -211,15 +184,17 @@ class Applier(CommandTranslator):
         if marked:
             m_db, m_key = self.marker
             if self.target_db != m_db:
-                parts.append(_pack([b'SELECT', b'%d' % m_db]))
+                parts.append(pack_command([b'SELECT', b'%d' % m_db]))
                 metas.append(('SELECT %d' % m_db, None))
                 self.target_db = m_db
             value = b'%s %d %d' % (self.replid, self.cur_end, -1 if self.cur_db is None else self.cur_db)
-            parts.append(_pack([b'SET', m_key, value]))
+            parts.append(pack_command([b'SET', m_key, value]))
             metas.append(('SET of the offset marker', None))
         if atomic:
             parts = [b'*1\r\n$5\r\nMULTI\r\n'] + parts + [b'*1\r\n$4\r\nEXEC\r\n']
-        batch = _Batch(metas, atomic, self.cur_end, self.cur_db)
+        batch = Batch(metas, atomic, self.cur_end, self.cur_db)
+        if self.keep is not None:
+            batch.sent = self.cur
         self.cur = []
         self.cur_bytes = 0
         self.cur_end = None
@@ -242,6 +217,53 @@ class Applier(CommandTranslator):
         except (OSError, socket.timeout) as exc:
             raise KVError('cannot write to the target %s: %s' % (self.endpoint.address, exc), kind='connection',
                           endpoint=self.endpoint.address)
+
+    def _send_kept(self, data):
+        """A command as kept: its bytes, or ``(head, spooled payload, tail)`` streamed from the payload's file."""
+        if data.__class__ is not tuple:
+            return self._send(data)
+        self._send(data[0])
+        for chunk in data[1].chunks():
+            self._send(chunk)
+        return self._send(data[2])
+
+    # -- cluster redirections (``keep``, set by ``_sync_cluster_apply``) ------------------------------
+    def _redirected(self, batch, i, words):
+        """True when reply ``i`` of ``batch`` is a redirection (``MOVED``/``ASK``/``TRYAGAIN``): the command
+        was not run, ``keep`` gets it.  In a transaction a redirected command aborts it (``EXEC`` answers
+        ``EXECABORT``, or is redirected itself): ``keep`` gets the whole transaction at its ``EXEC``."""
+        redirect = words.startswith(('MOVED ', 'ASK ', 'TRYAGAIN'))
+        if not batch.atomic:
+            if redirect:
+                self.keep(self, batch.sent[i:i + 1], False, words)
+            return redirect
+        if 0 < i <= len(batch.metas):
+            if redirect and batch.redirect is None:
+                batch.redirect = words
+            return redirect
+        if i == 0 or (batch.redirect is None and not redirect):
+            return False
+        self.keep(self, batch.sent, True, batch.redirect or words)
+        return True
+
+    def resend(self, sent, transaction, asking):
+        """Kept commands (one, or a transaction's) sent again, after ``ASKING`` when ``asking``; the caller
+        waits for the replies (a redirection again goes to ``keep``).  It moves no offset: the first send did."""
+        self.flush()
+        if asking:
+            self._send(b'*1\r\n$6\r\nASKING\r\n')
+            self.pending.append(Batch([('ASKING', None)], False, None, None))
+            self.in_flight += 1
+        if transaction:
+            self._send(b'*1\r\n$5\r\nMULTI\r\n')
+        for item in sent:
+            self._send_kept(item[0])
+        if transaction:
+            self._send(b'*1\r\n$4\r\nEXEC\r\n')
+        batch = Batch([(item[1], item[2]) for item in sent], transaction, None, None)
+        batch.sent = sent
+        self.pending.append(batch)
+        self.in_flight += batch.replies
 
     def _read(self, block):
         if not block:
@@ -309,12 +331,15 @@ class Applier(CommandTranslator):
             batch.index += take
             count -= take
             if batch.index == batch.replies:
-                pending.popleft()
-                if batch.end is not None:
-                    self.applied = batch.end
-                    self.applied_db = batch.db
-                if batch.log_end is not None:
-                    self.log_applied = batch.log_end
+                self._answered(pending.popleft())
+
+    def _answered(self, batch):
+        """``batch`` is answered whole: the offset and the keys log's bound it carries are applied."""
+        if batch.end is not None:
+            self.applied = batch.end
+            self.applied_db = batch.db
+        if batch.log_end is not None:
+            self.log_applied = batch.log_end
 
     def _refused(self, label, error):
         words = server_words(error)
@@ -330,7 +355,9 @@ class Applier(CommandTranslator):
         self.in_flight -= 1
         i = batch.index
         batch.index += 1
-        if not batch.atomic:
+        if batch.sent is not None and isinstance(reply, TargetError) and self._redirected(batch, i, str(reply)):
+            pass
+        elif not batch.atomic:
             if isinstance(reply, TargetError):
                 raise self._refused(batch.metas[min(i, len(batch.metas) - 1)][0], reply)
         elif i == 0 or i <= len(batch.metas):
@@ -343,12 +370,7 @@ class Applier(CommandTranslator):
                 if isinstance(item, TargetError):
                     raise self._refused(batch.metas[j][0], item)
         if batch.index == batch.replies:
-            self.pending.popleft()
-            if batch.end is not None:
-                self.applied = batch.end
-                self.applied_db = batch.db
-            if batch.log_end is not None:
-                self.log_applied = batch.log_end
+            self._answered(self.pending.popleft())
 
     def poll(self):
         """Send what is queued and read whatever replies have arrived, without waiting."""
@@ -363,36 +385,24 @@ class Applier(CommandTranslator):
 
     # -- snapshot ---------------------------------------------------------------------------------
     def restore_snapshot(self, events, progress=None):
-        """Apply the events of a snapshot (``SnapshotParser.batches()`` or ``.events()``) and wait until the
-        target has answered every command; ``progress()`` is called after each event.  A snapshot whose
-        CRC-64 trailer does not match stops with kind ``corrupt`` (its keys cannot be trusted)."""
-        for event in events:
-            if event[0] == 'end':
-                if not event[1]:
-                    raise KVError('the snapshot\'s CRC-64 trailer does not match what was received: the transfer '
-                                  'was corrupted and the keys written from it cannot be trusted', kind='corrupt')
-                continue
-            self.snapshot_event(event)
-            if progress is not None:
-                progress()
+        """Apply the events of a snapshot (``_sync_restore.apply_snapshot``) and wait until the target has
+        answered every command; ``progress()`` is called after each event."""
+        apply_snapshot(events, self.snapshot_event, progress)
         self.wait_all()
 
     def snapshot_event(self, event):
         kind = event[0]
-        if kind == 'aux' and event[1] == b'repl-stream-db':
-            try:
-                self.src_db = int(event[2])
-            except ValueError:
-                pass
+        if kind == 'aux':
+            self.src_db = stream_db(event, self.src_db)
         elif kind == 'keys':
             self.snapshot_keys(event[1], event[2], event[3], event[4])
         elif kind == 'key':
-            self._restore(*event[1:5])
+            self.restore(*event[1:5])
         elif kind == 'function':
             self.functions += 1
             self._queue([b'FUNCTION', b'LOAD', b'REPLACE', event[1]], 'FUNCTION LOAD (a library of the snapshot)',
                         None)
-            self._window()
+            self.keep_window()
 
     def snapshot_keys(self, db, keys, payloads, expires):
         """A ``keys`` event of ``SnapshotParser.batches()``: one RESTORE per key, sent as one block."""
@@ -403,31 +413,21 @@ class Applier(CommandTranslator):
         counts['keys'] += len(keys)
         if self.target_db != t_db:
             self._select(t_db)
-        plain = _RESTORE_PLAIN[self.replace]
-        timed = _RESTORE_TIMED[self.replace]
         shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
-        held = self.held_log if shift else None
-        out = []
-        add = out.append
-        for key, payload, expire in zip(keys, payloads, expires):
-            if expire is None:
-                add(plain % (len(key), key, len(payload), payload))
-            else:
-                ttl = b'%d' % (expire + shift if shift else max(1, expire))
-                add(timed % (len(key), key, len(ttl), ttl, len(payload), payload))
-                if held is not None:
-                    held.add(t_db, key)
-        data = b''.join(out)
+        out = restore_commands(t_db, keys, payloads, expires, self.replace, shift, self.held_log if shift else None)
         self.flush()
-        self._send(data)
-        self.pending.append(_Batch([(_RESTORE_LABEL, None)], False, None, None, replies=len(out)))
+        self._send(b''.join(out))
+        batch = Batch([(RESTORE_LABEL, None)], False, None, None, replies=len(out))
+        if self.keep is not None:  # one kept command per key: a redirected RESTORE is sent again alone
+            batch.sent = [(cmd, RESTORE_LABEL, None, self.tag) for cmd in out]
+        self.pending.append(batch)
         self.in_flight += len(out)
         counts['copied'] += len(out)
         counts['bytes'] += sum(map(len, payloads))
         if self.in_flight > self.window:
-            self._window()
+            self.keep_window()
 
-    def _restore(self, db, key, payload, expire_ms):
+    def restore(self, db, key, payload, expire_ms):
         t_db = self.map.get(db)
         if t_db is None:
             if not isinstance(payload, (bytes, bytearray)):
@@ -437,41 +437,43 @@ class Applier(CommandTranslator):
         counts['keys'] += 1
         if self.target_db != t_db:
             self._select(t_db)
-        flags = _REPLACE if self.replace else b''
+        flags = REPLACE if self.replace else b''
         argc = 4 if not self.replace else 5
         if expire_ms is None:
             ttl = b'0'
         else:
             argc += 1
-            flags = _ABSTTL + flags
+            flags = ABSTTL + flags
             if self.ttl_mode == 'hold':
                 ttl = b'%d' % (expire_ms + HOLD_OFFSET)
                 if self.held_log is not None:
                     self.held_log.add(t_db, key)
             else:
                 ttl = b'%d' % max(1, expire_ms)
-        label = _RESTORE_LABEL
+        label = RESTORE_LABEL
         if isinstance(payload, (bytes, bytearray)):
             size = len(payload)
-            data = _RESTORE_FMT % (argc, len(key), key, len(ttl), ttl, size, payload, flags)
-            self.cur.append((data, label, None))
+            data = RESTORE_FMT % (argc, len(key), key, len(ttl), ttl, size, payload, flags)
+            self.cur.append((data, label, None, self.tag))
             self.cur_bytes += len(data)
             if self.cur_bytes >= FLUSH_BYTES or len(self.cur) >= self.window // 4:
                 self.flush()
             if self.in_flight > self.window:
-                self._window()
+                self.keep_window()
         else:  # a spooled payload: send its chunks without holding it in memory
             size = payload.length
             head = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n' % (
                 argc, len(key), key, len(ttl), ttl, size)
             self.flush()
-            self._send(head)
-            for chunk in payload.chunks():
-                self._send(chunk)
-            self._send(b'\r\n' + flags)
-            self.pending.append(_Batch([(label, None)], False, None, None))
+            batch = Batch([(label, None)], False, None, None)
+            sent = (head, payload, b'\r\n' + flags)
+            self._send_kept(sent)
+            if self.keep is not None:  # kept for a redirection: its spool file goes with the last reference
+                batch.sent = [(sent, label, None, self.tag)]
+            else:
+                payload.close()
+            self.pending.append(batch)
             self.in_flight += 1
-            payload.close()
         counts['copied'] += 1
         counts['bytes'] += size
 
@@ -531,12 +533,6 @@ class Applier(CommandTranslator):
         self.src_db = src_db
         self._mark(end)
 
-    def keep_window(self):
-        self._window()
-
-    def restore(self, db, key, payload, expire_ms):
-        self._restore(db, key, payload, expire_ms)
-
     # -- command stream ---------------------------------------------------------------------------
     def feed(self, data, received_ms, base):
         """Apply the complete commands in ``data`` (appended to what was left); ``base`` is the offset
@@ -580,7 +576,7 @@ class Applier(CommandTranslator):
             self.queue_command(t_db, targs, self._label(targs, t_db), keys)
         self.commands += 1
         self._mark(end)
-        self._window()
+        self.keep_window()
         return None
 
     def _send_block(self, block, end):
@@ -592,7 +588,7 @@ class Applier(CommandTranslator):
             self.queue_command(t_db, targs, self._label(targs, t_db) + ' in a MULTI/EXEC', tkeys)
         self.commands += 1
         self._mark(end)
-        self._window()
+        self.keep_window()
         return None
 
     def _label(self, args, t_db):

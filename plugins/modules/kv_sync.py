@@ -79,8 +79,17 @@ description:
     db, mapped to 0 with O(db_map)). Only a Valkey 8.1+ cluster is supported (its import mode keeps keys in
     transit from expiring on every master; the target user needs C(+config|set) unless C(import-mode) is already
     C(yes)). There is no offset marker on a cluster target, so a follower that died restarts with a new snapshot.
-    A reshard of the target while following (C(MOVED)/C(ASK)) stops the follower with C(error=topology); rerun
-    once it is done.
+  - B(Reshard of a cluster target) - the follower follows a reshard of the target while it restores the snapshot
+    and while it applies the stream. A command answered C(MOVED) goes to the slot's new master (a master not
+    known yet is connected with the same user, password and TLS; it must be in import mode like the others), one
+    answered C(ASK) goes to the importing master after C(ASKING), a transaction whole; C(TRYAGAIN) (a multi-key
+    command on keys split between the two masters for a moment) is tried again until the move ends. Writes
+    stay in the source's order per key - once a redirection is seen nothing new is sent until every reply is
+    in and the redirected commands are applied one at a time in stream order - and the acknowledged offset
+    never passes a redirected command not yet applied. A command still redirected after 30 seconds (a slot
+    left half-way in a move) stops the follower with C(error=topology) naming it; an aborted migration
+    (C(SETSLOT STABLE)) while commands are in flight is not supported. RV(redirects) counts them. A reshard
+    of a cluster B(source) still stops its follower (above).
 author:
   - kvtools.migration contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -428,11 +437,20 @@ commands_split:
     transactions on keys of several slots that were applied per slot (each part atomic on its master).
   returned: when a follower ran
   type: int
+redirects:
+  description:
+    - Into a cluster, the redirections the target's masters answered during a reshard and that the follower
+      followed - C(moved), C(ask) and C(tryagain) (counts of replies; a command redirected twice counts twice).
+      With a cluster source, the sum over its followers (and per follower in RV(parts)).
+  returned: when a follower into a cluster ran
+  type: dict
+  sample: {"moved": 12, "ask": 340, "tryagain": 0}
 parts:
   description:
     - With a cluster source, one entry per source master - C(address), C(node_id), C(slots), C(record) (its part
       record), C(phase), C(replid), C(offset), C(source_offset), C(lag_bytes), C(commands_applied),
       C(snapshot_seconds), C(catchup_seconds), C(full_resyncs), C(continued), C(last_error), C(keys_log), C(pid),
+      C(redirects) (into a cluster),
       C(dbs) and C(totals) (the shared per-db shape), and after the drain C(final_offset), C(drain_seconds) and
       C(keys_written_since_snapshot). RV(dbs), RV(totals), RV(commands_applied) and
       RV(keys_written_since_snapshot) are their sums, RV(lag_bytes) their largest. In check mode the masters found

@@ -437,38 +437,3 @@ def test_source_failover_stops_the_follow_and_a_rerun_follows_the_new_master(clu
             except Exception:
                 pass
         replica.cleanup()
-
-
-def test_target_reshard_stops_the_follow_and_a_rerun_takes_a_new_snapshot(redis70, cluster_factory, followed):
-    """A slot of the target cluster moves while the follower streams: the next command for it is answered MOVED,
-    the follower stops with error topology (it does not re-order what it already sent); a rerun takes a new
-    snapshot with the new slot owners and the drain ends exact."""
-    from tests.integration.test_cluster import _move_slot
-    target = cluster_factory('valkey91')
-    make_fast(redis70)
-    load_many(redis70.admin())
-    args = followed(redis70, target)
-    started = engine(args)
-    assert not started.get('failed'), started.get('msg')
-    slot = key_slot(b'k:1')
-    here = target.node_for_slot(slot)
-    _move_slot(target, slot, here, next(n for n in target.nodes if n is not here))
-    target.wait_ok()
-    redis70.admin().set(b'k:1', b'after the reshard')
-    deadline = time.time() + 60
-    rec = {}
-    while time.time() < deadline:
-        rec = read_record(args['record']) or {}
-        if rec.get('phase') == 'failed':
-            break
-        time.sleep(0.05)
-    assert rec.get('phase') == 'failed' and rec.get('last_error_kind') == 'topology', rec.get('last_error')
-    assert 'MOVED' in rec['last_error'] and 'resharded' in rec['last_error']
-    again = engine(args)
-    assert not again.get('failed'), again.get('msg')
-    assert again['changed'] is True and again['full_resyncs'] == 1
-    redis70.admin().set(b'k:2', b'after the rerun')
-    pause(redis70)
-    stopped = engine(dict(args, state='stopped'))
-    assert not stopped.get('failed'), stopped.get('msg')
-    assert compare.differences(redis70.admin(), data_of(target), deep=True) == []
