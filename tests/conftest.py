@@ -95,7 +95,21 @@ def _shared(session_servers, key, flavour, **kwargs):
     if server.proc is None or server.proc.poll() is not None:
         server.start(server.port)
     server.flushall()
+    _reset_transfer_mode(server)
     return server
+
+
+def _reset_transfer_mode(server):
+    """Put ``repl-diskless-sync`` back to the value the shared server started with: a test that switched it (for a
+    disk-based SYNC) must not change what the next test on this xdist worker gets (an RDB file instead of a stream)."""
+    admin = server.admin()
+    try:
+        now = admin.config_get('repl-diskless-sync').get('repl-diskless-sync')
+    except Exception:  # a server where CONFIG is renamed or denied: nothing was switched through it
+        return
+    first = server.__dict__.setdefault('started_diskless', now)
+    if now != first:
+        admin.config_set('repl-diskless-sync', first)
 
 
 @pytest.fixture
