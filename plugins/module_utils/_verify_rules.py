@@ -78,8 +78,8 @@ class VerifyOptions:
         fail_on_mismatch=dict(type='bool', default=True),
         max_reported=dict(type='int', default=DEFAULT_MAX_REPORTED),
         report=dict(type='path'),
-        keys_file=dict(type='path'),
-        keys_file_offset=dict(type='int', default=0, no_log=False),
+        keys_file=dict(type='raw'),  # a path, or a list of paths (a cluster source: one keys log per master)
+        keys_file_offset=dict(type='list', elements='int', no_log=False),
         rounds=dict(type='int', default=1),
         recheck_delay=dict(type='float', default=1.0),
         ignore_target_keys=dict(type='list', elements='dict', no_log=False),
