@@ -31,8 +31,8 @@ from ansible_collections.kvtools.migration.plugins.module_utils._cluster import 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync, written_count
-from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import read_record
+from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import keys_offsets
 

@@ -5,8 +5,9 @@
 
 """What kv_verify compares when the source is followed live (the ``live`` strategy of migrate.yml).
 
-* :class:`Touched` - the keys kv_sync's follower wrote or deleted since an offset of its keys log,
-  grouped by target db (a whole-db record makes that db whole).  kv_verify compares exactly those
+* :class:`Touched` - the keys kv_sync's follower wrote or deleted since an offset of its keys log (or its
+  followers, one per master of a cluster source, each since an offset of its own log), grouped by target db (a
+  whole-db record makes that db whole).  kv_verify compares exactly those
   keys, plus the key counts of every db pair, inside the write pause.
 * :class:`DiffingKeys` - the raw names of the keys that differed in a round, bounded, so the next
   round rechecks only them.

@@ -20,7 +20,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import
 from tests.conftest import assert_no_secret
 from tests.integration.test_cluster import TAGGED_KEYS, copy, load, masters
 from tests.integration.test_kv_verify import verify
-from tests.integration.test_sync_cluster import engine, followed, make_fast  # noqa: F401 (followed: a fixture)
+from tests.integration.test_sync_cluster import engine, unpause
 from tests.support import compare
 
 pytestmark = pytest.mark.xdist_group('cluster')
@@ -214,7 +214,7 @@ def test_keys_scope_options_for_several_logs(redis70, cluster_of, tmp_path):
     assert result['consistent'] and result['keys_file']['start'] == [0, 0, 0]
 
 
-def test_a_cluster_follow_verified_by_its_keys_logs_and_cut_over(cluster_of, valkey80, followed, tmp_path):
+def test_a_cluster_follow_verified_by_its_keys_logs_and_cut_over(cluster_of, valkey80, tmp_path):
     """kv_sync follows a 3-master cluster into a standalone server: its markers are what the rounds ignore while it
     runs, and kv_cutover (pause every master, drain, verify, release) compares exactly the keys the followers logged
     since the offsets kv_sync returned - the keys scope, not every key."""
@@ -224,8 +224,16 @@ def test_a_cluster_follow_verified_by_its_keys_logs_and_cut_over(cluster_of, val
     for n in range(2000):
         pipe.set(b'many:%d' % n, b'v')
     pipe.execute()
-    make_fast(source)
-    args = followed(source, valkey80)
+    args = dict(source=source.endpoint(), target=valkey80.endpoint(), record=str(tmp_path / 'sync.json'),
+                started_timeout=180, max_lag=65536)
+    try:
+        follow_and_cut_over(source, valkey80, args, tmp_path)
+    finally:
+        unpause(source)
+        engine(dict(args, state='absent'))
+
+
+def follow_and_cut_over(source, valkey80, args, tmp_path):
     started = engine(args)
     assert not started.get('failed'), started.get('msg')
     logs, sizes = started['keys_logs'], started['keys_log_sizes']
