@@ -31,8 +31,10 @@ from ansible_collections.kvtools.migration.plugins.module_utils._cluster import 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._isolate import Isolation
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_parts import live_sync, written_count
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import read_record
 from ansible_collections.kvtools.migration.plugins.module_utils._verify import Verifier
 from ansible_collections.kvtools.migration.plugins.module_utils._verify_rules import VerifyOptions
+from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import keys_offsets
 
 ISOLATIONS = ('pause', 'acl', 'none')
 SCOPES = ('keys', 'full')
@@ -61,14 +63,15 @@ class CutoverOptions:
             raise KVError('pause_ms (%s) must exceed drain_timeout by at least 10 s (%d ms or more): the pause is a '
                           'lease that must outlast the drain and the verification'
                           % (pause_ms, int(drain_timeout) * 1000 + 10000), kind='config')
-        if int(keys_file_offset) < 0:
-            raise KVError('keys_file_offset must be 0 or more, got %s' % keys_file_offset, kind='config')
+        # one offset, or one per follower of a cluster source (their number is checked against the record's parts)
+        offsets = list(keys_file_offset) if isinstance(keys_file_offset, (list, tuple)) else [keys_file_offset]
+        offsets = keys_offsets(offsets, [None] * max(1, len(offsets)))
         self.sync_record = sync_record
         self.isolation = isolation
         self.users = list(users or [])
         self.isolate_record = isolate_record
         self.verify = verify
-        self.keys_file_offset = int(keys_file_offset)
+        self.keys_file_offset = offsets
         self.dbs = dbs
         self.db_map = db_map
         self.ttl_tolerance = ttl_tolerance
@@ -101,9 +104,19 @@ class Cutover:
                       backup_passphrase=None, count_written=False)
         return live_sync(self.source_ep, self.target_ep, params, check_mode=self.check_mode)
 
+    def _check_offsets(self):
+        """Before anything is paused: with verify keys, one keys_file_offset per follower (a cluster source has one
+        per master, listed in the record's parts), or a single 0."""
+        if self.opts.verify != 'keys':
+            return
+        rec = read_record(self.opts.sync_record) or {}
+        logs = len(rec['parts']) if rec.get('parts') is not None else 1
+        keys_offsets(self.opts.keys_file_offset, [None] * logs)
+
     def _verify(self, drain):
         opts = self.opts
-        keys_file = drain.get('keys_log') if opts.verify == 'keys' else None
+        # a cluster source's drain names the log of every follower (keys_logs), a server's its one keys_log
+        keys_file = (drain.get('keys_logs') or drain.get('keys_log')) if opts.verify == 'keys' else None
         if opts.verify == 'keys' and not keys_file:
             raise KVError('the follower reported no touched-keys log: cannot verify by keys; use verify: full',
                           kind='config')
@@ -171,6 +184,7 @@ class Cutover:
                               'verify (%s)' % opts.verify] + (['release the isolation'] if opts.release else [])
             result['changed'] = True
             return result
+        self._check_offsets()
         # with pause, the release is one command on a connection opened before the pause: no set-up inside it
         unpause_clients = self._unpause_clients() if opts.isolation == 'pause' else None
         isolated = self._isolation('isolated').run() if opts.isolation != 'none' else None

@@ -151,7 +151,10 @@ class Sync:
                       ttl_mode=rec.get('ttl_mode'), full_resyncs=rec.get('full_resyncs', 0),
                       continued=rec.get('continued', 0), record=self.record_path, transfer=rec.get('transfer'),
                       target_cluster=bool(rec.get('target_cluster')), source_cluster=bool(rec.get('part')),
-                      commands_split=rec.get('commands_split', 0), redirects=rec.get('redirects'))
+                      commands_split=rec.get('commands_split', 0), redirects=rec.get('redirects'),
+                      # the offset marker on the target while the follower runs (the drain removes it): not data
+                      markers=[dict(db=db, key=key) for db, key in rec.get('markers') or []
+                               if rec.get('state') != 'stopped'])
         if rec.get('backup_wanted') or rec.get('backup'):
             result.update(backup=rec.get('backup'), backup_note=rec.get('backup_note'))
         if rec.get('phase') not in ('stopped', 'absent', None):

@@ -40,7 +40,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._text import now
 
 PART_FIELDS = ('phase', 'replid', 'offset', 'lag_bytes', 'commands_applied', 'snapshot_seconds', 'catchup_seconds',
                'last_error', 'final_offset', 'drain_seconds', 'keys_written_since_snapshot', 'full_resyncs',
-               'continued', 'source_offset', 'pid', 'keys_log', 'redirects')
+               'continued', 'source_offset', 'pid', 'keys_log', 'keys_log_size', 'redirects')
 
 
 def live_sync(source_ep, target_ep, params, check_mode=False):
@@ -137,6 +137,7 @@ class ClusterSync:
         dbs = merge_dbs(results)
         phases = set(p['phase'] for p in parts)
         lags = [p['lag_bytes'] for p in parts if p['lag_bytes'] is not None]
+        logged = [p for p in parts if p['keys_log']]  # keys_logs and keys_log_sizes: one entry per log, same order
         out = dict(changed=changed, state=self.p.get('state') or 'started',
                    phase=phases.pop() if len(phases) == 1 else 'mixed', parts=parts, dbs=dbs, totals=totals(dbs),
                    commands_applied=sum(p['commands_applied'] or 0 for p in parts),
@@ -144,7 +145,9 @@ class ClusterSync:
                    full_resyncs=rec.get('full_resyncs', 0) + sum(p['full_resyncs'] or 0 for p in parts),
                    snapshot_seconds=max([p['snapshot_seconds'] or 0 for p in parts] or [0]),
                    offsets=dict((p['address'], p['offset']) for p in parts),
-                   keys_logs=[p['keys_log'] for p in parts if p['keys_log']],
+                   keys_logs=[p['keys_log'] for p in logged],
+                   keys_log_sizes=[p['keys_log_size'] or 0 for p in logged],
+                   markers=[m for result in results for m in result.get('markers') or []],
                    source_cluster=True,
                    target_cluster=bool(rec.get('target_cluster')))
         if any(p['redirects'] for p in parts):

@@ -94,9 +94,6 @@ class Verifier:
         self.source_side = VerifySide('source', self.source_ep, self.source_server).open()
         self.target_side = VerifySide('target', self.target_ep, self.target_server).open()
         self.clustered = self.source_side.cluster or self.target_side.cluster
-        if self.clustered and (self.opts.keys_file or self.opts.rounds > 1):
-            raise KVError('the keys scope (keys_file) and rounds are not supported for cluster yet: verify a cluster '
-                          'with scope full and rounds 1', kind='config')
         self.source_absolute = self.source_server.capabilities['pexpiretime']
         self.target_absolute = self.target_server.capabilities['pexpiretime']
 
@@ -151,7 +148,14 @@ class Verifier:
             skipped = read_skipped(self.opts.skipped_keys_file) if self.opts.skipped_keys_file else None
             # merges of standalone dbs (a cluster target's db 0 takes every db: that merge is the cluster code's)
             self.choices = MergeChoices([] if self.clustered else pairs, self.opts.on_conflict, skipped)
-            self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset) if self.opts.keys_file else None
+            if self.opts.keys_file:
+                targets = [t_db for _s_db, t_db in pairs]
+                merged = sorted(set(t_db for t_db in targets if targets.count(t_db) > 1))
+                if merged:  # one log record per target key: it cannot tell which source db the key came from
+                    raise KVError('keys_file cannot be used when several source dbs go into one target db (%s): '
+                                  'kv_sync does not merge dbs; verify a merge with the full scope'
+                                  % ', '.join('db %d' % t for t in merged), kind='config')
+                self.touched = Touched(self.opts.keys_file, self.opts.keys_file_offset)
             round_started = time.time()
             for s_db, t_db in pairs:
                 state = DbState(s_db, t_db, self)

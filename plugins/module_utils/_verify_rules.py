@@ -78,8 +78,8 @@ class VerifyOptions:
         fail_on_mismatch=dict(type='bool', default=True),
         max_reported=dict(type='int', default=DEFAULT_MAX_REPORTED),
         report=dict(type='path'),
-        keys_file=dict(type='path'),
-        keys_file_offset=dict(type='int', default=0, no_log=False),
+        keys_file=dict(type='raw'),  # a path, or a list of paths (a cluster source: one keys log per master)
+        keys_file_offset=dict(type='list', elements='int', no_log=False),
         rounds=dict(type='int', default=1),
         recheck_delay=dict(type='float', default=1.0),
         ignore_target_keys=dict(type='list', elements='dict', no_log=False),
@@ -95,7 +95,7 @@ class VerifyOptions:
     def __init__(self, dbs=None, db_map=None, match=None, values='full', sample_rate=0.1, ttl_tolerance=2.0,
                  memory_tolerance=None, fail_on_mismatch=True, max_reported=DEFAULT_MAX_REPORTED, report=None,
                  check_mode=False, workers=DEFAULT_WORKERS, batch_size=DEFAULT_BATCH, keys_file=None,
-                 keys_file_offset=0, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0,
+                 keys_file_offset=None, rounds=1, recheck_delay=1.0, ignore_target_keys=None, target_expiry_offset=0,
                  allow_db_merge=False, on_conflict=None, skipped_keys_file=None, progress=None):
         if values not in VALUES_MODES:
             raise KVError('values must be none, sample or full, got %r' % (values,), kind='config')

@@ -5,8 +5,9 @@
 
 """What kv_verify compares when the source is followed live (the ``live`` strategy of migrate.yml).
 
-* :class:`Touched` - the keys kv_sync's follower wrote or deleted since an offset of its keys log,
-  grouped by target db (a whole-db record makes that db whole).  kv_verify compares exactly those
+* :class:`Touched` - the keys kv_sync's follower wrote or deleted since an offset of its keys log (or its
+  followers, one per master of a cluster source, each since an offset of its own log), grouped by target db (a
+  whole-db record makes that db whole).  kv_verify compares exactly those
   keys, plus the key counts of every db pair, inside the write pause.
 * :class:`DiffingKeys` - the raw names of the keys that differed in a round, bounded, so the next
   round rechecks only them.
@@ -18,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import threading
 import time
 
@@ -35,27 +37,18 @@ DIFF_COUNTERS = ('conflicts', 'missing', 'extra', 'type_differs', 'value_differs
 
 class LiveOptions:
     """keys_file, keys_file_offset, rounds, recheck_delay, ignore_target_keys, target_expiry_offset: validated
-    (ranges, not clamps)."""
+    (ranges, not clamps).  ``keys_file`` becomes a list of paths (one keys log, or one per follower of a cluster
+    source) and ``keys_file_offset`` a list of offsets, one per path."""
 
     def __init__(self, keys_file=None, keys_file_offset=0, match=None, rounds=1, recheck_delay=1.0,
                  ignore_target_keys=None, target_expiry_offset=0):
-        for name, value, kind in (('keys_file_offset', keys_file_offset, int), ('rounds', rounds, int),
-                                  ('recheck_delay', recheck_delay, float),
+        for name, value, kind in (('rounds', rounds, int), ('recheck_delay', recheck_delay, float),
                                   ('target_expiry_offset', target_expiry_offset, int)):
-            try:
-                if value is not None and not isinstance(value, bool):
-                    kind(value)
-                    if kind is int and int(value) != float(value):
-                        raise ValueError(value)
-                    continue
-            except (TypeError, ValueError):
-                pass
-            raise KVError('%s must be a number, got %r' % (name, value), kind='config')
-        if int(keys_file_offset or 0) < 0:
-            raise KVError('keys_file_offset must be 0 or more, got %s' % keys_file_offset, kind='config')
-        if keys_file_offset and not keys_file:
-            raise KVError('keys_file_offset %s was given without keys_file' % keys_file_offset, kind='config')
-        if keys_file and match:
+            if not is_number(value, kind):
+                raise KVError('%s must be a number, got %r' % (name, value), kind='config')
+        files = keys_files(keys_file)
+        offsets = keys_offsets(keys_file_offset, files)
+        if match and files:
             raise KVError('keys_file cannot be combined with match (the keys log lists every key the follower '
                           'wrote; kv_sync does not filter by pattern)', kind='config')
         if not 1 <= int(rounds) <= MAX_ROUNDS:
@@ -65,12 +58,64 @@ class LiveOptions:
                           % (MAX_RECHECK_DELAY, recheck_delay), kind='config')
         if int(target_expiry_offset or 0) < 0:
             raise KVError('target_expiry_offset must be 0 or more, got %s' % target_expiry_offset, kind='config')
-        self.keys_file = keys_file
-        self.keys_file_offset = int(keys_file_offset or 0)
+        self.keys_file = files or None
+        self.keys_file_offset = offsets
         self.rounds = int(rounds)
         self.recheck_delay = float(recheck_delay)
         self.ignore = ignored_keys(ignore_target_keys)
         self.target_expiry_offset = int(target_expiry_offset or 0)
+
+
+def is_number(value, kind):
+    """Whether ``value`` (None allowed: the default) reads as a ``kind`` (int: no fraction; never a bool)."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    try:
+        kind(value)
+        return kind is not int or int(value) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def keys_files(value):
+    """``keys_file`` - a path, or a list of paths (a cluster source's followers write one keys log each) - as a
+    list of paths (empty without it)."""
+    if value is None or value == '' or value == []:
+        return []
+    items = [value] if isinstance(value, (str, bytes)) else value
+    if not isinstance(items, (list, tuple)) or not items \
+            or any(not isinstance(item, (str, bytes)) or not item for item in items):
+        raise KVError('keys_file must be a path or a list of paths (kv_sync\'s keys_log, or its keys_logs with a '
+                      'cluster source), got %r' % (value,), kind='config')
+    paths = [os.path.expanduser(item if isinstance(item, str) else item.decode('utf-8')) for item in items]
+    if len(set(paths)) < len(paths):
+        raise KVError('keys_file names a keys log twice: %s' % ', '.join(paths), kind='config')
+    return paths
+
+
+def keys_offsets(value, files):
+    """``keys_file_offset`` - one offset, or a list with one per keys log in the order of ``files`` - as that list.
+    One offset other than 0 for several logs is refused (each log has a size of its own)."""
+    items = list(value) if isinstance(value, (list, tuple)) else [0 if value is None else value]
+    for item in items:
+        if not is_number(item, int):
+            raise KVError('keys_file_offset must be a number or a list of numbers, got %r' % (value,), kind='config')
+        if int(item) < 0:
+            raise KVError('keys_file_offset must be 0 or more, got %s' % item, kind='config')
+    items = [int(item) for item in items]
+    if not files:
+        if any(items):
+            raise KVError('keys_file_offset %s was given without keys_file' % value, kind='config')
+        return []
+    if len(items) == len(files):
+        return items
+    if len(items) <= 1 and not any(items):
+        return [0] * len(files)
+    raise KVError('keys_file_offset gives %s (%s) for %s: give one per keys log, in the same order (kv_sync returns '
+                  'keys_log_sizes beside keys_logs)' % (plural(len(items), 'offset'), value,
+                                                        plural(len(files), 'keys log')), kind='config')
 
 
 def scope_text(result, opts):
@@ -79,12 +124,15 @@ def scope_text(result, opts):
     touched = result.get('keys_file')
     if touched is not None:
         listed = [d for d in result['dbs'] if d['scope'] == 'keys']
-        text += ' Scope: the %s the keys log names from offset %d to %d (%s) and the key counts of %s, ' \
-                'equal on both sides%s.' % (
-                    plural(touched['keys'], 'key'), touched['start'], touched['end'],
-                    plural(touched['records'], 'record'), plural(len(listed), 'db'),
-                    '; %s compared whole' % plural(len(result['dbs']) - len(listed), 'db')
-                    if len(listed) < len(result['dbs']) else '')
+        if isinstance(touched['start'], list):
+            where = '%d keys logs name from offsets %s to %s' % (
+                len(touched['start']), ', '.join(map(str, touched['start'])), ', '.join(map(str, touched['end'])))
+        else:
+            where = 'keys log names from offset %d to %d' % (touched['start'], touched['end'])
+        text += ' Scope: the %s the %s (%s) and the key counts of %s, equal on both sides%s.' % (
+            plural(touched['keys'], 'key'), where, plural(touched['records'], 'record'), plural(len(listed), 'db'),
+            '; %s compared whole' % plural(len(result['dbs']) - len(listed), 'db')
+            if len(listed) < len(result['dbs']) else '')
     rounds = result.get('rounds') or []
     if len(rounds) > 1:
         text += ' %s differed in round 1 (%s); %s rechecked after %g s each, %s differing after the last.' % (
@@ -95,22 +143,30 @@ def scope_text(result, opts):
 
 
 class Touched:
-    """The keys of a keys log from an offset: ``keys[target_db]`` a set of names, ``whole`` the target dbs
-    that changed as a whole, ``end`` the offset reached, ``records`` how many records were read."""
+    """The keys of one or more keys logs, each from an offset: ``keys[target_db]`` a set of names, ``whole`` the
+    target dbs that changed as a whole, ``ends`` the offsets reached, ``records`` how many records were read.
 
-    def __init__(self, path, offset=0):
-        reader = KeysLogReader(path, offset)
+    Several logs: a cluster source has one follower per master, each with a log of its own; the keys they name are
+    one set per target db (a whole-db record in any of them makes that db whole)."""
+
+    def __init__(self, paths, offsets=None):
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        offsets = list(offsets or [0] * len(paths))
         self.keys = {}
         self.whole = set()
-        for db, key in reader.records():
-            if key is None:
-                self.whole.add(db)
-                self.keys.pop(db, None)
-            elif db not in self.whole:
-                self.keys.setdefault(db, set()).add(key)
-        self.start = offset
-        self.end = reader.offset
-        self.records = reader.records_read
+        self.starts = offsets
+        self.ends = []
+        self.records = 0
+        for path, offset in zip(paths, offsets):
+            reader = KeysLogReader(path, offset)
+            for db, key in reader.records():
+                if key is None:
+                    self.whole.add(db)
+                    self.keys.pop(db, None)
+                elif db not in self.whole:
+                    self.keys.setdefault(db, set()).add(key)
+            self.ends.append(reader.offset)
+            self.records += reader.records_read
 
     def for_target_db(self, t_db):
         """None when the whole db is to be compared, else the (possibly empty) list of keys."""
@@ -119,8 +175,10 @@ class Touched:
         return sorted(self.keys.get(t_db, ()))
 
     def describe(self):
-        return dict(start=self.start, end=self.end, records=self.records,
-                    keys=sum(len(v) for v in self.keys.values()), whole_dbs=sorted(self.whole))
+        """``start`` and ``end``: offsets for one log, lists (one per log) for several."""
+        one = len(self.starts) == 1
+        return dict(start=self.starts[0] if one else list(self.starts), end=self.ends[0] if one else list(self.ends),
+                    records=self.records, keys=sum(len(v) for v in self.keys.values()), whole_dbs=sorted(self.whole))
 
 
 class DiffingKeys:

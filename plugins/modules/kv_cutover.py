@@ -58,10 +58,13 @@ options:
     choices: [keys, full]
     default: keys
   keys_file_offset:
-    description: Byte offset of the follower's touched-keys log to verify from (the C(keys_log_size) kv_sync returned
-      before the last full comparison began).
-    type: int
-    default: 0
+    description:
+      - Byte offset of the follower's touched-keys log to verify from (the C(keys_log_size) kv_sync returned
+        before the last full comparison began). Not given (or V(0)) reads the whole log.
+      - A cluster source has one follower, and one log, per source master - a list with one offset per follower, in
+        the order of its parts (the C(keys_log_sizes) kv_sync returned).
+    type: list
+    elements: int
   dbs:
     description: Source databases to verify; default every non-empty one.
     type: list
@@ -110,7 +113,7 @@ EXAMPLES = r'''
     source: "{{ kv_source }}"
     target: "{{ kv_target }}"
     sync_record: /var/tmp/kv-sync-pair.json
-    keys_file_offset: "{{ sync_started.keys_log_size }}"
+    keys_file_offset: "{{ sync_started.keys_log_sizes if sync_started.keys_log_sizes is defined else sync_started.keys_log_size }}"
   register: cutover
 
 - name: The pause, for the change ticket
@@ -143,7 +146,8 @@ writes_paused_s:
   type: float
 drain:
   description: The result of kv_sync C(state=stopped) - C(final_offset), C(drain_seconds), C(keys_log),
-    C(keys_written_since_snapshot), C(commands_applied), per-db counts.
+    C(keys_written_since_snapshot), C(commands_applied), per-db counts (with a cluster source C(final_offsets),
+    C(keys_logs) and C(parts)).
   returned: unless in check mode
   type: dict
 verification:
@@ -173,7 +177,7 @@ def main():
             users=dict(type='list', elements='str', default=[]),
             isolate_record=dict(type='path'),
             verify=dict(type='str', default='keys', choices=['keys', 'full']),
-            keys_file_offset=dict(type='int', default=0, no_log=False),
+            keys_file_offset=dict(type='list', elements='int', no_log=False),
             dbs=dict(type='list', elements='int'),
             db_map=dict(type='dict'),
             ttl_tolerance=dict(type='float', default=2),

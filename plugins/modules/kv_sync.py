@@ -449,8 +449,8 @@ parts:
   description:
     - With a cluster source, one entry per source master - C(address), C(node_id), C(slots), C(record) (its part
       record), C(phase), C(replid), C(offset), C(source_offset), C(lag_bytes), C(commands_applied),
-      C(snapshot_seconds), C(catchup_seconds), C(full_resyncs), C(continued), C(last_error), C(keys_log), C(pid),
-      C(redirects) (into a cluster),
+      C(snapshot_seconds), C(catchup_seconds), C(full_resyncs), C(continued), C(last_error), C(keys_log),
+      C(keys_log_size), C(pid), C(redirects) (into a cluster),
       C(dbs) and C(totals) (the shared per-db shape), and after the drain C(final_offset), C(drain_seconds) and
       C(keys_written_since_snapshot). RV(dbs), RV(totals), RV(commands_applied) and
       RV(keys_written_since_snapshot) are their sums, RV(lag_bytes) their largest. In check mode the masters found
@@ -468,10 +468,24 @@ final_offsets:
   returned: with a cluster source and O(state=stopped)
   type: dict
 keys_logs:
-  description: With a cluster source, the touched-keys log of every follower.
+  description: With a cluster source, the touched-keys log of every follower (pass it to
+    O(kvtools.migration.kv_verify#module:keys_file)).
   returned: with a cluster source
   type: list
   elements: str
+keys_log_sizes:
+  description: With a cluster source, the size of each log of RV(keys_logs) (same order) at the time of the result -
+    the O(kvtools.migration.kv_verify#module:keys_file_offset) of a later verification of the keys written since.
+  returned: with a cluster source
+  type: list
+  elements: int
+markers:
+  description: The offset markers (C({db, key}), target db and key name) the followers keep on a standalone target
+    while they run - not data; the drain removes them (empty once stopped, and into a cluster, which has none). Pass
+    them to O(kvtools.migration.kv_verify#module:ignore_target_keys) while the follow runs.
+  returned: when a follower ran
+  type: list
+  elements: dict
 topology_changed:
   description: With a cluster source, whether O(state=started) found other masters or slots than the followers
     followed, and restarted every follower from a new snapshot.

@@ -120,21 +120,25 @@ options:
     type: path
   keys_file:
     description:
-      - The touched-keys log of a C(kvtools.migration.kv_sync) follower (the C(keys_log) it returns).
-        Instead of walking every key, compare exactly the keys the log names from O(keys_file_offset) on, plus the
-        key count (C(DBSIZE)) of every db pair on both sides. A db the log marks as changed as a whole (C(FLUSHDB),
-        C(SWAPDB)) and a db whose counts differ are compared whole.
+      - The touched-keys log of a C(kvtools.migration.kv_sync) follower (the C(keys_log) it returns), or a list of
+        them - with a cluster source kv_sync runs one follower per source master, each with a log of its own (its
+        C(keys_logs)).
+        Instead of walking every key, compare exactly the keys the logs name from O(keys_file_offset) on, plus the
+        key count (C(DBSIZE), summed over the masters of a cluster) of every db pair on both sides. A db a log marks
+        as changed as a whole (C(FLUSHDB), C(SWAPDB)) and a db whose counts differ are compared whole.
       - This is the final verification of the live strategy, inside the write pause and after the drain - with
         O(keys_file_offset) the log size when the last full comparison started, every key not named has been
         compared since and has not changed.
-      - Cannot be combined with O(match).
-    type: path
+      - Cannot be combined with O(match), nor with a O(db_map) that sends several source dbs into one target db.
+    type: raw
   keys_file_offset:
     description:
       - Byte offset of O(keys_file) to read from - a C(keys_log_size) kv_sync returned, or C(end) of RV(keys_file) of an
-        earlier kv_verify. V(0) reads the whole log.
-    type: int
-    default: 0
+        earlier kv_verify. Not given (or V(0)) reads the whole log.
+      - With several logs in O(keys_file), a list with one offset per log in the same order (kv_sync's
+        C(keys_log_sizes) with a cluster source).
+    type: list
+    elements: int
   rounds:
     description:
       - Verification while the data still moves (a follower applying the source's writes). Round 1 compares
@@ -187,8 +191,9 @@ notes:
     compared with the target master that serves its slot, and keys extra on the target are looked for on every target
     master. The checks, counts and RV(differences) are those of two servers; the C(cluster) entries of
     RV(source) and RV(target) add each master's slots and counts. C(DBSIZE), the write counters and C(used_memory) are summed
-    over the masters. Strings are read with C(DUMP) there (C(MGET) cannot span slots). The keys scope
-    (O(keys_file)) and O(rounds) are not supported for cluster yet.
+    over the masters. Strings are read with C(DUMP) there (C(MGET) cannot span slots). O(rounds) and the keys scope
+    (O(keys_file)) work there as between two servers - the keys each round rechecks, and the keys the logs name, are
+    read on the master that serves them on each side.
   - The comparison of a server whose data changes meanwhile is not meaningful. Stop the writers first (C(CLIENT PAUSE
     WRITE) or unbind the applications); RV(source_changed) says when the source changed anyway. Keys expiring also move
     the counters.
@@ -234,6 +239,13 @@ EXAMPLES = r'''
     target: "{{ kv_target }}"
     keys_file: "{{ sync.keys_log }}"
     keys_file_offset: "{{ keys_log_size_before_last_full_round }}"
+
+- name: The same with a cluster source - one keys log per source master, each from its own offset
+  kvtools.migration.kv_verify:
+    source: "{{ kv_source }}"
+    target: "{{ kv_target }}"
+    keys_file: "{{ sync_started.keys_logs }}"
+    keys_file_offset: "{{ sync_started.keys_log_sizes }}"
 
 - name: Source db 1 was copied into db 4; TTLs may differ by 5 seconds, memory by 30 %
   kvtools.migration.kv_verify:
@@ -351,9 +363,9 @@ scope:
   returned: success
   type: str
 keys_file:
-  description: With O(keys_file) - C(start) and C(end) (the offsets read; C(end) is where a later read starts),
-    C(records), C(keys) (distinct keys named) and C(whole_dbs) (target dbs marked as changed as a whole). Null
-    without it.
+  description: With O(keys_file) - C(start) and C(end) (the offsets read; C(end) is where a later read starts; lists
+    with one offset per log, in the order of O(keys_file), when it names several), C(records), C(keys) (distinct keys
+    named) and C(whole_dbs) (target dbs marked as changed as a whole). Null without it.
   returned: success
   type: dict
 rounds:

@@ -236,3 +236,15 @@ def test_the_followers_marker_and_held_expiries_are_not_differences(live_pair):
     with pytest.raises(KVError) as err:
         verify(src, tgt, ignore_target_keys=[dict(name='x')])
     assert err.value.kind == 'config' and 'ignore_target_keys' in err.value.message
+
+
+def test_keys_scope_refuses_a_db_merge(redis70, valkey80, tmp_path):
+    """One log record per target key cannot say which source db a merged key came from (kv_sync does not merge)."""
+    redis70.admin(0).set(b'a', b'1')
+    redis70.admin(1).set(b'b', b'2')
+    log = KeysLogWriter(str(tmp_path / 'keys.log'))
+    log.add(0, b'a')
+    log.flush()
+    with pytest.raises(KVError) as err:
+        verify(redis70, valkey80, db_map={1: 0}, allow_db_merge=True, keys_file=log.path)
+    assert err.value.kind == 'config' and 'several source dbs go into one target db (db 0)' in err.value.message

@@ -1,7 +1,8 @@
 """playbooks/migrate.yml with kv_strategy live into a cluster, through ansible-playbook against real servers: the
-follower routes the snapshot and the stream per slot, the final verification is kv_verify's cluster-aware full
-comparison, check mode writes nothing and a second run changes nothing.  An app writes to the source all along and
-moves to the cluster at the pause."""
+follower routes the snapshot and the stream per slot, kv_verify compares in rounds while the app writes and inside
+the pause compares the keys the follower logged (each read on the master that serves it) and the counts, check
+mode writes nothing and a second run changes nothing.  An app writes to the source all along and moves to the
+cluster at the pause."""
 
 import json
 
@@ -47,6 +48,9 @@ def test_live_into_a_cluster_check_run_rerun(server_factory, cluster_of, tmp_pat
     report = json.loads((tmp_path / 'reports' / 'live-cluster-latest.json').read_text())
     assert report['status'] == 'ok' and report['strategy'] == 'live', report.get('error')
     assert report['verification']['consistent'] is True
+    # rounds into the cluster while the app wrote, then inside the pause the keys scope (keys routed per master)
+    assert report['live']['final_verification_scope'] == 'keys', report['live']['final_verification_why']
+    assert report['live']['rounds'] and report['verification']['scope'] == 'keys'
     assert app.switched is not None, 'the app never met the pause'
     # the source as the pause left it, plus the one write the app repeated on the target, equals the cluster
     switched = b'app:%d' % app.switched

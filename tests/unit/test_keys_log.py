@@ -125,3 +125,56 @@ def test_follower_usage_none_is_whole_db_and_size_is_a_resume_point(tmp_path):
     with open(path, 'ab') as fh:  # a record being written is left for the next read
         fh.write(b'\x00\x00\x00\x01\x00\x00\x00\x09abc')
     assert list(keys_log.iter_keys_log(path, size)) == [(0, b'')]
+
+
+def test_touched_reads_several_logs_each_from_its_offset(tmp_path):
+    """kv_verify's keys scope over the logs of a cluster source's followers (one per master): one set of keys per
+    target db, a whole-db record in any log makes the db whole, each log read from its own offset."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import Touched
+    paths = [str(tmp_path / ('part%d.keys' % n)) for n in range(3)]
+    writers = [keys_log.KeysLogWriter(path) for path in paths]
+    writers[0].add(0, b'before')  # before the offsets: not read
+    offsets = [w.flush() for w in writers]
+    writers[0].add(0, b'a\n')
+    writers[1].add(0, b'b\x00')
+    writers[1].add(0, b'a\n')  # in two logs (a key that moved between masters): compared once
+    writers[2].add(3, b'c')
+    writers[2].whole_db(3)
+    writers[0].add(3, b'after whole')
+    ends = [w.flush() for w in writers]
+    touched = Touched(paths, offsets)
+    assert touched.for_target_db(0) == [b'a\n', b'b\x00'] and touched.for_target_db(3) is None
+    assert touched.describe() == dict(start=offsets, end=ends, records=6, keys=2, whole_dbs=[3])
+    one = Touched(paths[:1], [0])
+    assert one.describe() == dict(start=0, end=ends[0], records=3, keys=3, whole_dbs=[])
+
+
+@pytest.mark.parametrize('files, offsets, expected', [
+    ('/x', None, (['/x'], [0])),
+    (['/x', '/y'], 0, (['/x', '/y'], [0, 0])),
+    (['/x', '/y'], [0], (['/x', '/y'], [0, 0])),
+    (['/x', '/y'], ['5', 7], (['/x', '/y'], [5, 7])),
+    (None, 0, (None, [])),
+    ([], [], (None, [])),
+])
+def test_keys_file_and_offsets_forms(files, offsets, expected):
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import LiveOptions
+    live = LiveOptions(keys_file=files, keys_file_offset=offsets)
+    assert (live.keys_file, live.keys_file_offset) == expected
+
+
+@pytest.mark.parametrize('files, offsets, words', [
+    (['/x', '/y'], 4, 'keys_file_offset gives 1 offset (4) for 2 keys logs'),
+    (['/x'], [1, 2], 'gives 2 offsets ([1, 2]) for 1 keys log'),
+    (['/x', '/y'], [1, 'z'], 'keys_file_offset must be a number or a list of numbers'),
+    (['/x', '/y'], [1, True], 'keys_file_offset must be a number or a list of numbers'),
+    (['/x', '/x'], None, 'names a keys log twice'),
+    ({'path': '/x'}, None, 'keys_file must be a path or a list of paths'),
+    (['/x', ''], None, 'keys_file must be a path or a list of paths'),
+    (None, [0, 3], 'was given without keys_file'),
+])
+def test_keys_file_and_offsets_mistakes(files, offsets, words):
+    from ansible_collections.kvtools.migration.plugins.module_utils._verify_scope import LiveOptions
+    with pytest.raises(KVError) as err:
+        LiveOptions(keys_file=files, keys_file_offset=offsets)
+    assert err.value.kind == 'config' and words in err.value.message, err.value.message
