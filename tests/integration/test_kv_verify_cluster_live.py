@@ -248,7 +248,13 @@ def follow_and_cut_over(source, valkey80, args, tmp_path):
     client.delete(b'many:5')
     target = valkey80.admin()
     deadline = time.time() + 120  # the followers apply them (a condition, not a fixed sleep)
-    while time.time() < deadline and (not target.exists(b'after:59') or target.exists(b'many:5')):
+    expected = [b'after:%d' % n for n in range(writes)]
+
+    def applied():  # by every follower: each master's writes and its marker
+        found = sorted(k.decode() for k in target.scan_iter(match=b'kvtools:sync:offset:*'))
+        return target.exists(*expected) == writes and not target.exists(b'many:5') and found == markers
+
+    while time.time() < deadline and not applied():
         time.sleep(0.05)
     # every master took writes: each follower's marker is on the target (written with its stream batches)
     assert markers == sorted(k.decode() for k in target.scan_iter(match=b'kvtools:sync:offset:*'))
