@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - hiredis is a dependency of the collect
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import restore_block
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import slot_flags, unlink_slots
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
@@ -56,11 +57,6 @@ FLUSH_BYTES = 256 << 10
 _RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
 _ABSTTL = b'$6\r\nABSTTL\r\n'
 _REPLACE = b'$7\r\nREPLACE\r\n'
-# RESTORE key 0 payload [REPLACE] / RESTORE key ms payload ABSTTL [REPLACE], by replace (False, True)
-_RESTORE_PLAIN = (b'*4\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n',
-                  b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n' + _REPLACE)
-_RESTORE_TIMED = (b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + _ABSTTL,
-                  b'*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + _ABSTTL + _REPLACE)
 _RESTORE_LABEL = 'RESTORE of a snapshot key'
 _OK = b'+OK\r\n'
 _OKS = _OK * 4096
@@ -397,33 +393,23 @@ class Applier(CommandTranslator):
     def snapshot_keys(self, db, keys, payloads, expires):
         """A ``keys`` event of ``SnapshotParser.batches()``: one RESTORE per key, sent as one block."""
         t_db = self.map.get(db)
-        if t_db is None:
+        if t_db is None or not keys:
             return
         counts = self.counts[db]
         counts['keys'] += len(keys)
         if self.target_db != t_db:
             self._select(t_db)
-        plain = _RESTORE_PLAIN[self.replace]
-        timed = _RESTORE_TIMED[self.replace]
         shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
-        held = self.held_log if shift else None
-        out = []
-        add = out.append
-        for key, payload, expire in zip(keys, payloads, expires):
-            if expire is None:
-                add(plain % (len(key), key, len(payload), payload))
-            else:
-                ttl = b'%d' % (expire + shift if shift else max(1, expire))
-                add(timed % (len(key), key, len(ttl), ttl, len(payload), payload))
-                if held is not None:
-                    held.add(t_db, key)
-        data = b''.join(out)
+        sizes = list(map(len, payloads))
+        data, timed = restore_block(keys, payloads, sizes, expires, self.replace, shift)
+        if timed and shift and self.held_log is not None:
+            self.held_log.add_keys(t_db, timed)
         self.flush()
         self._send(data)
-        self.pending.append(_Batch([(_RESTORE_LABEL, None)], False, None, None, replies=len(out)))
-        self.in_flight += len(out)
-        counts['copied'] += len(out)
-        counts['bytes'] += sum(map(len, payloads))
+        self.pending.append(_Batch([(_RESTORE_LABEL, None)], False, None, None, replies=len(keys)))
+        self.in_flight += len(keys)
+        counts['copied'] += len(keys)
+        counts['bytes'] += sum(sizes)
         if self.in_flight > self.window:
             self._window()
 
