@@ -406,4 +406,3 @@ def test_hot_loop_and_general_loop_give_the_same_keys(seed, batch_bytes):
             elif event[0] == 'key':
                 flat.append(event)
         assert flat == expected and batched.opcodes == parser.opcodes
-
