@@ -28,6 +28,7 @@ __metaclass__ = type
 
 import os
 import struct
+from itertools import repeat
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 
@@ -85,6 +86,20 @@ class KeysLogWriter:
         if not 0 <= db <= MAX_DB:
             raise ValueError('db out of range: %r' % (db,))
         self._add(encode_whole_db(db) if key is None else encode_key(db, key))
+
+    def add_keys(self, db, keys):
+        """Log the keys (a list of bytes) of target db ``db``: :meth:`add` for each, in one piece."""
+        if not keys:
+            return
+        if not 0 <= db <= MAX_DB:
+            raise ValueError('db out of range: %r' % (db,))
+        lengths = list(map(len, keys))
+        if max(lengths) >= WHOLE_DB:
+            raise ValueError('key too long for the keys log')
+        parts = [None] * (2 * len(keys))
+        parts[0::2] = map(_HEAD.pack, repeat(db), lengths)
+        parts[1::2] = keys
+        self._add(b''.join(parts))
 
     def whole_db(self, db):
         """Log that every key of target db ``db`` may have changed."""

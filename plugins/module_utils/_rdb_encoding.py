@@ -193,73 +193,97 @@ def length_at(buf, pos):
     return -1, pos
 
 
+# The longest head of a record the hot loop reads before it knows the record's end: the type, the key's length and
+# name (under 64 bytes), and the value's encoding (an LZF string: 0xc3, a 14-bit and a 6/14-bit length).
+_HEAD_MAX = 2 + 63 + 4
+
+
 def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget):
     """The snapshot splitter's hot loop, over ``buf`` from ``pos``: key/value pairs whose object is one RDB
     string (raw, integer or LZF: strings, listpacks, intsets ... - the types ``kinds[type] == 1`` marks) with a
     key name under 64 bytes, wholly in ``buf``, and the EXPIRETIME_MS opcodes before them (``kinds[252] == 2``).
     Appends the key names, the DUMP payloads and the expiries (``expire`` is the one pending) to the three
-    lists, for about ``budget`` bytes of ``buf``; stops at the first thing it does not handle (the parser's
-    general loop takes it).
+    lists, for about ``budget`` bytes of ``buf``; stops at the first thing it does not handle, and
+    :data:`_HEAD_MAX` bytes before the end of ``buf`` (the parser's general loop takes it).
 
     Returns ``(pos, pending expire, keys added, EXPIRETIME_MS opcodes read)``.
+
+    Per key it is the loop's cost that counts (a million keys take about a second of the follower's CPU): no
+    bounds checks inside a record's head (the loop stops ``_HEAD_MAX`` bytes from the end), ``kinds`` a tuple (an
+    indexed tuple is a fast path of the interpreter, a bytearray is not), and the expiries set after the loop
+    (most keys have none).
     """
     size = len(buf)
-    stop = min(size - 2, pos + budget)
+    stop = min(size - _HEAD_MAX, pos + budget)
     crc = CRC64
     prefix = _TYPE_BYTE
-    unpack_q = _UNPACK_Q
-    add_key, add_payload, add_expire = keys.append, payloads.append, expires.append
-    count = len(keys)
-    expiries = 0
+    add_key, add_payload = keys.append, payloads.append
+    first_key = len(keys)
+    timed = []                                 # (index in keys, expiry) of the EXPIRETIME_MS opcodes read
     while pos < stop:
         code = buf[pos]
         kind = kinds[code]
-        if kind == 2:                          # EXPIRETIME_MS
-            if pos + 9 > size:
+        if kind == 1:
+            klen = buf[pos + 1]
+            if klen >= 0x40:
                 break
-            expire = unpack_q(buf, pos + 1)[0]
-            expiries += 1
-            pos += 9
-            continue
-        klen = buf[pos + 1]
-        start = pos + 2 + klen                 # the object's first byte
-        if kind != 1 or klen >= 0x40 or start + 1 >= size:
-            break
-        first = buf[start]
-        if first < 0x40:
-            end = start + 1 + first
-        elif first < 0x80:
-            end = start + 2 + (((first & 0x3f) << 8) | buf[start + 1])
-        elif first == 0xc3:                    # LZF: compressed length, raw length, data
-            clen = buf[start + 1]
-            nxt = start + 2
-            if clen >= 0x40:
-                if clen >= 0x80 or nxt >= size:
+            start = pos + 2 + klen             # the object's first byte
+            first = buf[start]
+            if first < 0x40:                   # a string of up to 63 bytes
+                end = start + 1 + first
+            elif first == 0xc3:                # LZF: compressed length, raw length, data
+                clen = buf[start + 1]
+                if clen < 0x40:
+                    ulen = buf[start + 2]
+                    if ulen < 0x40:
+                        end = start + 3 + clen
+                    elif ulen < 0x80:
+                        end = start + 4 + clen
+                    else:
+                        break
+                elif clen < 0x80:
+                    clen = ((clen & 0x3f) << 8) | buf[start + 2]
+                    ulen = buf[start + 3]
+                    if ulen < 0x40:
+                        end = start + 4 + clen
+                    elif ulen < 0x80:
+                        end = start + 5 + clen
+                    else:
+                        break
+                else:
                     break
-                clen = ((clen & 0x3f) << 8) | buf[nxt]
-                nxt += 1
-            if nxt >= size:
-                break
-            ulen = buf[nxt]
-            if ulen < 0x40:
-                end = nxt + 1 + clen
-            elif ulen < 0x80:
-                end = nxt + 2 + clen
+            elif first < 0x80:                 # a string of up to 16383 bytes
+                end = start + 2 + (((first & 0x3f) << 8) | buf[start + 1])
+            elif 0xc0 <= first <= 0xc2:        # an 8, 16 or 32-bit integer
+                end = start + (2, 3, 5)[first - 0xc0]
             else:
                 break
-        elif 0xc0 <= first <= 0xc2:            # an 8, 16 or 32-bit integer
-            end = start + (2, 3, 5)[first - 0xc0]
+            if end > size:
+                break
+            body = prefix[code] + buf[start:end] + version
+            add_payload(body + crc(body).to_bytes(8, 'little'))
+            add_key(buf[pos + 2:start])
+            pos = end
+        elif kind == 2:                        # EXPIRETIME_MS: for the next key
+            timed.append((len(keys), _UNPACK_Q(buf, pos + 1)[0]))
+            pos += 9
         else:
             break
-        if end > size:
-            break
-        body = prefix[code] + buf[start:end] + version
-        add_payload(body + crc(body).to_bytes(8, 'little'))
-        add_key(buf[pos + 2:start])
-        add_expire(expire)
-        expire = None
-        pos = end
-    return pos, expire, len(keys) - count, expiries
+    count = len(keys) - first_key
+    if count:
+        added = [None] * count
+        if expire is not None:                 # pending from before: the first key's
+            added[0] = expire
+            expire = None
+        for index, value in timed:
+            if index < len(keys):
+                added[index - first_key] = value
+            else:                              # read after the last key: the next key's
+                expire = value
+        expires.extend(added)
+    elif timed:
+        expire = timed[-1][1]
+    return pos, expire, count, len(timed)
 
 
 def chunk_reader(chunks):

@@ -425,8 +425,9 @@ class SnapshotParser:
     def _events(self, batch_bytes):
         self._header()
         types = self._types
-        self._fast_types = bytearray(1 if types.get(code) == 'string' else 0 for code in range(256))
-        self._fast_types[OP_EXPIRETIME_MS] = 2
+        # the hot loop's table: 1 for the types whose object is one string, 2 for EXPIRETIME_MS
+        self._fast_types = tuple(2 if code == OP_EXPIRETIME_MS else 1 if types.get(code) == 'string' else 0
+                                 for code in range(256))
         db = 0
         expire = None
         version_bytes = self.version_bytes

@@ -11,16 +11,30 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import restore_block
+from ansible_collections.kvtools.migration.plugins.module_utils._sync_batch import Batch
 
 ABSTTL = b'$6\r\nABSTTL\r\n'
 REPLACE = b'$7\r\nREPLACE\r\n'
 RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
 RESTORE_LABEL = 'RESTORE of a snapshot key'
-# RESTORE key 0 payload [REPLACE] / RESTORE key ms payload ABSTTL [REPLACE], by replace (False, True)
-_PLAIN = (b'*4\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n',
-          b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n' + REPLACE)
-_TIMED = (b'*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + ABSTTL,
-          b'*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n' + ABSTTL + REPLACE)
+
+def restore_batch(t_db, keys, payloads, expires, replace, shift, held, tag, kept):
+    """The RESTOREs of a ``keys`` event for an applier: ``(bytes to send, its Batch, payload bytes)``.
+
+    One target: the whole block in one piece (the hot path of a snapshot).  ``kept`` (a cluster master's applier,
+    which may have to send a redirected RESTORE again alone): one kept command per key in the batch.
+    """
+    if not kept:
+        sizes = list(map(len, payloads))
+        data, timed = restore_block(keys, payloads, sizes, expires, replace, shift)
+        if timed and held is not None:
+            held.add_keys(t_db, timed)
+        return data, Batch([(RESTORE_LABEL, None)], False, None, None, replies=len(keys)), sum(sizes)
+    out = restore_commands(t_db, keys, payloads, expires, replace, shift, held)
+    batch = Batch([(RESTORE_LABEL, None)], False, None, None, replies=len(out))
+    batch.sent = [(cmd, RESTORE_LABEL, None, tag) for cmd in out]
+    return b''.join(out), batch, sum(map(len, payloads))
 
 
 def restore_commands(t_db, keys, payloads, expires, replace, shift, held):
@@ -28,18 +42,12 @@ def restore_commands(t_db, keys, payloads, expires, replace, shift, held):
 
     ``shift``: ms added to every expiry (hold mode), each such key then added to ``held`` (a keys log, or None).
     """
-    plain = _PLAIN[bool(replace)]
-    timed = _TIMED[bool(replace)]
     out = []
-    add = out.append
     for key, payload, expire in zip(keys, payloads, expires):
-        if expire is None:
-            add(plain % (len(key), key, len(payload), payload))
-        else:
-            ttl = b'%d' % (expire + shift if shift else max(1, expire))
-            add(timed % (len(key), key, len(ttl), ttl, len(payload), payload))
-            if held is not None:
-                held.add(t_db, key)
+        data, timed = restore_block([key], [payload], [len(payload)], [expire], bool(replace), shift)
+        out.append(data)
+        if timed and held is not None:
+            held.add(t_db, key)
     return out
 
 

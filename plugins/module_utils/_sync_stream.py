@@ -52,7 +52,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster im
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import (
-    ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_commands, stream_db)
+    ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_batch, stream_db)
 
 WINDOW = 2000                                # commands in flight to the target
 FLUSH_BYTES = 256 << 10
@@ -407,23 +407,21 @@ class Applier(CommandTranslator):
     def snapshot_keys(self, db, keys, payloads, expires):
         """A ``keys`` event of ``SnapshotParser.batches()``: one RESTORE per key, sent as one block."""
         t_db = self.map.get(db)
-        if t_db is None:
+        if t_db is None or not keys:
             return
         counts = self.counts[db]
         counts['keys'] += len(keys)
         if self.target_db != t_db:
             self._select(t_db)
         shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
-        out = restore_commands(t_db, keys, payloads, expires, self.replace, shift, self.held_log if shift else None)
+        data, batch, size = restore_batch(t_db, keys, payloads, expires, self.replace, shift,
+                                          self.held_log if shift else None, self.tag, self.keep is not None)
         self.flush()
-        self._send(b''.join(out))
-        batch = Batch([(RESTORE_LABEL, None)], False, None, None, replies=len(out))
-        if self.keep is not None:  # one kept command per key: a redirected RESTORE is sent again alone
-            batch.sent = [(cmd, RESTORE_LABEL, None, self.tag) for cmd in out]
+        self._send(data)
         self.pending.append(batch)
-        self.in_flight += len(out)
-        counts['copied'] += len(out)
-        counts['bytes'] += sum(map(len, payloads))
+        self.in_flight += len(keys)
+        counts['copied'] += len(keys)
+        counts['bytes'] += size
         if self.in_flight > self.window:
             self.keep_window()
 

@@ -10,6 +10,10 @@
   (keys/s), from dump.rdb and over a diskless transfer.
   Wall-clock rates and the CPU seconds of this process (``keys_per_cpu_s``: what one free core would give;
   on a loaded machine the wall-clock rate mostly measures the wait for a core).
+* ``parse_format``: the follower's own work without a target (parse, RESTORE blocks, replies counted), into a
+  socket stand-in that answers +OK: its CPU seconds per key hardly depend on the other processes.
+  ``--rdb FILE`` measures only the parse and ``parse_format`` of a saved snapshot (no server started), e.g.
+  bench_sync's "small" dataset saved once: the same data before and after a change.
 """
 
 import argparse
@@ -20,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -90,6 +95,43 @@ def restore(target_ep, events):
     return sum(c['copied'] for c in applier.counts.values())
 
 
+class _AnsweringSocket:
+    """Stands in for the target's socket: takes every byte, answers +OK for each RESTORE in flight."""
+
+    def __init__(self):
+        self.applier = None
+
+    def sendall(self, data):
+        pass
+
+    def recv(self, size):
+        return b'+OK\r\n' * min(self.applier.in_flight, size // 5)
+
+
+def parse_format(path):
+    """Parse + the applier's RESTORE blocks (expiries held back), no target: the follower's CPU per key."""
+    import hiredis
+    folder = tempfile.mkdtemp(prefix='kv-bench-snap-')
+    keys_log, held_log = KeysLogWriter(os.path.join(folder, 'keys')), KeysLogWriter(os.path.join(folder, 'held'))
+    applier = Applier(types.SimpleNamespace(address='(no target)'), [(0, 0), (1, 1)], keys_log, held_log=held_log)
+    applier.sock, applier.target_db = _AnsweringSocket(), 0
+    applier.sock.applier = applier
+    applier.reader = hiredis.Reader()
+    applier.has_data = applier.reader.has_data
+    try:
+        with open(path, 'rb') as fh:
+            parser = snap.SnapshotParser(fh.read)
+            c0 = time.process_time()
+            applier.restore_snapshot(parser.batches())
+            cpu = time.process_time() - c0
+    finally:
+        keys_log.close()
+        held_log.close()
+        shutil.rmtree(folder)
+    return dict(keys=parser.keys, copied=sum(c['copied'] for c in applier.counts.values()), cpu_seconds=round(cpu, 2),
+                cpu_us_per_key=round(cpu * 1e6 / max(1, parser.keys), 3))
+
+
 def parse_file(path, restore_to=None, batches=False):
     with open(path, 'rb') as fh:
         parser = snap.SnapshotParser(fh.read)
@@ -114,7 +156,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--keys', type=int, default=200000)
     ap.add_argument('--out')
+    ap.add_argument('--rdb', help='a saved snapshot: measure only its parse and parse_format (no server)')
     args = ap.parse_args()
+    if args.rdb:
+        report = dict(rdb_bytes=os.path.getsize(args.rdb), crc_used=enc.CRC64_IMPLEMENTATION,
+                      parse_only_batches=parse_file(args.rdb, batches=True), parse_format=parse_format(args.rdb))
+        print(json.dumps(report, indent=2))
+        return
     report = dict(crc=bench_crc(), crc_used=enc.CRC64_IMPLEMENTATION)
     source = servers.Server('redis70', name='bench-snap-src').start()
     target = servers.Server('valkey80', name='bench-snap-tgt').start()
@@ -125,6 +173,7 @@ def main():
         report['rdb_bytes'] = os.path.getsize(path)
         report['parse_only'] = parse_file(path)
         report['parse_only_batches'] = parse_file(path, batches=True)
+        report['parse_format'] = parse_format(path)
         saved = snap.CRC64
         snap.CRC64 = enc.CRC64 = py_crc64     # the parser's general loop and its hot loop (split_keys)
         try:

@@ -29,6 +29,25 @@ def test_round_trip_every_byte_and_whole_db_marker(tmp_path):
     assert list(reader.records()) == expected and reader.offset == size and reader.records_read == len(expected)
 
 
+def test_add_keys_writes_the_records_of_add(tmp_path):
+    """add_keys (a snapshot block's held expiries) writes exactly what add would, key by key."""
+    one, many = str(tmp_path / 'one.log'), str(tmp_path / 'many.log')
+    writer = keys_log.KeysLogWriter(one)
+    for key in AWKWARD:
+        writer.add(5, key)
+    writer.close()
+    writer = keys_log.KeysLogWriter(many, flush_bytes=10)
+    writer.add_keys(5, AWKWARD[:3])
+    writer.add_keys(5, [])
+    writer.add_keys(5, AWKWARD[3:])
+    assert writer.size() == os.path.getsize(many)
+    writer.close()
+    with open(one, 'rb') as fh, open(many, 'rb') as gh:
+        assert fh.read() == gh.read()
+    with pytest.raises(ValueError):
+        keys_log.KeysLogWriter(str(tmp_path / 'bad.log')).add_keys(-1, [b'k'])
+
+
 def test_offsets_are_record_boundaries_and_appending_continues(tmp_path):
     path = str(tmp_path / 'keys.log')
     writer = keys_log.KeysLogWriter(path)

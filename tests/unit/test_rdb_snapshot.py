@@ -343,3 +343,66 @@ def test_config_errors():
     with pytest.raises(KVError) as info:
         snap.SnapshotParser(io.BytesIO(b'').read, big_threshold=0)
     assert info.value.kind == 'config' and 'big_threshold' in info.value.message
+
+
+def _random_keys(rng, count):
+    """A stream body of ``count`` random keys (the shapes of the hot loop and the shapes it leaves to the general
+    loop: long key names, 14/32-bit lengths, other types, expiries in ms and s, IDLE/FREQ, SELECTDB) and the
+    ``key`` events it must give, and the number of EXPIRETIME_MS opcodes."""
+    body, expected, db, in_ms = b'\xfe\x00', [], 0, 0
+    for n in range(count):
+        if rng.random() < 0.02:
+            db = rng.randrange(3)
+            body += b'\xfe' + enc_len(db)
+        key = b'%d:' % n + rng.randbytes(rng.choice([0, 1, 5, 55, 70, 300]))[:rng.choice([0, 3, 61, 300])]
+        shape = rng.randrange(9)
+        if shape == 0:
+            obj = enc_str(rng.randbytes(rng.randrange(64)))
+        elif shape == 1:
+            obj = enc_str(rng.randbytes(rng.choice([64, 500, 16383, 16384])))
+        elif shape == 2:
+            obj = rng.choice([b'\xc0\x05', b'\xc1\x01\x02', b'\xc2\x01\x02\x03\x04'])
+        elif shape in (3, 4, 5):
+            clen = rng.choice([1, 20, 63, 64, 700])
+            ulen = rng.choice([clen + 1, 100, 16383, 70000])
+            obj = b'\xc3' + enc_len(clen) + enc_len(ulen) + rng.randbytes(clen)
+        elif shape == 6:
+            obj = enc_str(b'listpack' * rng.randrange(1, 30))
+        else:
+            obj = enc_len(2) + enc_str(b'a') + enc_str(rng.randbytes(rng.randrange(100)))
+        rdb_type = {6: 16, 7: 2, 8: 2}.get(shape, 0)
+        expire = None
+        if rng.random() < 0.3:
+            expire = rng.randrange(1 << 62)
+            body += b'\xfc' + struct.pack('<q', expire)
+            in_ms += 1
+        elif rng.random() < 0.05:
+            expire = rng.randrange(1 << 31) * 1000
+            body += b'\xfd' + struct.pack('<i', expire // 1000)
+        if rng.random() < 0.05:
+            body += b'\xf8' + enc_len(rng.randrange(1000)) if rng.random() < 0.5 else b'\xf9\x07'
+        body += bytes([rdb_type]) + enc_str(key) + obj
+        expected.append(('key', db, key, payload_of(rdb_type, obj, 9), expire))
+    return body, expected, in_ms
+
+
+@pytest.mark.parametrize('seed,batch_bytes', [(0, 100), (1, 1000), (2, 64 << 10), (3, 1 << 30)])
+def test_hot_loop_and_general_loop_give_the_same_keys(seed, batch_bytes):
+    """Every read size (a record cut at any place between two reads, the hot loop's margin at every end of the
+    buffer) and both event paths give exactly the keys written, with their expiries."""
+    body, expected, in_ms = _random_keys(random.Random(seed), 600)
+    data = rdb(body)
+    for read_size in (7, 64, 333, 4096, 1 << 20):
+        parser, events = parse(data, read_size=read_size)
+        assert [e for e in events if e[0] == 'key'] == expected
+        assert parser.keys == len(expected) and parser.checksum == 'verified'
+        assert parser.opcodes.get(252, 0) == in_ms
+        batched = snap.SnapshotParser(io.BytesIO(data).read, read_size=read_size)
+        flat = []
+        for event in batched.batches(batch_bytes=batch_bytes):
+            if event[0] == 'keys':
+                assert len(event[2]) == len(event[3]) == len(event[4]) > 0
+                flat.extend(('key', event[1]) + item for item in zip(event[2], event[3], event[4]))
+            elif event[0] == 'key':
+                flat.append(event)
+        assert flat == expected and batched.opcodes == parser.opcodes

@@ -225,3 +225,23 @@ def test_a_follower_that_cannot_complete_its_last_record_still_records_how_it_en
     assert record['phase'] == 'failed' and record['stopped_at']
     assert 'the target closed the connection' in record['last_error']
     assert 'Bad file descriptor' in record['last_error'] and 's3cret' not in record['last_error']
+
+
+@pytest.mark.parametrize('replace', [False, True])
+@pytest.mark.parametrize('shift', [0, HOLD_OFFSET])
+def test_restore_block_is_one_restore_per_key(replace, shift):
+    """The block of a ``keys`` event: exactly the RESTORE of each key, in order (awkward keys, empty and long
+    payloads past the cached header lengths, expiries anywhere, a past expiry written as 1 without the hold)."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import restore_block
+    keys = [b'a', b'', b'b\r\nc', b'k' * 63, b'x' * 70000, b'last']
+    payloads = [b'P1', b'', b'\r\n$3\r\n', b'p' * 5000, b'q' * 70000, b'z']
+    for expires in ([None] * 6, [7, None, NOW, None, -5, 12], [5] * 6, [None, None, None, None, None, NOW]):
+        data, timed = restore_block(keys, payloads, [len(p) for p in payloads], expires, replace, shift)
+        expected = []
+        for key, payload, expire in zip(keys, payloads, expires):
+            ttl = b'0' if expire is None else b'%d' % (expire + shift if shift else max(1, expire))
+            expected.append([b'RESTORE', key, ttl, payload] + ([b'ABSTTL'] if expire is not None else [])
+                            + ([b'REPLACE'] if replace else []))
+        assert data == pack(expected)
+        assert timed == [k for k, e in zip(keys, expires) if e is not None]
+    assert restore_block([], [], [], [], replace, shift) == (b'', [])
