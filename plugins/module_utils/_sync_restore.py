@@ -19,6 +19,7 @@ REPLACE = b'$7\r\nREPLACE\r\n'
 RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
 RESTORE_LABEL = 'RESTORE of a snapshot key'
 
+
 def restore_batch(t_db, keys, payloads, expires, replace, shift, held, tag, kept):
     """The RESTOREs of a ``keys`` event for an applier: ``(bytes to send, its Batch, payload bytes)``.
 
