@@ -64,6 +64,8 @@ class CutoverOptions:
                           'lease that must outlast the drain and the verification'
                           % (pause_ms, int(drain_timeout) * 1000 + 10000), kind='config')
         # one offset, or one per follower of a cluster source (their number is checked against the record's parts)
+        if keys_file_offset is None or keys_file_offset == []:
+            keys_file_offset = 0  # not given: the whole log
         offsets = list(keys_file_offset) if isinstance(keys_file_offset, (list, tuple)) else [keys_file_offset]
         offsets = keys_offsets(offsets, [None] * max(1, len(offsets)))
         self.sync_record = sync_record
