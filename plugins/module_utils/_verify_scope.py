@@ -100,7 +100,7 @@ def keys_offsets(value, files):
     One offset other than 0 for several logs is refused (each log has a size of its own)."""
     items = list(value) if isinstance(value, (list, tuple)) else [0 if value is None else value]
     for item in items:
-        if not is_number(item, int):
+        if item is None or not is_number(item, int):  # (None is the default of the option, not an element)
             raise KVError('keys_file_offset must be a number or a list of numbers, got %r' % (value,), kind='config')
         if int(item) < 0:
             raise KVError('keys_file_offset must be 0 or more, got %s' % item, kind='config')

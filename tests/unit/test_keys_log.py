@@ -187,6 +187,7 @@ def test_keys_file_and_offsets_forms(files, offsets, expected):
     (['/x'], [1, 2], 'gives 2 offsets ([1, 2]) for 1 keys log'),
     (['/x', '/y'], [1, 'z'], 'keys_file_offset must be a number or a list of numbers'),
     (['/x', '/y'], [1, True], 'keys_file_offset must be a number or a list of numbers'),
+    (['/x', '/y'], [1, None], 'keys_file_offset must be a number or a list of numbers'),
     (['/x', '/x'], None, 'names a keys log twice'),
     ({'path': '/x'}, None, 'keys_file must be a path or a list of paths'),
     (['/x', ''], None, 'keys_file must be a path or a list of paths'),
