@@ -21,12 +21,48 @@ __metaclass__ = type
 
 import copy
 import threading
+import time
 from binascii import crc_hqx
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 
 SLOTS = 16384
 PROBLEMS_LISTED = 5
+SETTLE_SECONDS = 30.0  # the longest a key is redirected round after round before it counts as refused
+SETTLE_PAUSE = 0.02    # before each round of redirections after the second
+
+
+class Settle:
+    """How long a writer keeps following the redirections of one batch while a slot moves.
+
+    The first round of redirections is sent again at once (the writer's slot table was only stale).  A key
+    redirected again means the masters do not agree yet: during a reshard the nodes learn the new owner one by
+    one (``CLUSTER SETSLOT ... NODE`` is sent to each in turn), and until then the old owner answers ``MOVED`` to
+    the new one while the new one, still importing, answers ``MOVED`` back.  Such rounds are paced by
+    :data:`SETTLE_PAUSE` and end after :data:`SETTLE_SECONDS`, not after a number of rounds that a fast
+    ping-pong uses up in milliseconds.
+    """
+
+    def __init__(self, seconds=SETTLE_SECONDS, pause=SETTLE_PAUSE, clock=time.time, sleep=time.sleep):
+        self.rounds = 0
+        self.seconds = seconds
+        self.pause = pause
+        self.clock = clock
+        self.sleep = sleep
+        self.deadline = None
+
+    def again(self):
+        """Whether to send the redirected keys once more (paced); False once the time is up."""
+        self.rounds += 1
+        if self.rounds == 1:
+            return True
+        now = self.clock()
+        if self.deadline is None:
+            self.deadline = now + self.seconds
+        elif now >= self.deadline:
+            return False
+        self.sleep(self.pause)
+        return True
 
 
 def key_slot(key):

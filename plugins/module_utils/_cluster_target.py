@@ -13,8 +13,9 @@ as they are needed (one :class:`~._wire.Wire` each, owned by this writer).
 
 During a reshard a master answers ``MOVED slot host:port`` (the slot has moved: the routing table is
 corrected and the key sent again) or ``ASK slot host:port`` (the slot is moving and the key is already on
-the importing node: ``ASKING`` + the command there).  Both are counted (:attr:`redirects`); after
-:data:`MAX_REDIRECTS` rounds a key still redirected is reported like any other refused key.
+the importing node: ``ASKING`` + the command there).  Both are counted (:attr:`redirects`); rounds of
+redirections are paced by :class:`~._cluster.Settle` (the masters learn a slot's new owner one by one), and a key
+still redirected when it gives up is reported like any other refused key.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,13 +25,12 @@ __metaclass__ = type
 import time
 from binascii import crc_hqx
 
-from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot, node_endpoint
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import Settle, key_slot, node_endpoint
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
 from ansible_collections.kvtools.migration.plugins.module_utils._text import now_ms
 from ansible_collections.kvtools.migration.plugins.module_utils._wire import (
     ReplyError, Wire, pack, pack_key_commands, pack_restores, recv_key_replies)
 
-MAX_REDIRECTS = 16
 TRYAGAIN_PAUSE = 0.05
 ASKING = pack([[b'ASKING']])
 
@@ -151,7 +151,8 @@ class ClusterTargetSide:
         out = [None] * len(keys)
         todo = list(range(len(keys)))
         asks = []
-        for dummy in range(MAX_REDIRECTS):
+        settle = Settle()
+        while True:
             groups = self._groups(todo, keys)
             sent = []
             for address, indexes in groups.items():
@@ -201,7 +202,8 @@ class ClusterTargetSide:
                 return out
             if any(_is_tryagain(out[i]) for i in todo):
                 time.sleep(TRYAGAIN_PAUSE)  # a slot in the middle of a move: the servers settle it
-        return out
+            if not settle.again():
+                return out
 
     # -- RESTORE ---------------------------------------------------------------------------------
     def call_restores(self, items, absolute, replace_keys=()):

@@ -40,6 +40,7 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import SETTLE_SECONDS, Settle
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster_target import ClusterTargetSide
 from ansible_collections.kvtools.migration.plugins.module_utils._conflict import add, same_entry, sort_existing
 from ansible_collections.kvtools.migration.plugins.module_utils._copy import CopyJob, CopyOptions
@@ -50,7 +51,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._expiry_counters
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import sample_key
 from ansible_collections.kvtools.migration.plugins.module_utils._live_source import Batch, LiveSource
 from ansible_collections.kvtools.migration.plugins.module_utils._migrate_route import (
-    MAX_ROUNDS, MigrateRoutes, redirection, scans_across_slots)
+    MigrateRoutes, redirection, scans_across_slots)
 from ansible_collections.kvtools.migration.plugins.module_utils._pair import migrate_blockers, raise_first
 from ansible_collections.kvtools.migration.plugins.module_utils._payload import same_body
 from ansible_collections.kvtools.migration.plugins.module_utils._restore_writer import TargetSide
@@ -405,7 +406,8 @@ class MigrateWriter:
         statuses = [] if statuses is None else statuses
         busy = []
         todo = list(keys)
-        for dummy in range(MAX_ROUNDS):
+        settle = Settle()
+        while True:
             moving, todo = self.routes.asked_keys(todo)
             if moving:  # keys of a slot being moved on the target: RESTORE after ASKING, from this machine
                 busy.extend(self._restore_moving(moving, replace, counts, failures, by_key))
@@ -442,11 +444,13 @@ class MigrateWriter:
                 todo.extend(again)
             if stop is not None:
                 raise stop
+            if not todo or not settle.again():
+                break
         if todo:  # still redirected after every round: the cluster does not settle
             add(counts, 'failed', len(todo))
             for key in todo[:10]:
                 failures.append(dict(db=self.s_db, key=sample_key(key),
-                                     reason='still redirected (MOVED/ASK) after %d rounds' % MAX_ROUNDS))
+                                     reason='still redirected (MOVED/ASK) after %d s' % SETTLE_SECONDS))
         return busy
 
     def _restore_moving(self, keys, replace, counts, failures, by_key):

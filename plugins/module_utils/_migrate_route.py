@@ -36,7 +36,6 @@ import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._cluster import discover, key_slot
 
-MAX_ROUNDS = 16  # a key still refused after this many rounds of redirections counts as failed
 TRYAGAIN_PAUSE = 0.05
 
 

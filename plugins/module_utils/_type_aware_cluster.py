@@ -12,10 +12,11 @@ carries a hash tag of the key's slot (:func:`~._type_aware.tmp_key`), so it live
 final RENAME stays within one slot.
 
 A reshard of the target while a key is built: a ``MOVED`` reply corrects the routing table (counted) and the
-key is copied again on the new master; ``ASK`` or ``TRYAGAIN`` (its slot is being moved) are waited out - the
-key is copied again once the move is over - for at most :data:`MOVE_WAIT_S`, then it fails like any key the
-target refuses.  A temporary key left behind by an interrupted build carries its short expiry and is removed by
-the next run (:func:`~._type_aware.remove_leftovers`).
+key is copied again on the new master (paced when the masters send it back and forth, see
+:class:`~._cluster.Settle`); ``ASK`` or ``TRYAGAIN`` (its slot is being moved) are waited out - the key is copied
+again once the move is over - for at most :data:`MOVE_WAIT_S`, then it fails like any key the target refuses.
+A temporary key left behind by an interrupted build carries its short expiry and is removed by the next run
+(:func:`~._type_aware.remove_leftovers`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,12 +25,11 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._cluster import key_slot
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import SETTLE_PAUSE, key_slot
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import TypedCopier
 
 MOVE_WAIT_S = 30.0
 MOVE_PAUSE_S = 0.05
-MAX_MOVED = 16
 
 
 def cluster_redirect(exc):
@@ -84,10 +84,12 @@ class ClusterTypedCopier:
                 if found is None:
                     raise
                 kind, slot, address = found
-                if kind == 'MOVED' and moved < MAX_MOVED:
+                if kind == 'MOVED' and slot not in self.stuck and (moved < 2 or time.time() < deadline):
                     moved += 1
                     self.target_side.redirects['moved'] += 1
                     self.target_side.slots[slot] = address
+                    if moved > 2:  # the masters do not agree yet on the slot's owner (see _cluster.Settle)
+                        time.sleep(SETTLE_PAUSE)
                     continue
                 if kind == 'ASK' and not asked:
                     asked = True

@@ -138,23 +138,6 @@ def test_unassigned_slot_is_refused(cluster_factory, redis70):
     assert key_count(found) == 0
 
 
-def _move_slot(found, slot, source_node, target_node, batch=50):
-    """A real reshard of one slot: IMPORTING / MIGRATING, MIGRATE of its keys, SETSLOT NODE on every node."""
-    src, dst = source_node.admin(), target_node.admin()
-    dst_id = dst.execute_command('CLUSTER', 'MYID')
-    src_id = src.execute_command('CLUSTER', 'MYID')
-    dst.execute_command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', src_id)
-    src.execute_command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', dst_id)
-    while True:
-        keys = src.execute_command('CLUSTER', 'GETKEYSINSLOT', slot, batch)
-        if not keys:
-            break
-        src.execute_command('MIGRATE', '127.0.0.1', target_node.port, '', 0, 5000, 'AUTH2', 'admin',
-                            kv_cluster.servers.PASSWORDS['admin'], 'KEYS', *keys)
-    for node in found.nodes:
-        node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'NODE', dst_id)
-
-
 def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeypatch):
     """Slots move while the copy writes: one slot moved after the writers learnt the slots (MOVED), one slot
     half-way in a move while its keys are written (ASK), and slots with keys already copied moved by MIGRATE
@@ -185,7 +168,7 @@ def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeyp
                     return
                 here = next(n for n in nodes if n is target.node_for_slot(slot))
                 there = nodes[(nodes.index(here) + 1) % len(nodes)]
-                _move_slot(target, slot, here, there)
+                target.move_slot(slot, here, there)
         except Exception as exc:  # reported by the test
             errors.append(exc)
 
@@ -194,11 +177,8 @@ def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeyp
 
     def discover_then_reshard(job):
         discover_clusters(job)  # the writers route with what was true here ...
-        _move_slot(target, moved_slot, owner[moved_slot], other[moved_slot])  # ... MOVED
-        src_id = owner[asked_slot].admin().execute_command('CLUSTER', 'MYID')
-        dst_id = other[asked_slot].admin().execute_command('CLUSTER', 'MYID')
-        other[asked_slot].admin().execute_command('CLUSTER', 'SETSLOT', asked_slot, 'IMPORTING', src_id)
-        owner[asked_slot].admin().execute_command('CLUSTER', 'SETSLOT', asked_slot, 'MIGRATING', dst_id)  # ASK
+        target.move_slot(moved_slot, owner[moved_slot], other[moved_slot])  # ... MOVED
+        target.start_move(asked_slot, owner[asked_slot], other[asked_slot])  # ASK
         thread.start()
 
     monkeypatch.setattr(CopyJob, '_discover_clusters', discover_then_reshard)
@@ -211,8 +191,7 @@ def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeyp
     assert not errors, errors
     # finish the half-way move; nothing may be left behind on the migrating node
     assert not owner[asked_slot].admin().execute_command('CLUSTER', 'GETKEYSINSLOT', asked_slot, 10)
-    for node in nodes:
-        node.admin().execute_command('CLUSTER', 'SETSLOT', asked_slot, 'NODE', dst_id_of(other[asked_slot]))
+    target.end_move(asked_slot, other[asked_slot])
     target.wait_ok()
     assert result['totals']['copied'] == loaded and result['totals']['failed'] == 0
     assert result['cluster']['redirects']['moved'] >= 1 and result['cluster']['redirects']['ask'] >= 200
@@ -220,10 +199,6 @@ def test_reshard_during_the_copy_loses_nothing(cluster_factory, redis70, monkeyp
     assert compare.differences(source, masters(target)) == []
     for key in (b'{moved}:1', b'{asked}:1', b'k:1', b'k:399'):
         assert target.admin_for(key).exists(key), key
-
-
-def dst_id_of(node):
-    return node.admin().execute_command('CLUSTER', 'MYID')
 
 
 def verify(source, target, **options):

@@ -315,7 +315,6 @@ def test_cluster_3_into_2_masters(cluster_of, flavour, followed):
 def test_source_reshard_stops_the_follow_and_a_rerun_resyncs(cluster_factory, valkey80, followed):
     """A slot moved away from a followed master: its follower stops and names it; the drain refuses; a rerun
     follows the new owners from new snapshots and the copy ends exact."""
-    from tests.integration.test_cluster import _move_slot
     source = cluster_factory('redis70')
     load_many(source.client())
     make_fast(source)
@@ -331,7 +330,7 @@ def test_source_reshard_stops_the_follow_and_a_rerun_resyncs(cluster_factory, va
     there.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', here.admin().execute_command('CLUSTER', 'MYID'))
     here.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', there.admin().execute_command('CLUSTER', 'MYID'))
     assert 'are being migrated' in master_problem(here.admin(), address, ranges)
-    _move_slot(source, slot, here, there)
+    source.move_slot(slot, here, there)
     source.wait_ok()
     assert 'changed (now ' in master_problem(here.admin(), address, ranges)
     source.client().set(b'k:1', b'after the move')

@@ -18,7 +18,6 @@ import time
 
 from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import BIG_THRESHOLD
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_follow import read_record
-from tests.integration.test_cluster import _move_slot
 # followed: the fixture of test_sync_cluster (removes the followers at the end), used here by its name
 from tests.integration.test_sync_cluster import (  # noqa: F401 pylint: disable=unused-import
     engine, followed, make_fast, pause, unpause)
@@ -185,7 +184,7 @@ def test_follow_through_a_reshard_of_the_target(server_factory, cluster_factory,
                 for tag in (b'busy1', b'busy2', b'snap'):
                     here = target.node_for_slot(slots[tag])
                     there = next(n for n in target.nodes if n is not here)
-                    _move_slot(target, slots[tag], here, there, batch=10)
+                    target.move_slot(slots[tag], here, there, batch=10)
                     target.wait_ok()
             except Exception as exc:  # reported by the test
                 errors.append(exc)

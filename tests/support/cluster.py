@@ -140,6 +140,34 @@ class Cluster:
     def admin_for(self, key):
         return self.node_for(key).admin()
 
+    @staticmethod
+    def node_id(node):
+        return node.admin().execute_command('CLUSTER', 'MYID')
+
+    def start_move(self, slot, source_node, target_node):
+        """The first step of a reshard of ``slot``: IMPORTING on ``target_node``, MIGRATING on ``source_node``."""
+        target_node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', self.node_id(source_node))
+        source_node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', self.node_id(target_node))
+
+    def end_move(self, slot, target_node, nodes=None):
+        """The last step: ``SETSLOT slot NODE target`` on ``nodes`` (every master by default), one after the
+        other as an operator's tool does it."""
+        new_id = self.node_id(target_node)
+        for node in self.nodes if nodes is None else nodes:
+            node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'NODE', new_id)
+
+    def move_slot(self, slot, source_node, target_node, batch=50):
+        """A real reshard of one slot: IMPORTING / MIGRATING, MIGRATE of its keys, SETSLOT NODE on every node."""
+        self.start_move(slot, source_node, target_node)
+        src = source_node.admin()
+        while True:
+            keys = src.execute_command('CLUSTER', 'GETKEYSINSLOT', slot, batch)
+            if not keys:
+                break
+            src.execute_command('MIGRATE', '127.0.0.1', target_node.port, '', 0, 5000, 'AUTH2', 'admin',
+                                servers.PASSWORDS['admin'], 'KEYS', *keys)
+        self.end_move(slot, target_node)
+
     def client(self):
         """redis-py's own cluster client (admin, bytes) for test data: routes every key to its master."""
         from redis.cluster import RedisCluster

@@ -57,3 +57,23 @@ def test_node_plan_by_slot_share_and_memory():
     assert len(problems) == 1 and 'b:1 is too small' in problems[0] and '20 MiB' in problems[0]
     assert plan_lines(nodes)[1].startswith('target master b:1: 8192 slots, about 500 keys (20 MiB)')
     assert node_plan(facts, 1000, None)[1] == []
+
+
+def test_settle_resends_at_once_then_paces_and_gives_up_after_its_seconds():
+    """The first round of redirections goes out at once (a stale slot table); later rounds wait a pause each
+    and stop once the time is up, however few rounds that was."""
+    from ansible_collections.kvtools.migration.plugins.module_utils._cluster import Settle
+    now = [100.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    settle = Settle(seconds=1.0, pause=0.25, clock=lambda: now[0], sleep=sleep)
+    assert settle.again() is True and slept == []
+    rounds = 1
+    while settle.again():
+        rounds += 1
+    assert slept == [0.25] * 4 and rounds == 5
+    assert now[0] == 101.0
