@@ -55,6 +55,7 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore im
     ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_batch, stream_db)
 
 WINDOW = 2000                                # commands in flight to the target
+SNAPSHOT_FACTOR = 10                         # snapshot RESTOREs in flight: this many times the window (bench_sync)
 FLUSH_BYTES = 256 << 10
 _OK = b'+OK\r\n'
 _OKS = _OK * 4096
@@ -168,10 +169,11 @@ class Applier(CommandTranslator):
             self.flush()
         return None
 
-    def keep_window(self):
-        if self.in_flight > self.window:
+    def keep_window(self, window=None):
+        window = window or self.window
+        if self.in_flight > window:
             self.flush()
-            while self.in_flight > self.window // 2:
+            while self.in_flight > window // 2:
                 self._read(block=True)
 
     def flush(self, transaction=False):
@@ -422,8 +424,8 @@ class Applier(CommandTranslator):
         self.in_flight += len(keys)
         counts['copied'] += len(keys)
         counts['bytes'] += size
-        if self.in_flight > self.window:
-            self.keep_window()
+        if self.in_flight > self.window * SNAPSHOT_FACTOR:
+            self.keep_window(self.window * SNAPSHOT_FACTOR)
 
     def restore(self, db, key, payload, expire_ms):
         t_db = self.map.get(db)

@@ -9,7 +9,9 @@ Datasets (full size):
   small  1,000,000 keys of 100-byte strings, 10% with a TTL
   big    1 GiB as 10,000 random values of 100 KiB
 For each: the target's own full sync (REPLICAOF until loaded) and kv_sync state=started until caught up
-(snapshot seconds, wall seconds, the follower's peak RSS from /proc VmHWM), then state=stopped.
+(snapshot seconds, wall seconds, the follower's peak RSS from /proc VmHWM), then state=stopped; the two are
+repeated --repeat times in turn (a slow minute of the machine hits both) and the row gives the medians, and the
+median and the largest of the per-round ratios.
 Then "lag": an empty source, kv_sync started, a writer paced at --rate SETs/s (pipelines of 100,
 default 20,000/s) for --lag-seconds; the lag (source master_repl_offset - applied offset) is sampled every
 0.25 s; then the writer stops and state=stopped drains (drain seconds).
@@ -19,6 +21,7 @@ Timings are measurements, not assertions.  --out writes JSON.
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -78,25 +81,36 @@ def sync(src, tgt, record, state='started'):
     return Sync(Endpoint(src.endpoint(), 'source'), Endpoint(tgt.endpoint(), 'target'), params).run()
 
 
-def bench_dataset(name, loader, src, tgt, workdir):
+def bench_dataset(name, loader, src, tgt, workdir, repeat=1):
     src.admin().flushall()
     tgt.admin().flushall()
     loader()
     keys = src.admin().dbsize()
     mib = src.admin().info('memory')['used_memory'] / 2.0 ** 20
-    sync_s = full_sync(src, tgt)
-    record = os.path.join(workdir, '%s.json' % name)
-    t0 = time.time()
-    started = sync(src, tgt, record)
-    wall = time.time() - t0
-    peak = vm_hwm_mib(started['pid'])
-    stopped = sync(src, tgt, record, 'stopped')
-    sync(src, tgt, record, 'absent')
-    copied = tgt.admin().dbsize()
-    tgt.admin().flushall()
-    return dict(dataset=name, keys=keys, source_mib=round(mib), full_sync_s=round(sync_s, 2),
-                kv_sync_s=round(wall, 2), snapshot_s=started['snapshot_seconds'], vs_full_sync=round(wall / sync_s, 2),
-                follower_peak_mib=round(peak or 0), target_keys=copied, drain_s=stopped['drain_seconds'])
+    rounds = []
+    for round_no in range(repeat):
+        sync_s = full_sync(src, tgt)
+        record = os.path.join(workdir, '%s-%d.json' % (name, round_no))
+        t0 = time.time()
+        started = sync(src, tgt, record)
+        wall = time.time() - t0
+        peak = vm_hwm_mib(started['pid'])
+        stopped = sync(src, tgt, record, 'stopped')
+        sync(src, tgt, record, 'absent')
+        copied = tgt.admin().dbsize()
+        tgt.admin().flushall()
+        rounds.append(dict(full=sync_s, wall=wall, snapshot=started['snapshot_seconds'], peak=peak or 0,
+                           drain=stopped['drain_seconds'], copied=copied))
+        print(json.dumps(dict(dataset=name, round=round_no + 1, full_sync_s=round(sync_s, 2), kv_sync_s=round(wall, 2),
+                              ratio=round(wall / sync_s, 2))), file=sys.stderr)
+
+    def median(field):
+        return round(statistics.median(r[field] for r in rounds), 2)
+    ratios = [r['wall'] / r['full'] for r in rounds]
+    return dict(dataset=name, keys=keys, source_mib=round(mib), rounds=repeat, full_sync_s=median('full'),
+                kv_sync_s=median('wall'), snapshot_s=median('snapshot'),
+                vs_full_sync=round(statistics.median(ratios), 2), max_vs_full_sync=round(max(ratios), 2), follower_peak_mib=round(max(r['peak'] for r in rounds)),
+                target_keys=min(r['copied'] for r in rounds), drain_s=median('drain'))
 
 
 class PacedWriter(threading.Thread):
@@ -157,6 +171,7 @@ def main():
     parser.add_argument('--scale', type=float, default=1.0, help='multiply every dataset size')
     parser.add_argument('--rate', type=int, default=20000, help='writes per second for the lag run')
     parser.add_argument('--lag-seconds', type=float, default=30.0)
+    parser.add_argument('--repeat', type=int, default=3, help='rounds of full sync + kv_sync per dataset (default 3)')
     parser.add_argument('--out')
     args = parser.parse_args()
     s = args.scale
@@ -168,18 +183,19 @@ def main():
     try:
         for name in args.datasets.split(','):
             if name == 'small':
-                rows.append(bench_dataset(name, lambda: load_small(src, int(1000000 * s)), src, tgt, workdir))
+                rows.append(bench_dataset(name, lambda: load_small(src, int(1000000 * s)), src, tgt, workdir,
+                                          args.repeat))
             elif name == 'big':
                 rows.append(bench_dataset(name, lambda: load_big(src, max(1, int(10000 * s)), 100 * 1024), src, tgt,
-                                          workdir))
+                                          workdir, args.repeat))
             elif name == 'lag':
                 rows.append(bench_lag(src, tgt, workdir, args.rate, args.lag_seconds))
             print(json.dumps(rows[-1]))
     finally:
         src.cleanup()
         tgt.cleanup()
-    cols = ['dataset', 'keys', 'source_mib', 'full_sync_s', 'kv_sync_s', 'snapshot_s', 'vs_full_sync',
-            'follower_peak_mib', 'drain_s', 'rate_asked', 'rate_done', 'lag_p50_bytes', 'lag_max_bytes']
+    cols = ['dataset', 'keys', 'source_mib', 'rounds', 'full_sync_s', 'kv_sync_s', 'snapshot_s', 'vs_full_sync',
+            'max_vs_full_sync', 'follower_peak_mib', 'drain_s', 'rate_asked', 'rate_done', 'lag_p50_bytes', 'lag_max_bytes']
     print_table(cols, rows)
     if args.out:
         with open(args.out, 'w') as fh:
