@@ -109,7 +109,8 @@ def bench_dataset(name, loader, src, tgt, workdir, repeat=1):
     ratios = [r['wall'] / r['full'] for r in rounds]
     return dict(dataset=name, keys=keys, source_mib=round(mib), rounds=repeat, full_sync_s=median('full'),
                 kv_sync_s=median('wall'), snapshot_s=median('snapshot'),
-                vs_full_sync=round(statistics.median(ratios), 2), max_vs_full_sync=round(max(ratios), 2), follower_peak_mib=round(max(r['peak'] for r in rounds)),
+                vs_full_sync=round(statistics.median(ratios), 2), max_vs_full_sync=round(max(ratios), 2),
+                follower_peak_mib=round(max(r['peak'] for r in rounds)),
                 target_keys=min(r['copied'] for r in rounds), drain_s=median('drain'))
 
 
