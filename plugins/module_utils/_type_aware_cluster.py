@@ -25,7 +25,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.kvtools.migration.plugins.module_utils._cluster import SETTLE_PAUSE, key_slot
+from ansible_collections.kvtools.migration.plugins.module_utils._cluster import Settle, key_slot
 from ansible_collections.kvtools.migration.plugins.module_utils._type_aware import TypedCopier
 
 MOVE_WAIT_S = 30.0
@@ -74,7 +74,7 @@ class ClusterTypedCopier:
     def copy(self, key, expire_at_ms, replace):
         """As :meth:`~._type_aware.TypedCopier.copy`, on the master that serves ``key``'s slot."""
         deadline = time.time() + MOVE_WAIT_S
-        moved = 0
+        settle = Settle(seconds=MOVE_WAIT_S)
         asked = False
         while True:
             try:
@@ -84,12 +84,9 @@ class ClusterTypedCopier:
                 if found is None:
                     raise
                 kind, slot, address = found
-                if kind == 'MOVED' and slot not in self.stuck and (moved < 2 or time.time() < deadline):
-                    moved += 1
+                if kind == 'MOVED' and slot not in self.stuck and settle.again():
                     self.target_side.redirects['moved'] += 1
                     self.target_side.slots[slot] = address
-                    if moved > 2:  # the masters do not agree yet on the slot's owner (see _cluster.Settle)
-                        time.sleep(SETTLE_PAUSE)
                     continue
                 if kind == 'ASK' and not asked:
                     asked = True
