@@ -198,7 +198,7 @@ def length_at(buf, pos):
 _HEAD_MAX = 2 + 63 + 4
 
 
-def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget):
+def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget, strings=None):
     """The snapshot splitter's hot loop, over ``buf`` from ``pos``: key/value pairs whose object is one RDB
     string (raw, integer or LZF: strings, listpacks, intsets ... - the types ``kinds[type] == 1`` marks) with a
     key name under 64 bytes, wholly in ``buf``, and the EXPIRETIME_MS opcodes before them (``kinds[252] == 2``).
@@ -206,7 +206,11 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
     lists, for about ``budget`` bytes of ``buf``; stops at the first thing it does not handle, and
     :data:`_HEAD_MAX` bytes before the end of ``buf`` (the parser's general loop takes it).
 
-    Returns ``(pos, pending expire, keys added, EXPIRETIME_MS opcodes read)``.
+    With ``strings`` (two lists, and ``kinds[0] == 3``), a plain string - type 0, a raw value of up to 16383
+    bytes, no expiry - is no payload: its key name and value are appended to ``strings[0]`` and ``strings[1]``
+    as they are (no CRC-64, no copy of the value into a payload), for an ``MSET``.
+
+    Returns ``(pos, pending expire, keys added (both kinds), EXPIRETIME_MS opcodes read)``.
 
     Per key it is the loop's cost that counts (a million keys take about a second of the follower's CPU): no
     bounds checks inside a record's head (the loop stops ``_HEAD_MAX`` bytes from the end), ``kinds`` a tuple (an
@@ -220,10 +224,14 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
     add_key, add_payload = keys.append, payloads.append
     first_key = len(keys)
     timed = []                                 # (index in keys, expiry) of the EXPIRETIME_MS opcodes read
+    if strings is not None:
+        add_name, add_value = strings[0].append, strings[1].append
+        first_string = len(strings[0])
+    held = expire is not None                  # the next key has an expiry (it takes the payload path)
     while pos < stop:
         code = buf[pos]
         kind = kinds[code]
-        if kind == 1:
+        if kind & 1:                           # 1: a type whose object is one string; 3: type 0 when ``strings``
             klen = buf[pos + 1]
             if klen >= 0x40:
                 break
@@ -260,16 +268,24 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
                 break
             if end > size:
                 break
+            if kind == 3 and first < 0x80 and not held:   # a plain string: its name and value as they are
+                add_name(buf[pos + 2:start])
+                add_value(buf[start + 1 + (first >= 0x40):end])
+                pos = end
+                continue
             body = prefix[code] + buf[start:end] + version
             add_payload(body + crc(body).to_bytes(8, 'little'))
             add_key(buf[pos + 2:start])
             pos = end
+            held = False
         elif kind == 2:                        # EXPIRETIME_MS: for the next key
             timed.append((len(keys), _UNPACK_Q(buf, pos + 1)[0]))
             pos += 9
+            held = True
         else:
             break
     count = len(keys) - first_key
+    plain = len(strings[0]) - first_string if strings is not None else 0
     if count:
         added = [None] * count
         if expire is not None:                 # pending from before: the first key's
@@ -283,7 +299,7 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
         expires.extend(added)
     elif timed:
         expire = timed[-1][1]
-    return pos, expire, count, len(timed)
+    return pos, expire, count + plain, len(timed)
 
 
 def chunk_reader(chunks):

@@ -21,6 +21,8 @@ Events are plain tuples, in the order of the stream:
   ``payload.close()`` when it is done with a SpooledPayload (a spool file still being written when the
   generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).
   ``expire_ms`` is the absolute expiry in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
+* ``('strings', db, keys, values)`` (only from ``batches(strings=True)``): keys whose object is a plain string
+  (a raw value, no expiry), with their values as the RDB holds them: no payload, for an ``MSET``.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
 * ``('end', crc_ok)``: the end of the snapshot; ``crc_ok`` is True when the trailer's CRC-64 matches
@@ -401,33 +403,38 @@ class SnapshotParser:
             else:
                 yield event
 
-    def batches(self, batch_bytes=BATCH_BYTES):
+    def batches(self, batch_bytes=BATCH_BYTES, strings=False):
         """Like :meth:`events`, but runs of keys come as one event (the fast path of a consumer):
         ``('keys', db, keys, payloads, expires)``, three lists of the same length (payloads ``bytes``; a
-        SpooledPayload always comes alone as a ``key`` event), from about ``batch_bytes`` of the snapshot each."""
+        SpooledPayload always comes alone as a ``key`` event), from about ``batch_bytes`` of the snapshot each.
+
+        ``strings=True``: the plain strings of such a run (type 0, a raw value under 16 KiB, no expiry) come as
+        ``('strings', db, keys, values)`` instead, before the run's ``keys`` event: the values as they are, for
+        an ``MSET`` (no DUMP payload to build and check)."""
         try:
-            yield from self._events(batch_bytes)
+            yield from self._events(batch_bytes, strings)
         finally:
             if self._spool is not None:
                 self._spool.abort()
                 self._spool = None
 
-    def _fast_keys(self, expire, keys, payloads, expires, budget):
+    def _fast_keys(self, expire, keys, payloads, expires, budget, strings):
         """The hot path (``_rdb_encoding.split_keys``) over what is in the buffer; returns the pending expiry."""
         pos, expire, count, expiries = split_keys(self._buf, self._pos, self._fast_types, self.version_bytes, expire,
-                                                  keys, payloads, expires, budget)
+                                                  keys, payloads, expires, budget, strings)
         self._pos = pos
         self.keys += count
         if expiries:
             self.opcodes[OP_EXPIRETIME_MS] = self.opcodes.get(OP_EXPIRETIME_MS, 0) + expiries
         return expire
 
-    def _events(self, batch_bytes):
+    def _events(self, batch_bytes, plain_strings=False):
         self._header()
         types = self._types
-        # the hot loop's table: 1 for the types whose object is one string, 2 for EXPIRETIME_MS
-        self._fast_types = tuple(2 if code == OP_EXPIRETIME_MS else 1 if types.get(code) == 'string' else 0
-                                 for code in range(256))
+        # the hot loop's table: 1 for the types whose object is one string, 2 for EXPIRETIME_MS, 3 for the string
+        # type (0) when its plain values come apart
+        self._fast_types = tuple(2 if code == OP_EXPIRETIME_MS else 3 if code == 0 and plain_strings
+                                 else 1 if types.get(code) == 'string' else 0 for code in range(256))
         db = 0
         expire = None
         version_bytes = self.version_bytes
@@ -436,7 +443,12 @@ class SnapshotParser:
         opcodes = self.opcodes
         while True:
             keys, payloads, expires = [], [], []
-            expire = self._fast_keys(expire, keys, payloads, expires, batch_bytes)
+            strings = ([], []) if plain_strings else None
+            expire = self._fast_keys(expire, keys, payloads, expires, batch_bytes, strings)
+            if plain_strings and strings[0]:
+                yield ('strings', db, strings[0], strings[1])
+                if not keys:
+                    continue
             if keys:
                 yield ('keys', db, keys, payloads, expires)
                 continue

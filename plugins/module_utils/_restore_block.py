@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One block of snapshot RESTOREs in RESP, for kv_sync's applier: the per-key cost of the initial copy.
+"""One block of snapshot RESTOREs (or one MSET of plain strings) in RESP, for kv_sync's applier: the per-key
+cost of the initial copy.
 
 :func:`restore_block` writes ``RESTORE key 0 payload [REPLACE]`` (no expiry) or ``RESTORE key ms payload
 ABSTTL [REPLACE]`` for each key of a run, as one ``bytes``.  It is one ``b''.join`` over four parts per key
@@ -74,3 +75,29 @@ def restore_block(keys, payloads, sizes, expires, replace, shift):
         parts[0] = parts[0][len(end):]          # the first command opens the block
         parts.append(end)
     return b''.join(parts), timed
+
+
+def spooled_restore(key, size, expire, replace, shift):
+    """The RESTORE of a payload of ``size`` bytes that is streamed from its spool file: ``(the bytes before the
+    payload, the bytes after it, whether it has an expiry)``, as :func:`restore_block` writes them."""
+    data, timed = restore_block([key], [b''], [size], [expire], replace, shift)
+    tail = len(_ENDS[replace]) + (len(_ABSTTL_TAIL) if timed else 0)
+    return data[:-tail], data[-tail:], bool(timed)
+
+
+_BULK = _Heads(b'\r\n$%d\r\n')                # a bulk string's header, opened by the end of the one before
+_MSET_HEADS = (b'*%d\r\n$4\r\nMSET', b'*%d\r\n$6\r\nMSETNX')
+
+
+def mset_command(keys, values, nx):
+    """``MSET`` (``MSETNX`` with ``nx``) of ``keys`` to ``values`` (plain strings of a snapshot) as one ``bytes``:
+    a header per key and per value looked up by length, joined once - no Python loop per key."""
+    count = len(keys)
+    parts = [None] * (4 * count + 1)
+    parts[0] = _MSET_HEADS[bool(nx)] % (2 * count + 1)
+    parts[1::4] = map(_BULK.__getitem__, map(len, keys))
+    parts[2::4] = keys
+    parts[3::4] = map(_BULK.__getitem__, map(len, values))
+    parts[4::4] = values
+    parts.append(b'\r\n')
+    return b''.join(parts)

@@ -73,6 +73,8 @@ _DROP = frozenset([b'ping', b'publish', b'spublish', b'opinfo'])
 class ClusterApplier(CommandTranslator):
     """The follower's applier into the cluster ``topology`` (a :class:`~._cluster.Topology` of the target)."""
 
+    plain_strings = False       # every key is its own RESTORE (a cluster's MSET must stay in one slot)
+
     def __init__(self, target_ep, topology, pairs, keys_log, ttl_mode='import', replace=False, slots=None):
         self.endpoint = target_ep
         self.map = dict(pairs)

@@ -365,7 +365,7 @@ class Follower:
                     transfer=link.transfer, snapshot_started_at=now_iso())
         a.applied = None
         parser = SnapshotParser(link.rdb_spool.read, spool_dir=self.cfg['spool_dir'])
-        a.restore_snapshot(parser.batches(),   # runs of keys come as one event
+        a.restore_snapshot(parser.batches(strings=a.plain_strings),   # runs of keys come as one event
                            lambda: self.update(snapshot_keys=sum(c['keys'] for c in a.counts.values())))
         if self.backup is not None and link.tee is self.backup:
             self._install_backup(link)

@@ -3,21 +3,21 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The snapshot side of ``kv_sync``'s appliers: the ``RESTORE`` commands of snapshot keys, packed, and the loop
-over a snapshot's events that every applier (one target, or a cluster's masters) runs."""
+"""The snapshot side of ``kv_sync``'s appliers: the ``RESTORE`` commands of snapshot keys (and the ``MSET`` of its
+plain strings), packed, and the loop over a snapshot's events that every applier (one target, or a cluster's
+masters) runs."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError
-from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import restore_block
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import mset_command, restore_block
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_batch import Batch
 
-ABSTTL = b'$6\r\nABSTTL\r\n'
-REPLACE = b'$7\r\nREPLACE\r\n'
-RESTORE_FMT = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s'
 RESTORE_LABEL = 'RESTORE of a snapshot key'
+MSET_LABEL = 'MSET of snapshot strings'
+MSETNX_LABEL = 'MSETNX of snapshot strings'
 
 
 def restore_batch(t_db, keys, payloads, expires, replace, shift, held, tag, kept):
@@ -36,6 +36,22 @@ def restore_batch(t_db, keys, payloads, expires, replace, shift, held, tag, kept
     batch = Batch([(RESTORE_LABEL, None)], False, None, None, replies=len(out))
     batch.sent = [(cmd, RESTORE_LABEL, None, tag) for cmd in out]
     return b''.join(out), batch, sum(map(len, payloads))
+
+
+def strings_batch(keys, values, replace):
+    """The plain strings of a ``strings`` event as one ``MSET`` (``MSETNX`` unless ``replace``): ``(bytes to send,
+    its Batch, bytes)``, the bytes counted as the keys' DUMP payloads would be (type, length, value, version, CRC)."""
+    sizes = list(map(len, values))
+    size = sum(sizes) + 12 * len(sizes) + sum(map((63).__lt__, sizes))
+    label = MSET_LABEL if replace else MSETNX_LABEL
+    return mset_command(keys, values, not replace), Batch([(label, None)], False, None, None, replies=1), size
+
+
+def mset_refused(address):
+    """The error of an ``MSETNX`` of snapshot strings that answered 0 (a RESTORE's ``BUSYKEY``)."""
+    return KVError('the target refused %s: one of its keys is already on the target (MSETNX answered 0, nothing of it '
+                   'was written). Something else writes to the target: stop it, or set on_conflict=replace'
+                   % MSETNX_LABEL, kind='target', endpoint=address)
 
 
 def restore_commands(t_db, keys, payloads, expires, replace, shift, held):

@@ -5,11 +5,11 @@
 
 """The applier of ``kv_sync``: the snapshot's keys and the source's command stream, onto the target.
 
-:class:`Applier` owns one pipelined connection to the target and a bounded in-flight window.  It
-applies, in order:
+:class:`Applier` owns one pipelined connection to the target and a bounded in-flight window.  It applies, in order:
 
-* snapshot events (``key`` -> ``RESTORE key ttl payload ABSTTL [REPLACE]``, ``function`` ->
-  ``FUNCTION LOAD REPLACE``), and then
+* snapshot events (``key`` -> ``RESTORE key ttl payload ABSTTL [REPLACE]``, ``strings`` (plain strings without an
+  expiry) -> one ``MSET``, ``MSETNX`` unless ``replace`` (a key there already stops the copy as a RESTORE's
+  ``BUSYKEY`` would), ``function`` -> ``FUNCTION LOAD REPLACE``), and then
 * the command stream, parsed from RESP: ``SELECT`` through the db map, commands on dbs that are not
   migrated skipped, ``MULTI``/``EXEC`` sent as one transaction, ``PING``/``REPLCONF`` consumed (``GETACK``
   answered by the link), ``PUBLISH`` dropped, ``FLUSHALL`` -> ``FLUSHDB`` on each mapped db, db numbers in
@@ -51,8 +51,9 @@ from ansible_collections.kvtools.migration.plugins.module_utils._sync_batch impo
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import slot_flags, unlink_slots
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import spooled_restore
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import (
-    ABSTTL, REPLACE, RESTORE_FMT, RESTORE_LABEL, apply_snapshot, restore_batch, stream_db)
+    MSETNX_LABEL, RESTORE_LABEL, apply_snapshot, mset_refused, restore_batch, restore_commands, stream_db, strings_batch)
 
 WINDOW = 2000                                # commands in flight to the target
 SNAPSHOT_FACTOR = 10                         # snapshot RESTOREs in flight: this many times the window (bench_sync)
@@ -74,6 +75,8 @@ class Applier(CommandTranslator):
     resumed follower reads the marker (:func:`read_marker`) and continues exactly there.  The marker is
     removed at the drain.
     """
+
+    plain_strings = True        # takes ``strings`` snapshot events (``SnapshotParser.batches(strings=True)``)
 
     def __init__(self, target_ep, pairs, keys_log, ttl_mode='hold', replace=False, window=WINDOW, held_log=None,
                  marker=None, slots=None):
@@ -362,6 +365,8 @@ class Applier(CommandTranslator):
         elif not batch.atomic:
             if isinstance(reply, TargetError):
                 raise self._refused(batch.metas[min(i, len(batch.metas) - 1)][0], reply)
+            if reply == 0 and batch.metas[0][0] == MSETNX_LABEL:
+                raise mset_refused(self.endpoint.address)
         elif i == 0 or i <= len(batch.metas):
             if isinstance(reply, TargetError):
                 raise self._refused(batch.metas[i - 1][0] if i else 'MULTI', reply)
@@ -398,6 +403,8 @@ class Applier(CommandTranslator):
             self.src_db = stream_db(event, self.src_db)
         elif kind == 'keys':
             self.snapshot_keys(event[1], event[2], event[3], event[4])
+        elif kind == 'strings':
+            self.snapshot_strings(event[1], event[2], event[3])
         elif kind == 'key':
             self.restore(*event[1:5])
         elif kind == 'function':
@@ -408,53 +415,48 @@ class Applier(CommandTranslator):
 
     def snapshot_keys(self, db, keys, payloads, expires):
         """A ``keys`` event of ``SnapshotParser.batches()``: one RESTORE per key, sent as one block."""
+        shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
+        self._snapshot_block(db, len(keys), lambda t_db: restore_batch(t_db, keys, payloads, expires, self.replace, shift,
+                             self.held_log if shift else None, self.tag, self.keep is not None))
+
+    def snapshot_strings(self, db, keys, values):
+        """A ``strings`` event of ``SnapshotParser.batches(strings=True)``: one ``MSET`` (``MSETNX``)."""
+        self._snapshot_block(db, len(keys), lambda t_db: strings_batch(keys, values, self.replace))
+
+    def _snapshot_block(self, db, count, make):
+        """``make(target db)`` -> (bytes, Batch, payload bytes) for ``count`` keys of source db ``db``: sent."""
         t_db = self.map.get(db)
-        if t_db is None or not keys:
+        if t_db is None or not count:
             return
-        counts = self.counts[db]
-        counts['keys'] += len(keys)
         if self.target_db != t_db:
             self._select(t_db)
-        shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
-        data, batch, size = restore_batch(t_db, keys, payloads, expires, self.replace, shift,
-                                          self.held_log if shift else None, self.tag, self.keep is not None)
+        data, batch, size = make(t_db)
         self.flush()
         self._send(data)
         self.pending.append(batch)
-        self.in_flight += len(keys)
-        counts['copied'] += len(keys)
+        self.in_flight += batch.replies
+        counts = self.counts[db]
+        counts['keys'] += count
+        counts['copied'] += count
         counts['bytes'] += size
         if self.in_flight > self.window * SNAPSHOT_FACTOR:
             self.keep_window(self.window * SNAPSHOT_FACTOR)
 
     def restore(self, db, key, payload, expire_ms):
+        """A ``key`` event: its RESTORE queued (``bytes``), or sent streaming from its spool file."""
         t_db = self.map.get(db)
         if t_db is None:
             if not isinstance(payload, (bytes, bytearray)):
                 payload.close()             # a big object of a db that is not migrated: remove its spool file
             return
-        counts = self.counts[db]
-        counts['keys'] += 1
         if self.target_db != t_db:
             self._select(t_db)
-        flags = REPLACE if self.replace else b''
-        argc = 4 if not self.replace else 5
-        if expire_ms is None:
-            ttl = b'0'
-        else:
-            argc += 1
-            flags = ABSTTL + flags
-            if self.ttl_mode == 'hold':
-                ttl = b'%d' % (expire_ms + HOLD_OFFSET)
-                if self.held_log is not None:
-                    self.held_log.add(t_db, key)
-            else:
-                ttl = b'%d' % max(1, expire_ms)
-        label = RESTORE_LABEL
+        shift = HOLD_OFFSET if self.ttl_mode == 'hold' else 0
+        held = self.held_log if shift else None
         if isinstance(payload, (bytes, bytearray)):
             size = len(payload)
-            data = RESTORE_FMT % (argc, len(key), key, len(ttl), ttl, size, payload, flags)
-            self.cur.append((data, label, None, self.tag))
+            data = restore_commands(t_db, [key], [payload], [expire_ms], self.replace, shift, held)[0]
+            self.cur.append((data, RESTORE_LABEL, None, self.tag))
             self.cur_bytes += len(data)
             if self.cur_bytes >= FLUSH_BYTES or len(self.cur) >= self.window // 4:
                 self.flush()
@@ -462,18 +464,21 @@ class Applier(CommandTranslator):
                 self.keep_window()
         else:  # a spooled payload: send its chunks without holding it in memory
             size = payload.length
-            head = b'*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n' % (
-                argc, len(key), key, len(ttl), ttl, size)
+            head, tail, timed = spooled_restore(key, size, expire_ms, self.replace, shift)
+            if timed and held is not None:
+                held.add(t_db, key)
             self.flush()
-            batch = Batch([(label, None)], False, None, None)
-            sent = (head, payload, b'\r\n' + flags)
+            batch = Batch([(RESTORE_LABEL, None)], False, None, None)
+            sent = (head, payload, tail)
             self._send_kept(sent)
             if self.keep is not None:  # kept for a redirection: its spool file goes with the last reference
-                batch.sent = [(sent, label, None, self.tag)]
+                batch.sent = [(sent, RESTORE_LABEL, None, self.tag)]
             else:
                 payload.close()
             self.pending.append(batch)
             self.in_flight += 1
+        counts = self.counts[db]
+        counts['keys'] += 1
         counts['copied'] += 1
         counts['bytes'] += size
 

@@ -47,6 +47,16 @@ PARAMS = dict(state='started', spool_dir=None, dbs=None, db_map=None, on_conflic
               backup_passphrase=None)
 
 
+def flush(server):
+    """Empty ``server`` and wait until its memory is freed: a Valkey 8 FLUSHALL frees in a background thread
+    (lazyfree-lazy-user-flush yes), which would otherwise compete with the next timed copy for the CPU."""
+    a = server.admin()
+    a.execute_command('FLUSHALL', 'SYNC')
+    deadline = time.time() + 60
+    while int(a.info('memory').get('lazyfree_pending_objects', 0)) and time.time() < deadline:
+        time.sleep(0.01)
+
+
 def full_sync(src, tgt):
     """The target's own initial sync; it authenticates as the source's migrator user."""
     a = tgt.admin()
@@ -61,7 +71,7 @@ def full_sync(src, tgt):
         time.sleep(0.01)
     seconds = time.time() - t0
     a.execute_command('REPLICAOF', 'NO', 'ONE')
-    a.flushall()
+    flush(tgt)
     return seconds
 
 
@@ -82,8 +92,8 @@ def sync(src, tgt, record, state='started'):
 
 
 def bench_dataset(name, loader, src, tgt, workdir, repeat=1):
-    src.admin().flushall()
-    tgt.admin().flushall()
+    flush(src)
+    flush(tgt)
     loader()
     keys = src.admin().dbsize()
     mib = src.admin().info('memory')['used_memory'] / 2.0 ** 20
@@ -98,7 +108,7 @@ def bench_dataset(name, loader, src, tgt, workdir, repeat=1):
         stopped = sync(src, tgt, record, 'stopped')
         sync(src, tgt, record, 'absent')
         copied = tgt.admin().dbsize()
-        tgt.admin().flushall()
+        flush(tgt)
         rounds.append(dict(full=sync_s, wall=wall, snapshot=started['snapshot_seconds'], peak=peak or 0,
                            drain=stopped['drain_seconds'], copied=copied))
         print(json.dumps(dict(dataset=name, round=round_no + 1, full_sync_s=round(sync_s, 2), kv_sync_s=round(wall, 2),
@@ -139,8 +149,8 @@ class PacedWriter(threading.Thread):
 
 
 def bench_lag(src, tgt, workdir, rate, seconds):
-    src.admin().flushall()
-    tgt.admin().flushall()
+    flush(src)
+    flush(tgt)
     record = os.path.join(workdir, 'lag.json')
     started = sync(src, tgt, record)
     writer = PacedWriter(src, rate)

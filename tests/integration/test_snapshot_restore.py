@@ -33,11 +33,21 @@ def _scan_all(client):
             return keys
 
 
-def _events_from_save(server, spool_dir, big_threshold=64 * 1024, batches=True):
+def _events_from_save(server, spool_dir, big_threshold=64 * 1024, batches=True, strings=True):
+    """The snapshot's events: ``batches(strings=True)`` as the follower reads them (plain strings for MSET),
+    ``strings=False`` as a cluster target's follower does, ``batches=False`` one event per key."""
     server.admin().save()
     fh = open(os.path.join(server.dir, 'dump.rdb'), 'rb')
     parser = SnapshotParser(fh.read, spool_dir=spool_dir, big_threshold=big_threshold, read_size=32 * 1024)
-    return parser, (parser.batches() if batches else parser.events())
+    return parser, (parser.batches(strings=strings) if batches else parser.events())
+
+
+def _counted(events, seen):
+    """``events`` as they are; ``seen[kind]`` counts the keys of each kind of event."""
+    for event in events:
+        if event[0] in ('keys', 'strings'):
+            seen[event[0]] = seen.get(event[0], 0) + len(event[2])
+        yield event
 
 
 def restore(target_ep, events, logs, pairs=EVERY_DB, replace=False, window=WINDOW):
@@ -87,11 +97,14 @@ def test_restore_every_encoding(request, source_name, target_name, tmp_path):
     target.admin().function_flush()
     spool = tmp_path / 'spool'
     spool.mkdir()
-    # per-key events through a small window (the slow path), then batches (the follower's fast path)
-    for batches in (False, True):
+    # per-key events through a small window (the slow path), then batches (a cluster follower's fast path), then
+    # batches with the plain strings apart (MSET: the follower's fast path into one target)
+    for batches, strings in ((False, False), (True, False), (True, True)):
         target.flushall()
-        parser, events = _events_from_save(source, str(spool), batches=batches)
-        result = restore(Endpoint(target.endpoint()), events, tmp_path / 'logs', window=7)
+        parser, events = _events_from_save(source, str(spool), batches=batches, strings=strings)
+        seen = {}
+        result = restore(Endpoint(target.endpoint()), _counted(events, seen), tmp_path / 'logs', window=7)
+        assert bool(seen.get('strings')) == strings and seen.get('keys', 0) > 0 or not batches
         assert [(d['db'], d['target_db']) for d in result.dbs] == list(EVERY_DB)
         for entry in result.dbs:
             assert entry['keys'] == entry['copied'] == len(_scan_all(source.admin(entry['db'])))
@@ -103,14 +116,18 @@ def test_restore_every_encoding(request, source_name, target_name, tmp_path):
             assert target.admin().fcall('kvsnap_echo', 0, b'hi') == b'hi'
         assert_exact(source, target, EVERY_DB)
         assert os.listdir(str(spool)) == []
-    # again: the first key is a conflict (BUSYKEY) that stops the restore, nothing is overwritten
+    # again: the first key is a conflict (a RESTORE's BUSYKEY, or an MSETNX that answers 0) that stops the restore,
+    # nothing is overwritten
     before = dict((db, target.admin(db).dbsize()) for db, dummy in EVERY_DB)
-    parser, events = _events_from_save(source, str(spool))
-    with pytest.raises(KVError) as info:
-        restore(Endpoint(target.endpoint()), events, tmp_path / 'logs')
-    assert 'BUSYKEY' in info.value.message and 'RESTORE of a snapshot key' in info.value.message
-    assert dict((db, target.admin(db).dbsize()) for db, dummy in EVERY_DB) == before
-    assert_exact(source, target, EVERY_DB)
+    for strings in (False, True):
+        parser, events = _events_from_save(source, str(spool), strings=strings)
+        with pytest.raises(KVError) as info:
+            restore(Endpoint(target.endpoint()), events, tmp_path / 'logs')
+        message = info.value.message
+        assert ('BUSYKEY' in message and 'RESTORE of a snapshot key' in message
+                or strings and 'MSETNX of snapshot strings' in message and 'already on the target' in message), message
+        assert dict((db, target.admin(db).dbsize()) for db, dummy in EVERY_DB) == before
+        assert_exact(source, target, EVERY_DB)
     # with replace, every key is written again
     parser, events = _events_from_save(source, str(spool))
     replaced = restore(Endpoint(target.endpoint()), events, tmp_path / 'logs', replace=True)

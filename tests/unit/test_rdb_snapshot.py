@@ -406,3 +406,20 @@ def test_hot_loop_and_general_loop_give_the_same_keys(seed, batch_bytes):
             elif event[0] == 'key':
                 flat.append(event)
         assert flat == expected and batched.opcodes == parser.opcodes
+        # strings=True: the plain strings without an expiry come apart, as (key, value), the rest as before
+        split = snap.SnapshotParser(io.BytesIO(data).read, read_size=read_size)
+        plain, rest = [], []
+        for event in split.batches(batch_bytes=batch_bytes, strings=True):
+            if event[0] == 'strings':
+                assert len(event[2]) == len(event[3]) > 0
+                plain.extend(('key', event[1], key, payload_of(0, enc_str(bytes(value)), 9), None)
+                             for key, value in zip(event[2], event[3]))
+            elif event[0] == 'keys':
+                rest.extend(('key', event[1]) + item for item in zip(event[2], event[3], event[4]))
+            elif event[0] == 'key':
+                rest.append(event)
+        assert sorted(plain + rest) == sorted(expected) and split.keys == len(expected)
+        assert split.opcodes == parser.opcodes
+        if read_size >= 4096 and batch_bytes >= 1000:
+            assert len(plain) > len(expected) // 20     # shapes 0 and 1, short names, no expiry
+        assert all(e[3][1] < 0x80 for e in plain)       # raw values only: integers and LZF stay payloads

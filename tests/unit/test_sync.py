@@ -190,6 +190,39 @@ def test_snapshot_block_error_reply_names_the_refusal(tmp_path, reply, kind, wor
     assert info.value.kind == kind and 'RESTORE of a snapshot key' in info.value.message and words in info.value.message
 
 
+@pytest.mark.parametrize('replace', [False, True])
+def test_plain_strings_go_as_one_mset(tmp_path, replace):
+    """A ``strings`` event is one MSET (MSETNX unless replace) with the names and values as they are; its bytes are
+    counted as their DUMP payloads; MSETNX answering 1 or MSET +OK is one reply."""
+    applier, theirs = _socket_applier(tmp_path)
+    applier.replace = replace
+    values = [b'', b'v\r\n', b'x' * 64]
+    applier.snapshot_event(('strings', 0, [b'a', b'b c', b'\x00\xff'], values))
+    applier.snapshot_event(('strings', 5, [b'other db'], [b'v']))     # not migrated: nothing sent
+    applier.flush()
+    name = b'MSET' if replace else b'MSETNX'
+    assert _commands_received(theirs, 1) == [[name, b'a', b'', b'b c', b'v\r\n', b'\x00\xff', b'x' * 64]]
+    assert applier.in_flight == 1 and applier.counts[0]['copied'] == applier.counts[0]['keys'] == 3
+    assert applier.counts[0]['bytes'] == sum(len(v) + (13 if len(v) >= 64 else 12) for v in values)
+    theirs.sendall(b'+OK\r\n' if replace else b':1\r\n')
+    applier.wait_all()
+    assert applier.in_flight == 0 and not applier.pending
+
+
+def test_mset_nx_that_answers_0_stops_the_copy(tmp_path):
+    """MSETNX answers 0 when one of its keys is on the target already (nothing of it written): the copy stops, as a
+    RESTORE's BUSYKEY would stop it."""
+    applier, theirs = _socket_applier(tmp_path)
+    applier.snapshot_event(('strings', 0, [b'a'], [b'1']))
+    applier.snapshot_event(('strings', 0, [b'b'], [b'2']))
+    _commands_received(theirs, 2)
+    theirs.sendall(b':1\r\n:0\r\n')
+    with pytest.raises(KVError) as info:
+        applier.wait_all()
+    assert info.value.kind == 'target' and 'MSETNX of snapshot strings' in info.value.message
+    assert 'already on the target' in info.value.message and 'on_conflict=replace' in info.value.message
+
+
 def test_big_object_of_a_db_not_migrated_leaves_no_spool_file(tmp_path):
     import io
     from ansible_collections.kvtools.migration.plugins.module_utils._rdb_snapshot import SnapshotParser
