@@ -6,6 +6,9 @@
 """The RDB encodings the snapshot splitter needs: magic, opcodes and object types by engine, lengths and
 strings read in place from a buffer, LZF (for key names), and the CRC-64/Jones it uses.
 
+LZF-compressed string values are decompressed at C speed by ``python-lzf`` when it is installed
+(:data:`LZF_DECOMPRESS`, else None: such strings then stay DUMP payloads).
+
 CRC-64/Jones (width 64, poly 0xad93d23594c935a9 reflected, init 0, no final xor) comes from the ``anycrc``
 package (C, the ``CRC64-REDIS`` model) when it is installed, else from the collection's pure-Python
 ``crc64``; :data:`CRC64` is ``fn(data, crc=0) -> int`` either way and :data:`CRC64_IMPLEMENTATION` says
@@ -18,6 +21,12 @@ __metaclass__ = type
 
 import re
 import struct
+
+try:
+    import lzf
+    LZF_DECOMPRESS = lzf.decompress       # python-lzf (C): decompress(data, length) -> bytes, None or ValueError
+except Exception:  # pragma: no cover - without it, LZF strings stay DUMP payloads
+    LZF_DECOMPRESS = None
 
 try:
     import anycrc
@@ -206,9 +215,10 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
     lists, for about ``budget`` bytes of ``buf``; stops at the first thing it does not handle, and
     :data:`_HEAD_MAX` bytes before the end of ``buf`` (the parser's general loop takes it).
 
-    With ``strings`` (two lists, and ``kinds[0] == 3``), a plain string - type 0, a raw value of up to 16383
-    bytes, no expiry - is no payload: its key name and value are appended to ``strings[0]`` and ``strings[1]``
-    as they are (no CRC-64, no copy of the value into a payload), for an ``MSET``.
+    With ``strings`` (two lists, and ``kinds[0] == 3``), a plain string - type 0, no expiry, a raw value of up to
+    16383 bytes or an LZF-compressed one (decompressed with python-lzf, when it is installed) - is no payload: its
+    key name and value are appended to ``strings[0]`` and ``strings[1]`` (no CRC-64, no payload), for an
+    ``MSET``.  An LZF string that does not decompress to its stated length stays a payload (the target judges it).
 
     Returns ``(pos, pending expire, keys added (both kinds), EXPIRETIME_MS opcodes read)``.
 
@@ -228,6 +238,7 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
         add_name, add_value = strings[0].append, strings[1].append
         first_string = len(strings[0])
     held = expire is not None                  # the next key has an expiry (it takes the payload path)
+    unlzf = LZF_DECOMPRESS
     while pos < stop:
         code = buf[pos]
         kind = kinds[code]
@@ -244,22 +255,25 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
                 if clen < 0x40:
                     ulen = buf[start + 2]
                     if ulen < 0x40:
-                        end = start + 3 + clen
+                        data = start + 3
                     elif ulen < 0x80:
-                        end = start + 4 + clen
+                        ulen = ((ulen & 0x3f) << 8) | buf[start + 3]
+                        data = start + 4
                     else:
                         break
                 elif clen < 0x80:
                     clen = ((clen & 0x3f) << 8) | buf[start + 2]
                     ulen = buf[start + 3]
                     if ulen < 0x40:
-                        end = start + 4 + clen
+                        data = start + 4
                     elif ulen < 0x80:
-                        end = start + 5 + clen
+                        ulen = ((ulen & 0x3f) << 8) | buf[start + 4]
+                        data = start + 5
                     else:
                         break
                 else:
                     break
+                end = data + clen
             elif first < 0x80:                 # a string of up to 16383 bytes
                 end = start + 2 + (((first & 0x3f) << 8) | buf[start + 1])
             elif 0xc0 <= first <= 0xc2:        # an 8, 16 or 32-bit integer
@@ -268,11 +282,22 @@ def split_keys(buf, pos, kinds, version, expire, keys, payloads, expires, budget
                 break
             if end > size:
                 break
-            if kind == 3 and first < 0x80 and not held:   # a plain string: its name and value as they are
-                add_name(buf[pos + 2:start])
-                add_value(buf[start + 1 + (first >= 0x40):end])
-                pos = end
-                continue
+            if kind == 3 and not held:         # a plain string: its name and value (decompressed)
+                if first < 0x80:
+                    add_name(buf[pos + 2:start])
+                    add_value(buf[start + 1 + (first >= 0x40):end])
+                    pos = end
+                    continue
+                if first == 0xc3 and unlzf is not None and ulen:
+                    try:
+                        value = unlzf(buf[data:end], ulen)
+                    except ValueError:         # damaged: the payload goes, the target judges it
+                        value = None
+                    if value is not None and len(value) == ulen:
+                        add_name(buf[pos + 2:start])
+                        add_value(value)
+                        pos = end
+                        continue
             body = prefix[code] + buf[start:end] + version
             add_payload(body + crc(body).to_bytes(8, 'little'))
             add_key(buf[pos + 2:start])

@@ -22,7 +22,7 @@ Events are plain tuples, in the order of the stream:
   generator is closed or fails is removed; a spool_dir that cannot take it raises kind ``io``).
   ``expire_ms`` is the absolute expiry in unix ms (EXPIRETIME_MS, or EXPIRETIME seconds x 1000), or None.
 * ``('strings', db, keys, values)`` (only from ``batches(strings=True)``): keys whose object is a plain string
-  (a raw value, no expiry), with their values as the RDB holds them: no payload, for an ``MSET``.
+  (no expiry; a raw value, or an LZF one decompressed), with their values: no payload, for an ``MSET``.
 * ``('function', code)``: the source of a function library (Redis >= 7.0, Valkey), for
   ``FUNCTION LOAD REPLACE``.
 * ``('end', crc_ok)``: the end of the snapshot; ``crc_ok`` is True when the trailer's CRC-64 matches
@@ -408,9 +408,9 @@ class SnapshotParser:
         ``('keys', db, keys, payloads, expires)``, three lists of the same length (payloads ``bytes``; a
         SpooledPayload always comes alone as a ``key`` event), from about ``batch_bytes`` of the snapshot each.
 
-        ``strings=True``: the plain strings of such a run (type 0, a raw value under 16 KiB, no expiry) come as
-        ``('strings', db, keys, values)`` instead, before the run's ``keys`` event: the values as they are, for
-        an ``MSET`` (no DUMP payload to build and check)."""
+        ``strings=True``: the plain strings of such a run (type 0, no expiry, a raw value under 16 KiB or an LZF one
+        that python-lzf decompresses) come as ``('strings', db, keys, values)`` instead, before the run's ``keys``
+        event: the values themselves, for an ``MSET`` (no DUMP payload to build and check)."""
         try:
             yield from self._events(batch_bytes, strings)
         finally:

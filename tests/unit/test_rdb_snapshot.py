@@ -8,6 +8,7 @@ import os
 import random
 import struct
 
+import lzf
 import pytest
 
 from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding as enc
@@ -355,7 +356,7 @@ def _random_keys(rng, count):
             db = rng.randrange(3)
             body += b'\xfe' + enc_len(db)
         key = b'%d:' % n + rng.randbytes(rng.choice([0, 1, 5, 55, 70, 300]))[:rng.choice([0, 3, 61, 300])]
-        shape = rng.randrange(9)
+        shape = rng.randrange(10)
         if shape == 0:
             obj = enc_str(rng.randbytes(rng.randrange(64)))
         elif shape == 1:
@@ -368,6 +369,10 @@ def _random_keys(rng, count):
             obj = b'\xc3' + enc_len(clen) + enc_len(ulen) + rng.randbytes(clen)
         elif shape == 6:
             obj = enc_str(b'listpack' * rng.randrange(1, 30))
+        elif shape == 9:                   # a string LZF-compressed as Redis writes it
+            value = (b'%d,' % n) * rng.choice([10, 40, 3000])
+            packed = lzf.compress(value)
+            obj = b'\xc3' + enc_len(len(packed)) + enc_len(len(value)) + packed
         else:
             obj = enc_len(2) + enc_str(b'a') + enc_str(rng.randbytes(rng.randrange(100)))
         rdb_type = {6: 16, 7: 2, 8: 2}.get(shape, 0)
@@ -408,12 +413,16 @@ def test_hot_loop_and_general_loop_give_the_same_keys(seed, batch_bytes):
         assert flat == expected and batched.opcodes == parser.opcodes
         # strings=True: the plain strings without an expiry come apart, as (key, value), the rest as before
         split = snap.SnapshotParser(io.BytesIO(data).read, read_size=read_size)
-        plain, rest = [], []
+        plain, rest, by_key, unpacked = [], [], dict((e[2], e) for e in expected), 0
         for event in split.batches(batch_bytes=batch_bytes, strings=True):
             if event[0] == 'strings':
                 assert len(event[2]) == len(event[3]) > 0
-                plain.extend(('key', event[1], key, payload_of(0, enc_str(bytes(value)), 9), None)
-                             for key, value in zip(event[2], event[3]))
+                for key, value in zip(event[2], event[3]):
+                    entry = by_key[key]
+                    assert entry[1] == event[1] and entry[4] is None and entry[3][0] == 0   # type 0, no expiry
+                    unpacked += _value_of(entry[3][1:-10]) != entry[3][1:-10]
+                    assert _value_of(entry[3][1:-10]) == bytes(value)
+                    plain.append(entry)
             elif event[0] == 'keys':
                 rest.extend(('key', event[1]) + item for item in zip(event[2], event[3], event[4]))
             elif event[0] == 'key':
@@ -421,5 +430,35 @@ def test_hot_loop_and_general_loop_give_the_same_keys(seed, batch_bytes):
         assert sorted(plain + rest) == sorted(expected) and split.keys == len(expected)
         assert split.opcodes == parser.opcodes
         if read_size >= 4096 and batch_bytes >= 1000:
-            assert len(plain) > len(expected) // 20     # shapes 0 and 1, short names, no expiry
-        assert all(e[3][1] < 0x80 for e in plain)       # raw values only: integers and LZF stay payloads
+            assert len(plain) > len(expected) // 20     # shapes 0, 1 and 9, short names, no expiry
+            assert unpacked > 0                         # LZF strings decompressed (python-lzf)
+        assert all(e[3][1] < 0x80 or e[3][1] == 0xc3 for e in plain)   # integers stay payloads
+
+
+def test_without_python_lzf_lzf_strings_stay_payloads(monkeypatch):
+    """Without python-lzf, an LZF-compressed string is a DUMP payload (RESTORE) even with ``strings=True``."""
+    monkeypatch.setattr(enc, 'LZF_DECOMPRESS', None)
+    body, expected, dummy = _random_keys(random.Random(4), 300)
+    parser = snap.SnapshotParser(io.BytesIO(rdb(body)).read, read_size=1 << 20)
+    got, plain = [], 0
+    for event in parser.batches(strings=True):
+        if event[0] == 'strings':
+            plain += len(event[2])
+            entries = [e for e in expected if e[2] in set(event[2])]
+            assert all(e[3][1] < 0x80 for e in entries)
+            got.extend(entries)
+        elif event[0] == 'keys':
+            got.extend(('key', event[1]) + item for item in zip(event[2], event[3], event[4]))
+        elif event[0] == 'key':
+            got.append(event)
+    assert plain and sorted(got) == sorted(expected)
+    assert any(e[3][0] == 0 and e[3][1] == 0xc3 and e[4] is None for e in got)   # LZF strings came as payloads
+
+
+def _value_of(obj):
+    """The value of a string object as the RDB holds it (raw, or LZF: decompressed in pure Python)."""
+    if obj[0] != 0xc3:
+        return obj[2:] if obj[0] & 0x40 else obj[1:]
+    clen, pos = enc.length_at(obj, 1)
+    ulen, pos = enc.length_at(obj, pos)
+    return bytes(enc.lzf_decompress(obj[pos:pos + clen], ulen))
