@@ -14,8 +14,9 @@ short_description: Copy a Redis or Valkey server live, following it as a replica
 version_added: 0.2.0
 description:
   - Connects to the source B(as a replica) (C(PSYNC ? -1), C(REPLCONF capa eof psync2)), turns the snapshot
-    into C(RESTORE ... ABSTTL) on the target, then applies the source's command stream, so that writers pause
-    only for the cutover, not for the whole copy.
+    into C(RESTORE ... ABSTTL) on the target (strings without an expiry into one C(MSET) per run of keys, one
+    target only), then applies the source's command stream, so that writers pause only for the cutover, not for
+    the whole copy.
   - O(state=started) starts a detached follower process owned by O(record) and returns once the snapshot is on
     the target and the follower has caught up (lag at most O(max_lag) bytes). Run again while the follower
     lives - C(changed=false) and its status. If the follower or its link died, it resumes with
@@ -127,8 +128,9 @@ options:
     type: dict
   on_conflict:
     description:
-      - V(fail) refuses to start when a target database to copy into holds keys; V(replace) overwrites keys of the
-        same name (C(RESTORE ... REPLACE)).
+      - V(fail) refuses to start when a target database to copy into holds keys (and stops when one appears while
+        the snapshot is copied, by C(RESTORE) without C(REPLACE) and C(MSETNX)); V(replace) overwrites keys of the same
+        name (C(RESTORE ... REPLACE), C(MSET)).
     type: str
     choices: [fail, replace]
     default: fail
