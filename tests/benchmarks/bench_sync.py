@@ -15,7 +15,8 @@ median and the largest of the per-round ratios.
 Then "lag": an empty source, kv_sync started, a writer paced at --rate SETs/s (pipelines of 100,
 default 20,000/s) for --lag-seconds; the lag (source master_repl_offset - applied offset) is sampled every
 0.25 s; then the writer stops and state=stopped drains (drain seconds).
-Timings are measurements, not assertions.  --out writes JSON.
+Timings are measurements, not assertions.  --out writes JSON.  The last line says whether anycrc and python-lzf
+were installed (kv_sync sends LZF-compressed strings as MSET only with python-lzf).
 """
 
 import argparse
@@ -39,6 +40,7 @@ from tests.support.ansible import ensure_collection_path  # noqa: E402
 
 sys.path.insert(0, ensure_collection_path())
 
+from ansible_collections.kvtools.migration.plugins.module_utils import _rdb_encoding  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._connection import Endpoint  # noqa: E402
 from ansible_collections.kvtools.migration.plugins.module_utils._sync import Sync  # noqa: E402
 
@@ -208,9 +210,11 @@ def main():
     cols = ['dataset', 'keys', 'source_mib', 'rounds', 'full_sync_s', 'kv_sync_s', 'snapshot_s', 'vs_full_sync',
             'max_vs_full_sync', 'follower_peak_mib', 'drain_s', 'rate_asked', 'rate_done', 'lag_p50_bytes', 'lag_max_bytes']
     print_table(cols, rows)
+    extras = dict(crc=_rdb_encoding.CRC64_IMPLEMENTATION, python_lzf=_rdb_encoding.LZF_DECOMPRESS is not None)
+    print('\nCRC-64: %(crc)s; python-lzf installed: %(python_lzf)s (without it, LZF strings are RESTOREd)' % extras)
     if args.out:
         with open(args.out, 'w') as fh:
-            json.dump(dict(rows=rows, scale=s), fh, indent=2)
+            json.dump(dict(rows=rows, scale=s, **extras), fh, indent=2)
 
 
 if __name__ == '__main__':
