@@ -8,6 +8,8 @@ Source Redis 7.0 (Debian), target Valkey 8.0 (Debian backports), loopback, ACL u
 Datasets (full size):
   small  1,000,000 keys of 100-byte strings, 10% with a TTL
   big    1 GiB as 10,000 random values of 100 KiB
+  raw    (only when asked: --datasets raw) 1,000,000 keys of 16 random hex characters, 10% with a TTL: values
+         the RDB holds uncompressed
 For each: the target's own full sync (REPLICAOF until loaded) and kv_sync state=started until caught up
 (snapshot seconds, wall seconds, the follower's peak RSS from /proc VmHWM), then state=stopped; the two are
 repeated --repeat times in turn (a slow minute of the machine hits both) and the row gives the medians, and the
@@ -126,6 +128,16 @@ def bench_dataset(name, loader, src, tgt, workdir, repeat=1):
                 target_keys=min(r['copied'] for r in rounds), drain_s=median('drain'))
 
 
+def load_raw(src, n):
+    """``n`` keys of 16 random hex characters (too short for LZF), every tenth with a TTL of an hour."""
+    pipe = src.admin().pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(b'raw:%d' % i, os.urandom(8).hex(), px=3600 * 1000 if i % 10 == 0 else None)
+        if i % 10000 == 9999:
+            pipe.execute()
+    pipe.execute()
+
+
 class PacedWriter(threading.Thread):
     def __init__(self, server, rate):
         super().__init__(daemon=True)
@@ -201,6 +213,9 @@ def main():
             elif name == 'big':
                 rows.append(bench_dataset(name, lambda: load_big(src, max(1, int(10000 * s)), 100 * 1024), src, tgt,
                                           workdir, args.repeat))
+            elif name == 'raw':
+                rows.append(bench_dataset(name, lambda: load_raw(src, int(1000000 * s)), src, tgt, workdir,
+                                          args.repeat))
             elif name == 'lag':
                 rows.append(bench_lag(src, tgt, workdir, args.rate, args.lag_seconds))
             print(json.dumps(rows[-1]))
