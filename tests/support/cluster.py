@@ -151,10 +151,37 @@ class Cluster:
 
     def end_move(self, slot, target_node, nodes=None):
         """The last step: ``SETSLOT slot NODE target`` on ``nodes`` (every master by default), one after the
-        other as an operator's tool does it."""
+        other as an operator's tool does it; with every master told, until they all name the new owner."""
         new_id = self.node_id(target_node)
         for node in self.nodes if nodes is None else nodes:
             node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'NODE', new_id)
+        if nodes is None:
+            self._settle_slot(slot, target_node, new_id)
+
+    def _settle_slot(self, slot, target_node, new_id, timeout=30):
+        """Until every node names ``target_node`` as the owner of ``slot``.  Gossip settles it; where a node still
+        names another owner (a stale claim that won on the config epoch), SETSLOT NODE again, and after 2 s the new
+        owner's CLUSTER BUMPEPOCH, as an operator's fix does."""
+        start = time.time()
+        bumped = False
+        while True:
+            wrong = [node for node in self.nodes
+                     if not any(first <= slot <= last and port == target_node.port
+                                for first, last, port in self.slot_view(node.admin()))]
+            if not wrong:
+                return
+            if time.time() - start > timeout:
+                raise RuntimeError('slot %d: %s still do not name %s as its owner after %d s'
+                                   % (slot, ', '.join(node.name for node in wrong), target_node.name, timeout))
+            if time.time() - start > 2 and not bumped:
+                target_node.admin().execute_command('CLUSTER', 'BUMPEPOCH')
+                bumped = True
+            for node in wrong:
+                try:
+                    node.admin().execute_command('CLUSTER', 'SETSLOT', slot, 'NODE', new_id)
+                except redis.ResponseError:
+                    pass
+            time.sleep(0.2)
 
     def move_slot(self, slot, source_node, target_node, batch=50):
         """A real reshard of one slot: IMPORTING / MIGRATING, MIGRATE of its keys, SETSLOT NODE on every node."""
