@@ -40,7 +40,8 @@ def restore_batch(t_db, keys, payloads, expires, replace, shift, held, tag, kept
 
 def strings_batch(keys, values, replace):
     """The plain strings of a ``strings`` event as one ``MSET`` (``MSETNX`` unless ``replace``): ``(bytes to send,
-    its Batch, bytes)``, the bytes counted as the keys' DUMP payloads would be (type, length, value, version, CRC)."""
+    its Batch, bytes)``, the bytes counted as a DUMP payload of the raw value would be (type, length, value,
+    version, CRC): an LZF value counts at its decompressed size."""
     sizes = list(map(len, values))
     size = sum(sizes) + 12 * len(sizes) + sum(map((63).__lt__, sizes))
     label = MSET_LABEL if replace else MSETNX_LABEL

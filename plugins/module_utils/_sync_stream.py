@@ -47,11 +47,11 @@ except ImportError:  # pragma: no cover - hiredis is a dependency of the collect
 
 from ansible_collections.kvtools.migration.plugins.module_utils._errors import KVError, reply_kind
 from ansible_collections.kvtools.migration.plugins.module_utils._keyspace import db_result
+from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import spooled_restore
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_batch import Batch, TargetError, pack_command
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_cluster import slot_flags, unlink_slots
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_commands import CommandTranslator, parse_commands
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_keys import HOLD_OFFSET, server_words
-from ansible_collections.kvtools.migration.plugins.module_utils._restore_block import spooled_restore
 from ansible_collections.kvtools.migration.plugins.module_utils._sync_restore import (
     MSETNX_LABEL, RESTORE_LABEL, apply_snapshot, mset_refused, restore_batch, restore_commands, stream_db, strings_batch)
 
